@@ -1,0 +1,305 @@
+"""Settings: YAML file + environment + flags, merged into one frozen ``Settings``.
+
+Precedence: flags > environment > config file > defaults. The file is read with
+``yaml.safe_load`` only, and every key is checked: an unknown key or a wrong type is a
+``ConfigError`` naming the file and the dotted key, never a silent fallback.
+
+Where things live (``AGENTCLI_HOME`` puts all of them in one folder):
+- config file: ``--config`` > ``AGENTCLI_CONFIG`` > ``<config dir>/config.yaml``
+- config dir (user tools in ``<config dir>/tools``): platformdirs' user config dir
+- data dir (REPL history, sessions): platformdirs' user data dir
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .errors import ConfigError, UsageError
+
+APP = "agentcli"
+PROVIDER_TYPES = ("openai", "anthropic", "local")
+DEFAULT_MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5", "local": None}
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "local": None}
+DEFAULT_BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
+
+
+@dataclass(frozen=True)
+class ProviderProfile:
+    """One named way to reach a model. ``type`` picks the adapter."""
+
+    name: str
+    type: str
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    # local provider only
+    model_path: str | None = None
+    n_ctx: int = 4096
+    n_threads: int | None = None
+
+    def key_env(self) -> str | None:
+        return self.api_key_env or DEFAULT_KEY_ENV.get(self.type)
+
+    def resolved_api_key(self) -> str | None:
+        if self.api_key:
+            return self.api_key
+        env = self.key_env()
+        return os.environ.get(env) or None if env else None
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    dirs: tuple[str, ...] = ()
+    allow: tuple[Any, ...] = ()
+    deny: tuple[Any, ...] = ()
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_file: Path | None = None
+    config_dir: Path = Path(".")
+    data_dir: Path = Path(".")
+    default_provider: str | None = None
+    providers: Mapping[str, ProviderProfile] = field(default_factory=lambda: MappingProxyType({}))
+    system: str | None = None
+    max_steps: int = 10
+    idle_timeout: float = 60.0
+    request_timeout: float = 600.0
+    max_retries: int = 2
+    stdin_limit: int = 1024 * 1024
+    tools: ToolSettings = field(default_factory=ToolSettings)
+
+    @property
+    def user_tools_dir(self) -> Path:
+        return self.config_dir / "tools"
+
+    @property
+    def history_file(self) -> Path:
+        return self.data_dir / "history"
+
+
+# --- the file's schema --------------------------------------------------------------------------
+# key -> accepted python types (a nested dict describes a mapping with fixed keys)
+_NUM = (int, float)
+_PROFILE_SCHEMA: dict[str, Any] = {
+    "type": str, "model": str, "base_url": str, "api_key_env": str, "api_key": str,
+    "max_tokens": int, "temperature": _NUM, "model_path": str, "n_ctx": int, "n_threads": int,
+}
+_SCHEMA: dict[str, Any] = {
+    "default_provider": str,
+    "providers": ("profiles", _PROFILE_SCHEMA),
+    "system": str,
+    "max_steps": int,
+    "idle_timeout": _NUM,
+    "request_timeout": _NUM,
+    "max_retries": int,
+    "stdin_limit": int,
+    "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
+}
+
+
+def _type_name(t: Any) -> str:
+    ts = t if isinstance(t, tuple) else (t,)
+    names = {str: "a string", int: "an integer", float: "a number", list: "a list",
+             dict: "a mapping", bool: "true/false"}
+    return " or ".join(dict.fromkeys(names.get(x, x.__name__) for x in ts))
+
+
+def _check(data: Any, schema: dict[str, Any], file: str, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping, got {type(data).__name__}", file=file,
+                          key=prefix.rstrip(".") or None)
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(f"unknown setting '{key}'", file=file, key=dotted,
+                              hint=f"known keys here: {known}; see config.example.yaml")
+        spec = schema[key]
+        if value is None:
+            continue
+        if isinstance(spec, dict):
+            _check(value, spec, file, dotted + ".")
+        elif isinstance(spec, tuple) and spec and spec[0] == "profiles":
+            if not isinstance(value, dict):
+                raise ConfigError("expected a mapping of profile name -> settings", file=file,
+                                  key=dotted)
+            for pname, pdata in value.items():
+                _check(pdata, spec[1], file, f"{dotted}.{pname}.")
+                ptype = pdata.get("type") if isinstance(pdata, dict) else None
+                if ptype not in PROVIDER_TYPES:
+                    raise ConfigError(f"provider type must be one of {', '.join(PROVIDER_TYPES)}",
+                                      file=file, key=f"{dotted}.{pname}.type")
+        else:
+            types = spec if isinstance(spec, tuple) else (spec,)
+            # YAML `true` is an int to Python: refuse it where a number is expected
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                raise ConfigError(f"expected {_type_name(spec)}, got {value!r}", file=file,
+                                  key=dotted)
+
+
+def default_dirs() -> tuple[Path, Path]:
+    """(config dir, data dir), honouring AGENTCLI_HOME."""
+    home = os.environ.get("AGENTCLI_HOME")
+    if home:
+        p = Path(home).expanduser()
+        return p, p
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP)), Path(platformdirs.user_data_dir(APP))
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
+    """The config file to use and whether it was asked for explicitly (then it must exist)."""
+    if explicit:
+        return Path(explicit).expanduser(), True
+    env = os.environ.get("AGENTCLI_CONFIG")
+    if env:
+        return Path(env).expanduser(), True
+    return default_dirs()[0] / "config.yaml", False
+
+
+def read_config_file(path: Path, must_exist: bool) -> dict[str, Any]:
+    import yaml
+
+    if not path.exists():
+        if must_exist:
+            raise ConfigError("config file not found", file=str(path),
+                              hint="create it with `agentcli config init` or fix the path")
+        return {}
+    if path.is_dir():
+        raise ConfigError("config path is a folder, not a file", file=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config: {e}", file=str(path)) from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"invalid YAML{where}: {problem}", file=str(path)) from e
+    if data is None:
+        return {}
+    _check(data, _SCHEMA, str(path))
+    return data
+
+
+def _positive(value: Any, key: str, file: str | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError("must be greater than 0", file=file, key=key)
+
+
+def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
+    """Read the config file (if any) and the environment into Settings. Flags are applied later
+    with ``dataclasses.replace`` by the CLI."""
+    path, explicit = config_path(config)
+    data = read_config_file(path, explicit)
+    file = str(path)
+    config_dir, data_dir = default_dirs()
+
+    profiles: dict[str, ProviderProfile] = {}
+    for name, p in (data.get("providers") or {}).items():
+        p = dict(p or {})
+        profiles[str(name)] = ProviderProfile(name=str(name), **p)
+    default_provider = os.environ.get("AGENTCLI_PROVIDER") or data.get("default_provider")
+    if default_provider and default_provider not in profiles and default_provider not in PROVIDER_TYPES:
+        raise ConfigError(f"default_provider '{default_provider}' is not a profile or a provider type",
+                          file=file, key="default_provider",
+                          hint=f"define it under providers: or use one of {', '.join(PROVIDER_TYPES)}")
+
+    t = data.get("tools") or {}
+    options = t.get("options") or {}
+    for tname, opts in options.items():
+        if not isinstance(opts, dict):
+            raise ConfigError("expected a mapping of option -> value", file=file,
+                              key=f"tools.options.{tname}")
+    tools = ToolSettings(
+        dirs=tuple(str(d) for d in (t.get("dirs") or ())),
+        allow=tuple(t.get("allow") or ()),
+        deny=tuple(t.get("deny") or ()),
+        options=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in options.items()}),
+    )
+    kwargs: dict[str, Any] = {}
+    for key in ("max_steps", "idle_timeout", "request_timeout", "stdin_limit"):
+        if data.get(key) is not None:
+            _positive(data[key], key, file)
+            kwargs[key] = data[key]
+    if data.get("max_retries") is not None:
+        if data["max_retries"] < 0:
+            raise ConfigError("must be 0 or more", file=file, key="max_retries")
+        kwargs["max_retries"] = data["max_retries"]
+    return Settings(
+        config_file=path if path.exists() else None,
+        config_dir=config_dir,
+        data_dir=data_dir,
+        default_provider=default_provider,
+        providers=MappingProxyType(profiles),
+        system=data.get("system"),
+        tools=tools,
+        **kwargs,
+    )
+
+
+def _local_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+NO_PROVIDER_HINT = (
+    "set one up in any of three ways: export OPENAI_API_KEY=... (or ANTHROPIC_API_KEY=...); "
+    "pass --provider/--base-url (e.g. --provider openai --base-url http://localhost:11434/v1 for "
+    "Ollama); or add a profile to the config file (`agentcli config init`, then edit it); "
+    "for an offline model: pip install 'agentcli[local]'"
+)
+
+
+def resolve_profile(settings: Settings, provider: str | None = None, model: str | None = None,
+                    base_url: str | None = None, notice: Any = None) -> ProviderProfile:
+    """Pick the provider profile for this run. Flags override the profile's model/base_url.
+
+    ``notice`` (a callable taking one line) is told when a default was chosen implicitly.
+    """
+    name = provider or settings.default_provider
+    if name is None:
+        if os.environ.get("OPENAI_API_KEY") or (base_url and not os.environ.get("ANTHROPIC_API_KEY")):
+            name = "openai"
+        elif os.environ.get("ANTHROPIC_API_KEY"):
+            name = "anthropic"
+        elif os.environ.get("OPENAI_BASE_URL"):
+            name = "openai"
+        elif _local_available():
+            name = "local"
+            if notice:
+                notice("no provider configured and no API key set: using the local model "
+                       "(--provider local)")
+        else:
+            raise UsageError("no provider is set up", hint=NO_PROVIDER_HINT)
+    if name in settings.providers:
+        profile = settings.providers[name]
+    elif name in PROVIDER_TYPES:
+        profile = ProviderProfile(name=name, type=name)
+    else:
+        known = ", ".join([*settings.providers, *PROVIDER_TYPES])
+        raise UsageError(f"unknown provider '{name}'", hint=f"use one of: {known}")
+    env_base = DEFAULT_BASE_URL_ENV.get(profile.type)
+    changes: dict[str, Any] = {}
+    if base_url:
+        changes["base_url"] = base_url
+    elif not profile.base_url and env_base and os.environ.get(env_base):
+        changes["base_url"] = os.environ[env_base]
+    if model:
+        changes["model"] = model
+    elif not profile.model and DEFAULT_MODELS.get(profile.type):
+        changes["model"] = DEFAULT_MODELS[profile.type]
+    return replace(profile, **changes) if changes else profile

@@ -1,0 +1,107 @@
+"""The one exception tree of agentcli.
+
+Everything a user can cause ends as an ``AgentCliError``: the CLI catches only this base class,
+prints ``error: <message>`` (plus ``hint: <hint>`` when there is one) on stderr and exits with
+``exit_code``. Anything else reaching the CLI is a bug and is reported as such.
+
+::
+
+    AgentCliError                  exit 1   base; .message, .hint, .exit_code
+    ├── UsageError                 exit 2   bad flags/arguments, nothing to do, no provider set up
+    │   └── ConfigError            exit 2   bad config file: names the file and the key
+    ├── ProviderError              exit 1   raised only by providers/*, from the SDK error (``from e``)
+    │   ├── AuthenticationError             401/403: names the key variable to set
+    │   ├── ProviderConnectionError         cannot connect: names the URL
+    │   ├── ModelNotFoundError              404 / unknown model: the server's own message
+    │   ├── StreamInterruptedError          connection dropped mid-reply (partial text kept)
+    │   ├── IdleTimeoutError                no bytes for ``idle_timeout`` seconds
+    │   └── ModelLoadError                  local model missing / not GGUF / out of memory
+    ├── ToolError                  exit 1   a tool problem outside a model turn (e.g. `tools run`)
+    │   └── PluginError            exit 2   a manifest or plugin module that cannot be loaded
+    └── Interrupted                exit 130 the user pressed Ctrl-C (KeyboardInterrupt maps here too)
+
+Inside a model turn, tool failures are *data* (an error ``ToolResult``), never exceptions.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class AgentCliError(Exception):
+    """Base of every error a user can cause; carries a one-line message and an optional hint."""
+
+    exit_code: int = EXIT_RUNTIME
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(AgentCliError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """A config file problem; the message names the file and the key."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
+                 hint: str | None = None) -> None:
+        where = ", ".join(p for p in (file and f"in {file}", key and f"at key '{key}'") if p)
+        super().__init__(f"{message} ({where})" if where else message, hint=hint)
+        self.file = file
+        self.key = key
+
+
+class ProviderError(AgentCliError):
+    exit_code = EXIT_RUNTIME
+
+
+class AuthenticationError(ProviderError):
+    pass
+
+
+class ProviderConnectionError(ProviderError):
+    pass
+
+
+class ModelNotFoundError(ProviderError):
+    pass
+
+
+class StreamInterruptedError(ProviderError):
+    """The stream stopped mid-reply. ``partial_text`` is what arrived before the cut."""
+
+    def __init__(self, message: str, *, partial_text: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.partial_text = partial_text
+
+
+class IdleTimeoutError(StreamInterruptedError):
+    pass
+
+
+class ModelLoadError(ProviderError):
+    pass
+
+
+class ToolError(AgentCliError):
+    exit_code = EXIT_RUNTIME
+
+
+class PluginError(ToolError):
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(AgentCliError):
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str = "interrupted", *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)

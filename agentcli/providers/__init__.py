@@ -1,0 +1,1 @@
+"""Provider adapters. Import ``create_provider`` from ``.base``; adapters load their SDK lazily."""

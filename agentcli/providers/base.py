@@ -1,0 +1,58 @@
+"""The Provider interface and its contract.
+
+A provider turns a provider-neutral conversation into one model request and streams the answer
+back as events. Contract for ``stream``:
+
+- Yields zero or more ``TextDelta`` and ``ToolCallReady`` events, then exactly one ``TurnDone``
+  as the last event (with the stop reason and this request's token usage, zero when unknown).
+- Each ``ToolCallReady`` carries a complete call: a non-empty id, the tool name and the full
+  argument JSON text exactly as the model produced it (the executor validates it, not the
+  provider). The same call is never yielded twice.
+- ``stream=False`` makes one non-streaming request but yields the same events.
+- Errors are raised only as ``ProviderError`` subclasses (converted from SDK errors with
+  ``raise ... from e``): 401/403 -> AuthenticationError naming the key variable; cannot connect
+  -> ProviderConnectionError naming the URL; unknown model -> ModelNotFoundError with the
+  server's message; a stream cut mid-reply -> StreamInterruptedError (the deltas already yielded
+  are the partial text); no bytes for ``idle_timeout`` seconds -> IdleTimeoutError.
+- Retries of 429/5xx are the SDK's own (``max_retries``); providers add no second layer.
+- ``KeyboardInterrupt`` propagates; closing the generator closes the HTTP response.
+- The adapter does nothing else: no printing, no history, no tool running.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..config import ProviderProfile, Settings
+    from ..messages import Message, StreamEvent, ToolDefinition
+
+
+class Provider(Protocol):
+    name: str
+    """The profile name (e.g. ``openai``, ``ollama``)."""
+    model: str
+
+    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
+               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+        ...
+
+
+def create_provider(profile: ProviderProfile, settings: Settings) -> Provider:
+    """Build the adapter for ``profile``; the SDK is imported only here, on first use."""
+    if profile.type == "openai":
+        from .openai import OpenAIProvider
+
+        return OpenAIProvider(profile, settings)
+    if profile.type == "anthropic":
+        from .anthropic import AnthropicProvider
+
+        return AnthropicProvider(profile, settings)
+    if profile.type == "local":
+        from .local import LocalProvider
+
+        return LocalProvider(profile, settings)
+    raise UsageError(f"unknown provider type '{profile.type}'",
+                     hint="use openai, anthropic or local")
