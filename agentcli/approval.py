@@ -18,6 +18,17 @@ class Decision:
     approved: bool
     reason: str | None = None
     """Why (denials: shown to the user and sent to the model)."""
+    remember: bool = False
+    """Prompt answers only: "always for this tool this session"."""
+
+
+class Prompter(Protocol):
+    """The terminal side of approval (a /dev/tty prompt for `ask`, the REPL's own for `chat`)."""
+
+    def confirm(self, tool_name: str, arguments: dict[str, Any]) -> Decision:
+        """Show the tool name and full arguments; ask yes once / always this session
+        (``remember=True``) / no with an optional reason. Ctrl-C or EOF answers no."""
+        ...
 
 
 class Approver(Protocol):
