@@ -75,6 +75,7 @@ class Settings:
     request_timeout: float = 600.0
     max_retries: int = 2
     stdin_limit: int = 1024 * 1024
+    stdin_timeout: float = 60.0
     tools: ToolSettings = field(default_factory=ToolSettings)
 
     @property
@@ -102,6 +103,7 @@ _SCHEMA: dict[str, Any] = {
     "request_timeout": _NUM,
     "max_retries": int,
     "stdin_limit": int,
+    "stdin_timeout": _NUM,
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
 }
 
@@ -230,7 +232,7 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         options=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in options.items()}),
     )
     kwargs: dict[str, Any] = {}
-    for key in ("max_steps", "idle_timeout", "request_timeout", "stdin_limit"):
+    for key in ("max_steps", "idle_timeout", "request_timeout", "stdin_limit", "stdin_timeout"):
         if data.get(key) is not None:
             _positive(data[key], key, file)
             kwargs[key] = data[key]
@@ -303,3 +305,57 @@ def resolve_profile(settings: Settings, provider: str | None = None, model: str 
     elif not profile.model and DEFAULT_MODELS.get(profile.type):
         changes["model"] = DEFAULT_MODELS[profile.type]
     return replace(profile, **changes) if changes else profile
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data for `config show`; secrets are redacted, never printed."""
+    def profile(p: ProviderProfile) -> dict[str, Any]:
+        d = {k: v for k, v in vars(p).items() if k != "name" and v is not None}
+        if p.api_key:
+            d["api_key"] = "***redacted***"
+        env = p.key_env()
+        if env:
+            d["api_key_env"] = env
+            d["api_key_set"] = bool(os.environ.get(env))
+        return d
+
+    return {
+        "config_file": str(settings.config_file) if settings.config_file else None,
+        "config_dir": str(settings.config_dir),
+        "data_dir": str(settings.data_dir),
+        "default_provider": settings.default_provider,
+        "providers": {n: profile(p) for n, p in settings.providers.items()},
+        "system": settings.system,
+        "max_steps": settings.max_steps,
+        "idle_timeout": settings.idle_timeout,
+        "request_timeout": settings.request_timeout,
+        "max_retries": settings.max_retries,
+        "stdin_limit": settings.stdin_limit,
+        "stdin_timeout": settings.stdin_timeout,
+        "tools": {
+            "dirs": list(settings.tools.dirs),
+            "allow": list(settings.tools.allow),
+            "deny": list(settings.tools.deny),
+            "options": {k: dict(v) for k, v in settings.tools.options.items()},
+        },
+    }
+
+
+def example_config_path() -> Path:
+    """config.example.yaml: inside the wheel, or at the top of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "config.example.yaml", here.parent / "config.example.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("config.example.yaml is missing from this installation",
+                      hint="reinstall agentcli")
+
+
+def write_example(path: Path, *, force: bool = False) -> None:
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists", hint="use --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(example_config_path().read_text(encoding="utf-8"), encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e

@@ -1,0 +1,296 @@
+"""The Typer app: flags -> RunOptions -> runtime objects; AgentCliError -> one line + exit code.
+
+Startup matters (`--version`/`--help` <= 0.15 s): this module imports only typer and the stdlib at
+the top; everything else is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, List, NoReturn, Optional
+
+import typer
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, AgentCliError
+
+EPILOG_MAIN = """\b
+Examples:
+  agentcli                                 open the chat REPL (same as `agentcli chat`)
+  agentcli ask "What is 37 * 91?"          one question, answer on stdout
+  git diff | agentcli ask "write a commit message"
+  agentcli ask -p anthropic -m claude-sonnet-4-5 "hello"
+  agentcli ask --base-url http://localhost:11434/v1 -m llama3.2 "hi"   (Ollama)
+  agentcli tools list
+  agentcli config init
+
+Exit codes: 0 ok, 1 provider/runtime error, 2 usage or config error, 130 interrupted.
+"""
+
+EPILOG_ASK = """\b
+Examples:
+  agentcli ask "What is 37 * 91?"
+  git diff | agentcli ask "write a commit message"    PROMPT first, then the piped text
+  cat question.txt | agentcli ask                      the piped text is the prompt
+  agentcli ask --json "2+2?" | jq .text
+  agentcli ask -y -t file_read "summarise README.md"   approve tool calls without asking
+
+\b
+Piped stdin (when stdin is not a terminal) is read up to `stdin_limit` (1 MiB) and sent with
+PROMPT as one user message. Tool calls that need approval are asked on the terminal (/dev/tty);
+with no terminal they are denied unless --yes or config allows them.
+"""
+
+EPILOG_CHAT = """\b
+Examples:
+  agentcli chat
+  agentcli chat -p anthropic --system "Answer tersely."
+  cat notes.md | agentcli chat        the notes become context for your first message
+Type /help inside the REPL for keys and slash commands.
+"""
+
+
+# --- error funnel -------------------------------------------------------------------------------
+
+def _color(code: str, text: str) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
+        return text
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def eprint(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def warn(line: str) -> None:
+    from .render import sanitize
+
+    eprint(_color("33", "warning: ") + sanitize(line))
+
+
+def notice(line: str) -> None:
+    from .render import sanitize
+
+    eprint(_color("2", sanitize(line)))
+
+
+def report_error(e: AgentCliError) -> None:
+    from .render import sanitize
+
+    line = _color("31", "error: ") + sanitize(e.message)
+    if e.hint:
+        line += " " + _color("2", f"(hint: {sanitize(e.hint)})")
+    eprint(line)
+
+
+def run_command(fn: Callable[[], int | None]) -> NoReturn:
+    """Run a command body; every way out becomes an exit code, never a traceback."""
+    try:
+        code = fn() or 0
+    except AgentCliError as e:
+        report_error(e)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        eprint("interrupted")
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error worth a message
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+        except OSError:
+            pass
+        code = 0
+    except Exception as e:  # a bug: one line, and how to get the details
+        if os.environ.get("AGENTCLI_DEBUG"):
+            raise
+        eprint(_color("31", "internal error: ") + f"{type(e).__name__}: {e} "
+               "(this is a bug in agentcli; rerun with AGENTCLI_DEBUG=1 for the traceback "
+               "and please report it)")
+        code = 1
+    raise typer.Exit(code)
+
+
+# --- options shared by chat and ask -----------------------------------------------------------
+
+def _run_options(config: str | None, provider: str | None, model: str | None,
+                 base_url: str | None, system: str | None, yes: bool, no_tools: bool,
+                 tool: list[str] | None, tools_dir: list[str] | None, max_steps: int | None,
+                 stream: bool = True):
+    from .runtime import RunOptions, tool_names
+
+    return RunOptions(config=config or None, provider=provider, model=model, base_url=base_url,
+                      system=system, yes=yes, no_tools=no_tools,
+                      tools=tool_names(tool or []), tools_dirs=tuple(tools_dir or ()),
+                      max_steps=max_steps, stream=stream)
+
+
+ConfigOpt = typer.Option(None, "--config", envvar="AGENTCLI_CONFIG", metavar="PATH",
+                         help="Config file (default: <config dir>/config.yaml).")
+ProviderOpt = typer.Option(None, "--provider", "-p", metavar="NAME",
+                           help="Provider profile from config, or openai | anthropic | local.")
+ModelOpt = typer.Option(None, "--model", "-m", metavar="NAME", help="Model name.")
+BaseUrlOpt = typer.Option(None, "--base-url", metavar="URL",
+                          help="API base URL (e.g. http://localhost:11434/v1 for Ollama).")
+SystemOpt = typer.Option(None, "--system", "-s", metavar="TEXT", help="System prompt.")
+YesOpt = typer.Option(False, "--yes", "-y", help="Approve every tool call without asking.")
+NoToolsOpt = typer.Option(False, "--no-tools", help="Do not offer any tool to the model.")
+ToolOpt = typer.Option(None, "--tool", "-t", metavar="NAME",
+                       help="Offer only this tool (repeatable, or comma-separated).")
+ToolsDirOpt = typer.Option(None, "--tools-dir", metavar="DIR",
+                           help="Also load tool plugins from DIR (repeatable).")
+MaxStepsOpt = typer.Option(None, "--max-steps", metavar="N",
+                           help="Most model requests in one turn (default 10).")
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="agentcli",
+        help="A terminal agent: chat with OpenAI, Anthropic, OpenAI-compatible servers or a "
+             "local model, with tools you approve.",
+        epilog=EPILOG_MAIN,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        no_args_is_help=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback(invoke_without_command=True)
+    def _root(ctx: typer.Context,
+              version: bool = typer.Option(False, "--version", "-V", is_eager=True,
+                                           help="Show the version and exit.")) -> None:
+        if version:
+            print(f"agentcli {__version__}")
+            raise typer.Exit(0)
+        if ctx.invoked_subcommand is None:
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                ctx.invoke(chat)
+            else:
+                print(ctx.get_help())
+                eprint("error: no command given (hint: use `agentcli ask PROMPT` when piping, "
+                       "or run `agentcli` in a terminal for the chat REPL)")
+                raise typer.Exit(2)
+
+    @app.command(epilog=EPILOG_ASK)
+    def ask(
+        prompt: Optional[str] = typer.Argument(None, metavar="PROMPT",
+                                               help="The question; `-` or omitted: use stdin."),
+        provider: Optional[str] = ProviderOpt, model: Optional[str] = ModelOpt,
+        base_url: Optional[str] = BaseUrlOpt, system: Optional[str] = SystemOpt,
+        yes: bool = YesOpt, no_tools: bool = NoToolsOpt, tool: Optional[List[str]] = ToolOpt,
+        tools_dir: Optional[List[str]] = ToolsDirOpt, max_steps: Optional[int] = MaxStepsOpt,
+        config: Optional[str] = ConfigOpt,
+        json_out: bool = typer.Option(False, "--json",
+                                      help="Print one JSON object (text, tool_calls, usage, "
+                                           "provider, model, stop_reason)."),
+        no_stream: bool = typer.Option(False, "--no-stream",
+                                       help="Wait for the whole reply instead of streaming."),
+    ) -> None:
+        """Ask one question, print the answer, exit."""
+        opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
+                            tools_dir, max_steps, stream=not no_stream)
+
+        def body() -> int:
+            from .ask import run_ask
+
+            return run_ask(opts, prompt, json_out=json_out)
+
+        run_command(body)
+
+    @app.command(epilog=EPILOG_CHAT)
+    def chat(
+        provider: Optional[str] = ProviderOpt, model: Optional[str] = ModelOpt,
+        base_url: Optional[str] = BaseUrlOpt, system: Optional[str] = SystemOpt,
+        yes: bool = YesOpt, no_tools: bool = NoToolsOpt, tool: Optional[List[str]] = ToolOpt,
+        tools_dir: Optional[List[str]] = ToolsDirOpt, max_steps: Optional[int] = MaxStepsOpt,
+        config: Optional[str] = ConfigOpt,
+    ) -> None:
+        """Open the interactive chat REPL."""
+        opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
+                            tools_dir, max_steps)
+
+        def body() -> int:
+            from .ask import read_piped_stdin
+            from .repl import run_chat
+            from .runtime import load
+
+            piped = None
+            if not sys.stdin.isatty():
+                piped = read_piped_stdin(load(opts), required=False)
+            return run_chat(opts, piped_text=piped or None)
+
+        run_command(body)
+
+    config_app = typer.Typer(help="Show, locate or create the config file.",
+                             rich_markup_mode=None, no_args_is_help=True)
+
+    @config_app.command("path")
+    def config_path_cmd(config: Optional[str] = ConfigOpt) -> None:
+        """Print the config file path (and the config and data folders)."""
+
+        def body() -> int:
+            from .config import config_path, default_dirs
+
+            path, _ = config_path(config)
+            cdir, ddir = default_dirs()
+            print(path)
+            eprint(f"config dir: {cdir}  (user tools: {cdir / 'tools'})")
+            eprint(f"data dir:   {ddir}")
+            if not path.exists():
+                eprint("(the file does not exist yet: `agentcli config init` writes an example)")
+            return 0
+
+        run_command(body)
+
+    @config_app.command("show")
+    def config_show(config: Optional[str] = ConfigOpt) -> None:
+        """Print the effective settings as YAML (keys redacted)."""
+
+        def body() -> int:
+            from .config import load_settings, settings_as_dict
+            import yaml
+
+            settings = load_settings(config)
+            print(yaml.safe_dump(settings_as_dict(settings), sort_keys=False).rstrip())
+            return 0
+
+        run_command(body)
+
+    @config_app.command("init")
+    def config_init(config: Optional[str] = ConfigOpt,
+                    force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")
+                    ) -> None:
+        """Write the commented example config to the config path."""
+
+        def body() -> int:
+            from .config import config_path, write_example
+
+            path, _ = config_path(config)
+            write_example(path, force=force)
+            print(path)
+            eprint("wrote the example config; edit it to add providers and tool rules")
+            return 0
+
+        run_command(body)
+
+    app.add_typer(config_app, name="config")
+    import importlib.util
+    if importlib.util.find_spec("agentcli.tools_cli"):  # TEMP until the tools CLI lands
+        from .tools_cli import tools_app
+
+        app.add_typer(tools_app, name="tools")
+    return app
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv in (["--version"], ["-V"]):  # fast path: no typer import cost
+        print(f"agentcli {__version__}")
+        return
+    app = build_app()
+    app(prog_name="agentcli")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
