@@ -284,10 +284,6 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    if argv in (["--version"], ["-V"]):  # fast path: no typer import cost
-        print(f"agentcli {__version__}")
-        return
     app = build_app()
     app(prog_name="agentcli")
 
