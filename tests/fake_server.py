@@ -17,6 +17,7 @@ Use in tests (the ``fake_server`` fixture in ``conftest.py`` starts one per test
                    error(500), drop("partial "), stall("slow ", seconds=2))
         ... point an SDK at srv.openai_base_url or srv.anthropic_base_url ...
         srv.requests   # [{"method", "path", "headers", "body"}], body parsed from JSON
+        srv.disconnects  # how many replies the client hung up on mid-way
 
 Scripted replies are consumed one per request, in order, whatever the path. With nothing left
 the server answers HTTP 500 ``fake server: no scripted reply left`` with ``x-should-retry:
@@ -351,6 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(path, body, reply)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (e.g. after an idle timeout)
+            self.server.owner._client_gone()
 
     # -- recording / sending
 
@@ -445,6 +447,11 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     owner: FakeProviderServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client hanging up (dropped keep-alive, closed stream) is not news
+        super().handle_error(request, client_address)
+
 
 @dataclass
 class FakeProviderServer:
@@ -457,6 +464,8 @@ class FakeProviderServer:
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []
+        self.disconnects = 0
+        """Replies the client hung up on before they were fully sent (e.g. a closed stream)."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
@@ -534,6 +543,10 @@ class FakeProviderServer:
     def _record(self, request: dict[str, Any]) -> None:
         with self._lock:
             self.requests.append(request)
+
+    def _client_gone(self) -> None:
+        with self._lock:
+            self.disconnects += 1
 
 
 def main(argv: list[str] | None = None) -> int:
