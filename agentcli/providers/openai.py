@@ -1,0 +1,203 @@
+"""OpenAI Chat Completions adapter (and so every OpenAI-compatible server: Ollama, vLLM,
+LM Studio, llama.cpp server, OpenRouter). Imports the ``openai`` SDK; only ``create_provider``
+imports this module."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
+
+import openai as sdk
+
+from ..config import ProviderProfile, Settings
+from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
+                        ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
+from ._common import ErrorMapper, display_url, parse_arguments, resolve_api_key, sdk_timeout
+
+OFFICIAL_HOST = "api.openai.com"
+DEFAULT_URL = "https://api.openai.com/v1"
+
+_STOP_REASONS: dict[str, StopReason] = {"stop": "end_turn", "tool_calls": "tool_use",
+                                        "function_call": "tool_use", "length": "max_tokens"}
+
+
+def convert_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
+    """Neutral history -> Chat Completions messages (system prompt first)."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if m.role == "user":
+            out.append({"role": "user", "content": _text_only(m)})
+        elif m.role == "assistant":
+            out.append(_assistant(m))
+        elif m.role == "tool":
+            for r in m.parts:
+                if not isinstance(r, ToolResult):
+                    raise TypeError(f"a tool message holds only ToolResults, got {r!r}")
+                content = f"Error: {r.content}" if r.is_error else r.content
+                out.append({"role": "tool", "tool_call_id": r.call_id, "content": content})
+        else:
+            raise ValueError(f"unknown message role {m.role!r}")
+    return out
+
+
+def _text_only(m: Message) -> str:
+    for p in m.parts:
+        if not isinstance(p, TextPart):
+            raise TypeError(f"a {m.role} message holds only TextParts, got {p!r}")
+    return m.text
+
+
+def _assistant(m: Message) -> dict[str, Any]:
+    calls: list[dict[str, Any]] = []
+    for p in m.parts:
+        if isinstance(p, TextPart):
+            continue
+        if isinstance(p, ToolCall):
+            if m.interrupted:
+                continue  # a cut-short reply is sent as its text only
+            # A call whose arguments were not a JSON object was answered with an error result;
+            # some compatible servers parse the arguments, so send them an empty object.
+            args = p.arguments if parse_arguments(p.arguments) is not None else "{}"
+            calls.append({"id": p.id, "type": "function",
+                          "function": {"name": p.name, "arguments": args}})
+        else:
+            raise TypeError(f"an assistant message cannot hold {p!r}")
+    msg: dict[str, Any] = {"role": "assistant", "content": m.text or (None if calls else "")}
+    if calls:
+        msg["tool_calls"] = calls
+    return msg
+
+
+def convert_tools(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                              "parameters": t.parameters}} for t in tools]
+
+
+def _stop_reason(finish: str | None, has_calls: bool) -> StopReason:
+    if has_calls:  # some compatible servers say "stop" while asking for tools
+        return "tool_use"
+    return _STOP_REASONS.get(finish or "", "other")
+
+
+def _usage(u: Any) -> Usage:
+    if u is None:
+        return Usage()
+    return Usage(int(getattr(u, "prompt_tokens", 0) or 0),
+                 int(getattr(u, "completion_tokens", 0) or 0))
+
+
+class _CallSlots:
+    """Tool calls assembled from streamed pieces, keyed by index (a new id at a used index starts
+    a new call: some compatible servers send every call at index 0)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self._by_index: dict[int, int] = {}
+
+    def add(self, piece: Any) -> None:
+        index = piece.index if piece.index is not None else len(self.calls)
+        slot = self._by_index.get(index)
+        if slot is None or (piece.id and self.calls[slot]["id"] and piece.id != self.calls[slot]["id"]):
+            self.calls.append({"id": "", "name": "", "arguments": []})
+            slot = self._by_index[index] = len(self.calls) - 1
+        call = self.calls[slot]
+        if piece.id:
+            call["id"] = piece.id
+        fn = piece.function
+        if fn is not None:
+            if fn.name and not call["name"]:
+                call["name"] = fn.name
+            if fn.arguments:
+                call["arguments"].append(fn.arguments)
+
+    def ready(self) -> list[ToolCallReady]:
+        return [ToolCallReady(ToolCall(c["id"] or f"call_{i}", c["name"], "".join(c["arguments"])))
+                for i, c in enumerate(self.calls)]
+
+
+class OpenAIProvider:
+    """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
+
+    def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
+        self.name = profile.name
+        self.profile = profile
+        self.model = profile.model or "gpt-4.1-mini"
+        key = resolve_api_key(profile, OFFICIAL_HOST)
+        self.official = urlsplit(profile.base_url or DEFAULT_URL).hostname == OFFICIAL_HOST
+        self.errors = ErrorMapper(sdk, "OpenAI", display_url(profile.base_url, DEFAULT_URL),
+                                  profile.key_env(), settings.idle_timeout, secret=key)
+        self.client = sdk.OpenAI(api_key=key, base_url=profile.base_url or None,
+                                 max_retries=settings.max_retries,
+                                 timeout=sdk_timeout(sdk, settings))
+        self._stream_options = True
+
+    def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
+                system: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.model,
+                                  "messages": convert_messages(messages, system)}
+        if tools:
+            params["tools"] = convert_tools(tools)
+        if self.profile.max_tokens:
+            key = "max_completion_tokens" if self.official else "max_tokens"
+            params[key] = self.profile.max_tokens
+        if self.profile.temperature is not None:
+            params["temperature"] = self.profile.temperature
+        return params
+
+    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
+               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+        params = self._params(messages, tools, system)
+        if not stream:
+            yield from self._complete(params)
+            return
+        text: list[str] = []
+        slots = _CallSlots()
+        usage = Usage()
+        finish: str | None = None
+        chunks = self.errors.iterate(lambda: self._open_stream(params), text)
+        with closing(chunks):  # closing this generator early closes the HTTP response
+            for chunk in chunks:
+                if getattr(chunk, "usage", None):
+                    usage = _usage(chunk.usage)
+                for choice in chunk.choices or ():
+                    if choice.index not in (0, None):
+                        continue
+                    delta = choice.delta
+                    if delta is not None:
+                        if delta.content:
+                            text.append(delta.content)
+                            yield TextDelta(delta.content)
+                        for piece in delta.tool_calls or ():
+                            slots.add(piece)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        if finish is None:
+            raise self.errors.cut_off(text, "a finish reason")
+        yield from slots.ready()
+        yield TurnDone(_stop_reason(finish, bool(slots.calls)), usage)
+
+    def _open_stream(self, params: dict[str, Any]) -> Any:
+        create = self.client.chat.completions.create
+        if self._stream_options:
+            try:
+                return create(**params, stream=True, stream_options={"include_usage": True})
+            except sdk.BadRequestError as e:
+                if "stream_options" not in str(e):
+                    raise
+                self._stream_options = False  # an older compatible server: no usage then
+        return create(**params, stream=True)
+
+    def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
+        resp = self.errors.call(lambda: self.client.chat.completions.create(**params))
+        choice = resp.choices[0] if resp.choices else None
+        message = choice.message if choice else None
+        calls = (message.tool_calls or []) if message else []
+        if message is not None and message.content:
+            yield TextDelta(message.content)
+        for i, c in enumerate(calls):
+            fn = getattr(c, "function", None)
+            yield ToolCallReady(ToolCall(c.id or f"call_{i}", fn.name if fn else "",
+                                         (fn.arguments or "") if fn else ""))
+        yield TurnDone(_stop_reason(choice.finish_reason if choice else None, bool(calls)),
+                       _usage(resp.usage))
