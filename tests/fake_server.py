@@ -288,10 +288,10 @@ def _anthropic_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str,
             yield None
         yield "content_block_stop", {"type": "content_block_stop", "index": 0}
         index = 1
-    for name, args in reply.calls:
+    for i, (name, args) in enumerate(reply.calls):
         yield "content_block_start", {
             "type": "content_block_start", "index": index,
-            "content_block": {"type": "tool_use", "id": f"toolu_{index}", "name": name,
+            "content_block": {"type": "tool_use", "id": f"toolu_{i}", "name": name,
                               "input": {}}}
         for piece in _split3(_args_text(args)):
             yield "content_block_delta", {

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import openai as sdk
 
-from ..config import ProviderProfile, Settings
+from ..config import DEFAULT_MODELS, ProviderProfile, Settings
 from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
                         ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
 from ._common import ErrorMapper, display_url, parse_arguments, resolve_api_key, sdk_timeout
@@ -122,7 +122,7 @@ class OpenAIProvider:
     def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
         self.name = profile.name
         self.profile = profile
-        self.model = profile.model or "gpt-4.1-mini"
+        self.model = profile.model or DEFAULT_MODELS["openai"] or ""
         key = resolve_api_key(profile, OFFICIAL_HOST)
         self.official = urlsplit(profile.base_url or DEFAULT_URL).hostname == OFFICIAL_HOST
         self.errors = ErrorMapper(sdk, "OpenAI", display_url(profile.base_url, DEFAULT_URL),

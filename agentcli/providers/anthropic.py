@@ -1,0 +1,185 @@
+"""Anthropic Messages API adapter. Imports the ``anthropic`` SDK; only ``create_provider``
+imports this module."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from typing import Any, Iterator, Sequence
+
+import anthropic as sdk
+
+from ..config import DEFAULT_MODELS, ProviderProfile, Settings
+from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
+                        ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
+from ._common import ErrorMapper, display_url, parse_arguments, resolve_api_key, sdk_timeout
+
+OFFICIAL_HOST = "api.anthropic.com"
+DEFAULT_URL = "https://api.anthropic.com"
+DEFAULT_MAX_TOKENS = 4096
+
+_STOP_REASONS: dict[str, StopReason] = {"end_turn": "end_turn", "stop_sequence": "end_turn",
+                                        "tool_use": "tool_use", "max_tokens": "max_tokens"}
+
+
+def convert_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Neutral history -> Messages API turns. Tool results travel in a user turn, and
+    consecutive turns of one role are merged (tool results then a user message are one turn)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role, blocks = _blocks(m)
+        if not blocks:
+            continue  # the API refuses empty turns and empty text blocks
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def _blocks(m: Message) -> tuple[str, list[dict[str, Any]]]:
+    blocks: list[dict[str, Any]] = []
+    if m.role == "user":
+        for p in m.parts:
+            if not isinstance(p, TextPart):
+                raise TypeError(f"a user message holds only TextParts, got {p!r}")
+            if p.text:
+                blocks.append({"type": "text", "text": p.text})
+        return "user", blocks
+    if m.role == "assistant":
+        for p in m.parts:
+            if isinstance(p, TextPart):
+                if p.text:
+                    blocks.append({"type": "text", "text": p.text})
+            elif isinstance(p, ToolCall):
+                if m.interrupted:
+                    continue  # a cut-short reply is sent as its text only
+                # invalid arguments were answered with an error result; the API wants an object
+                blocks.append({"type": "tool_use", "id": p.id, "name": p.name,
+                               "input": parse_arguments(p.arguments) or {}})
+            else:
+                raise TypeError(f"an assistant message cannot hold {p!r}")
+        return "assistant", blocks
+    if m.role == "tool":
+        for r in m.parts:
+            if not isinstance(r, ToolResult):
+                raise TypeError(f"a tool message holds only ToolResults, got {r!r}")
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.call_id,
+                                     "content": r.content}
+            if r.is_error:
+                block["is_error"] = True
+            blocks.append(block)
+        return "user", blocks
+    raise ValueError(f"unknown message role {m.role!r}")
+
+
+def convert_tools(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
+    return [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+            for t in tools]
+
+
+def _stop_reason(reason: str | None) -> StopReason:
+    return _STOP_REASONS.get(reason or "", "other")
+
+
+def _usage(u: Any, previous: Usage = Usage()) -> Usage:
+    """Merge a usage object (message_start has both counts, message_delta the final output and
+    sometimes the input) into what is known so far."""
+    if u is None:
+        return previous
+    inp = getattr(u, "input_tokens", None)
+    out = getattr(u, "output_tokens", None)
+    return Usage(int(inp) if inp is not None else previous.input_tokens,
+                 int(out) if out is not None else previous.output_tokens)
+
+
+class AnthropicProvider:
+    """Messages API over the official SDK; see ``providers.base`` for the contract."""
+
+    def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
+        self.name = profile.name
+        self.profile = profile
+        self.model = profile.model or DEFAULT_MODELS["anthropic"] or ""
+        key = resolve_api_key(profile, OFFICIAL_HOST)
+        self.errors = ErrorMapper(sdk, "Anthropic", display_url(profile.base_url, DEFAULT_URL),
+                                  profile.key_env(), settings.idle_timeout, secret=key)
+        self.client = sdk.Anthropic(api_key=key, base_url=profile.base_url or None,
+                                    max_retries=settings.max_retries,
+                                    timeout=sdk_timeout(sdk, settings))
+
+    def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
+                system: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.model,
+                                  "max_tokens": self.profile.max_tokens or DEFAULT_MAX_TOKENS,
+                                  "messages": convert_messages(messages)}
+        if system:
+            params["system"] = system
+        if tools:
+            params["tools"] = convert_tools(tools)
+        if self.profile.temperature is not None:
+            params["temperature"] = self.profile.temperature
+        return params
+
+    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
+               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+        params = self._params(messages, tools, system)
+        if not stream:
+            yield from self._complete(params)
+            return
+        text: list[str] = []
+        usage = Usage()
+        stop: str | None = None
+        stopped = False
+        tool_blocks: dict[int, dict[str, Any]] = {}  # content block index -> id, name, pieces
+        events = self.errors.iterate(
+            lambda: self.client.messages.create(**params, stream=True), text)
+        with closing(events):  # closing this generator early closes the HTTP response
+            for ev in events:
+                kind = ev.type
+                if kind == "message_start":
+                    usage = _usage(ev.message.usage, usage)
+                elif kind == "content_block_start":
+                    block = ev.content_block
+                    if block.type == "tool_use":
+                        start = block.input if isinstance(block.input, dict) and block.input else None
+                        tool_blocks[ev.index] = {"id": block.id, "name": block.name, "pieces": [],
+                                                 "start": start}
+                    elif block.type == "text" and block.text:
+                        text.append(block.text)
+                        yield TextDelta(block.text)
+                elif kind == "content_block_delta":
+                    delta = ev.delta
+                    if delta.type == "text_delta" and delta.text:
+                        text.append(delta.text)
+                        yield TextDelta(delta.text)
+                    elif delta.type == "input_json_delta" and ev.index in tool_blocks:
+                        tool_blocks[ev.index]["pieces"].append(delta.partial_json)
+                    # thinking, signature and citation deltas are not part of our model
+                elif kind == "content_block_stop":
+                    tb = tool_blocks.pop(ev.index, None)
+                    if tb is not None:
+                        yield ToolCallReady(ToolCall(tb["id"], tb["name"], _arguments(tb)))
+                elif kind == "message_delta":
+                    stop = ev.delta.stop_reason or stop
+                    usage = _usage(ev.usage, usage)
+                elif kind == "message_stop":
+                    stopped = True
+        if not stopped:
+            raise self.errors.cut_off(text, "message_stop")
+        yield TurnDone(_stop_reason(stop), usage)
+
+    def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
+        resp = self.errors.call(lambda: self.client.messages.create(**params))
+        for block in resp.content or ():
+            if block.type == "text" and block.text:
+                yield TextDelta(block.text)
+            elif block.type == "tool_use":
+                yield ToolCallReady(ToolCall(block.id, block.name, json.dumps(block.input)))
+        yield TurnDone(_stop_reason(resp.stop_reason), _usage(resp.usage))
+
+
+def _arguments(tool_block: dict[str, Any]) -> str:
+    """The streamed input JSON exactly as sent, or the start block's input when none streamed."""
+    if tool_block["pieces"]:
+        return "".join(tool_block["pieces"])
+    return json.dumps(tool_block["start"] or {})

@@ -1,0 +1,201 @@
+"""The Anthropic adapter against the loopback fake server: the real SDK, real HTTP, real SSE."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from fake_server import drop, error, stall, text, tool_calls
+
+from agentcli.config import ProviderProfile, Settings
+from agentcli.errors import (AuthenticationError, IdleTimeoutError, ModelNotFoundError,
+                             ProviderConnectionError, StreamInterruptedError, UsageError)
+from agentcli.messages import (Message, TextDelta, TextPart, ToolCall, ToolCallReady,
+                               ToolDefinition, ToolResult, TurnDone, Usage)
+from agentcli.providers.anthropic import AnthropicProvider, convert_messages
+
+KEY = "sk-ant-test-SECRET-987"
+WEATHER = ToolDefinition("weather", "Weather for a city.",
+                         {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"]})
+
+
+def provider(server, *, retries: int = 0, idle: float = 60.0, **profile_kw) -> AnthropicProvider:
+    profile = ProviderProfile(**{"name": "claude", "type": "anthropic", "model": "claude-test",
+                                 "base_url": server.anthropic_base_url, "api_key": KEY,
+                                 **profile_kw})
+    return AnthropicProvider(profile, Settings(max_retries=retries, idle_timeout=idle))
+
+
+def collect(p, history=None, tools=(), **kw):
+    return list(p.stream(history or [Message.user("hello")], list(tools), **kw))
+
+
+def sent_key(request) -> str:
+    """The key as this SDK version sends it (x-api-key, or Authorization: Bearer)."""
+    h = request["headers"]
+    return h.get("x-api-key") or h.get("authorization", "").removeprefix("Bearer ")
+
+
+def text_of(events) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_plain_reply(fake_server, streaming):
+    fake_server.script(text("bonjour tout le monde", chunks=3))
+    events = collect(provider(fake_server), system="answer in French", stream=streaming)
+    assert text_of(events) == "bonjour tout le monde"
+    assert len([e for e in events if isinstance(e, TextDelta)]) == (3 if streaming else 1)
+    assert events[-1] == TurnDone("end_turn", Usage(10, 4))
+    req = fake_server.requests[0]
+    assert req["path"] == "/v1/messages"
+    assert sent_key(req) == KEY
+    body = req["body"]
+    assert body["system"] == "answer in French"
+    assert body["max_tokens"] == 4096
+    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
+    assert bool(body.get("stream")) is streaming
+
+
+def test_max_tokens_from_profile(fake_server):
+    fake_server.script(text("ok"))
+    collect(provider(fake_server, max_tokens=333))
+    assert fake_server.requests[0]["body"]["max_tokens"] == 333
+    assert "system" not in fake_server.requests[0]["body"]
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_parallel_tool_use_blocks_assembled(fake_server, streaming):
+    fake_server.script(tool_calls(("weather", {"city": "Paris", "unit": "celsius"}),
+                                  ("weather", {"city": "Oslo"}), text="Checking both. "))
+    events = collect(provider(fake_server), tools=[WEATHER], stream=streaming)
+    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in calls] == [
+        ("toolu_0", "weather", {"city": "Paris", "unit": "celsius"}),
+        ("toolu_1", "weather", {"city": "Oslo"})]
+    assert text_of(events) == "Checking both. "
+    assert events[-1] == TurnDone("tool_use", Usage(10, 4))
+    assert fake_server.requests[0]["body"]["tools"] == [
+        {"name": "weather", "description": "Weather for a city.",
+         "input_schema": WEATHER.parameters}]
+
+
+def test_streamed_arguments_are_kept_verbatim_even_when_broken(fake_server):
+    fake_server.script(tool_calls(("weather", '{"city": "Par')))
+    calls = [e.call for e in collect(provider(fake_server)) if isinstance(e, ToolCallReady)]
+    assert calls == [ToolCall("toolu_0", "weather", '{"city": "Par')]
+
+
+def test_tool_results_go_back_in_one_user_turn(fake_server):
+    fake_server.script(text("It is sunny in Paris."))
+    history = [
+        Message.user("weather in Paris and Oslo?"),
+        Message("assistant", (TextPart("Checking."),
+                              ToolCall("toolu_1", "weather", '{"city": "Paris"}'),
+                              ToolCall("toolu_2", "weather", "{broken"))),
+        Message("tool", (ToolResult("toolu_1", "weather", "sunny"),
+                         ToolResult("toolu_2", "weather", "arguments are not valid JSON",
+                                    is_error=True))),
+        Message.user("and tomorrow?"),
+    ]
+    collect(provider(fake_server), history, tools=[WEATHER])
+    sent = fake_server.requests[0]["body"]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"] == [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "toolu_2", "name": "weather", "input": {}}]
+    assert sent[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
+        {"type": "tool_result", "tool_use_id": "toolu_2",
+         "content": "arguments are not valid JSON", "is_error": True},
+        {"type": "text", "text": "and tomorrow?"}]
+
+
+def test_interrupted_and_empty_messages_convert_cleanly():
+    history = [Message.user("hi"),
+               Message("assistant", (TextPart("half"), ToolCall("t1", "x", "{}")),
+                       interrupted=True),
+               Message("assistant", ()),
+               Message.user("go on")]
+    assert convert_messages(history) == [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "half"}]},
+        {"role": "user", "content": [{"type": "text", "text": "go on"}]}]
+    with pytest.raises(TypeError):
+        convert_messages([Message("tool", (TextPart("nope"),))])
+
+
+def test_key_is_required_for_the_official_endpoint():
+    with pytest.raises(UsageError, match="ANTHROPIC_API_KEY"):
+        AnthropicProvider(ProviderProfile("anthropic", "anthropic"), Settings())
+
+
+def test_placeholder_key_for_a_custom_base_url(fake_server):
+    fake_server.script(text("proxied"))
+    assert text_of(collect(provider(fake_server, api_key=None))) == "proxied"
+    assert sent_key(fake_server.requests[0]) == "not-needed"
+
+
+def test_401_names_the_variable_not_the_key(fake_server):
+    fake_server.script(error(401, f"invalid x-api-key {KEY}"))
+    with pytest.raises(AuthenticationError) as info:
+        collect(provider(fake_server, retries=2))
+    shown = f"{info.value} {info.value.hint}"
+    assert "ANTHROPIC_API_KEY" in shown and KEY not in shown
+    assert len(fake_server.requests) == 1
+
+
+def test_404_model_shows_the_server_message(fake_server):
+    fake_server.script(error(404, "model: claude-nope"))
+    with pytest.raises(ModelNotFoundError, match="model: claude-nope"):
+        collect(provider(fake_server))
+
+
+def test_overloaded_then_success_uses_the_sdk_retry(fake_server):
+    fake_server.script(error(529, "Overloaded"), text("there you go"))
+    assert text_of(collect(provider(fake_server, retries=2))) == "there you go"
+    assert len(fake_server.requests) == 2
+
+
+def test_connection_refused_names_the_url():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    p = AnthropicProvider(ProviderProfile("claude", "anthropic", base_url=url, api_key=KEY),
+                          Settings(max_retries=0))
+    with pytest.raises(ProviderConnectionError, match=url):
+        collect(p)
+
+
+def test_dropped_stream_keeps_the_partial_text(fake_server):
+    fake_server.script(drop("I was saying "))
+    got = []
+    with pytest.raises(StreamInterruptedError) as info:
+        for ev in provider(fake_server).stream([Message.user("x")], []):
+            got.append(ev)
+    assert text_of(got) == "I was saying " == info.value.partial_text
+    assert "cut off" in str(info.value) and not isinstance(info.value, IdleTimeoutError)
+
+
+def test_idle_stall_times_out_quickly(fake_server):
+    fake_server.script(stall("thinking ", seconds=10))
+    t0 = time.monotonic()
+    with pytest.raises(IdleTimeoutError) as info:
+        collect(provider(fake_server, idle=0.5))
+    assert time.monotonic() - t0 < 3
+    assert info.value.partial_text == "thinking "
+
+
+def test_closing_early_closes_the_response(fake_server):
+    fake_server.script(stall("first ", seconds=0.3))
+    gen = provider(fake_server).stream([Message.user("x")], [])
+    assert next(gen) == TextDelta("first ")
+    gen.close()
+    deadline = time.monotonic() + 3
+    while not fake_server.disconnects and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_server.disconnects == 1
