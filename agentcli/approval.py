@@ -1,14 +1,38 @@
 """Approval of tool calls: an injected ``Approver`` decides whether a call may run.
 
-The decision logic is a pure function so tests can call it without a terminal; the terminal
-prompt lives behind the protocol. (The tools issue fills in the full policy: deny rules, --yes,
-allow rules, session grants, manifest default.)
+Policy, first match wins (``decide`` is the pure function; tests call it as a table):
+
+1. a config ``tools.deny`` rule matches           -> deny   (always wins, even over --yes)
+2. ``--yes``                                       -> allow
+3. a config ``tools.allow`` rule matches          -> allow
+4. the user said "always" for this tool this session -> allow
+5. the tool's default is ``confirm: never``       -> allow  (the call is still shown)
+6. otherwise                                       -> ask the prompter; no prompter -> deny
+
+Rules (``tools.allow`` / ``tools.deny`` in config), each either a tool name or a mapping::
+
+    allow:
+      - calculator                                  # any arguments
+      - {tool: file_read, args: {path: "docs/**"}}  # every listed argument must match its glob
+    deny:
+      - web_fetch
+      - {tool: file_read, args: {path: "**/.env"}}
+
+Tool names may use ``*`` globs. Argument globs: ``*`` stays inside one path segment, ``**``
+crosses ``/``. Values are compared as text (non-strings as JSON). A path-like value is also
+compared after normalising ``./`` and ``..``: an allow rule needs the raw and the normalised
+value to match and never matches a value with ``..`` segments; a deny rule matches if either does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+import json
+import posixpath
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal, Mapping, Protocol, Sequence
 
 from .messages import ToolCall
 
@@ -38,6 +62,177 @@ class Approver(Protocol):
         ...
 
 
+# --- rules ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    tool: str
+    args: Mapping[str, str] = field(default_factory=dict)
+    label: str = ""
+    """Where it came from, e.g. ``tools.allow[1]``; used in reasons."""
+
+    def matches(self, tool: str, arguments: Mapping[str, Any], *, allow: bool) -> bool:
+        if not _glob(self.tool, tool, segments=False):
+            return False
+        for key, pattern in self.args.items():
+            if key not in arguments:
+                return False
+            raw = _as_text(arguments[key])
+            norm = _normalise(raw)
+            if allow:
+                if ".." in raw.replace("\\", "/").split("/"):
+                    return False
+                if not (_glob(pattern, raw) and _glob(pattern, norm)):
+                    return False
+            elif not (_glob(pattern, raw) or _glob(pattern, norm)):
+                return False
+        return True
+
+
+def parse_rules(items: Sequence[Any], key: str, file: str | None = None) -> tuple[Rule, ...]:
+    """Config rules -> Rules; a malformed rule is a ConfigError (never a silent allow)."""
+    from .errors import ConfigError
+
+    rules = []
+    for i, item in enumerate(items):
+        label = f"{key}[{i}]"
+        if isinstance(item, str) and item.strip():
+            rules.append(Rule(item.strip(), {}, label))
+            continue
+        if not isinstance(item, dict):
+            raise ConfigError("a rule is a tool name or {tool: NAME, args: {ARG: GLOB}}",
+                              file=file, key=label)
+        unknown = set(item) - {"tool", "args"}
+        if unknown:
+            raise ConfigError(f"unknown rule field(s) {', '.join(sorted(map(str, unknown)))}; "
+                              "use tool and args", file=file, key=label)
+        tool = item.get("tool")
+        if not isinstance(tool, str) or not tool.strip():
+            raise ConfigError("the rule needs 'tool: NAME'", file=file, key=f"{label}.tool")
+        args = item.get("args") or {}
+        if not isinstance(args, dict) or not all(
+                isinstance(k, str) and isinstance(v, (str, int, float, bool))
+                for k, v in args.items()):
+            raise ConfigError("'args' must map argument names to glob patterns (text)",
+                              file=file, key=f"{label}.args")
+        rules.append(Rule(tool.strip(), {k: _as_text(v) for k, v in args.items()}, label))
+    return tuple(rules)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _normalise(value: str) -> str:
+    v = value.replace("\\", "/")
+    return posixpath.normpath(v) if v else v
+
+
+_GLOB_CACHE: dict[tuple[str, bool], re.Pattern[str]] = {}
+
+
+def _glob(pattern: str, text: str, segments: bool = True) -> bool:
+    key = (pattern, segments)
+    rx = _GLOB_CACHE.get(key)
+    if rx is None:
+        out, i = [], 0
+        while i < len(pattern):
+            c = pattern[i]
+            if pattern.startswith("**/", i) and segments:
+                out.append("(?:.*/)?")
+                i += 3
+                continue
+            if pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+                continue
+            if c == "*":
+                out.append("[^/]*" if segments else ".*")
+            elif c == "?":
+                out.append("[^/]" if segments else ".")
+            else:
+                out.append(re.escape(c))
+            i += 1
+        rx = _GLOB_CACHE[key] = re.compile("".join(out) + r"\Z", re.DOTALL)
+    return rx.match(text) is not None
+
+
+# --- the pure decision ----------------------------------------------------------------------------
+
+Verdict = Literal["allow", "deny", "ask"]
+
+
+def decide(tool: str, arguments: Mapping[str, Any], *, confirm: str, yes: bool,
+           allow: Sequence[Rule] = (), deny: Sequence[Rule] = (),
+           grants: frozenset[str] | set[str] = frozenset()) -> tuple[Verdict, str]:
+    """The whole policy, without I/O: (verdict, reason)."""
+    for rule in deny:
+        if rule.matches(tool, arguments, allow=False):
+            return "deny", f"denied by config rule {rule.label} ({_describe(rule)})"
+    if yes:
+        return "allow", "approved by --yes"
+    for rule in allow:
+        if rule.matches(tool, arguments, allow=True):
+            return "allow", f"allowed by config rule {rule.label} ({_describe(rule)})"
+    if tool in grants:
+        return "allow", "allowed for this session"
+    if confirm == "never":
+        return "allow", "runs without asking (the tool's default: confirm never)"
+    return "ask", "needs approval"
+
+
+def _describe(rule: Rule) -> str:
+    if not rule.args:
+        return rule.tool
+    return rule.tool + " " + " ".join(f"{k}={v}" for k, v in rule.args.items())
+
+
+NO_TERMINAL = ("denied: there is no terminal to ask for approval; rerun with --yes or allow "
+               "the tool in config (tools.allow)")
+
+
+class PolicyApprover:
+    """The policy above plus a prompter for the ``ask`` case; remembers session grants."""
+
+    def __init__(self, *, allow: Sequence[Rule] = (), deny: Sequence[Rule] = (),
+                 yes: bool = False, prompter: Prompter | None = None) -> None:
+        self.allow = tuple(allow)
+        self.deny = tuple(deny)
+        self.yes = yes
+        self.prompter = prompter
+        self.grants: set[str] = set()
+
+    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Decision:
+        verdict, reason = decide(call.name, arguments, confirm=confirm, yes=self.yes,
+                                 allow=self.allow, deny=self.deny, grants=self.grants)
+        if verdict == "allow":
+            return Decision(True, reason)
+        if verdict == "deny":
+            return Decision(False, reason)
+        if self.prompter is None:
+            return Decision(False, NO_TERMINAL)
+        try:
+            answer = self.prompter.confirm(call.name, arguments)
+        except (KeyboardInterrupt, EOFError):
+            answer = Decision(False, None)
+        if answer.approved:
+            if answer.remember:
+                self.grants.add(call.name)
+            return Decision(True, "approved by the user", remember=answer.remember)
+        text = (answer.reason or "").strip()
+        return Decision(False, f"denied by the user: {text}" if text else "denied by the user")
+
+
+def build_approver(settings: Any, *, yes: bool, prompter: Prompter | None) -> PolicyApprover:
+    """The approver for a run: config rules (checked here: ConfigError names the rule), --yes,
+    and the prompter (None when there is no terminal: then ``ask`` means deny)."""
+    file = str(settings.config_file) if getattr(settings, "config_file", None) else None
+    return PolicyApprover(allow=parse_rules(settings.tools.allow, "tools.allow", file),
+                          deny=parse_rules(settings.tools.deny, "tools.deny", file),
+                          yes=yes, prompter=prompter)
+
+
+# kept for callers of the skeleton
 class ApproveAll:
     """``--yes``: every call runs."""
 
@@ -51,5 +246,104 @@ class DenyUnlessNever:
     def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Decision:
         if confirm == "never":
             return Decision(True, "allowed by the tool's default")
-        return Decision(False, "no terminal to ask for approval; rerun with --yes or allow the "
-                               "tool in config")
+        return Decision(False, NO_TERMINAL)
+
+
+# --- the terminal prompt --------------------------------------------------------------------------
+
+def inert(text: str) -> str:
+    """Escape control, format (bidi), line/paragraph-separator and surrogate characters."""
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch in "\n" or (cat[0] not in "CZ" or cat == "Zs"):
+            out.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def format_call(tool_name: str, arguments: Mapping[str, Any]) -> str:
+    """Tool name + full arguments as pretty JSON, every string made inert."""
+    body = json.dumps(arguments, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    # json already escapes C0 controls inside strings; escape the rest (C1, bidi, DEL, ...)
+    return f"tool call: {inert(tool_name)}\narguments:\n{inert(body)}"
+
+
+class TerminalPrompter:
+    """Asks on a text stream pair (stdin/stderr, or /dev/tty): y / a / n (+ optional reason)."""
+
+    def __init__(self, input_stream: IO[str], output_stream: IO[str], *,
+                 owns_streams: bool = False) -> None:
+        self.input = input_stream
+        self.output = output_stream
+        self._owns = owns_streams
+
+    def _say(self, text: str) -> None:
+        self.output.write(text)
+        self.output.flush()
+
+    def _read(self) -> str | None:
+        line = self.input.readline()
+        return None if line == "" else line.strip()
+
+    def confirm(self, tool_name: str, arguments: dict[str, Any]) -> Decision:
+        try:
+            self._say("\n" + format_call(tool_name, arguments) + "\n")
+            for _ in range(5):
+                self._say(f"run it? [y] yes once  [a] always {inert(tool_name)} this session  "
+                          "[n] no: ")
+                answer = self._read()
+                if answer is None:
+                    self._say("\n")
+                    return Decision(False, None)
+                answer = answer.lower()
+                if answer in ("y", "yes"):
+                    return Decision(True)
+                if answer in ("a", "always"):
+                    return Decision(True, remember=True)
+                if answer in ("n", "no", ""):
+                    self._say("reason for the model (optional, Enter to skip): ")
+                    reason = self._read()
+                    return Decision(False, reason or None)
+                self._say("please answer y, a or n\n")
+            return Decision(False, None)
+        except (KeyboardInterrupt, EOFError):
+            try:
+                self._say("\n")
+            except Exception:  # noqa: BLE001
+                pass
+            return Decision(False, None)
+
+    def close(self) -> None:
+        if self._owns:
+            for s in {id(self.input): self.input, id(self.output): self.output}.values():
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def open_tty_prompter(stdin: IO[str] | None = None,
+                      tty_path: str = "/dev/tty") -> TerminalPrompter | None:
+    """For `agentcli ask`: stdin if it is a terminal (prompts on stderr); else /dev/tty if it
+    can be opened; else None (the approver then denies what would need a prompt)."""
+    stdin = sys.stdin if stdin is None else stdin
+    try:
+        if stdin is not None and stdin.isatty():
+            return TerminalPrompter(stdin, sys.stderr)
+    except (ValueError, OSError):
+        pass
+    try:
+        tty = open(tty_path, "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError:
+        return None
+    try:
+        if not tty.isatty():
+            tty.close()
+            return None
+    except (ValueError, OSError):
+        return None
+    return TerminalPrompter(tty, tty, owns_streams=True)

@@ -1,0 +1,330 @@
+"""Tool plugins: YAML manifests -> ``Tool`` objects; the Python module is imported on first call.
+
+A tool is ``NAME.yaml`` plus a module beside it::
+
+    name: word_count                 # [A-Za-z][A-Za-z0-9_-]*, at most 64 characters
+    description: Count words.        # what the model reads
+    entrypoint: word_count:run       # <module file beside the YAML>:<function>
+    confirm: ask                     # ask (default) | never
+    timeout: 10                      # seconds, default 30, at most 3600
+    output_cap: 20000                # characters sent back, default 32000
+    parameters: {type: object, properties: {text: {type: string}}, required: [text]}
+
+Sources, in order (the first one loaded wins a name clash, with a warning naming both):
+built-ins (``tools/`` of the checkout / ``agentcli/_builtin_tools`` in the wheel), the user's
+tools folder (``<config dir>/tools``), ``tools.dirs`` from config (relative to the config file),
+``--tools-dir`` folders, then the entry-point group ``agentcli.tools``: each entry point names a
+package (``mytools = "mytools_pkg"``) whose folder holds manifests; their entrypoint module is
+imported as ``mytools_pkg.<module>``. A ``tools/`` folder in the current project is never read
+unless named. Only manifests are read at startup (``yaml.safe_load``); a broken manifest is a
+warning naming the file and field, and every other tool still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
+
+from .config import Settings
+from .errors import PluginError
+from .executor import DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT, Tool
+from .messages import ToolDefinition
+
+ENTRY_POINT_GROUP = "agentcli.tools"
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+ENTRYPOINT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)$")
+MANIFEST_KEYS = {"name", "description", "entrypoint", "confirm", "timeout", "output_cap",
+                 "parameters"}
+MAX_TIMEOUT = 3600
+MAX_OUTPUT_CAP = 1_000_000
+MAX_MANIFEST_BYTES = 256_000
+
+
+def _stderr_warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def builtin_tools_dir() -> Path | None:
+    """``agentcli/_builtin_tools`` in an installed wheel, ``<repo>/tools`` in a checkout."""
+    import agentcli
+
+    pkg = Path(agentcli.__file__).resolve().parent
+    shipped = pkg / "_builtin_tools"
+    if shipped.is_dir():
+        return shipped
+    repo = pkg.parent
+    if (repo / "pyproject.toml").is_file() and (repo / "tools").is_dir():
+        return repo / "tools"
+    return None
+
+
+# --- manifests ----------------------------------------------------------------------------------
+
+def parse_manifest(path: Path, text: str | None = None) -> dict[str, Any]:
+    """Read and check one manifest; PluginError names the file and the field."""
+    import yaml
+
+    where = str(path)
+    if text is None:
+        try:
+            if path.stat().st_size > MAX_MANIFEST_BYTES:
+                raise PluginError(f"{where}: manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise PluginError(f"{where}: cannot read manifest: {e}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PluginError(f"{where}: invalid YAML{at}: {problem}") from e
+    if not isinstance(data, dict):
+        raise PluginError(f"{where}: a manifest must be a mapping, got {type(data).__name__}")
+    return check_manifest(data, where)
+
+
+def check_manifest(data: dict[str, Any], where: str) -> dict[str, Any]:
+    def bad(field: str, message: str) -> PluginError:
+        return PluginError(f"{where}: field '{field}': {message}")
+
+    for key in data:
+        if key not in MANIFEST_KEYS:
+            raise bad(str(key), f"unknown field (known: {', '.join(sorted(MANIFEST_KEYS))})")
+    for key in ("name", "description", "entrypoint", "parameters"):
+        if data.get(key) is None:
+            raise bad(key, "missing (required)")
+    name = data["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise bad("name", f"{name!r} must be letters, digits, _ or -, start with a letter, "
+                          "at most 64 characters")
+    if not isinstance(data["description"], str) or not data["description"].strip():
+        raise bad("description", "must be a non-empty string")
+    entry = data["entrypoint"]
+    if not isinstance(entry, str) or not ENTRYPOINT_RE.match(entry):
+        raise bad("entrypoint", f"{entry!r} must be 'module:function' (a module file beside "
+                                "the manifest, without .py)")
+    confirm = data.get("confirm", "ask")
+    if confirm not in ("ask", "never"):
+        raise bad("confirm", f"{confirm!r} must be 'ask' or 'never'")
+    timeout = data.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not 0 < timeout <= MAX_TIMEOUT:
+        raise bad("timeout", f"{timeout!r} must be a number of seconds in (0, {MAX_TIMEOUT}]")
+    cap = data.get("output_cap", DEFAULT_OUTPUT_CAP)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 100 <= cap <= MAX_OUTPUT_CAP:
+        raise bad("output_cap", f"{cap!r} must be an integer in [100, {MAX_OUTPUT_CAP}]")
+    params = data["parameters"]
+    if not isinstance(params, dict) or params.get("type") != "object":
+        raise bad("parameters", "must be a JSON Schema object with 'type: object'")
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(params).check_schema(params)
+    except jsonschema.SchemaError as e:
+        path = "/".join(str(p) for p in e.path)
+        raise bad("parameters" + (f"/{path}" if path else ""),
+                  f"not a valid JSON Schema: {e.message}") from e
+    props = params.get("properties") or {}
+    if isinstance(props, dict) and "context" in props:
+        raise bad("parameters/properties/context", "'context' is reserved for the tool context")
+    return {**data, "confirm": confirm, "timeout": float(timeout), "output_cap": cap}
+
+
+# --- lazy loading ---------------------------------------------------------------------------------
+
+def _file_loader(module_file: Path, function: str, where: str) -> Callable[[], Callable[..., Any]]:
+    def load() -> Callable[..., Any]:
+        digest = hashlib.sha1(str(module_file).encode()).hexdigest()[:10]
+        mod_name = f"agentcli_tool_{module_file.stem}_{digest}"
+        module = sys.modules.get(mod_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(mod_name, module_file)
+            if spec is None or spec.loader is None:
+                raise PluginError(f"{where}: cannot import {module_file}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException as e:
+                sys.modules.pop(mod_name, None)
+                raise PluginError(f"{where}: module {module_file} failed to import: "
+                                  f"{type(e).__name__}: {e}") from e
+        return _get_function(module, function, where)
+
+    return load
+
+
+def _module_loader(module_name: str, function: str, where: str) -> Callable[[], Callable[..., Any]]:
+    def load() -> Callable[..., Any]:
+        try:
+            module = importlib.import_module(module_name)
+        except BaseException as e:
+            raise PluginError(f"{where}: module {module_name} failed to import: "
+                              f"{type(e).__name__}: {e}") from e
+        return _get_function(module, function, where)
+
+    return load
+
+
+def _get_function(module: Any, function: str, where: str) -> Callable[..., Any]:
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise PluginError(f"{where}: field 'entrypoint': the module has no function "
+                          f"'{function}'")
+    return fn
+
+
+def tool_from_manifest(path: Path, source: str, package: str | None = None,
+                       all_options: Mapping[str, Mapping[str, Any]] | None = None) -> Tool:
+    """A Tool for one manifest file (module not imported). ``package``: entry-point packages;
+    ``all_options``: ``tools.options`` from config (the tool gets its own entry)."""
+    data = parse_manifest(path)
+    options = (all_options or {}).get(data["name"])
+    module, function = data["entrypoint"].split(":")
+    where = str(path)
+    if package:
+        load = _module_loader(f"{package}.{module}", function, where)
+    else:
+        module_file = path.parent / f"{module}.py"
+        if not module_file.is_file():
+            raise PluginError(f"{where}: field 'entrypoint': module file {module_file} not found")
+        load = _file_loader(module_file, function, where)
+    options = MappingProxyType(dict(options or {}))
+    confirm = options.get("confirm", data["confirm"])
+    if confirm not in ("ask", "never"):
+        raise PluginError(f"tools.options.{data['name']}.confirm: {confirm!r} must be 'ask' "
+                          "or 'never'")
+    return Tool(
+        definition=ToolDefinition(data["name"], data["description"].strip(), data["parameters"]),
+        load=load, confirm=confirm, timeout=data["timeout"], output_cap=data["output_cap"],
+        source=source, path=where, options=options, manifest=MappingProxyType(data),
+    )
+
+
+def load_module_now(tool: Tool) -> None:
+    """Import the tool's module (for `tools validate`); PluginError when it fails."""
+    tool.function()
+
+
+def manifests_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
+
+
+# --- all sources ----------------------------------------------------------------------------------
+
+def _sources(settings: Settings, extra_dirs: Sequence[str],
+             warn: Callable[[str], None]) -> list[tuple[str, Path, str | None]]:
+    """(source label, folder, package) in load order."""
+    found: list[tuple[str, Path, str | None]] = []
+    builtin = builtin_tools_dir()
+    if builtin is not None:
+        found.append(("builtin", builtin, None))
+    user_dir = settings.user_tools_dir
+    if user_dir.is_dir():
+        found.append(("user", user_dir, None))
+    base = settings.config_file.parent if settings.config_file else Path.cwd()
+    for label, dirs, rel in (("config", settings.tools.dirs, base),
+                             ("tools-dir", extra_dirs, Path.cwd())):
+        for d in dirs:
+            folder = Path(d).expanduser()
+            folder = folder if folder.is_absolute() else rel / folder
+            if folder.is_dir():
+                found.append((label, folder, None))
+            else:
+                warn(f"tools folder {folder} ({label}) does not exist or is not a folder")
+    for ep in _entry_points():
+        value = ep.value.split(":")[0].strip()
+        label = f"entry-point:{ep.name}"
+        try:
+            spec = importlib.util.find_spec(value)
+        except (ImportError, ValueError) as e:
+            warn(f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP}): {e}")
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            warn(f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP}): not a package "
+                 "with tool manifests")
+            continue
+        for loc in spec.submodule_search_locations:
+            found.append((label, Path(loc), value))
+    return found
+
+
+def _entry_points() -> list[Any]:
+    try:
+        return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    except Exception:  # noqa: BLE001 - a broken distribution must not stop startup
+        return []
+
+
+def load_tools(settings: Settings, extra_dirs: Sequence[str] = (),
+               warn: Callable[[str], None] = _stderr_warn) -> dict[str, Tool]:
+    """Every tool from every source, manifests only; problems become warnings."""
+    tools: dict[str, Tool] = {}
+    options = settings.tools.options
+    for label, folder, package in _sources(settings, extra_dirs, warn):
+        try:
+            paths = manifests_in(folder)
+        except OSError as e:
+            warn(f"cannot read tools folder {folder}: {e}")
+            continue
+        for path in paths:
+            try:
+                tool = tool_from_manifest(path, label, package, options)
+            except PluginError as e:
+                warn(f"skipped tool: {e.message}")
+                continue
+            if tool.name in tools:
+                kept = tools[tool.name]
+                warn(f"tool '{tool.name}' from {path} ({label}) clashes with {kept.path} "
+                     f"({kept.source}); keeping the {kept.source} one")
+                continue
+            tools[tool.name] = tool
+    return tools
+
+
+def find_manifests(path: str) -> list[Path]:
+    """`tools validate PATH`: a manifest file, or every manifest in a folder."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        found = manifests_in(p)
+        if not found:
+            raise PluginError(f"{p}: no *.yaml manifests in this folder")
+        return found
+    if not p.is_file():
+        raise PluginError(f"{p}: no such manifest file or folder")
+    return [p]
+
+
+def check_signature(tool: Tool) -> None:
+    """The function accepts the schema's properties and needs nothing the schema may omit."""
+    import inspect
+
+    fn = tool.function()
+    where = tool.path or tool.name
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    schema = tool.definition.parameters
+    props = set((schema.get("properties") or {}).keys())
+    required = set(schema.get("required") or ())
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for prop in sorted(props):
+        if prop not in params and not var_kw:
+            raise PluginError(f"{where}: field 'parameters': property '{prop}' is not a "
+                              f"parameter of {fn.__name__}()")
+    for pname, p in params.items():
+        if pname == "context" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        if p.default is p.empty and pname not in required:
+            raise PluginError(f"{where}: field 'parameters': {fn.__name__}() needs '{pname}' "
+                              "but the schema does not list it under 'required'")

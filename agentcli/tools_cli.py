@@ -1,0 +1,185 @@
+"""`agentcli tools list | show NAME | run NAME --args JSON | validate PATH`.
+
+Only typer and the stdlib are imported at module level (startup time); the rest is imported inside
+each command. Errors are AgentCliError subclasses turned into one line + exit code by the main
+CLI's ``run_command``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, List, Optional
+
+import typer
+
+tools_app = typer.Typer(
+    name="tools", no_args_is_help=True, add_completion=False,
+    help="List, inspect, run and validate tool plugins.",
+)
+
+ToolsDirOpt = typer.Option(None, "--tools-dir", metavar="DIR",
+                           help="Also load tool plugins from DIR (repeatable).")
+ConfigOpt = typer.Option(None, "--config", metavar="PATH", envvar="AGENTCLI_CONFIG",
+                         help="Config file (default: AGENTCLI_CONFIG or the config dir).")
+
+
+def _run(body: Callable[[], int | None]) -> None:
+    from .cli import run_command
+
+    run_command(body)
+
+
+def _warn(line: str) -> None:
+    from .cli import warn
+
+    warn(line)
+
+
+def _load(config: str | None, tools_dirs: list[str] | None) -> tuple[Any, dict[str, Any]]:
+    from .config import load_settings
+    from .plugins import load_tools
+
+    settings = load_settings(config)
+    return settings, load_tools(settings, extra_dirs=tuple(tools_dirs or ()), warn=_warn)
+
+
+def _get(tools: dict[str, Any], name: str) -> Any:
+    from .errors import UsageError
+
+    if name not in tools:
+        raise UsageError(f"unknown tool '{name}'",
+                         hint=f"available: {', '.join(sorted(tools)) or 'none'}")
+    return tools[name]
+
+
+def _out(text: str) -> None:
+    """Tool text to stdout, made inert when stdout is a terminal."""
+    if sys.stdout.isatty():
+        from .render import sanitize
+
+        text = sanitize(text)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+@tools_app.command("list")
+def list_tools(tools_dir: Optional[List[str]] = ToolsDirOpt,
+               config: Optional[str] = ConfigOpt) -> None:
+    """Every tool: name, source, approval default, description."""
+
+    def body() -> int:
+        _, tools = _load(config, tools_dir)
+        rows = [(t.name, t.source, t.confirm, t.definition.description.split("\n")[0])
+                for t in tools.values()]
+        if not rows:
+            print("no tools found")
+            return 0
+        w = [max(len(r[i]) for r in rows + [("NAME", "SOURCE", "APPROVAL", "")]) for i in range(3)]
+        lines = [f"{'NAME':<{w[0]}}  {'SOURCE':<{w[1]}}  {'APPROVAL':<{w[2]}}  DESCRIPTION"]
+        for name, source, confirm, desc in rows:
+            desc = desc if len(desc) <= 80 else desc[:79] + "…"
+            lines.append(f"{name:<{w[0]}}  {source:<{w[1]}}  {confirm:<{w[2]}}  {desc}")
+        _out("\n".join(lines))
+        return 0
+
+    _run(body)
+
+
+@tools_app.command("show")
+def show_tool(name: str = typer.Argument(..., help="Tool name."),
+              tools_dir: Optional[List[str]] = ToolsDirOpt,
+              config: Optional[str] = ConfigOpt) -> None:
+    """The tool's manifest, where it came from, its config options and its parameter schema."""
+
+    def body() -> int:
+        _, tools = _load(config, tools_dir)
+        t = _get(tools, name)
+        m = t.manifest
+        lines = [f"name:        {t.name}", f"source:      {t.source}", f"manifest:    {t.path}",
+                 f"entrypoint:  {m.get('entrypoint', '?')}", f"approval:    {t.confirm}",
+                 f"timeout:     {t.timeout:g} s", f"output cap:  {t.output_cap} characters"]
+        if t.options:
+            lines.append(f"options:     {json.dumps(dict(t.options), default=str)}")
+        lines += ["description:", *("  " + ln for ln in t.definition.description.splitlines()),
+                  "parameters (JSON Schema, sent to the model):",
+                  json.dumps(t.definition.parameters, indent=2, ensure_ascii=False)]
+        _out("\n".join(lines))
+        return 0
+
+    _run(body)
+
+
+@tools_app.command("run")
+def run_tool(name: str = typer.Argument(..., help="Tool name."),
+             args: str = typer.Option("{}", "--args", metavar="JSON",
+                                      help='Arguments as a JSON object, e.g. \'{"path": "README.md"}\'.'),
+             yes: bool = typer.Option(False, "--yes", "-y", help="Approve without asking."),
+             tools_dir: Optional[List[str]] = ToolsDirOpt,
+             config: Optional[str] = ConfigOpt) -> None:
+    """Run one tool directly, through the same validation and approval as a model's call."""
+
+    def body() -> int:
+        from .approval import build_approver, open_tty_prompter
+        from .errors import ToolError, UsageError
+        from .executor import Executor, validate_arguments
+        from .messages import ToolCall
+
+        settings, tools = _load(config, tools_dir)
+        tool = _get(tools, name)
+        call = ToolCall("cli-run", name, args)
+        try:
+            parsed = call.parsed_arguments()
+        except ValueError as e:
+            raise UsageError(f"--args: {e}", hint='pass a JSON object, e.g. --args \'{"x": 1}\'')
+        problem = validate_arguments(parsed, tool.definition.parameters)
+        if problem:
+            raise UsageError(f"--args: invalid arguments for {name}: {problem}",
+                             hint=f"see `agentcli tools show {name}`")
+        prompter = None if yes else open_tty_prompter()
+        try:
+            executor = Executor({name: tool}, build_approver(settings, yes=yes,
+                                                             prompter=prompter))
+            result = executor.execute(call)
+        finally:
+            close = getattr(prompter, "close", None)
+            if close:
+                close()
+        if result.is_error:
+            first, _, rest = result.content.partition("\n")
+            raise ToolError(first, hint="rerun with --yes to approve it"
+                            if "no terminal" in first else None)
+        _out(result.content)
+        return 0
+
+    _run(body)
+
+
+@tools_app.command("validate")
+def validate_tool(path: str = typer.Argument(..., help="A manifest file, or a folder of them."),
+                  config: Optional[str] = ConfigOpt,
+                  tools_dir: Optional[List[str]] = ToolsDirOpt) -> None:
+    """Check manifests and import their modules: exit 0 when all are fine, 2 otherwise."""
+
+    def body() -> int:
+        from pathlib import Path
+
+        from .errors import PluginError
+        from .plugins import check_signature, find_manifests, tool_from_manifest
+
+        problems = []
+        for manifest in find_manifests(path):
+            try:
+                tool = tool_from_manifest(Path(manifest), "validate")
+                tool.function()
+                check_signature(tool)
+            except PluginError as e:
+                problems.append(e.message)
+                print(f"error: {e.message}", file=sys.stderr)
+                continue
+            print(f"ok: {tool.name} ({manifest})")
+        if problems:
+            raise PluginError(f"{len(problems)} manifest(s) failed validation")
+        return 0
+
+    _run(body)

@@ -1,0 +1,272 @@
+"""web_fetch: GET a public URL and return readable text, refusing the local network.
+
+Options (config ``tools.options.web_fetch``):
+  allow_private: false   true allows loopback/private/link-local addresses (your own LAN)
+  max_bytes: 1000000     most body bytes kept, counted after gzip/deflate decoding
+  max_redirects: 5       each hop is checked again
+  timeout: 15            seconds per connect/read
+
+SSRF guard: the host is resolved once; every address it resolves to must be public (IPv4-mapped,
+6to4, Teredo and NAT64 IPv6 addresses are judged by the IPv4 address inside), and the connection
+goes to that checked address (no second lookup, so a DNS answer that changes cannot slip past).
+TLS still verifies the certificate for the host name (SNI) and the Host header names the host.
+Environment proxies are ignored: a proxy would resolve names where we cannot check them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import zlib
+from typing import Any, Iterable
+
+import httpcore
+import httpx
+import trafilatura
+
+from agentcli.errors import ToolError
+
+DEFAULT_MAX_BYTES = 1_000_000
+DEFAULT_MAX_REDIRECTS = 5
+DEFAULT_TIMEOUT = 15.0
+USER_AGENT = "agentcli-web_fetch/0.1 (+https://pypi.org/project/agentcli/)"
+METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
+            ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("169.254.170.2")}
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+TEXT_TYPES = {"application/json", "application/xml", "application/javascript",
+              "application/x-javascript", "application/ecmascript", "application/yaml",
+              "application/x-yaml", "application/toml", "application/xhtml+xml",
+              "application/rss+xml", "application/atom+xml", "application/ld+json",
+              "application/x-sh", "application/sql", "application/csv", "application/x-ndjson"}
+
+
+class Refused(ToolError):
+    """A URL or address the guard will not fetch."""
+
+
+def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why this address may not be fetched, or None when it is a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner: list[ipaddress.IPv4Address] = []
+        if ip.ipv4_mapped:
+            inner.append(ip.ipv4_mapped)
+        if ip.sixtofour:
+            inner.append(ip.sixtofour)
+        if ip.teredo:
+            inner.extend(ip.teredo)
+        if ip in NAT64:
+            inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        for v4 in inner:
+            problem = address_problem(v4)
+            if problem:
+                return f"{problem} (inside {ip})"
+        if ip.scope_id:
+            ip = ipaddress.IPv6Address(str(ip).split("%")[0])
+    if ip in METADATA:
+        return "a cloud metadata address"
+    for attr, label in (("is_loopback", "a loopback"), ("is_link_local", "a link-local"),
+                        ("is_multicast", "a multicast"), ("is_unspecified", "an unspecified"),
+                        ("is_private", "a private"), ("is_reserved", "a reserved")):
+        if getattr(ip, attr):
+            return f"{label} address"
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """All addresses for host (kept as a function so tests can fake DNS)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ToolError(f"cannot resolve host '{host}': {e}") from None
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """Resolves, checks every address, then connects to a checked address (never by name)."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+        self.inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        addresses = resolve(host, port)
+        if not addresses:
+            raise ToolError(f"host '{host}' has no addresses")
+        if not self.allow_private:
+            for a in addresses:
+                problem = address_problem(ipaddress.ip_address(a))
+                if problem:
+                    shown = f"{host} is" if host == a else f"{host} resolves to {a}, which is"
+                    raise Refused(f"refused: {shown} {problem}; web_fetch only fetches public "
+                                  "addresses (set tools.options.web_fetch.allow_private to "
+                                  "fetch from your own network)")
+        error: Exception | None = None
+        for a in addresses:
+            try:
+                return self.inner.connect_tcp(a, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                error = e
+        raise ToolError(f"cannot connect to {host}:{port}: {error}")
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        raise Refused("unix sockets are not fetched")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+def check_url(url: str) -> httpx.URL:
+    try:
+        u = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError, ValueError) as e:
+        raise Refused(f"not a valid URL: {e}") from None
+    if u.scheme not in ("http", "https"):
+        raise Refused(f"refused: only http:// and https:// URLs are fetched, not "
+                      f"'{u.scheme or '(none)'}'")
+    if not u.host:
+        raise Refused("refused: the URL has no host")
+    return u
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for k, v in headers:
+        if k.lower() == name:
+            return v.decode("latin-1").strip()
+    return ""
+
+
+class _Decoder:
+    """Bounded gzip/deflate decoding: never produces more than asked for."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        if encoding in ("", "identity"):
+            self.z = None
+        elif encoding in ("gzip", "x-gzip"):
+            self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self.z = zlib.decompressobj(zlib.MAX_WBITS)
+            self.first = True
+        else:
+            raise ToolError(f"the server sent an unsupported content-encoding '{encoding}'")
+
+    def feed(self, data: bytes, budget: int) -> bytes:
+        if self.z is None:
+            return data[:budget]
+        try:
+            return self.z.decompress(data, budget)
+        except zlib.error as e:
+            if self.encoding == "deflate" and getattr(self, "first", False):
+                self.z = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate without a header
+                self.first = False
+                return self.feed(data, budget)
+            raise ToolError(f"the body could not be decoded ({self.encoding}): {e}") from None
+        finally:
+            self.first = False
+
+
+def _is_text(mime: str) -> bool:
+    return (not mime or mime.startswith("text/") or mime in TEXT_TYPES
+            or mime.endswith("+xml") or mime.endswith("+json"))
+
+
+def run(url: str, context: Any = None) -> str:
+    options = getattr(context, "options", None) or {}
+    allow_private = options.get("allow_private", False) is True
+    max_bytes = int(options.get("max_bytes", DEFAULT_MAX_BYTES))
+    max_redirects = int(options.get("max_redirects", DEFAULT_MAX_REDIRECTS))
+    timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
+    ext = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
+    pool = httpcore.ConnectionPool(max_connections=2,  # TLS: httpcore's certifi context
+                                   network_backend=GuardedBackend(allow_private))
+    current = check_url(url)
+    try:
+        with pool:
+            for _ in range(max_redirects + 1):
+                headers = [(b"Host", current.netloc), (b"User-Agent", USER_AGENT.encode()),
+                           (b"Accept", b"text/html,application/xhtml+xml,text/plain;q=0.9,"
+                                       b"*/*;q=0.5"),
+                           (b"Accept-Encoding", b"gzip, deflate")]
+                target = httpcore.URL(scheme=current.raw_scheme, host=current.raw_host,
+                                      port=current.port, target=current.raw_path)
+                with pool.stream("GET", target, headers=headers, extensions=ext) as resp:
+                    location = _header(resp.headers, b"location")
+                    if resp.status in (301, 302, 303, 307, 308) and location:
+                        current = check_url(str(current.join(location)))
+                        continue
+                    return _read(resp, str(current), max_bytes)
+    except ToolError:
+        raise
+    except httpcore.TimeoutException:
+        raise ToolError(f"timed out fetching {current} (after {timeout:g} s)") from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as e:
+        raise ToolError(f"cannot fetch {current}: {type(e).__name__}: {e}") from None
+    raise ToolError(f"too many redirects (more than {max_redirects}); last URL {current}")
+
+
+def _read(resp: Any, url: str, max_bytes: int) -> str:
+    ctype = _header(resp.headers, b"content-type")
+    mime = ctype.split(";")[0].strip().lower()
+    status = f"{resp.status} {resp.extensions.get('reason_phrase', b'').decode('latin-1')}"
+    head = f"URL: {url}\nStatus: {status.strip()}\nContent-Type: {ctype or '(none)'}\n"
+    if not _is_text(mime):
+        length = _header(resp.headers, b"content-length")
+        size = f", {length} bytes" if length.isdigit() else ""
+        return head + f"\n[binary content ({mime}{size}); not downloaded: web_fetch returns text]"
+    decoder = _Decoder(_header(resp.headers, b"content-encoding").lower())
+    body = bytearray()
+    raw = 0
+    truncated = False
+    for chunk in resp.iter_stream():
+        raw += len(chunk)
+        body += decoder.feed(chunk, max_bytes + 1 - len(body))
+        if len(body) > max_bytes or raw > 4 * max_bytes:
+            truncated = True
+            del body[max_bytes:]
+            break
+    data = bytes(body)
+    if not mime and b"\x00" in data[:1024]:
+        return head + "\n[binary content (no content type, NUL bytes); not shown]"
+    charset = ""
+    for param in ctype.split(";")[1:]:
+        k, _, v = param.partition("=")
+        if k.strip().lower() == "charset":
+            charset = v.strip().strip("\"'")
+    if mime in ("text/html", "application/xhtml+xml") or (not mime and b"<html" in data[:2048].lower()):
+        text = html_to_text(data, charset)
+    else:
+        try:
+            text = data.decode(charset or "utf-8", "replace")
+        except LookupError:
+            text = data.decode("utf-8", "replace")
+    if resp.status >= 400:
+        raise ToolError(f"HTTP {status.strip()} from {url}\n{text[:1000]}")
+    note = (f"\n\n[truncated: the body is larger than {max_bytes} bytes (after decoding); "
+            "showing the first part]" if truncated else "")
+    return head + "\n" + text + note
+
+
+def html_to_text(data: bytes, charset: str = "") -> str:
+    """Readable text from HTML with trafilatura (main content first, whole page as fallback)."""
+    source: Any = data
+    if charset:
+        try:
+            source = data.decode(charset, "replace")
+        except LookupError:
+            pass
+    text = trafilatura.extract(source, output_format="markdown", include_links=True,
+                               include_tables=True, include_formatting=True, favor_recall=True)
+    if not text:
+        text = trafilatura.html2txt(source) or ""
+    title = ""
+    try:
+        meta = trafilatura.extract_metadata(source)
+        title = (getattr(meta, "title", None) or "").strip() if meta else ""
+    except Exception:  # noqa: BLE001 - the title is a nicety
+        pass
+    text = text.strip() or "(no readable text on the page)"
+    return f"Title: {title}\n\n{text}" if title else text
