@@ -76,8 +76,9 @@ def test_tool_call_arguments_assembled(fake_server, streaming):
     assert joined(events) == "Let me compute. "
     assert events[-1] == TurnDone("tool_use", Usage(10, 4))
     assert fake_server.requests[0]["body"]["tools"] == [
-        {"type": "function", "function": {"name": "calculator", "description": "Evaluate arithmetic.",
-                                          "parameters": CALC.parameters}}]
+        {"type": "function",
+         "function": {"name": "calculator", "description": "Evaluate arithmetic.",
+                      "parameters": CALC.parameters}}]
 
 
 @pytest.mark.parametrize("streaming", [True, False])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
@@ -40,7 +40,8 @@ def resolve_api_key(profile: Any, official_host: str) -> str:
 def sdk_timeout(sdk: ModuleType, settings: Any) -> Any:
     """The SDK's Timeout: the read timeout applies per read, which is exactly an idle timeout."""
     total = float(settings.request_timeout)
-    return sdk.Timeout(total, connect=min(total, CONNECT_TIMEOUT), read=float(settings.idle_timeout))
+    return sdk.Timeout(total, connect=min(total, CONNECT_TIMEOUT),
+                       read=float(settings.idle_timeout))
 
 
 def one_line(text: str, secret: str | None = None) -> str:
@@ -123,7 +124,8 @@ class ErrorMapper:
                 f"cannot connect to {self.base_url}: {self._cause_text(e)}",
                 hint="check the base_url and that the server is running")
         if isinstance(e, sdk.APIError):  # e.g. an error event inside a stream
-            return ProviderError(f"{self.provider} API error: {one_line(server_message(e), self.secret)}")
+            msg = one_line(server_message(e), self.secret)
+            return ProviderError(f"{self.provider} API error: {msg}")
         if isinstance(e, json.JSONDecodeError):
             return ProviderError(f"{self.provider} server sent a reply that is not valid JSON: "
                                  f"{one_line(str(e))}")
@@ -190,6 +192,30 @@ class ErrorMapper:
         return StreamInterruptedError(
             f"the reply was cut off: the stream from {self.base_url} ended without {what}",
             partial_text="".join(partial), hint="the partial reply was kept; try again")
+
+
+class SDKAdapter:
+    """The shared shape of the SDK adapters: build the request, then stream or not.
+    Subclasses provide ``_params`` (the SDK request), ``_stream`` and ``_complete``."""
+
+    profile: Any
+
+    def stream(self, messages: Sequence[Any], tools: Sequence[Any], *,
+               system: str | None = None, stream: bool = True) -> Iterator[Any]:
+        params = self._params(messages, tools, system)
+        if self.profile.temperature is not None:
+            params["temperature"] = self.profile.temperature
+        yield from (self._stream(params) if stream else self._complete(params))
+
+    def _params(self, messages: Sequence[Any], tools: Sequence[Any],
+                system: str | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _stream(self, params: dict[str, Any]) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _complete(self, params: dict[str, Any]) -> Iterator[Any]:
+        raise NotImplementedError
 
 
 def display_url(base_url: str | None, default: str) -> str:

@@ -12,7 +12,8 @@ import anthropic as sdk
 from ..config import DEFAULT_MODELS, ProviderProfile, Settings
 from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
                         ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
-from ._common import ErrorMapper, display_url, parse_arguments, resolve_api_key, sdk_timeout
+from ._common import (ErrorMapper, SDKAdapter, display_url, parse_arguments, resolve_api_key,
+                      sdk_timeout)
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_URL = "https://api.anthropic.com"
@@ -82,9 +83,10 @@ def _stop_reason(reason: str | None) -> StopReason:
     return _STOP_REASONS.get(reason or "", "other")
 
 
-def _usage(u: Any, previous: Usage = Usage()) -> Usage:
+def _usage(u: Any, previous: Usage | None = None) -> Usage:
     """Merge a usage object (message_start has both counts, message_delta the final output and
     sometimes the input) into what is known so far."""
+    previous = previous or Usage()
     if u is None:
         return previous
     inp = getattr(u, "input_tokens", None)
@@ -93,7 +95,7 @@ def _usage(u: Any, previous: Usage = Usage()) -> Usage:
                  int(out) if out is not None else previous.output_tokens)
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKAdapter):
     """Messages API over the official SDK; see ``providers.base`` for the contract."""
 
     def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
@@ -116,16 +118,9 @@ class AnthropicProvider:
             params["system"] = system
         if tools:
             params["tools"] = convert_tools(tools)
-        if self.profile.temperature is not None:
-            params["temperature"] = self.profile.temperature
         return params
 
-    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
-               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
-        params = self._params(messages, tools, system)
-        if not stream:
-            yield from self._complete(params)
-            return
+    def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         text: list[str] = []
         usage = Usage()
         stop: str | None = None
@@ -141,9 +136,9 @@ class AnthropicProvider:
                 elif kind == "content_block_start":
                     block = ev.content_block
                     if block.type == "tool_use":
-                        start = block.input if isinstance(block.input, dict) and block.input else None
-                        tool_blocks[ev.index] = {"id": block.id, "name": block.name, "pieces": [],
-                                                 "start": start}
+                        start = block.input if isinstance(block.input, dict) else None
+                        tool_blocks[ev.index] = {"id": block.id, "name": block.name,
+                                                 "pieces": [], "start": start}
                     elif block.type == "text" and block.text:
                         text.append(block.text)
                         yield TextDelta(block.text)

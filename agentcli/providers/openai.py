@@ -13,7 +13,8 @@ import openai as sdk
 from ..config import DEFAULT_MODELS, ProviderProfile, Settings
 from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
                         ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
-from ._common import ErrorMapper, display_url, parse_arguments, resolve_api_key, sdk_timeout
+from ._common import (ErrorMapper, SDKAdapter, display_url, parse_arguments, resolve_api_key,
+                      sdk_timeout)
 
 OFFICIAL_HOST = "api.openai.com"
 DEFAULT_URL = "https://api.openai.com/v1"
@@ -98,7 +99,8 @@ class _CallSlots:
     def add(self, piece: Any) -> None:
         index = piece.index if piece.index is not None else len(self.calls)
         slot = self._by_index.get(index)
-        if slot is None or (piece.id and self.calls[slot]["id"] and piece.id != self.calls[slot]["id"]):
+        known_id = self.calls[slot]["id"] if slot is not None else ""
+        if slot is None or (piece.id and known_id and piece.id != known_id):
             self.calls.append({"id": "", "name": "", "arguments": []})
             slot = self._by_index[index] = len(self.calls) - 1
         call = self.calls[slot]
@@ -116,7 +118,7 @@ class _CallSlots:
                 for i, c in enumerate(self.calls)]
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKAdapter):
     """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
 
     def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
@@ -141,16 +143,9 @@ class OpenAIProvider:
         if self.profile.max_tokens:
             key = "max_completion_tokens" if self.official else "max_tokens"
             params[key] = self.profile.max_tokens
-        if self.profile.temperature is not None:
-            params["temperature"] = self.profile.temperature
         return params
 
-    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
-               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
-        params = self._params(messages, tools, system)
-        if not stream:
-            yield from self._complete(params)
-            return
+    def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         text: list[str] = []
         slots = _CallSlots()
         usage = Usage()
