@@ -30,3 +30,67 @@ def sanitize(text: str) -> str:
     text = text.replace("\r\n", "\n")
     text = _CONTROL.sub(_picture, text)
     return _BIDI.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
+# --- rich renderables for the REPL (imported lazily: `ask` needs only sanitize) -------------------
+
+RESULT_PREVIEW_LINES = 10
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def format_arguments(raw: str) -> str:
+    """A tool call's arguments as pretty JSON (or the raw text when it is not JSON), sanitised."""
+    import json
+
+    try:
+        value = json.loads(raw, strict=False) if raw.strip() else {}
+        text = json.dumps(value, indent=2, ensure_ascii=False)
+    except ValueError:
+        text = raw
+    return sanitize(text)
+
+
+def tool_call_panel(name: str, arguments: str) -> object:
+    """The tool name and its full arguments (nothing folded: this is what gets approved)."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    return Panel(Text(format_arguments(arguments)), title=Text(f"tool call: {sanitize(name)}"),
+                 title_align="left", border_style="cyan", expand=False)
+
+
+def fold(content: str, max_lines: int = RESULT_PREVIEW_LINES) -> tuple[str, str | None]:
+    """(first ``max_lines`` lines, a note on what was folded or None)."""
+    lines = content.splitlines()
+    if len(lines) <= max_lines and len(content) <= 1200:
+        return content, None
+    shown = "\n".join(lines[:max_lines])
+    if len(shown) > 1200:
+        shown = shown[:1200]
+    rest = content[len(shown):].lstrip("\n")
+    hidden_lines = len(rest.splitlines())
+    size = _size(len(rest.encode("utf-8", "replace")))
+    if hidden_lines > 1:
+        return shown, f"… {hidden_lines} more lines ({size}) folded"
+    return shown, f"… {size} more folded"
+
+
+def tool_result_panel(name: str, content: str, is_error: bool) -> object:
+    """The first lines of a tool result, with the size of what is folded."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    shown, note = fold(content)
+    body = Text(sanitize(shown) if shown else "(empty)")
+    if note:
+        body.append("\n" + note, style="dim italic")
+    title = f"{'✗' if is_error else '✓'} {sanitize(name)}"
+    return Panel(body, title=Text(title), title_align="left", expand=False,
+                 border_style="red" if is_error else "green")

@@ -1,0 +1,498 @@
+"""Streaming markdown for a terminal, in linear time.
+
+A reply arrives as many small deltas. Re-rendering the whole reply on every delta (rich ``Live``)
+costs O(n²); here every finished block is rendered exactly once and never redrawn:
+
+- ``BlockSplitter`` cuts the text into markdown blocks as lines complete: a paragraph, quote or
+  table ends at a blank line; a heading or thematic break is one line; a fenced code block ends
+  at its closing fence; a list ends at the first line after a blank line that does not continue
+  it (so loose lists and indented continuations stay one list).
+- ``MarkdownStream`` prints each finished block once through rich (code blocks with syntax
+  highlighting). The unfinished tail is shown as raw, sanitised text written incrementally (each
+  delta is written once, O(1) per delta); when its block completes, only those tail rows are
+  erased (cursor up + clear to end of screen) and the rendered block takes their place. The tail
+  is kept shorter than the screen so it can always be erased: a block that outgrows it is
+  committed in pieces (a code block in chunks of whole lines, a paragraph at a word boundary).
+- ``PlainStream`` is used when the output is not a terminal: sanitised text, nothing else.
+
+All text is sanitised (``render.sanitize``) before it is parsed, so escape sequences from the
+model are inert; HTML is shown as text (never dropped), images and links show their real target.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Callable, TextIO
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.syntax import Syntax
+
+from .render import sanitize
+
+# --- line classification -----------------------------------------------------------------------
+
+_FENCE_OPEN = re.compile(r"^( {0,3}|\s*)(`{3,}|~{3,})(.*)$")
+_HEADING = re.compile(r"^ {0,3}#{1,6}(\s|$)")
+_LIST_ITEM = re.compile(r"^ {0,3}([-*+]|\d{1,9}[.)])(\s|$)")
+_THEMATIC = re.compile(r"^ {0,3}([-*_])( *\1){2,} *$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+) *$")
+_INDENTED = re.compile(r"^(\t| {2,})\S")
+_QUOTE = re.compile(r"^ {0,3}>")
+_TABLE = re.compile(r"^ {0,3}\|")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A finished piece of the reply. ``kind`` is ``code`` (``text`` is the code itself, ``info``
+    the fence's language) or ``markdown``; ``cont`` marks a piece continuing the previous one
+    (a block too tall to preview whole), printed without a blank line before it."""
+
+    kind: str
+    text: str
+    info: str = ""
+    cont: bool = False
+
+
+class BlockSplitter:
+    """Markdown text in, finished blocks out, as soon as each is known to be finished."""
+
+    def __init__(self) -> None:
+        self._partial = ""  # the current line, not yet ended by \n
+        self._lines: list[str] = []  # complete lines of the open block
+        self._kind: str | None = None  # para | list | quote | table | indent | fence
+        self._fence: tuple[str, int] | None = None  # (char, length) while inside a fence
+        self._fence_info = ""
+        self._fence_top = False  # the fence is the block itself (not inside a list item)
+        self._blank_after_list = False
+        self._cont = False  # the open block continues a force-split piece
+        self._out: list[Block] = []
+
+    # -- public
+
+    def feed(self, text: str) -> list[Block]:
+        """Add text; return the blocks it finished (in order)."""
+        if "\n" not in text:
+            self._partial += text
+            return []
+        head, *complete, rest = (self._partial + text).split("\n")
+        self._partial = rest
+        self._line(head)
+        for line in complete:
+            self._line(line)
+        out, self._out = self._out, []
+        return out
+
+    def flush(self) -> list[Block]:
+        """The stream ended: everything left is a block (an unclosed fence is still code)."""
+        if self._partial:
+            self._line(self._partial)
+            self._partial = ""
+        self._emit()
+        out, self._out = self._out, []
+        return out
+
+    @property
+    def tail(self) -> str:
+        """The text not yet returned as a block."""
+        lines = self._lines + [self._partial]
+        return "\n".join(lines)
+
+    def split(self) -> list[Block]:
+        """Force out what is complete of the open block (it is too tall to keep previewing).
+
+        Code: the complete lines so far become a chunk and the fence stays open. Other blocks:
+        the complete lines; a paragraph that is one long line is cut at its last space."""
+        if self._fence is not None and not self._fence_top:
+            return []  # a fence inside a list item: no clean place to cut
+        if self._fence_top and self._fence is not None:
+            code = self._lines[1:]
+            if code:
+                self._out.append(Block("code", "\n".join(code), self._fence_info, self._cont))
+                self._lines = self._lines[:1]
+                self._cont = True
+        elif self._lines:
+            self._emit(cont_next=True)
+        elif self._partial and " " in self._partial.strip():
+            cut = self._partial.rstrip().rfind(" ")
+            piece, self._partial = self._partial[:cut], self._partial[cut + 1:]
+            self._out.append(Block("markdown", piece, cont=self._cont))
+            self._cont = True
+        out, self._out = self._out, []
+        return out
+
+    # -- internals
+
+    def _emit(self, cont_next: bool = False) -> None:
+        lines = self._lines
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if lines:
+            if self._fence_top:
+                code = lines[1:]
+                if self._fence is None and code:  # drop the closing fence
+                    code = code[:-1]
+                if code or not self._cont:  # nothing left after the last chunk: no empty box
+                    self._out.append(Block("code", "\n".join(code), self._fence_info,
+                                           self._cont))
+            else:
+                self._out.append(Block("markdown", "\n".join(lines), cont=self._cont))
+        self._lines = []
+        self._kind = None
+        self._fence_top = False
+        self._fence_info = ""
+        self._blank_after_list = False
+        self._cont = cont_next
+        if not cont_next:
+            self._fence = None
+
+    def _open_fence(self, line: str) -> bool:
+        m = _FENCE_OPEN.match(line)
+        if not m:
+            return False
+        marker, info = m.group(2), m.group(3)
+        if marker[0] == "`" and "`" in info:
+            return False
+        self._fence = (marker[0], len(marker))
+        self._fence_info = info.strip().split(" ")[0] if info.strip() else ""
+        return True
+
+    def _closes_fence(self, line: str) -> bool:
+        assert self._fence is not None
+        ch, n = self._fence
+        s = line.strip()
+        return len(s) >= n and s == ch * len(s)
+
+    def _line(self, line: str) -> None:
+        if self._fence is not None:
+            self._lines.append(line)
+            if self._closes_fence(line):
+                self._fence = None
+                if self._fence_top:
+                    self._emit()
+            return
+        blank = not line.strip()
+        if blank:
+            if not self._lines:
+                return
+            if self._kind == "list":
+                self._blank_after_list = True
+                self._lines.append(line)
+                return
+            self._emit()
+            return
+        if self._kind == "list" and self._blank_after_list:
+            if _INDENTED.match(line) or _LIST_ITEM.match(line):
+                self._blank_after_list = False
+                self._lines.append(line)
+                if _FENCE_OPEN.match(line):
+                    self._open_fence(line)
+                return
+            self._emit()
+        if _FENCE_OPEN.match(line):
+            if self._kind == "list" and _INDENTED.match(line):
+                self._open_fence(line)
+                self._lines.append(line)
+                return
+            if self._open_fence(line):
+                fence = self._fence
+                info = self._fence_info
+                if self._lines:
+                    self._emit()
+                self._fence, self._fence_info = fence, info
+                self._kind, self._fence_top, self._lines = "fence", True, [line]
+                return
+        if self._kind == "para" and _SETEXT.match(line):
+            self._lines.append(line)
+            self._emit()
+            return
+        if _HEADING.match(line) or _THEMATIC.match(line):
+            if self._lines:
+                self._emit()
+            self._lines = [line]
+            self._emit()
+            return
+        if not self._lines:
+            if _LIST_ITEM.match(line):
+                self._kind = "list"
+            elif _QUOTE.match(line):
+                self._kind = "quote"
+            elif _TABLE.match(line):
+                self._kind = "table"
+            elif line.startswith(("    ", "\t")):
+                self._kind = "indent"
+            else:
+                self._kind = "para"
+            self._lines = [line]
+            return
+        if self._kind == "para" and _LIST_ITEM.match(line):
+            self._kind = "list"
+        self._lines.append(line)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+class SafeMarkdown(Markdown):
+    """rich Markdown that loses nothing and hides no target: raw HTML is shown as text, links
+    and images show their real destination, an autolink shows its URL once."""
+
+    def __init__(self, markup: str, **kwargs: Any) -> None:
+        super().__init__("", hyperlinks=False, **kwargs)
+        from markdown_it import MarkdownIt
+        from markdown_it.token import Token
+
+        parser = MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table")
+        tokens = parser.parse(markup)
+        for tok in tokens:
+            if tok.type != "inline" or not tok.children:
+                continue
+            children: list[Token] = []
+            skip_autolink = False
+            for child in tok.children:
+                if child.type == "image":
+                    src = str(child.attrs.get("src", ""))
+                    children.append(Token("text", "", 0, content=f"[image: {child.content}] ({src})"))
+                elif child.type == "link_open" and child.markup == "autolink":
+                    skip_autolink = True
+                elif child.type == "link_close" and skip_autolink:
+                    skip_autolink = False
+                else:
+                    children.append(child)
+            tok.children = children
+        self.markup = markup
+        self.parsed = tokens
+
+
+class _Trimmed:
+    """A renderable without its leading blank lines (rich puts one before lists and quotes;
+    the stream puts exactly one blank line between blocks itself)."""
+
+    def __init__(self, renderable: Any) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: Any) -> Any:
+        from rich.segment import Segment
+
+        lines = console.render_lines(self.renderable, options, pad=False, new_lines=False)
+        start = 0
+        while start < len(lines) and not "".join(s.text for s in lines[start]).strip():
+            start += 1
+        newline = Segment.line()
+        for line in lines[start:]:
+            yield from line
+            yield newline
+
+
+def _code_renderable(code: str, info: str, theme: str) -> Syntax:
+    lexer = info or "text"
+    try:
+        from pygments.lexers import get_lexer_by_name
+        from pygments.util import ClassNotFound
+
+        try:
+            get_lexer_by_name(lexer)
+        except ClassNotFound:
+            lexer = "text"
+    except ImportError:  # pragma: no cover - rich depends on pygments
+        lexer = "text"
+    return Syntax(code, lexer, theme=theme, word_wrap=True, padding=(0, 1),
+                  background_color="default")
+
+
+class _CarriageReturns:
+    """``\\r\\n`` may arrive split across two deltas: hold a trailing ``\\r`` back one delta."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def __call__(self, text: str, final: bool = False) -> str:
+        text = self._held + text
+        self._held = ""
+        if text.endswith("\r") and not final:
+            text, self._held = text[:-1], "\r"
+        return sanitize(text)
+
+
+class MarkdownStream:
+    """Feed deltas, call ``finish()`` once; see the module docstring for the method.
+
+    ``critical`` is a context-manager factory wrapped around each terminal write, so an
+    interrupt (Ctrl-C) never lands halfway through a redraw (the REPL defers SIGINT there).
+    """
+
+    def __init__(self, console: Console, *, code_theme: str = "monokai", preview: bool = True,
+                 critical: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+        self.console = console
+        self.code_theme = code_theme
+        self.preview = preview and console.is_terminal
+        self.critical = critical
+        self._splitter = BlockSplitter()
+        self._clean = _CarriageReturns()
+        self._blocks_printed = 0
+        # the raw preview on screen: rows it spans (cursor row included) and the cursor column
+        self._rows = 1
+        self._col = 0
+        self._shown = False
+        self._frozen = False
+        self._width = max(console.width, 10)
+        self._max_rows = max(console.height - 2, 3)
+        self.text_parts: list[str] = []
+
+    @property
+    def blocks_printed(self) -> int:
+        return self._blocks_printed
+
+    def feed(self, delta: str) -> None:
+        if not delta:
+            return
+        self.text_parts.append(delta)
+        text = self._clean(delta)
+        with self.critical():
+            blocks = self._splitter.feed(text)
+            if blocks:
+                self._erase_preview()
+                for b in blocks:
+                    self._print_block(b)
+                self._show(self._splitter.tail)
+            else:
+                self._show(text)
+
+    def finish(self) -> None:
+        """The reply ended (or was cut): render everything left. Safe to call twice."""
+        with self.critical():
+            text = self._clean("", final=True)
+            if text:
+                self._splitter.feed(text)
+            blocks = self._splitter.flush()
+            self._erase_preview()
+            for b in blocks:
+                self._print_block(b)
+
+    # -- internals
+
+    def _print_block(self, block: Block) -> None:
+        if self._blocks_printed and not block.cont:
+            self.console.print()
+        if block.kind == "code":
+            self.console.print(_code_renderable(block.text, block.info, self.code_theme))
+        else:
+            self.console.print(_Trimmed(SafeMarkdown(block.text, code_theme=self.code_theme)))
+        self._blocks_printed += 1
+
+    def _show(self, text: str) -> None:
+        """Append ``text`` to the raw preview, keeping the preview shorter than the screen."""
+        if not self.preview or not text or self._frozen:
+            return
+        if self._fits(text):
+            self._write_preview(text)
+            return
+        # too tall to erase later: commit what is complete of the open block, rendered
+        blocks = self._splitter.split()
+        while blocks:
+            self._erase_preview()
+            for b in blocks:
+                self._print_block(b)
+            tail = self._splitter.tail
+            if self._fits(tail):
+                self._write_preview(tail)
+                return
+            blocks = self._splitter.split()
+        self._frozen = True  # nothing splittable (one enormous word): wait for the block's end
+
+    def _start(self) -> tuple[int, int, str]:
+        """Rows, column and prefix for a preview that is not on screen yet."""
+        return 1, 0, "\n" if self._blocks_printed else ""
+
+    def _fits(self, text: str) -> bool:
+        text = text.replace("\t", "    ")
+        if self._shown:
+            rows, col = _advance(self._rows, self._col, text, self._width)
+        else:
+            rows, col, prefix = self._start()
+            rows, col = _advance(rows, col, prefix + text, max(self.console.width, 10))
+        return rows <= self._max_rows
+
+    def _write_preview(self, text: str) -> None:
+        text = text.replace("\t", "    ")
+        if not self._shown:
+            self._shown = True
+            self._width = max(self.console.width, 10)
+            self._rows, self._col, prefix = self._start()
+            text = prefix + text  # the blank line the rendered block will have above it
+        self._rows, self._col = _advance(self._rows, self._col, text, self._width)
+        file = self.console.file
+        file.write(text)
+        file.flush()
+
+    def _erase_preview(self) -> None:
+        self._frozen = False
+        if not self._shown:
+            return
+        up = min(self._rows - 1, max(self.console.height - 1, 0))
+        seq = "\r" + (f"\x1b[{up}A" if up > 0 else "") + "\x1b[J"
+        file = self.console.file
+        file.write(seq)
+        file.flush()
+        self._shown = False
+        self._rows, self._col = 1, 0
+
+
+def _advance(rows: int, col: int, text: str, width: int) -> tuple[int, int]:
+    """Where the cursor ends (rows spanned, column) after the terminal prints ``text``,
+    wrapping at ``width`` the way terminals do (a full row keeps the cursor until the next
+    character; a wide character that does not fit moves to the next row)."""
+    for i, seg in enumerate(text.split("\n")):
+        if i:
+            rows += 1
+            col = 0
+        if not seg:
+            continue
+        if seg.isascii():
+            total = col + len(seg)
+            if total <= width:
+                col = total
+            else:
+                rows += (total - 1) // width
+                col = (total - 1) % width + 1
+        else:
+            from rich.cells import get_character_cell_size
+
+            for ch in seg:
+                w = get_character_cell_size(ch)
+                if col + w > width:
+                    rows += 1
+                    col = 0
+                col += w
+    return rows, col
+
+
+class PlainStream:
+    """Output that is not a terminal: the sanitised text as it arrives, no ANSI, no wrapping."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+        self._clean = _CarriageReturns()
+        self.text_parts: list[str] = []
+        self._last = "\n"
+
+    def feed(self, delta: str) -> None:
+        if not delta:
+            return
+        self.text_parts.append(delta)
+        text = self._clean(delta)
+        if text:
+            self.file.write(text)
+            self.file.flush()
+            self._last = text[-1]
+
+    def finish(self) -> None:
+        text = self._clean("", final=True)
+        if text:
+            self.file.write(text)
+            self._last = text[-1]
+        if self._last != "\n":
+            self.file.write("\n")
+            self._last = "\n"
+        self.file.flush()

@@ -1,0 +1,374 @@
+"""`agentcli chat`: the prompt-toolkit REPL around one Agent.
+
+Keys: Enter sends; Esc+Enter / Alt+Enter inserts a newline (pasted text is kept whole through
+bracketed paste); Up/Down and Ctrl-R search the persistent history; Tab completes slash
+commands, tool and provider names; Ctrl-D quits.
+
+Ctrl-C, by where it lands:
+- at the prompt: text typed so far goes to the history (Up brings it back) and the line clears;
+  on an empty line a hint; twice within ``DOUBLE_CTRL_C`` seconds on an empty line exits 130;
+- while a reply streams: the stream stops, the partial reply stays in history marked interrupted
+  (the agent does that), back to the prompt;
+- at an approval prompt: the call is denied; while a tool runs: it is cancelled (agent).
+
+While a reply streams, SIGINT is deferred during each terminal write so a redraw is never cut in
+half, and terminal echo is off so type-ahead does not garble the output (it is still read by the
+next prompt).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from . import runtime
+from .errors import EXIT_INTERRUPTED, AgentCliError, ProviderError, UsageError
+from .messages import (AgentDone, Message, TextDelta, ToolCallReady, ToolResultReady, TurnDone,
+                       Usage)
+from .render import sanitize
+
+if TYPE_CHECKING:
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+    from rich.console import Console
+
+DOUBLE_CTRL_C = 2.0
+
+
+# --- SIGINT, deferred around terminal writes ---------------------------------------------------
+
+class SigintGuard:
+    """While installed, Ctrl-C raises KeyboardInterrupt except inside ``critical()`` sections,
+    where it is held until the section ends."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.depth:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.depth == 0 and self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+            self.pending = False
+            self.depth = 0
+
+
+@contextmanager
+def echo_off(fd: int | None) -> Iterator[None]:
+    """Terminal echo off (signals still on) while output streams; restored afterwards."""
+    if fd is None:
+        yield
+        return
+    try:
+        import termios
+
+        old = termios.tcgetattr(fd)
+        new = list(old)
+        new[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, old)
+        except OSError:
+            pass
+
+
+# --- the REPL ----------------------------------------------------------------------------------
+
+class ChatRepl:
+    """One chat session. Everything terminal-facing is injected so tests can drive it with a
+    prompt-toolkit pipe input and captured rich consoles."""
+
+    def __init__(self, opts: runtime.RunOptions, *, input: Input, output: Output,
+                 console: Console, err: Console, piped_text: str | None = None,
+                 tty_fd: int | None = None,
+                 make_provider: Callable[[Any, Any], Any] | None = None,
+                 tools: dict[str, Any] | None = None) -> None:
+        from .repl_prompt import ReplPrompter, build_session
+
+        self.opts = opts
+        self.input = input
+        self.output = output
+        self.console = console
+        self.err = err
+        self.piped_text = piped_text
+        self.tty_fd = tty_fd
+        self._make_provider = make_provider or runtime.make_provider
+        self.guard = SigintGuard()
+        self.usage = Usage()
+        self.last_input_tokens = 0
+        self.failed_text: str | None = None  # a message the provider never answered (/retry)
+        self._last_ctrl_c = 0.0
+
+        self.settings = runtime.load(opts)
+        self.system = self.settings.system
+        self.profile = runtime.resolve(self.settings, opts, self.notice)
+        self.tools = tools if tools is not None else runtime.select_tools(self.settings, opts,
+                                                                          self.warn)
+        self.prompter = ReplPrompter(input, output)
+        self.executor = runtime.make_executor(self.settings, opts, self.tools, self.prompter)
+        provider = self._make_provider(self.settings, self.profile)
+        self.agent = runtime.make_agent(self.settings, opts, provider, self.executor)
+        self.session = build_session(self)
+
+    # -- small output helpers (all on stderr, sanitised)
+
+    def notice(self, line: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text(sanitize(line), style="dim"))
+
+    def warn(self, line: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text("warning: ", style="yellow") + Text(sanitize(line)))
+
+    def error(self, e: AgentCliError | str, hint: str | None = None) -> None:
+        from rich.text import Text
+
+        message = e.message if isinstance(e, AgentCliError) else e
+        hint = e.hint if isinstance(e, AgentCliError) and hint is None else hint
+        line = Text("error: ", style="bold red") + Text(sanitize(message), style="red")
+        if hint:
+            line += Text(f" (hint: {sanitize(hint)})", style="dim")
+        self.err.print(line)
+
+    @property
+    def model(self) -> str:
+        return str(getattr(self.agent.provider, "model", None) or self.profile.model or "?")
+
+    # -- the loop
+
+    def run(self) -> int:
+        self._banner()
+        while True:
+            try:
+                text = self.session.prompt()
+            except KeyboardInterrupt:
+                if self.session.kept_on_ctrl_c:
+                    self.notice("(input kept in history: press Up to get it back)")
+                    continue
+                now = time.monotonic()
+                if now - self._last_ctrl_c <= DOUBLE_CTRL_C:
+                    return EXIT_INTERRUPTED
+                self._last_ctrl_c = now
+                self.notice("press Ctrl-D or type /exit to quit (Ctrl-C again quits too)")
+                continue
+            except EOFError:
+                return 0
+            self._last_ctrl_c = 0.0
+            if not text.strip():
+                continue
+            if text.startswith("/"):
+                from .slash import EXIT, dispatch
+
+                if dispatch(self, text.strip()) is EXIT:
+                    return 0
+                continue
+            self.send(text)
+
+    def _banner(self) -> None:
+        tools = ", ".join(sorted(self.tools)) or "none"
+        self.notice(f"agentcli chat · {self.profile.name} · {self.model} · tools: {tools}")
+        self.notice("Enter sends · Esc+Enter newline · /help · Ctrl-D quits")
+        if self.piped_text:
+            lines = self.piped_text.count("\n") + (not self.piped_text.endswith("\n"))
+            self.notice(f"piped input ({lines} lines, {len(self.piped_text):,} characters) will "
+                        "be sent with your first message")
+
+    def send(self, text: str) -> None:
+        if self.piped_text:
+            from .ask import compose_prompt
+
+            text = compose_prompt(text, self.piped_text)
+            self.piped_text = None
+        self.run_turn(text)
+
+    def run_turn(self, text: str) -> None:
+        """One user message through the agent, rendering its events as they come."""
+        history = self.agent.history
+        before = len(history)
+        self.failed_text = None
+        out = _TurnOutput(self)
+        events = self.agent.run(Message.user(text))
+        with self.guard.installed(), echo_off(self.tty_fd):
+            try:
+                for event in events:
+                    out.handle(event)
+            except KeyboardInterrupt:
+                events.close()  # the agent keeps the partial reply, marked interrupted
+                out.close()
+                out.interrupted()
+            except ProviderError as e:
+                out.close()
+                self.error(e)
+                if len(history) == before + 1 and history[-1].role == "user":
+                    history.pop()  # never answered: keep history valid, offer /retry
+                    self.failed_text = text
+                    self.notice("(the message was not answered: /retry sends it again)")
+                elif history and history[-1].interrupted:
+                    self.notice("(the partial reply above is kept in the conversation)")
+            finally:
+                out.close()
+                self.console.print()  # one blank line between a reply and the next prompt
+
+    # -- /model and /provider
+
+    def switch(self, *, provider: str | None = None, model: str | None = None) -> None:
+        """Re-resolve the profile and rebuild provider + agent, keeping the history."""
+        opts = self.opts
+        if provider is not None:
+            same = provider == self.profile.name
+            opts = replace(opts, provider=provider, model=opts.model if same else None,
+                           base_url=opts.base_url if same else None)
+        if model is not None:
+            opts = replace(opts, model=model)
+        profile = runtime.resolve(self.settings, opts, self.notice)
+        new_provider = self._make_provider(self.settings, profile)
+        agent = runtime.make_agent(self.settings, opts, new_provider, self.executor,
+                                   history=self.agent.history)
+        agent.system = self.agent.system
+        self.opts, self.profile, self.agent = opts, profile, agent
+
+
+class _TurnOutput:
+    """Agent events -> terminal: the reply through the markdown stream, tool panels on stderr."""
+
+    def __init__(self, repl: ChatRepl) -> None:
+        self.repl = repl
+        self.stream: Any = None
+
+    def _text(self, delta: str) -> None:
+        if self.stream is None:
+            console = self.repl.console
+            if console.is_terminal:
+                from .markdown_stream import MarkdownStream
+
+                self.stream = MarkdownStream(console, critical=self.repl.guard.critical)
+            else:
+                from .markdown_stream import PlainStream
+
+                self.stream = PlainStream(console.file)
+        self.stream.feed(delta)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            stream.finish()
+
+    def handle(self, event: Any) -> None:
+        from .render import tool_call_panel, tool_result_panel
+
+        repl = self.repl
+        if isinstance(event, TextDelta):
+            self._text(event.text)
+        elif isinstance(event, ToolCallReady):
+            self.close()
+            with repl.guard.critical():
+                repl.err.print(tool_call_panel(event.call.name, event.call.arguments))
+        elif isinstance(event, ToolResultReady):
+            r = event.result
+            with repl.guard.critical():
+                repl.err.print(tool_result_panel(r.name, r.content, r.is_error))
+        elif isinstance(event, TurnDone):
+            repl.usage += event.usage
+            if event.usage.input_tokens:
+                repl.last_input_tokens = event.usage.input_tokens
+        elif isinstance(event, AgentDone):
+            self.close()
+            if event.reason == "interrupted":
+                self.interrupted()
+            elif event.reason == "max_steps":
+                repl.warn(f"stopped after {repl.agent.max_steps} model requests without a "
+                          "final answer (raise it with --max-steps)")
+        else:  # pragma: no cover - the agent broke its contract
+            raise TypeError(f"unknown event {event!r}")
+
+    def interrupted(self) -> None:
+        self.repl.notice("⏹ interrupted — the partial reply is kept in the conversation")
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+def _open_terminal() -> tuple[Input, Output, int | None, list[Any]]:
+    """prompt-toolkit input/output on the terminal: stdin/stdout when they are terminals, else
+    /dev/tty (e.g. `cat notes.md | agentcli chat`)."""
+    from prompt_toolkit.input import create_input
+    from prompt_toolkit.output import create_output
+
+    opened: list[Any] = []
+    if sys.stdin is not None and sys.stdin.isatty():
+        tty_in = sys.stdin
+    else:
+        try:
+            tty_in = open("/dev/tty", encoding="utf-8", errors="replace")  # noqa: SIM115
+        except OSError as e:
+            raise UsageError("chat needs a terminal to read your messages from, and there is "
+                             "none", hint="use `agentcli ask PROMPT` in scripts and pipes") from e
+        opened.append(tty_in)
+    if sys.stdout.isatty():
+        tty_out = sys.stdout
+    elif sys.stderr.isatty():
+        tty_out = sys.stderr
+    else:
+        try:
+            tty_out = open("/dev/tty", "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:
+            raise UsageError("chat needs a terminal to show its prompt on",
+                             hint="use `agentcli ask PROMPT` in scripts and pipes") from e
+        opened.append(tty_out)
+    return create_input(tty_in), create_output(stdout=tty_out), tty_in.fileno(), opened
+
+
+def run_chat(opts: runtime.RunOptions, piped_text: str | None = None) -> int:
+    """The `agentcli chat` command: returns the exit code (0 on /exit or Ctrl-D, 130 on a
+    double Ctrl-C)."""
+    from rich.console import Console
+
+    inp, out, fd, opened = _open_terminal()
+    try:
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+        err = Console(file=sys.stderr, highlight=False)
+        repl = ChatRepl(opts, input=inp, output=out, console=console, err=err,
+                        piped_text=piped_text, tty_fd=fd)
+        return repl.run()
+    finally:
+        for f in opened:
+            try:
+                f.close()
+            except OSError:
+                pass
+

@@ -1,0 +1,277 @@
+"""Slash commands of the chat REPL. A line starting with ``/`` never goes to the model: a known
+command runs, anything else gets a hint."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .errors import AgentCliError
+from .messages import Message
+from .render import sanitize
+
+if TYPE_CHECKING:
+    from .repl import ChatRepl
+
+EXIT = object()
+"""Returned by a command that ends the session."""
+
+
+@dataclass(frozen=True)
+class Command:
+    names: tuple[str, ...]
+    args: str
+    help: str
+    run: Callable[[ChatRepl, str], Any]
+
+
+KEYS_HELP = """\
+Keys
+  Enter               send
+  Esc+Enter, Alt+Enter  new line (pasted text is kept whole)
+  Up/Down, Ctrl-R     history, history search (kept in {history})
+  Tab                 complete commands, provider and tool names
+  Ctrl-C              stop a streaming reply (the partial reply is kept); deny an approval;
+                      cancel a running tool; at the prompt: clear the line (it stays in the
+                      history); twice on an empty line: quit
+  Ctrl-D              quit
+Approval of a tool call: y = yes once, a = always for this tool this session, n = no (then an
+optional reason for the model)."""
+
+
+def _last_user_index(history: Sequence[Message]) -> int | None:
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].role == "user":
+            return i
+    return None
+
+
+def _preview(text: str, width: int = 60) -> str:
+    one = " ".join(text.split())
+    return sanitize(one if len(one) <= width else one[: width - 1] + "…")
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+def _help(repl: ChatRepl, arg: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table.grid(padding=(0, 2))
+    for cmd in COMMANDS:
+        table.add_row(Text(" ".join(cmd.names) + (f" {cmd.args}" if cmd.args else ""),
+                           style="bold"), Text(cmd.help))
+    repl.err.print(Text("Commands", style="bold"))
+    repl.err.print(table)
+    repl.err.print(Text(KEYS_HELP.format(history=repl.settings.history_file)))
+
+
+def _exit(repl: ChatRepl, arg: str) -> object:
+    return EXIT
+
+
+def _clear(repl: ChatRepl, arg: str) -> None:
+    n = len(repl.agent.history)
+    repl.agent.history.clear()
+    repl.failed_text = None
+    repl.notice(f"conversation cleared ({n} message{'s' if n != 1 else ''} dropped); the "
+                "system prompt, provider and tool grants stay")
+
+
+def _model(repl: ChatRepl, arg: str) -> None:
+    if not arg:
+        repl.notice(f"model: {repl.model} (change it with /model NAME)")
+        return
+    try:
+        repl.switch(model=arg)
+    except AgentCliError as e:
+        repl.error(e)
+        return
+    repl.notice(f"model: {repl.model} (provider {repl.profile.name}; conversation kept)")
+
+
+def _provider(repl: ChatRepl, arg: str) -> None:
+    from .config import PROVIDER_TYPES
+
+    if not arg:
+        names = list(dict.fromkeys([*repl.settings.providers, *PROVIDER_TYPES]))
+        shown = ", ".join(f"{n} (current)" if n == repl.profile.name else n for n in names)
+        repl.notice(f"providers: {shown} (change with /provider NAME)")
+        return
+    try:
+        repl.switch(provider=arg)
+    except AgentCliError as e:
+        repl.error(e)
+        return
+    repl.notice(f"provider: {repl.profile.name} · model {repl.model} (conversation kept)")
+
+
+def _system(repl: ChatRepl, arg: str) -> None:
+    if not arg:
+        current = repl.agent.system
+        repl.notice(f"system prompt: {_preview(current, 200)}" if current else
+                    "no system prompt (set one with /system TEXT)")
+        return
+    repl.agent.system = None if arg == "-" else arg
+    repl.notice("system prompt removed" if arg == "-" else
+                "system prompt set for the next messages")
+
+
+def _approval_state(repl: ChatRepl, name: str, tool: Any) -> str:
+    approver = repl.executor.approver
+    try:
+        from .approval import decide
+
+        verdict, reason = decide(name, {}, confirm=getattr(tool, "confirm", "ask"),
+                                 yes=getattr(approver, "yes", False),
+                                 allow=getattr(approver, "allow", ()),
+                                 deny=getattr(approver, "deny", ()),
+                                 grants=getattr(approver, "grants", set()))
+    except Exception:  # noqa: BLE001 - a display nicety, never fatal
+        return getattr(tool, "confirm", "ask")
+    return {"ask": "asks before each call"}.get(verdict, reason)
+
+
+def _tools(repl: ChatRepl, arg: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    if not repl.tools:
+        repl.notice("no tools are offered to the model (started with --no-tools, or none "
+                    "loaded; see `agentcli tools list`)")
+        return
+    names = [arg] if arg else sorted(repl.tools)
+    table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
+    table.add_column("tool")
+    table.add_column("approval")
+    table.add_column("description", overflow="fold")
+    for name in names:
+        tool = repl.tools.get(name)
+        if tool is None:
+            repl.error(f"unknown tool '{name}'", hint=f"tools: {', '.join(sorted(repl.tools))}")
+            return
+        desc = " ".join(tool.definition.description.split())
+        table.add_row(Text(sanitize(name)), Text(sanitize(_approval_state(repl, name, tool))),
+                      Text(sanitize(desc if arg else _preview(desc, 70))))
+    repl.err.print(table)
+    if arg:
+        repl.err.print(Text(sanitize(json.dumps(repl.tools[arg].definition.parameters,
+                                                indent=2)), style="dim"))
+
+
+def _retry(repl: ChatRepl, arg: str) -> None:
+    history = repl.agent.history
+    i = _last_user_index(history)
+    if i is None:
+        if not repl.failed_text:
+            repl.notice("nothing to retry yet")
+            return
+        text = repl.failed_text
+    else:
+        text = history[i].text
+        del history[i:]
+    repl.notice(f"retrying: {_preview(text)}")
+    repl.run_turn(text)
+
+
+def _undo(repl: ChatRepl, arg: str) -> None:
+    history = repl.agent.history
+    i = _last_user_index(history)
+    if i is None:
+        repl.notice("nothing to undo")
+        return
+    text = history[i].text
+    n = len(history) - i
+    del history[i:]
+    repl.failed_text = None
+    repl.notice(f"dropped the last exchange ({n} message{'s' if n != 1 else ''}): "
+                f"{_preview(text)}")
+
+
+def _tokens(repl: ChatRepl, arg: str) -> None:
+    u = repl.usage
+    repl.notice(f"tokens this session: {u.input_tokens:,} in + {u.output_tokens:,} out = "
+                f"{u.total_tokens:,}; last request's input (≈ context size): "
+                f"{repl.last_input_tokens:,}")
+
+
+def transcript(repl: ChatRepl) -> str:
+    """The conversation as markdown (tool calls and results as fenced blocks)."""
+    def fence(text: str, info: str = "") -> str:
+        ticks = "```"
+        while ticks in text:
+            ticks += "`"
+        return f"{ticks}{info}\n{text}\n{ticks}"
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [f"# agentcli chat — {now}", "",
+           f"provider: {repl.profile.name} · model: {repl.model}", ""]
+    if repl.agent.system:
+        out += ["## System", "", repl.agent.system, ""]
+    for m in repl.agent.history:
+        if m.role == "user":
+            out += ["## You", "", m.text, ""]
+        elif m.role == "assistant":
+            out += ["## Assistant" + (" (interrupted)" if m.interrupted else ""), ""]
+            if m.text:
+                out += [m.text, ""]
+            for c in m.tool_calls:
+                out += [f"**tool call** `{c.name}`", "", fence(c.arguments, "json"), ""]
+        else:
+            for r in m.tool_results:
+                label = " (error)" if r.is_error else ""
+                out += [f"**tool result** `{r.name}`{label}", "", fence(r.content), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _save(repl: ChatRepl, arg: str) -> None:
+    if not arg:
+        repl.error("/save needs a file name", hint="/save chat.md")
+        return
+    path = Path(arg).expanduser()
+    try:
+        path.write_text(transcript(repl), encoding="utf-8")
+    except OSError as e:
+        repl.error(f"cannot write {path}: {e.strerror or e}")
+        return
+    n = len(repl.agent.history)
+    repl.notice(f"saved {n} message{'s' if n != 1 else ''} to {path}")
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(("/help",), "", "keys and commands", _help),
+    Command(("/exit", "/quit"), "", "leave (Ctrl-D too)", _exit),
+    Command(("/clear",), "", "forget the conversation so far", _clear),
+    Command(("/model",), "NAME", "switch model, keeping the conversation", _model),
+    Command(("/provider",), "NAME", "switch provider profile, keeping the conversation",
+            _provider),
+    Command(("/system",), "TEXT", "set the system prompt (/system - removes it)", _system),
+    Command(("/tools",), "[NAME]", "tools offered to the model, with their approval state",
+            _tools),
+    Command(("/retry",), "", "send your last message again (its old reply is dropped)", _retry),
+    Command(("/undo",), "", "drop your last message and its reply", _undo),
+    Command(("/tokens",), "", "token usage so far", _tokens),
+    Command(("/save",), "FILE", "write the conversation to FILE as markdown", _save),
+)
+
+_BY_NAME = {name: cmd for cmd in COMMANDS for name in cmd.names}
+
+
+def dispatch(repl: ChatRepl, line: str) -> object | None:
+    """Run one slash command line; returns EXIT to end the session."""
+    parts = line.split(None, 1)
+    name = parts[0].lower()
+    arg = parts[1].strip() if len(parts) > 1 else ""
+    cmd = _BY_NAME.get(name)
+    if cmd is None:
+        close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        repl.error(f"unknown command {sanitize(name)}",
+                   hint=f"{hint}/help lists the commands; nothing was sent to the model "
+                        "(to send text starting with /, add a space before it)")
+        return None
+    return cmd.run(repl, arg)
