@@ -24,6 +24,7 @@ import os
 import select
 import signal
 import struct
+import sys
 import threading
 import time
 import warnings
@@ -187,6 +188,10 @@ def _child(fn: Callable[..., Any], kwargs: dict[str, Any], cap: int, w: int) -> 
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
+        # Python-level streams may be proxies (prompt_toolkit, pytest): replace them too
+        quiet = open(os.devnull, "r+", encoding="utf-8")  # noqa: SIM115
+        sys.stdin = sys.stdout = sys.stderr = quiet
+        sys.__stdin__ = sys.__stdout__ = sys.__stderr__ = quiet
         try:
             payload = ["ok", cap_output(to_text(fn(**kwargs)), cap)]
         except BaseException as e:  # noqa: BLE001 - tool failures are data

@@ -241,6 +241,14 @@ def _sources(settings: Settings, extra_dirs: Sequence[str],
                 found.append((label, folder, None))
             else:
                 warn(f"tools folder {folder} ({label}) does not exist or is not a folder")
+    seen: set[str] = set()
+    unique = []
+    for label, folder, package in found:  # a folder named twice is read once
+        key = str(folder.resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append((label, folder, package))
+    found = unique
     for ep in _entry_points():
         value = ep.value.split(":")[0].strip()
         label = f"entry-point:{ep.name}"

@@ -1,0 +1,277 @@
+"""Plugin loading: manifests (good and every kind of broken), sources, clashes, lazy import,
+entry points through a real (fake) installed distribution, built-ins inside the wheel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from agentcli.config import Settings, ToolSettings, load_settings
+from agentcli.errors import PluginError
+from agentcli.plugins import builtin_tools_dir, load_tools, parse_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD = """\
+name: {name}
+description: Echo the text back.
+entrypoint: {module}:run
+confirm: never
+timeout: 5
+parameters:
+  type: object
+  properties:
+    text: {{type: string}}
+  required: [text]
+"""
+
+
+def write_tool(folder: Path, name: str = "echo", module: str | None = None,
+               body: str = "def run(text):\n    return 'echo: ' + text\n",
+               manifest: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    module = module or name
+    path = folder / f"{name}.yaml"
+    path.write_text(manifest if manifest is not None else GOOD.format(name=name, module=module))
+    (folder / f"{module}.py").write_text(body)
+    return path
+
+
+def settings(tmp_path: Path, **tools) -> Settings:
+    base = load_settings()
+    return replace(base, tools=ToolSettings(**tools))
+
+
+class Warnings(list):
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+
+def test_builtins_load_manifest_only(tmp_path):
+    warns = Warnings()
+    tools = load_tools(settings(tmp_path), warn=warns)
+    assert {"calculator", "file_read", "web_fetch"} <= set(tools)
+    assert warns == []
+    assert tools["calculator"].confirm == "never"
+    assert tools["file_read"].confirm == "ask" and tools["web_fetch"].confirm == "ask"
+    assert all(t.source == "builtin" for t in tools.values())
+    assert all(t._fn is None for t in tools.values()), "no module imported at startup"
+
+
+def test_extra_dir_tool_runs_and_imports_lazily(tmp_path):
+    marker = tmp_path / "imported"
+    write_tool(tmp_path / "mine", body=f"open({str(marker)!r}, 'w').close()\n"
+                                       "def run(text):\n    return 'echo: ' + text\n")
+    tools = load_tools(settings(tmp_path), extra_dirs=[str(tmp_path / "mine")], warn=Warnings())
+    assert tools["echo"].source == "tools-dir"
+    assert not marker.exists()
+    assert tools["echo"].function()(text="hi") == "echo: hi"
+    assert marker.exists()
+
+
+def test_user_and_config_dirs(tmp_path, monkeypatch):
+    s = settings(tmp_path, dirs=("cfgtools",))
+    write_tool(s.user_tools_dir, name="mine_user")
+    cfg = tmp_path / "conf"
+    write_tool(cfg / "cfgtools", name="mine_cfg")
+    s = replace(s, config_file=cfg / "config.yaml")  # config dirs are relative to the config file
+    tools = load_tools(s, warn=Warnings())
+    assert tools["mine_user"].source == "user"
+    assert tools["mine_cfg"].source == "config"
+
+
+def test_project_tools_folder_is_not_loaded(tmp_path, monkeypatch):
+    write_tool(tmp_path / "project" / "tools", name="sneaky")
+    monkeypatch.chdir(tmp_path / "project")
+    assert "sneaky" not in load_tools(settings(tmp_path), warn=Warnings())
+
+
+def test_clash_warns_and_first_wins(tmp_path):
+    write_tool(tmp_path / "a", name="calculator", module="calc2")
+    warns = Warnings()
+    tools = load_tools(settings(tmp_path), extra_dirs=[str(tmp_path / "a")], warn=warns)
+    assert tools["calculator"].source == "builtin"
+    assert len(warns) == 1 and "clashes" in warns[0] and "keeping the builtin one" in warns[0]
+    assert str(tmp_path / "a" / "calculator.yaml") in warns[0]
+
+
+def test_missing_dir_is_a_warning(tmp_path):
+    warns = Warnings()
+    load_tools(settings(tmp_path), extra_dirs=[str(tmp_path / "nope")], warn=warns)
+    assert any("does not exist" in w for w in warns)
+
+
+BROKEN = {
+    "bad_yaml": ("name: [unclosed\n", "invalid YAML"),
+    "python_tag": ("!!python/object/apply:os.system ['echo pwned']\n", "invalid YAML"),
+    "not_mapping": ("- a\n- b\n", "must be a mapping"),
+    "no_name": ("description: d\nentrypoint: m:run\nparameters: {type: object}\n", "'name'"),
+    "no_description": ("name: x\nentrypoint: m:run\nparameters: {type: object}\n",
+                       "'description'"),
+    "no_entrypoint": ("name: x\ndescription: d\nparameters: {type: object}\n", "'entrypoint'"),
+    "no_parameters": ("name: x\ndescription: d\nentrypoint: m:run\n", "'parameters'"),
+    "bad_name": ("name: 'rm -rf'\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n",
+                 "'name'"),
+    "bad_entry": ("name: x\ndescription: d\nentrypoint: ../evil:run\nparameters: {type: object}\n",
+                  "'entrypoint'"),
+    "bad_confirm": ("name: x\ndescription: d\nentrypoint: m:run\nconfirm: maybe\n"
+                    "parameters: {type: object}\n", "'confirm'"),
+    "bad_timeout": ("name: x\ndescription: d\nentrypoint: m:run\ntimeout: -1\n"
+                    "parameters: {type: object}\n", "'timeout'"),
+    "bad_cap": ("name: x\ndescription: d\nentrypoint: m:run\noutput_cap: lots\n"
+                "parameters: {type: object}\n", "'output_cap'"),
+    "not_object": ("name: x\ndescription: d\nentrypoint: m:run\nparameters: {type: string}\n",
+                   "'parameters'"),
+    "bad_schema": ("name: x\ndescription: d\nentrypoint: m:run\n"
+                   "parameters: {type: object, properties: {a: {type: 12}}}\n",
+                   "not a valid JSON Schema"),
+    "unknown_key": ("name: x\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n"
+                    "shell: true\n", "'shell'"),
+    "no_module": ("name: x\ndescription: d\nentrypoint: missing:run\nparameters: {type: object}\n",
+                  "not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_manifest_is_a_warning_naming_file_and_field(tmp_path, case):
+    text, expected = BROKEN[case]
+    folder = tmp_path / "t"
+    write_tool(folder, name="good")
+    (folder / "m.py").write_text("def run():\n    return 1\n")
+    (folder / f"{case}.yaml").write_text(text)
+    warns = Warnings()
+    tools = load_tools(settings(tmp_path), extra_dirs=[str(folder)], warn=warns)
+    assert "good" in tools, "the other tools still load"
+    assert len(warns) == 1, warns
+    assert f"{case}.yaml" in warns[0] and expected in warns[0]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_module_that_fails_to_import_is_reported_at_first_call(tmp_path):
+    from agentcli.approval import ApproveAll
+    from agentcli.executor import Executor
+    from agentcli.messages import ToolCall
+
+    write_tool(tmp_path / "t", name="boom", body="raise RuntimeError('bad plugin')\n")
+    write_tool(tmp_path / "t", name="fine")
+    tools = load_tools(settings(tmp_path), extra_dirs=[str(tmp_path / "t")], warn=Warnings())
+    result = Executor(tools, ApproveAll()).execute(ToolCall("1", "boom", '{"text": "x"}'))
+    assert result.is_error
+    assert "could not be loaded" in result.content and "boom.py" in result.content
+    assert "bad plugin" in result.content
+    ok = Executor(tools, ApproveAll()).execute(ToolCall("2", "fine", '{"text": "x"}'))
+    assert ok.content == "echo: x"
+
+
+def test_parse_manifest_defaults(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text("name: m\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n")
+    data = parse_manifest(p)
+    assert data["confirm"] == "ask" and data["timeout"] == 30.0 and data["output_cap"] == 32000
+
+
+def test_options_reach_tool_and_can_override_confirm(tmp_path):
+    write_tool(tmp_path / "t")
+    s = settings(tmp_path, options={"echo": {"confirm": "ask", "x": 1}})
+    tool = load_tools(s, extra_dirs=[str(tmp_path / "t")], warn=Warnings())["echo"]
+    assert tool.confirm == "ask" and tool.options["x"] == 1
+
+
+def test_entry_point_package(tmp_path, monkeypatch):
+    """A pip-installed tool package: a real dist-info with entry_points.txt on sys.path."""
+    site = tmp_path / "site"
+    pkg = site / "ep_tools_pkg"
+    write_tool(pkg, name="ep_echo", body="from .helper import PREFIX\n"
+                                           "def run(text):\n    return PREFIX + text\n")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helper.py").write_text("PREFIX = 'ep: '\n")
+    dist = site / "ep_tools_pkg-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-tools-pkg\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[agentcli.tools]\nep = ep_tools_pkg\n")
+    monkeypatch.syspath_prepend(str(site))
+    tools = load_tools(settings(tmp_path), warn=Warnings())
+    tool = tools["ep_echo"]
+    assert tool.source == "entry-point:ep"
+    assert "ep_tools_pkg" not in sys.modules, "not imported at startup"
+    assert tool.function()(text="x") == "ep: x"
+
+
+def test_entry_point_that_is_not_a_package_warns(tmp_path, monkeypatch):
+    import importlib.metadata as md
+
+    ep = md.EntryPoint(name="broken", value="no_such_module_xyz", group="agentcli.tools")
+    monkeypatch.setattr("agentcli.plugins._entry_points", lambda: [ep])
+    warns = Warnings()
+    tools = load_tools(settings(tmp_path), warn=warns)
+    assert "calculator" in tools
+    assert any("no_such_module_xyz" in w for w in warns)
+
+
+def test_builtin_dir_in_checkout():
+    assert builtin_tools_dir() == REPO / "tools"
+
+
+def test_wheel_ships_builtins_and_a_plain_install_finds_them(tmp_path):
+    """`pip install .` (not -e): build the wheel, install it into a folder, load the tools."""
+    out = tmp_path / "wheel"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(out), str(REPO)], capture_output=True, text=True, timeout=300)
+    if build.returncode != 0:
+        pytest.skip(f"cannot build the wheel here: {build.stderr.strip()[-300:]}")
+    wheel = next(out.glob("agentcli-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for tool in ("calculator", "file_read", "web_fetch"):
+        assert f"agentcli/_builtin_tools/{tool}.yaml" in names
+        assert f"agentcli/_builtin_tools/{tool}.py" in names
+    target = tmp_path / "installed"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, timeout=300)
+    script = textwrap.dedent("""
+        import agentcli, json
+        from agentcli.config import load_settings
+        from agentcli.plugins import load_tools, builtin_tools_dir
+        tools = load_tools(load_settings())
+        print(json.dumps([agentcli.__file__, str(builtin_tools_dir()), sorted(tools),
+                          tools["calculator"].function()(expression="37*91")]))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(target), "AGENTCLI_HOME": str(tmp_path / "home")}
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    file, folder, names, answer = json.loads(run.stdout)
+    assert file.startswith(str(target))
+    assert folder == str(target / "agentcli" / "_builtin_tools")
+    assert {"calculator", "file_read", "web_fetch"} <= set(names)
+    assert answer == "3367"
+
+
+def test_example_tool_from_the_readme_loads_and_runs(tmp_path):
+    """tests/data/example_tool is the README's "Write your own tool" example."""
+    from agentcli.approval import build_approver
+    from agentcli.executor import Executor
+    from agentcli.messages import ToolCall
+
+    folder = Path(__file__).parent / "data" / "example_tool"
+    s = settings(tmp_path, options={"word_count": {"ignore_case": False}})
+    tools = load_tools(s, extra_dirs=[str(folder)], warn=Warnings())
+    tool = tools["word_count"]
+    assert tool.confirm == "never"
+    ex = Executor(tools, build_approver(s, yes=False, prompter=None))
+    r = ex.execute(ToolCall("1", "word_count", '{"text": "The cat and the hat", "top": 1}'))
+    assert not r.is_error, r.content
+    import json
+
+    data = json.loads(r.content)
+    assert data["words"] == 5 and data["characters"] == 19
+    assert data["most_common"] == [["The", 1]]  # ignore_case: false from the options
+    bad = ex.execute(ToolCall("2", "word_count", '{"text": "x", "top": 99}'))
+    assert bad.is_error and "invalid arguments" in bad.content
