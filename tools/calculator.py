@@ -124,7 +124,9 @@ def _eval(node: ast.AST, depth: int) -> Any:
         raise CalculatorError(f"unknown name '{node.id}' (constants: {', '.join(_CONSTANTS)})")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-            name = node.func.id if isinstance(node.func, ast.Name) else "that"
+            if not isinstance(node.func, ast.Name):
+                raise CalculatorError("only named math functions can be called, e.g. sqrt(2)")
+            name = node.func.id
             raise CalculatorError(f"function '{name}' is not available; functions: "
                                   f"{', '.join(sorted(_FUNCTIONS))}")
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):

@@ -155,7 +155,8 @@ def _read(f: Any, shown: str, size: int, offset: int | None, limit: int | None,
     if replaced:
         notes.append("[note: the file is not valid UTF-8; undecodable bytes were replaced "
                      "with U+FFFD]")
-    return header + "\n" + text + ("\n" + "\n".join(notes) if notes else "")
+    sep = "" if not text or text.endswith("\n") else "\n"
+    return header + "\n" + text + (sep + "\n".join(notes) if notes else "")
 
 
 def _decode_all(data: bytes, strict: bool = False) -> Any:

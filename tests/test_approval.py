@@ -1,0 +1,245 @@
+"""Approval: the pure decision table (every branch), rules, the approver, the terminal prompt."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+
+import pytest
+
+from agentcli.approval import (NO_TERMINAL, Decision, PolicyApprover, Rule, TerminalPrompter,
+                               build_approver, decide, format_call, open_tty_prompter,
+                               parse_rules)
+from agentcli.config import ToolSettings, load_settings
+from agentcli.errors import ConfigError
+from agentcli.messages import ToolCall
+
+ALLOW_DOCS = Rule("file_read", {"path": "docs/**"}, "tools.allow[0]")
+ALLOW_CALC = Rule("calculator", {}, "tools.allow[1]")
+DENY_WEB = Rule("web_fetch", {}, "tools.deny[0]")
+DENY_ENV = Rule("file_read", {"path": "**/.env"}, "tools.deny[1]")
+
+# (tool, args, confirm, yes, allow, deny, grants) -> verdict, words in the reason
+TABLE = [
+    # 1. deny rules always win
+    ("web_fetch", {"url": "x"}, "ask", True, [], [DENY_WEB], set(), "deny", "tools.deny[0]"),
+    ("web_fetch", {"url": "x"}, "never", False, [], [DENY_WEB], {"web_fetch"}, "deny", "deny"),
+    ("file_read", {"path": "docs/.env"}, "ask", False, [ALLOW_DOCS], [DENY_ENV], set(), "deny",
+     "tools.deny[1]"),
+    ("file_read", {"path": ".env"}, "ask", True, [], [DENY_ENV], set(), "deny", "deny"),
+    # 2. --yes approves everything else
+    ("file_read", {"path": "/etc/passwd"}, "ask", True, [], [DENY_ENV], set(), "allow", "--yes"),
+    ("web_fetch", {"url": "x"}, "ask", True, [], [], set(), "allow", "--yes"),
+    # 3. allow rules, with and without argument patterns
+    ("calculator", {"expression": "1"}, "ask", False, [ALLOW_CALC], [], set(), "allow",
+     "tools.allow[1]"),
+    ("file_read", {"path": "docs/a/b.md"}, "ask", False, [ALLOW_DOCS], [], set(), "allow",
+     "tools.allow[0]"),
+    ("file_read", {"path": "src/a.py"}, "ask", False, [ALLOW_DOCS], [], set(), "ask", "approval"),
+    ("file_read", {"path": "docs/../secret"}, "ask", False, [ALLOW_DOCS], [], set(), "ask",
+     "approval"),
+    ("file_read", {"offset": 1}, "ask", False, [ALLOW_DOCS], [], set(), "ask", "approval"),
+    # 4. session grants
+    ("file_read", {"path": "x"}, "ask", False, [], [], {"file_read"}, "allow", "session"),
+    ("web_fetch", {"url": "x"}, "ask", False, [], [], {"file_read"}, "ask", "approval"),
+    # 5. the manifest default
+    ("calculator", {"expression": "1"}, "never", False, [], [], set(), "allow", "confirm never"),
+    # 6. otherwise ask
+    ("file_read", {"path": "x"}, "ask", False, [], [], set(), "ask", "approval"),
+]
+
+
+@pytest.mark.parametrize("tool,args,confirm,yes,allow,deny,grants,verdict,words", TABLE)
+def test_decision_table(tool, args, confirm, yes, allow, deny, grants, verdict, words):
+    got, reason = decide(tool, args, confirm=confirm, yes=yes, allow=allow, deny=deny,
+                         grants=frozenset(grants))
+    assert got == verdict
+    assert words in reason
+
+
+@pytest.mark.parametrize("pattern,value,allow,matches", [
+    ("docs/**", "docs/a.md", True, True),
+    ("docs/**", "docs/a/b/c.md", True, True),
+    ("docs/**", "docs2/a.md", True, False),
+    ("docs/*", "docs/a/b.md", True, False),
+    ("docs/**", "./docs/a.md", True, False),       # raw value must match too
+    ("docs/**", "docs/../etc/passwd", True, False),  # '..' never allowed by an allow rule
+    ("**/.env", ".env", False, True),
+    ("**/.env", "a/b/.env", False, True),
+    ("secret/**", "./secret/x", False, True),       # deny: normalised value counts
+    ("secret/**", "docs/../secret/x", False, True),
+    ("*.md", "README.md", True, True),
+    ("*.md", "a/README.md", True, False),
+])
+def test_argument_globs(pattern, value, allow, matches):
+    rule = Rule("file_read", {"path": pattern})
+    assert rule.matches("file_read", {"path": value}, allow=allow) is matches
+
+
+def test_tool_name_globs_and_non_string_args():
+    assert Rule("web_*").matches("web_fetch", {}, allow=True)
+    assert not Rule("web_*").matches("file_read", {}, allow=True)
+    assert Rule("t", {"n": "3"}).matches("t", {"n": 3}, allow=True)
+
+
+def test_parse_rules_syntax():
+    rules = parse_rules(["calculator", {"tool": "file_read", "args": {"path": "docs/**"}}],
+                        "tools.allow")
+    assert rules == (Rule("calculator", {}, "tools.allow[0]"),
+                     Rule("file_read", {"path": "docs/**"}, "tools.allow[1]"))
+
+
+@pytest.mark.parametrize("bad,key", [
+    ([12], "tools.allow[0]"),
+    ([{"args": {"path": "x"}}], "tools.allow[0].tool"),
+    ([{"tool": "x", "args": ["a"]}], "tools.allow[0].args"),
+    ([{"tool": "x", "arg": {}}], "tools.allow[0]"),
+    (["ok", {"tool": "x", "args": {"p": {"nested": 1}}}], "tools.allow[1].args"),
+])
+def test_malformed_rules_are_config_errors(bad, key):
+    with pytest.raises(ConfigError) as e:
+        parse_rules(bad, "tools.allow", "/x/config.yaml")
+    assert key in e.value.message and "/x/config.yaml" in e.value.message
+
+
+def test_malformed_config_rule_never_falls_back_to_allow(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  allow:\n    - {tool: file_read, args: nonsense}\n")
+    settings = load_settings(cfg)
+    with pytest.raises(ConfigError):
+        build_approver(settings, yes=False, prompter=None)
+
+
+class FakePrompter:
+    def __init__(self, *answers: Decision) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, dict]] = []
+
+    def confirm(self, tool_name, arguments):
+        self.asked.append((tool_name, arguments))
+        return self.answers.pop(0)
+
+
+def call(name: str = "file_read", args: dict | None = None) -> tuple[ToolCall, dict]:
+    args = args if args is not None else {"path": "a.txt"}
+    return ToolCall("c1", name, json.dumps(args)), args
+
+
+def test_no_terminal_denies_and_says_why():
+    approver = PolicyApprover(prompter=None)
+    d = approver.approve(*call(), "ask")
+    assert not d.approved and d.reason == NO_TERMINAL
+    assert "--yes" in d.reason and "config" in d.reason
+    assert approver.approve(*call("calculator", {"expression": "1"}), "never").approved
+
+
+def test_yes_and_deny_wins_through_build_approver(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  deny: [web_fetch]\n  allow:\n"
+                   "    - {tool: file_read, args: {path: 'docs/**'}}\n")
+    s = load_settings(cfg)
+    yes = build_approver(s, yes=True, prompter=None)
+    assert yes.approve(*call("file_read", {"path": "/etc/passwd"}), "ask").approved
+    web = yes.approve(*call("web_fetch", {"url": "http://x"}), "ask")
+    assert not web.approved and "tools.deny[0]" in web.reason
+    no_tty = build_approver(s, yes=False, prompter=None)
+    assert no_tty.approve(*call("file_read", {"path": "docs/x.md"}), "ask").approved
+    assert not no_tty.approve(*call("file_read", {"path": "src/x.py"}), "ask").approved
+
+
+def test_prompt_answers_and_session_grant():
+    p = FakePrompter(Decision(True), Decision(True, remember=True), Decision(False, "too risky"))
+    approver = PolicyApprover(prompter=p)
+    assert approver.approve(*call(), "ask").approved
+    assert approver.grants == set()
+    assert approver.approve(*call(), "ask").approved
+    assert approver.grants == {"file_read"}
+    assert approver.approve(*call(args={"path": "other"}), "ask").approved  # granted: no prompt
+    assert len(p.asked) == 2
+    d = approver.approve(*call("web_fetch", {"url": "u"}), "ask")
+    assert not d.approved and d.reason == "denied by the user: too risky"
+
+
+def test_denial_without_reason_and_interrupt():
+    class Interrupting:
+        def confirm(self, tool_name, arguments):
+            raise KeyboardInterrupt
+
+    assert PolicyApprover(prompter=FakePrompter(Decision(False))).approve(
+        *call(), "ask").reason == "denied by the user"
+    d = PolicyApprover(prompter=Interrupting()).approve(*call(), "ask")
+    assert not d.approved
+
+
+def prompt(answers: str, args: dict | None = None) -> tuple[Decision, str]:
+    out = io.StringIO()
+    d = TerminalPrompter(io.StringIO(answers), out).confirm("file_read",
+                                                           args or {"path": "a.txt"})
+    return d, out.getvalue()
+
+
+@pytest.mark.parametrize("answers,approved,remember,reason", [
+    ("y\n", True, False, None),
+    ("yes\n", True, False, None),
+    ("a\n", True, True, None),
+    ("n\n\n", False, False, None),
+    ("n\nnot that file\n", False, False, "not that file"),
+    ("", False, False, None),              # EOF
+    ("maybe\ny\n", True, False, None),     # asks again
+    ("x\nx\nx\nx\nx\n", False, False, None),
+])
+def test_terminal_prompter_answers(answers, approved, remember, reason):
+    d, shown = prompt(answers)
+    assert (d.approved, d.remember, d.reason) == (approved, remember, reason)
+    assert "file_read" in shown and '"path": "a.txt"' in shown
+
+
+def test_terminal_prompter_ctrl_c_is_no():
+    class CtrlC(io.StringIO):
+        def readline(self, *a):
+            raise KeyboardInterrupt
+
+    d = TerminalPrompter(CtrlC(), io.StringIO()).confirm("t", {})
+    assert not d.approved
+
+
+def test_prompt_shows_everything_and_nothing_escapes():
+    long_value = "A" * 5000
+    hostile = {"path": "x\x1b]52;c;ZXZpbA==\x07\x1b[2J\r\u202eevil\x9b31m", "long": long_value}
+    _, shown = prompt("y\n", hostile)
+    assert long_value in shown, "nothing hidden"
+    for bad in ("\x1b", "\x07", "\r", "\u202e", "\x9b"):
+        assert bad not in shown
+    assert "\\u001b]52" in shown and "\\u202e" in shown
+    assert "\\u001b" in format_call("t\x1b[31m", {})
+
+
+def test_open_tty_prompter_without_a_terminal(tmp_path):
+    class Piped(io.StringIO):
+        def isatty(self):
+            return False
+
+    assert open_tty_prompter(Piped(""), tty_path=str(tmp_path / "no-tty")) is None
+    regular = tmp_path / "file"
+    regular.write_text("")
+    assert open_tty_prompter(Piped(""), tty_path=str(regular)) is None  # opens, but no tty
+
+
+def test_open_tty_prompter_uses_a_terminal_stdin(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    p = open_tty_prompter(Tty("y\n"))
+    assert p is not None and p.confirm("t", {"a": 1}).approved
+    assert "t" in err.getvalue()
+
+
+def test_config_example_rules_parse():
+    s = load_settings()
+    s = replace(s, tools=ToolSettings(allow=("calculator",), deny=({"tool": "web_fetch"},)))
+    approver = build_approver(s, yes=False, prompter=None)
+    assert approver.allow[0].tool == "calculator" and approver.deny[0].tool == "web_fetch"
