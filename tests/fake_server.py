@@ -14,7 +14,8 @@ Use in tests (the ``fake_server`` fixture in ``conftest.py`` starts one per test
 
     with FakeProviderServer() as srv:
         srv.script(text("hello"), tool_calls(("calculator", {"expression": "1+1"})),
-                   error(500), drop("partial "), stall("slow ", seconds=2))
+                   error(500), drop("partial "), stall("slow ", seconds=2),
+                   stream_error("partial ", "Overloaded"))
         ... point an SDK at srv.openai_base_url or srv.anthropic_base_url ...
         srv.requests   # [{"method", "path", "headers", "body"}], body parsed from JSON
         srv.disconnects  # how many replies the client hung up on mid-way
@@ -37,7 +38,8 @@ flushes, then serves until killed)::
 - ``--script FILE``: a JSON list of replies, each one of
   ``{"text": "hi", "chunks": 3}``, ``{"tool_calls": [["calculator", {"expression": "2+2"}]],
   "text": ""}``, ``{"error": 500, "message": "boom", "error_type": null}``,
-  ``{"drop": "partial text"}``, ``{"stall": "partial text", "seconds": 5}``.
+  ``{"drop": "partial text"}``, ``{"stall": "partial text", "seconds": 5}``,
+  ``{"stream_error": "partial text", "message": "Overloaded"}``.
 - ``--echo`` (also the default when no script is given): once the script is used up, every reply
   echoes the last user message as ``echo: <message>``. A user message containing
   ``use calculator`` gets a ``calculator`` tool call instead, with ``{"expression": <the text
@@ -53,7 +55,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
@@ -68,7 +70,7 @@ ANTHROPIC_PATH = "/v1/messages"
 class Reply:
     """One scripted answer. Build it with text(), tool_calls(), error(), drop() or stall()."""
 
-    kind: str  # text | tool_calls | error | drop | stall
+    kind: str  # text | tool_calls | error | drop | stall | stream_error
     text: str = ""
     chunks: int | None = None
     calls: tuple[tuple[str, dict[str, Any] | str], ...] = ()
@@ -106,6 +108,12 @@ def stall(after_text: str, seconds: float) -> Reply:
     return Reply("stall", text=after_text, seconds=seconds)
 
 
+def stream_error(after_text: str, message: str = "Overloaded") -> Reply:
+    """Stream ``after_text``, then an error event inside the stream (as an overloaded server
+    does); in a non-streamed reply, an HTTP 500 with ``message``."""
+    return Reply("stream_error", text=after_text, message=message, status=500)
+
+
 def reply_from_json(spec: dict[str, Any]) -> Reply:
     """A Reply from one entry of a ``--script`` file (see the module docstring)."""
     if "text" in spec and "tool_calls" not in spec:
@@ -119,6 +127,8 @@ def reply_from_json(spec: dict[str, Any]) -> Reply:
         return drop(spec["drop"])
     if "stall" in spec:
         return stall(spec["stall"], float(spec.get("seconds", 5)))
+    if "stream_error" in spec:
+        return stream_error(spec["stream_error"], spec.get("message", "Overloaded"))
     raise ValueError(f"unknown reply spec: {spec!r}")
 
 
@@ -231,7 +241,7 @@ def _openai_chunks(body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any
     yield chunk({"role": "assistant", "content": ""})
     for piece in _pieces(reply.text, reply.chunks):
         yield chunk({"content": piece})
-    if reply.kind in ("drop", "stall"):
+    if reply.kind in ("drop", "stall", "stream_error"):
         yield None
     for i, (name, args) in enumerate(reply.calls):
         yield chunk({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
@@ -284,7 +294,7 @@ def _anthropic_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str,
         for piece in _pieces(reply.text, reply.chunks):
             yield "content_block_delta", {"type": "content_block_delta", "index": 0,
                                           "delta": {"type": "text_delta", "text": piece}}
-        if reply.kind in ("drop", "stall"):
+        if reply.kind in ("drop", "stall", "stream_error"):
             yield None
         yield "content_block_stop", {"type": "content_block_stop", "index": 0}
         index = 1
@@ -395,8 +405,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, path: str, body: dict[str, Any], reply: Reply) -> None:
         anthropic = path == ANTHROPIC_PATH
-        if reply.kind == "error":
-            self._send_json(reply.status, _error_body(path, reply))
+        if reply.kind == "error" or (reply.kind == "stream_error" and not body.get("stream")):
+            self._send_json(reply.status, _error_body(path, reply), retry=False
+                            if reply.kind == "stream_error" else None)
             return
         if not body.get("stream"):
             if reply.kind == "stall":
@@ -424,6 +435,10 @@ class _Handler(BaseHTTPRequestHandler):
                     if reply.kind == "drop":
                         self._abort()
                         return
+                    if reply.kind == "stream_error":
+                        self._write_chunk(b"event: error\ndata: " + json.dumps(
+                            _error_body(path, replace(reply, status=529))).encode() + b"\n\n")
+                        break
                     self._sleep(reply.seconds)
                     continue
                 event, data = item
@@ -434,6 +449,10 @@ class _Handler(BaseHTTPRequestHandler):
                     if reply.kind == "drop":
                         self._abort()
                         return
+                    if reply.kind == "stream_error":
+                        self._write_chunk(b"data: " + json.dumps(
+                            _error_body(path, reply)).encode() + b"\n\n")
+                        break
                     self._sleep(reply.seconds)
                     continue
                 self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())

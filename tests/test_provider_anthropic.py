@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from fake_server import drop, error, stall, text, tool_calls
+from fake_server import drop, error, stall, stream_error, text, tool_calls
 
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import (AuthenticationError, IdleTimeoutError, ModelNotFoundError,
@@ -199,3 +199,11 @@ def test_closing_early_closes_the_response(fake_server):
     while not fake_server.disconnects and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake_server.disconnects == 1
+
+
+def test_overloaded_error_event_mid_stream(fake_server):
+    fake_server.script(stream_error("partial answer ", "Overloaded"))
+    with pytest.raises(StreamInterruptedError) as info:
+        collect(provider(fake_server))
+    assert info.value.partial_text == "partial answer "
+    assert "Overloaded" in str(info.value) and "\n" not in str(info.value)

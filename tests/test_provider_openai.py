@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from fake_server import drop, error, stall, text, tool_calls
+from fake_server import drop, error, stall, stream_error, text, tool_calls
 
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import (AuthenticationError, IdleTimeoutError, ModelNotFoundError,
@@ -273,3 +273,33 @@ def test_settings_reach_the_client(fake_server):
     assert provider.client.max_retries == 5
     assert provider.client.timeout.read == 7
     assert provider.client.timeout.write == 99
+
+
+def test_error_event_mid_stream_keeps_the_partial_text(fake_server):
+    fake_server.script(stream_error("so far ", "The server is overloaded"))
+    with pytest.raises(StreamInterruptedError) as info:
+        run(make(fake_server))
+    assert info.value.partial_text == "so far "
+    assert "cut off" in str(info.value) and "The server is overloaded" in str(info.value)
+
+
+def test_dropped_reply_without_streaming_is_a_connection_error(fake_server):
+    fake_server.script(drop("half a JSON body"))
+    with pytest.raises(ProviderConnectionError) as info:
+        run(make(fake_server), stream=False)
+    assert fake_server.openai_base_url in str(info.value)
+    assert "cannot connect" not in str(info.value)
+
+
+def test_idle_stall_before_the_reply_without_streaming(fake_server):
+    fake_server.script(stall("", seconds=10))
+    start = time.monotonic()
+    with pytest.raises(IdleTimeoutError):
+        run(make(fake_server, settings=Settings(max_retries=0, idle_timeout=0.5)), stream=False)
+    assert time.monotonic() - start < 3
+
+
+def test_messages_name_the_vendor_for_the_official_endpoint():
+    provider = OpenAIProvider(ProviderProfile("openai", "openai", api_key=SECRET), Settings())
+    assert provider.errors.who == "OpenAI"
+    assert provider.errors.base_url == "https://api.openai.com/v1"

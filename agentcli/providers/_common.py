@@ -93,16 +93,29 @@ class ErrorMapper:
     """Turns one SDK's exceptions into agentcli's ProviderError tree (one line, no key)."""
 
     sdk: ModuleType
-    provider: str  # "OpenAI", "Anthropic": used in messages
+    who: str  # "OpenAI", "Anthropic" or "the server at <url>": the subject of messages
     base_url: str
     key_env: str | None
-    idle_timeout: float
+    settings: Any
     secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_profile(cls, sdk: ModuleType, vendor: str, default_url: str, official_host: str,
+                    profile: Any, settings: Any, secret: str) -> ErrorMapper:
+        url = (profile.base_url or default_url).rstrip("/")
+        who = vendor if urlsplit(url).hostname == official_host else f"the server at {url}"
+        return cls(sdk, who, url, profile.key_env(), settings, secret=secret)
 
     def convert(self, e: Exception, *, partial: str | None) -> ProviderError | None:
         """The ProviderError for ``e``; ``partial`` is None before the reply started.
         None means "not an SDK/transport error": a bug, to be re-raised as is."""
         sdk = self.sdk
+        if isinstance(e, sdk.APIError) and partial is not None and not isinstance(
+                e, sdk.APIConnectionError):  # an error event inside the stream
+            msg = one_line(server_message(e), self.secret)
+            return StreamInterruptedError(
+                f"the reply was cut off by a server error: {msg}", partial_text=partial,
+                hint="the partial reply was kept; try again")
         if isinstance(e, sdk.APIStatusError):
             return self._status(e)
         if isinstance(e, sdk.APITimeoutError) or _is_transport(e, "TimeoutException"):
@@ -111,7 +124,8 @@ class ErrorMapper:
                     f"cannot connect to {self.base_url}: timed out",
                     hint="check the base_url and that the server is running")
             return IdleTimeoutError(
-                f"no data from {self.base_url} for {self.idle_timeout:g} s: gave up waiting"
+                f"no data from {self.base_url} for {self.settings.idle_timeout:g} s: "
+                "gave up waiting"
                 + (" (the partial reply was kept)" if partial else ""),
                 partial_text=partial or "",
                 hint="raise idle_timeout in the config file if the model is just slow")
@@ -120,14 +134,18 @@ class ErrorMapper:
                 return StreamInterruptedError(
                     f"the reply was cut off: the connection to {self.base_url} closed mid-reply",
                     partial_text=partial, hint="the partial reply was kept; try again")
+            if _is_transport(e, "ConnectError"):
+                return ProviderConnectionError(
+                    f"cannot connect to {self.base_url}: {self._cause_text(e)}",
+                    hint="check the base_url and that the server is running")
             return ProviderConnectionError(
-                f"cannot connect to {self.base_url}: {self._cause_text(e)}",
-                hint="check the base_url and that the server is running")
-        if isinstance(e, sdk.APIError):  # e.g. an error event inside a stream
+                f"the connection to {self.base_url} failed: {self._cause_text(e)}",
+                hint=self._retry_hint())
+        if isinstance(e, sdk.APIError):
             msg = one_line(server_message(e), self.secret)
-            return ProviderError(f"{self.provider} API error: {msg}")
+            return ProviderError(f"{self.who} returned an error: {msg}")
         if isinstance(e, json.JSONDecodeError):
-            return ProviderError(f"{self.provider} server sent a reply that is not valid JSON: "
+            return ProviderError(f"{self.who} sent a reply that is not valid JSON: "
                                  f"{one_line(str(e))}")
         return None
 
@@ -136,25 +154,30 @@ class ErrorMapper:
         msg = one_line(server_message(e), self.secret)
         if status in (401, 403):
             env = self.key_env or "the API key"
-            word = "rejected" if status == 401 else "not allowed"
+            what = "rejected the API key" if status == 401 else "refused access"
             return AuthenticationError(
-                f"{self.provider} API key {word} (HTTP {status}): {msg}",
+                f"{self.who} {what} (HTTP {status}): {msg}",
                 hint=f"check {env}: export {env}=<your key>")
         if status == 404:
-            return ModelNotFoundError(f"{self.provider} server says (HTTP 404): {msg}",
+            return ModelNotFoundError(f"{self.who} says (HTTP 404): {msg}",
                                       hint="check the model name (--model) and the base_url")
         hint = None
         if status == 429 or (isinstance(status, int) and status >= 500):
-            hint = "the request was retried (max_retries in the config file); try again later"
-        return ProviderError(f"{self.provider} API error (HTTP {status}): {msg}", hint=hint)
+            hint = self._retry_hint()
+        return ProviderError(f"{self.who} returned an error (HTTP {status}): {msg}", hint=hint)
+
+    def _retry_hint(self) -> str:
+        n = self.settings.max_retries
+        if n:
+            return f"gave up after {n} retr{'y' if n == 1 else 'ies'} (max_retries in the " \
+                   "config file); try again later"
+        return "retries are off (max_retries: 0 in the config file); try again"
 
     def _cause_text(self, e: BaseException) -> str:
-        if _is_transport(e, "ConnectError"):
-            root = [c for c in _causes(e)][-1]
-            text = str(root) or "connection refused"
-            return one_line("connection refused" if "refused" in text.lower() else text,
-                            self.secret)
-        return one_line(str(e.__cause__ or e), self.secret)
+        root = str(list(_causes(e))[-1]) or str(e)
+        if _is_transport(e, "ConnectError") and ("refused" in root.lower() or not root):
+            return "connection refused"
+        return one_line(root, self.secret)
 
     # -- running SDK calls ------------------------------------------------------------------------
 
@@ -216,10 +239,6 @@ class SDKAdapter:
 
     def _complete(self, params: dict[str, Any]) -> Iterator[Any]:
         raise NotImplementedError
-
-
-def display_url(base_url: str | None, default: str) -> str:
-    return (base_url or default).rstrip("/")
 
 
 def parse_arguments(arguments: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import anthropic as sdk
 from ..config import DEFAULT_MODELS, ProviderProfile, Settings
 from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
                         ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
-from ._common import (ErrorMapper, SDKAdapter, display_url, parse_arguments, resolve_api_key,
+from ._common import (ErrorMapper, SDKAdapter, parse_arguments, resolve_api_key,
                       sdk_timeout)
 
 OFFICIAL_HOST = "api.anthropic.com"
@@ -103,8 +103,8 @@ class AnthropicProvider(SDKAdapter):
         self.profile = profile
         self.model = profile.model or DEFAULT_MODELS["anthropic"] or ""
         key = resolve_api_key(profile, OFFICIAL_HOST)
-        self.errors = ErrorMapper(sdk, "Anthropic", display_url(profile.base_url, DEFAULT_URL),
-                                  profile.key_env(), settings.idle_timeout, secret=key)
+        self.errors = ErrorMapper.for_profile(sdk, "Anthropic", DEFAULT_URL, OFFICIAL_HOST, profile,
+                                              settings, key)
         self.client = sdk.Anthropic(api_key=key, base_url=profile.base_url or None,
                                     max_retries=settings.max_retries,
                                     timeout=sdk_timeout(sdk, settings))

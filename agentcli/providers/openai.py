@@ -13,7 +13,7 @@ import openai as sdk
 from ..config import DEFAULT_MODELS, ProviderProfile, Settings
 from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
                         ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
-from ._common import (ErrorMapper, SDKAdapter, display_url, parse_arguments, resolve_api_key,
+from ._common import (ErrorMapper, SDKAdapter, parse_arguments, resolve_api_key,
                       sdk_timeout)
 
 OFFICIAL_HOST = "api.openai.com"
@@ -127,8 +127,8 @@ class OpenAIProvider(SDKAdapter):
         self.model = profile.model or DEFAULT_MODELS["openai"] or ""
         key = resolve_api_key(profile, OFFICIAL_HOST)
         self.official = urlsplit(profile.base_url or DEFAULT_URL).hostname == OFFICIAL_HOST
-        self.errors = ErrorMapper(sdk, "OpenAI", display_url(profile.base_url, DEFAULT_URL),
-                                  profile.key_env(), settings.idle_timeout, secret=key)
+        self.errors = ErrorMapper.for_profile(sdk, "OpenAI", DEFAULT_URL, OFFICIAL_HOST, profile,
+                                              settings, key)
         self.client = sdk.OpenAI(api_key=key, base_url=profile.base_url or None,
                                  max_retries=settings.max_retries,
                                  timeout=sdk_timeout(sdk, settings))
