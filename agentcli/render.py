@@ -88,6 +88,7 @@ def tool_result_panel(name: str, content: str, is_error: bool) -> object:
     from rich.text import Text
 
     shown, note = fold(content)
+    shown = shown.rstrip("\n")
     body = Text(sanitize(shown) if shown else "(empty)")
     if note:
         body.append("\n" + note, style="dim italic")

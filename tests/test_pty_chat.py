@@ -1,0 +1,130 @@
+"""The installed `agentcli chat` in a pseudo-terminal against the loopback fake server: a chat
+turn, a tool call approved with one keypress, a streamed reply interrupted with Ctrl-C, then
+/exit. The terminal is emulated with pyte (which also answers prompt-toolkit's cursor-position
+requests), and the assertions read the screen text as a user would see it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_server import stall, text, tool_calls
+
+pexpect = pytest.importorskip("pexpect")
+pyte = pytest.importorskip("pyte")
+
+BIN = shutil.which("agentcli", path=str(Path(sys.executable).parent)) or shutil.which("agentcli")
+COLS, ROWS = 100, 40
+
+pytestmark = [pytest.mark.pty,
+              pytest.mark.skipif(BIN is None, reason="agentcli is not installed"),
+              pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")]
+
+
+class Terminal:
+    """A child process on a pty, its output fed into an emulated screen with scrollback."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.child = pexpect.spawn(args[0], args[1:], env=env, cwd=str(cwd),
+                                   dimensions=(ROWS, COLS), encoding="utf-8",
+                                   codec_errors="replace")
+        self.screen = pyte.HistoryScreen(COLS, ROWS, history=5000)
+        self.screen.write_process_input = self.child.send  # answer cursor-position requests
+        self.stream = pyte.Stream(self.screen)
+
+    def pump(self, seconds: float = 0.05) -> None:
+        try:
+            data = self.child.read_nonblocking(65536, timeout=seconds)
+        except pexpect.TIMEOUT:
+            return
+        except pexpect.EOF:
+            return
+        self.stream.feed(data)
+
+    def text(self) -> str:
+        hist = ["".join(line[x].data for x in range(COLS)).rstrip()
+                for line in self.screen.history.top]
+        return "\n".join(hist + [line.rstrip() for line in self.screen.display])
+
+    def wait_for(self, needle: str, timeout: float = 15, after: int = 0) -> int:
+        """Wait until ``needle`` is on screen (at or after character ``after`` of the text)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            pos = self.text().find(needle, after)
+            if pos >= 0:
+                return pos
+            if not self.child.isalive():
+                self.pump()
+                pos = self.text().find(needle, after)
+                if pos >= 0:
+                    return pos
+                break
+        raise AssertionError(f"{needle!r} did not appear on screen:\n{self.text()}")
+
+    def send(self, keys: str) -> None:
+        self.child.send(keys)
+
+
+def test_chat_in_a_pty_turn_tool_approval_ctrl_c_exit(fake_server, tmp_path):
+    (tmp_path / "notes.txt").write_text("alpha\nbeta\ngamma\n")
+    fake_server.script(
+        text("Hello from the **fake** model."),
+        tool_calls(("file_read", {"path": "notes.txt"})),
+        text("The notes say alpha, beta, gamma."),
+        stall("This reply will be cut short ", seconds=30),
+        text("Still alive after Ctrl-C."),
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "AGENTCLI_CONFIG")}
+    env.update(AGENTCLI_HOME=str(home), OPENAI_API_KEY="sk-test", TERM="xterm-256color",
+               COLUMNS=str(COLS), LINES=str(ROWS))
+    term = Terminal([BIN, "chat", "-p", "openai", "--base-url", fake_server.openai_base_url,
+                     "-m", "test-model"], env, tmp_path)
+    try:
+        term.wait_for("›")
+        term.send("hello there\r")
+        at = term.wait_for("Hello from the fake model.")
+
+        term.send("read my notes\r")
+        at = term.wait_for("tool call: file_read", after=at)
+        term.wait_for('"path": "notes.txt"', after=at)
+        term.wait_for("[y] yes once", after=at)
+        term.send("y")
+        at = term.wait_for("alpha", after=at)
+        at = term.wait_for("The notes say alpha, beta, gamma.", after=at)
+
+        term.send("tell me a long story\r")
+        at = term.wait_for("This reply will be cut short", after=at)
+        time.sleep(0.3)
+        term.send("\x03")  # Ctrl-C while the reply streams
+        at = term.wait_for("interrupted", after=at)
+        term.wait_for("›", after=at)
+
+        term.send("are you there?\r")
+        at = term.wait_for("Still alive after Ctrl-C.", after=at)
+
+        term.send("/exit\r")
+        term.child.expect(pexpect.EOF, timeout=10)
+        term.child.close()
+        assert term.child.exitstatus == 0, term.text()
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+
+    screen = term.text()
+    assert "\x1b" not in screen
+    # what the model saw: the partial reply kept (interrupted), the tool result, the history
+    last = fake_server.requests[-1]["body"]["messages"]
+    assert [m["role"] for m in last] == ["user", "assistant", "user", "assistant", "tool",
+                                          "assistant", "user", "assistant", "user"]
+    assert last[7]["content"].startswith("This reply will be cut short")
+    assert "alpha" in last[4]["content"]
+    assert (home / "history").exists()
