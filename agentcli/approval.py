@@ -26,6 +26,7 @@ value to match and never matches a value with ``..`` segments; a deny rule match
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -128,33 +129,32 @@ def _normalise(value: str) -> str:
     return posixpath.normpath(v) if v else v
 
 
-_GLOB_CACHE: dict[tuple[str, bool], re.Pattern[str]] = {}
-
-
 def _glob(pattern: str, text: str, segments: bool = True) -> bool:
-    key = (pattern, segments)
-    rx = _GLOB_CACHE.get(key)
-    if rx is None:
-        out, i = [], 0
-        while i < len(pattern):
-            c = pattern[i]
-            if pattern.startswith("**/", i) and segments:
-                out.append("(?:.*/)?")
-                i += 3
-                continue
-            if pattern.startswith("**", i):
-                out.append(".*")
-                i += 2
-                continue
-            if c == "*":
-                out.append("[^/]*" if segments else ".*")
-            elif c == "?":
-                out.append("[^/]" if segments else ".")
-            else:
-                out.append(re.escape(c))
-            i += 1
-        rx = _GLOB_CACHE[key] = re.compile("".join(out) + r"\Z", re.DOTALL)
-    return rx.match(text) is not None
+    return _glob_regex(pattern, segments).match(text) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _glob_regex(pattern: str, segments: bool) -> re.Pattern[str]:
+    """``*`` within a segment, ``**`` across ``/`` (when ``segments``; else ``*`` is anything)."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i) and segments:
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*" if segments else ".*")
+        elif c == "?":
+            out.append("[^/]" if segments else ".")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 # --- the pure decision ----------------------------------------------------------------------------

@@ -120,6 +120,7 @@ class Executor:
     def __init__(self, tools: Mapping[str, Tool], approver: Approver) -> None:
         self.tools = dict(tools)
         self.approver = approver
+        self._validators: dict[str, Any] = {}
 
     def definitions(self) -> Sequence[ToolDefinition]:
         return [t.definition for t in self.tools.values()]
@@ -137,7 +138,10 @@ class Executor:
         except ValueError as e:
             return error(f"{e}; the tool was not run. Send arguments as a JSON object.")
         try:
-            problem = validate_arguments(args, tool.definition.parameters)
+            validator = self._validators.get(tool.name)
+            if validator is None:
+                validator = self._validators[tool.name] = make_validator(tool.definition.parameters)
+            problem = validate_arguments(args, tool.definition.parameters, validator)
         except Exception as e:  # noqa: BLE001 - a broken schema is the tool's fault, not a crash
             problem = f"the tool's schema could not be checked ({describe_exception(e)})"
         if problem:
@@ -307,18 +311,13 @@ def run_threaded(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: float,
     return "ok", cap_output(to_text(box.get("value")), cap)
 
 
-_VALIDATORS: dict[str, Any] = {}
-
-
-def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any]) -> str | None:
-    """None when ``args`` satisfy ``schema``, else a one-line description of the first problem."""
-    import jsonschema
-
-    key = json.dumps(schema, sort_keys=True, default=str)
-    validator = _VALIDATORS.get(key)
+def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any],
+                       validator: Any = None) -> str | None:
+    """None when ``args`` satisfy ``schema``, else a one-line description of the first problem.
+    ``validator``: a prepared jsonschema validator for ``schema`` (the Executor keeps one per
+    tool)."""
     if validator is None:
-        validator = jsonschema.validators.validator_for(schema)(schema)
-        _VALIDATORS[key] = validator
+        validator = make_validator(schema)
     errors = sorted(validator.iter_errors(args), key=lambda e: [str(p) for p in e.path])
     if not errors:
         return None
@@ -326,3 +325,9 @@ def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any]) -> str |
     where = "/".join(str(p) for p in e.path)
     message = e.message if len(e.message) <= 300 else e.message[:300] + "…"
     return f"{where}: {message}" if where else message
+
+
+def make_validator(schema: Mapping[str, Any]) -> Any:
+    import jsonschema
+
+    return jsonschema.validators.validator_for(schema)(schema)
