@@ -120,11 +120,14 @@ def test_interrupted_and_empty_messages_convert_cleanly():
                Message("assistant", (TextPart("half"), ToolCall("t1", "x", "{}")),
                        interrupted=True),
                Message("assistant", ()),
+               Message("assistant", (TextPart("  \n"),)),
+               Message("tool", (ToolResult("t2", "x", ""),)),
                Message.user("go on")]
     assert convert_messages(history) == [
         {"role": "user", "content": [{"type": "text", "text": "hi"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "half"}]},
-        {"role": "user", "content": [{"type": "text", "text": "go on"}]}]
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2"},
+                                     {"type": "text", "text": "go on"}]}]
     with pytest.raises(TypeError):
         convert_messages([Message("tool", (TextPart("nope"),))])
 

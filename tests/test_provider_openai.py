@@ -303,3 +303,10 @@ def test_messages_name_the_vendor_for_the_official_endpoint():
     provider = OpenAIProvider(ProviderProfile("openai", "openai", api_key=SECRET), Settings())
     assert provider.errors.who == "OpenAI"
     assert provider.errors.base_url == "https://api.openai.com/v1"
+
+
+def test_conftest_blocks_the_real_network():
+    with pytest.raises(RuntimeError, match="network"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
+    with socket.socket(socket.AF_INET6) as s, pytest.raises(RuntimeError, match="network"):
+        s.connect(("2001:db8::1", 443))

@@ -44,13 +44,13 @@ def _blocks(m: Message) -> tuple[str, list[dict[str, Any]]]:
         for p in m.parts:
             if not isinstance(p, TextPart):
                 raise TypeError(f"a user message holds only TextParts, got {p!r}")
-            if p.text:
+            if p.text.strip():  # the API refuses blank text blocks
                 blocks.append({"type": "text", "text": p.text})
         return "user", blocks
     if m.role == "assistant":
         for p in m.parts:
             if isinstance(p, TextPart):
-                if p.text:
+                if p.text.strip():
                     blocks.append({"type": "text", "text": p.text})
             elif isinstance(p, ToolCall):
                 if m.interrupted:
@@ -65,8 +65,9 @@ def _blocks(m: Message) -> tuple[str, list[dict[str, Any]]]:
         for r in m.parts:
             if not isinstance(r, ToolResult):
                 raise TypeError(f"a tool message holds only ToolResults, got {r!r}")
-            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.call_id,
-                                     "content": r.content}
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.call_id}
+            if r.content:  # optional in the API, and an empty string is refused
+                block["content"] = r.content
             if r.is_error:
                 block["is_error"] = True
             blocks.append(block)
