@@ -336,14 +336,16 @@ def open_tty_prompter(stdin: IO[str] | None = None,
             return TerminalPrompter(stdin, sys.stderr)
     except (ValueError, OSError):
         pass
-    try:
-        tty = open(tty_path, "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+    try:  # a terminal is not seekable: one stream each way ("r+" would refuse it)
+        tty_in = open(tty_path, encoding="utf-8", errors="replace")  # noqa: SIM115
     except OSError:
         return None
     try:
-        if not tty.isatty():
-            tty.close()
+        if not tty_in.isatty():
+            tty_in.close()
             return None
+        tty_out = open(tty_path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
     except (ValueError, OSError):
+        tty_in.close()
         return None
-    return TerminalPrompter(tty, tty, owns_streams=True)
+    return TerminalPrompter(tty_in, tty_out, owns_streams=True)

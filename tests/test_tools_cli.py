@@ -161,3 +161,52 @@ def test_installed_command(tmp_path):
                        env={"PATH": "/usr/bin:/bin", "AGENTCLI_HOME": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     assert r.stdout == "2.5\n"
+
+
+def _agentcli() -> str | None:
+    exe = Path(sys.executable).parent / "agentcli"
+    return str(exe) if exe.exists() else shutil.which("agentcli")
+
+
+@pytest.mark.pty
+@pytest.mark.parametrize("piped", [False, True], ids=["stdin-tty", "dev-tty"])
+def test_prompt_in_a_real_terminal(tmp_path, piped):
+    """In a pseudo-terminal: the prompt appears on the terminal (stdin, or /dev/tty when stdin
+    is piped); 'y' runs the tool; the result alone goes to stdout."""
+    pexpect = pytest.importorskip("pexpect")
+    exe = _agentcli()
+    if exe is None:
+        pytest.skip("agentcli is not installed as a command")
+    (tmp_path / "a.txt").write_text("hello from the file\n")
+    cmd = f"{exe} tools run file_read --args '{{\"path\": \"a.txt\"}}' > out.txt"
+    if piped:
+        cmd = "echo piped | " + cmd
+    child = pexpect.spawn("/bin/sh", ["-c", cmd], cwd=str(tmp_path), encoding="utf-8",
+                          env={"PATH": "/usr/bin:/bin", "AGENTCLI_HOME": str(tmp_path / "home"),
+                               "TERM": "dumb"}, timeout=30)
+    child.expect("run it\\?")
+    assert '"path": "a.txt"' in child.before
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (tmp_path / "out.txt").read_text() == "hello from the file\n"
+
+
+@pytest.mark.pty
+def test_ctrl_c_at_the_prompt_denies(tmp_path):
+    pexpect = pytest.importorskip("pexpect")
+    exe = _agentcli()
+    if exe is None:
+        pytest.skip("agentcli is not installed as a command")
+    (tmp_path / "a.txt").write_text("x\n")
+    child = pexpect.spawn(exe, ["tools", "run", "file_read", "--args", '{"path": "a.txt"}'],
+                          cwd=str(tmp_path), encoding="utf-8", timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "AGENTCLI_HOME": str(tmp_path / "h"),
+                               "TERM": "dumb"})
+    child.expect("run it\\?")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert "denied by the user" in child.before
