@@ -316,6 +316,25 @@ def _anthropic_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str,
     yield "message_stop", {"type": "message_stop"}
 
 
+def _sse_frames(path: str, body: dict[str, Any], reply: Reply) -> Iterator[bytes | None]:
+    if path == ANTHROPIC_PATH:
+        for item in _anthropic_events(body, reply):
+            yield None if item is None else (
+                f"event: {item[0]}\ndata: {json.dumps(item[1])}\n\n".encode())
+        return
+    for chunk in _openai_chunks(body, reply):
+        yield None if chunk is None else f"data: {json.dumps(chunk)}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+
+
+def _sse_error(path: str, reply: Reply) -> bytes:
+    """An error event inside a stream (Anthropic: overloaded_error; OpenAI: an error object)."""
+    if path == ANTHROPIC_PATH:
+        data = json.dumps(_error_body(path, replace(reply, status=529)))
+        return f"event: error\ndata: {data}\n\n".encode()
+    return f"data: {json.dumps(_error_body(path, reply))}\n\n".encode()
+
+
 def _error_body(path: str, reply: Reply) -> dict[str, Any]:
     if path.startswith(ANTHROPIC_PATH):
         etype = reply.error_type or _ANTHROPIC_ERROR_TYPES.get(reply.status, "api_error")
@@ -429,34 +448,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        if anthropic:
-            for item in _anthropic_events(body, reply):
-                if item is None:
-                    if reply.kind == "drop":
-                        self._abort()
-                        return
-                    if reply.kind == "stream_error":
-                        self._write_chunk(b"event: error\ndata: " + json.dumps(
-                            _error_body(path, replace(reply, status=529))).encode() + b"\n\n")
-                        break
-                    self._sleep(reply.seconds)
-                    continue
-                event, data = item
-                self._write_chunk(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
-        else:
-            for chunk in _openai_chunks(body, reply):
-                if chunk is None:
-                    if reply.kind == "drop":
-                        self._abort()
-                        return
-                    if reply.kind == "stream_error":
-                        self._write_chunk(b"data: " + json.dumps(
-                            _error_body(path, reply)).encode() + b"\n\n")
-                        break
-                    self._sleep(reply.seconds)
-                    continue
-                self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
-            self._write_chunk(b"data: [DONE]\n\n")
+        for frame in _sse_frames(path, body, reply):
+            if frame is None:  # where drop / stall / stream_error act
+                if reply.kind == "drop":
+                    self._abort()
+                    return
+                if reply.kind == "stream_error":
+                    self._write_chunk(_sse_error(path, reply))
+                    break
+                self._sleep(reply.seconds)
+                continue
+            self._write_chunk(frame)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
