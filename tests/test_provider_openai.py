@@ -161,6 +161,11 @@ def test_custom_key_variable_is_named(monkeypatch):
                            Settings()).name == "router"
 
 
+def test_a_named_key_variable_is_required_even_for_other_hosts(fake_server):
+    with pytest.raises(UsageError, match="OPENROUTER_API_KEY"):
+        make(fake_server, api_key=None, api_key_env="OPENROUTER_API_KEY")
+
+
 def test_local_server_needs_no_key(fake_server):
     fake_server.script(text("from ollama"))
     provider = make(fake_server, api_key=None)

@@ -24,12 +24,13 @@ _MAX_MESSAGE = 500
 
 
 def resolve_api_key(profile: Any, official_host: str) -> str:
-    """The profile's key; a placeholder for a non-official base URL; else a UsageError."""
+    """The profile's key; a placeholder for a non-official base URL that names no key variable
+    (Ollama, llama.cpp, ...); else a UsageError naming the variable to set."""
     key = profile.resolved_api_key()
     if key:
         return key
     host = urlsplit(profile.base_url).hostname if profile.base_url else None
-    if host and host != official_host:
+    if host and host != official_host and not profile.api_key_env:
         return PLACEHOLDER_KEY
     env = profile.key_env() or "an API key"
     raise UsageError(f"no API key for provider '{profile.name}': {env} is not set",
