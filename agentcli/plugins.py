@@ -191,6 +191,10 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
     module, function = data["entrypoint"].split(":")
     where = str(path)
     if package:
+        beside = path.parent / module
+        if not (beside.with_suffix(".py").is_file() or (beside / "__init__.py").is_file()):
+            raise PluginError(f"{where}: field 'entrypoint': module {package}.{module} not "
+                              "found beside the manifest")
         load = _module_loader(f"{package}.{module}", function, where)
     else:
         module_file = path.parent / f"{module}.py"
