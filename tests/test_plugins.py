@@ -133,6 +133,9 @@ BROKEN = {
                    "not a valid JSON Schema"),
     "unknown_key": ("name: x\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n"
                     "shell: true\n", "'shell'"),
+    "reserved_context": ("name: x\ndescription: d\nentrypoint: m:run\n"
+                         "parameters: {type: object, properties: {context: {type: string}}}\n",
+                         "reserved"),
     "no_module": ("name: x\ndescription: d\nentrypoint: missing:run\nparameters: {type: object}\n",
                   "not found"),
 }
@@ -275,3 +278,12 @@ def test_example_tool_from_the_readme_loads_and_runs(tmp_path):
     assert data["most_common"] == [["The", 1]]  # ignore_case: false from the options
     bad = ex.execute(ToolCall("2", "word_count", '{"text": "x", "top": 99}'))
     assert bad.is_error and "invalid arguments" in bad.content
+
+
+def test_bad_confirm_override_in_config_skips_the_tool_never_auto_approves(tmp_path):
+    write_tool(tmp_path / "t")
+    warns = Warnings()
+    s = settings(tmp_path, options={"echo": {"confirm": "sometimes"}})
+    tools = load_tools(s, extra_dirs=[str(tmp_path / "t")], warn=warns)
+    assert "echo" not in tools
+    assert any("tools.options.echo.confirm" in w for w in warns)
