@@ -20,8 +20,9 @@ Rules (``tools.allow`` / ``tools.deny`` in config), each either a tool name or a
 
 Tool names may use ``*`` globs. Argument globs: ``*`` stays inside one path segment, ``**``
 crosses ``/``. Values are compared as text (non-strings as JSON). A path-like value is also
-compared after normalising ``./`` and ``..``: an allow rule needs the raw and the normalised
-value to match and never matches a value with ``..`` segments; a deny rule matches if either does.
+compared after normalising ``./`` and ``..``: an allow rule must match the value as written and
+never matches a value with ``..`` segments; a deny rule matches the value as written or
+normalised.
 """
 
 from __future__ import annotations
@@ -79,13 +80,10 @@ class Rule:
             if key not in arguments:
                 return False
             raw = _as_text(arguments[key])
-            norm = _normalise(raw)
             if allow:
-                if ".." in raw.replace("\\", "/").split("/"):
+                if ".." in raw.replace("\\", "/").split("/") or not _glob(pattern, raw):
                     return False
-                if not (_glob(pattern, raw) and _glob(pattern, norm)):
-                    return False
-            elif not (_glob(pattern, raw) or _glob(pattern, norm)):
+            elif not (_glob(pattern, raw) or _glob(pattern, _normalise(raw))):
                 return False
         return True
 

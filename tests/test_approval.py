@@ -71,10 +71,24 @@ def test_decision_table(tool, args, confirm, yes, allow, deny, grants, verdict, 
     ("secret/**", "docs/../secret/x", False, True),
     ("*.md", "README.md", True, True),
     ("*.md", "a/README.md", True, False),
+    ("**/.env", "./.env", False, True),
 ])
+
+
 def test_argument_globs(pattern, value, allow, matches):
     rule = Rule("file_read", {"path": pattern})
     assert rule.matches("file_read", {"path": value}, allow=allow) is matches
+
+
+@pytest.mark.parametrize("url,allowed", [
+    ("https://docs.python.org/3/library/json.html", True),
+    ("https://docs.python.org.evil.com/x", False),
+    ("https://docs.python.org/../x", False),
+    ("http://docs.python.org/3/", False),
+])
+def test_url_allow_rule(url, allowed):
+    rule = Rule("web_fetch", {"url": "https://docs.python.org/**"})
+    assert rule.matches("web_fetch", {"url": url}, allow=True) is allowed
 
 
 def test_tool_name_globs_and_non_string_args():
