@@ -20,7 +20,7 @@ Examples:
   agentcli                                 open the chat REPL (same as `agentcli chat`)
   agentcli ask "What is 37 * 91?"          one question, answer on stdout
   git diff | agentcli ask "write a commit message"
-  agentcli ask -p anthropic -m claude-sonnet-4-5 "hello"
+  agentcli ask -p anthropic -m claude-sonnet-4-6 "hello"
   agentcli ask --base-url http://localhost:11434/v1 -m llama3.2 "hi"   (Ollama)
   agentcli tools list
   agentcli config init
