@@ -188,7 +188,10 @@ def _child(fn: Callable[..., Any], kwargs: dict[str, Any], cap: int, w: int) -> 
             os.setpgid(0, 0)
         except OSError:
             pass
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        except ValueError:  # not the main thread of the interpreter
+            pass
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)

@@ -264,3 +264,15 @@ def test_keyboard_interrupt_kills_the_child(tmp_path, monkeypatch):
         run_forked(slow, {}, 5, 100)
     time.sleep(1.2)
     assert not marker.exists()
+
+
+def test_runs_from_a_worker_thread():
+    """The REPL may run the agent off the main thread: forking from there works too."""
+    import threading
+
+    box = {}
+    tool = make_tool(lambda n: n + 1)
+    t = threading.Thread(target=lambda: box.setdefault("r", run(tool, {"n": 1})))
+    t.start()
+    t.join(10)
+    assert box["r"].content == "2"
