@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from agentcli.config import Settings, ToolSettings, load_settings
-from agentcli.errors import PluginError
 from agentcli.plugins import builtin_tools_dir, load_tools, parse_manifest
 
 REPO = Path(__file__).resolve().parent.parent
