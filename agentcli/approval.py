@@ -316,12 +316,21 @@ class TerminalPrompter:
             return Decision(False, None)
 
     def close(self) -> None:
+        """Close the streams this prompter opened (never sys.stdin/sys.stderr)."""
         if self._owns:
-            for s in {id(self.input): self.input, id(self.output): self.output}.values():
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            for s in (self.input, self.output):
+                if s not in (sys.stdin, sys.stderr, sys.stdout):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (ValueError, OSError):
+        return False
 
 
 def open_tty_prompter(stdin: IO[str] | None = None,
@@ -331,7 +340,13 @@ def open_tty_prompter(stdin: IO[str] | None = None,
     stdin = sys.stdin if stdin is None else stdin
     try:
         if stdin is not None and stdin.isatty():
-            return TerminalPrompter(stdin, sys.stderr)
+            if _isatty(sys.stderr):
+                return TerminalPrompter(stdin, sys.stderr)
+            try:  # stderr redirected (2>log): the question must still reach the user
+                return TerminalPrompter(stdin, open(tty_path, "w", encoding="utf-8"),  # noqa: SIM115
+                                        owns_streams=True)
+            except OSError:
+                return TerminalPrompter(stdin, sys.stderr)
     except (ValueError, OSError):
         pass
     try:  # a terminal is not seekable: one stream each way ("r+" would refuse it)

@@ -240,16 +240,29 @@ def test_open_tty_prompter_without_a_terminal(tmp_path):
     assert open_tty_prompter(Piped(""), tty_path=str(regular)) is None  # opens, but no tty
 
 
-def test_open_tty_prompter_uses_a_terminal_stdin(monkeypatch):
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
 
-    err = io.StringIO()
+
+def test_open_tty_prompter_uses_a_terminal_stdin(monkeypatch, tmp_path):
+    err = Tty()
     monkeypatch.setattr("sys.stderr", err)
-    p = open_tty_prompter(Tty("y\n"))
+    p = open_tty_prompter(Tty("y\n"), tty_path=str(tmp_path / "no-tty"))
     assert p is not None and p.confirm("t", {"a": 1}).approved
-    assert "t" in err.getvalue()
+    assert "tool call: t" in err.getvalue()
+    p.close()
+    assert not err.closed
+
+
+def test_prompt_reaches_the_terminal_when_stderr_is_redirected(monkeypatch, tmp_path):
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # like 2>log
+    fake_tty = tmp_path / "tty"
+    p = open_tty_prompter(Tty("a\n"), tty_path=str(fake_tty))
+    d = p.confirm("file_read", {"path": "x"})
+    p.close()
+    assert d.approved and d.remember
+    assert "tool call: file_read" in fake_tty.read_text()
 
 
 def test_config_example_rules_parse():
