@@ -22,6 +22,7 @@ model are inert; HTML is shown as text (never dropped), images and links show th
 from __future__ import annotations
 
 import re
+import threading
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
@@ -236,53 +237,55 @@ class BlockSplitter:
 
 class SafeMarkdown(Markdown):
     """rich Markdown that loses nothing and hides no target: raw HTML is shown as text, links
-    and images show their real destination, an autolink shows its URL once."""
+    and images show their real destination, an autolink shows its URL once. No leading blank
+    line (rich puts one before lists and quotes; the stream spaces blocks itself)."""
 
-    def __init__(self, markup: str, **kwargs: Any) -> None:
-        super().__init__("", hyperlinks=False, **kwargs)
-        from markdown_it import MarkdownIt
-        from markdown_it.token import Token
-
-        parser = MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table")
-        tokens = parser.parse(markup)
-        for tok in tokens:
-            if tok.type != "inline" or not tok.children:
-                continue
-            children: list[Token] = []
-            skip_autolink = False
-            for child in tok.children:
-                if child.type == "image":
-                    src = str(child.attrs.get("src", ""))
-                    children.append(Token("text", "", 0, content=f"[image: {child.content}] ({src})"))
-                elif child.type == "link_open" and child.markup == "autolink":
-                    skip_autolink = True
-                elif child.type == "link_close" and skip_autolink:
-                    skip_autolink = False
-                else:
-                    children.append(child)
-            tok.children = children
+    def __init__(self, markup: str, *, parser: Any = None, template: Markdown | None = None,
+                 **kwargs: Any) -> None:
+        if template is not None:  # skip rich's own parser construction and parse of ""
+            self.__dict__.update(template.__dict__)
+        else:
+            super().__init__("", hyperlinks=False, **kwargs)
         self.markup = markup
-        self.parsed = tokens
-
-
-class _Trimmed:
-    """A renderable without its leading blank lines (rich puts one before lists and quotes;
-    the stream puts exactly one blank line between blocks itself)."""
-
-    def __init__(self, renderable: Any) -> None:
-        self.renderable = renderable
+        self.parsed = _parse(markup, parser or new_parser())
 
     def __rich_console__(self, console: Console, options: Any) -> Any:
-        from rich.segment import Segment
+        started = False
+        for segment in super().__rich_console__(console, options):
+            if not started:
+                if segment.text == "\n" and not segment.control:
+                    continue
+                started = True
+            yield segment
 
-        lines = console.render_lines(self.renderable, options, pad=False, new_lines=False)
-        start = 0
-        while start < len(lines) and not "".join(s.text for s in lines[start]).strip():
-            start += 1
-        newline = Segment.line()
-        for line in lines[start:]:
-            yield from line
-            yield newline
+
+def new_parser() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table")
+
+
+def _parse(markup: str, parser: Any) -> list[Any]:
+    from markdown_it.token import Token
+
+    tokens = parser.parse(markup)
+    for tok in tokens:
+        if tok.type != "inline" or not tok.children:
+            continue
+        children: list[Token] = []
+        in_autolink = False
+        for child in tok.children:
+            if child.type == "image":
+                src = str(child.attrs.get("src", ""))
+                children.append(Token("text", "", 0, content=f"[image: {child.content}] ({src})"))
+            elif child.type == "link_open" and child.markup == "autolink":
+                in_autolink = True
+            elif child.type == "link_close" and in_autolink:
+                in_autolink = False
+            else:
+                children.append(child)
+        tok.children = children
+    return tokens
 
 
 def _code_renderable(code: str, info: str, theme: str) -> Syntax:
@@ -315,6 +318,44 @@ class _CarriageReturns:
         return sanitize(text)
 
 
+FLUSH_INTERVAL = 0.03
+"""Seconds between flushes of the preview: one syscall per frame, not one per token."""
+
+
+class _Flusher:
+    """Flushes the terminal at most every ``FLUSH_INTERVAL`` while there is unflushed preview
+    text, from a small thread, so that the last words before a pause in the stream still show."""
+
+    def __init__(self, file: TextIO, lock: threading.Lock) -> None:
+        self.file = file
+        self.lock = lock
+        self.dirty = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def mark(self) -> None:
+        self.dirty = True
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="agentcli-flush", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL):
+            if self.dirty:
+                with self.lock:
+                    self.dirty = False
+                    try:
+                        self.file.flush()
+                    except (OSError, ValueError):
+                        return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1)
+            self._thread = None
+
+
 class MarkdownStream:
     """Feed deltas, call ``finish()`` once; see the module docstring for the method.
 
@@ -338,6 +379,10 @@ class MarkdownStream:
         self._frozen = False
         self._width = max(console.width, 10)
         self._max_rows = max(console.height - 2, 3)
+        self._parser: Any = None
+        self._template: Markdown | None = None
+        self._lock = threading.Lock()
+        self._flusher = _Flusher(console.file, self._lock)
         self.text_parts: list[str] = []
 
     @property
@@ -349,7 +394,7 @@ class MarkdownStream:
             return
         self.text_parts.append(delta)
         text = self._clean(delta)
-        with self.critical():
+        with self.critical(), self._lock:
             blocks = self._splitter.feed(text)
             if blocks:
                 self._erase_preview()
@@ -361,7 +406,8 @@ class MarkdownStream:
 
     def finish(self) -> None:
         """The reply ended (or was cut): render everything left. Safe to call twice."""
-        with self.critical():
+        self._flusher.stop()
+        with self.critical(), self._lock:
             text = self._clean("", final=True)
             if text:
                 self._splitter.feed(text)
@@ -369,6 +415,7 @@ class MarkdownStream:
             self._erase_preview()
             for b in blocks:
                 self._print_block(b)
+            self.console.file.flush()
 
     # -- internals
 
@@ -378,7 +425,11 @@ class MarkdownStream:
         if block.kind == "code":
             self.console.print(_code_renderable(block.text, block.info, self.code_theme))
         else:
-            self.console.print(_Trimmed(SafeMarkdown(block.text, code_theme=self.code_theme)))
+            if self._template is None:
+                self._parser = new_parser()
+                self._template = Markdown("", code_theme=self.code_theme, hyperlinks=False)
+            self.console.print(SafeMarkdown(block.text, parser=self._parser,
+                                            template=self._template))
         self._blocks_printed += 1
 
     def _show(self, text: str) -> None:
@@ -422,9 +473,8 @@ class MarkdownStream:
             self._rows, self._col, prefix = self._start()
             text = prefix + text  # the blank line the rendered block will have above it
         self._rows, self._col = _advance(self._rows, self._col, text, self._width)
-        file = self.console.file
-        file.write(text)
-        file.flush()
+        self.console.file.write(text)
+        self._flusher.mark()  # flushed within FLUSH_INTERVAL, or by the next rendered block
 
     def _erase_preview(self) -> None:
         self._frozen = False
@@ -432,9 +482,8 @@ class MarkdownStream:
             return
         up = min(self._rows - 1, max(self.console.height - 1, 0))
         seq = "\r" + (f"\x1b[{up}A" if up > 0 else "") + "\x1b[J"
-        file = self.console.file
-        file.write(seq)
-        file.flush()
+        self.console.file.write(seq)
+        self._flusher.mark()
         self._shown = False
         self._rows, self._col = 1, 0
 
