@@ -275,11 +275,9 @@ def build_app() -> typer.Typer:
         run_command(body)
 
     app.add_typer(config_app, name="config")
-    import importlib.util
-    if importlib.util.find_spec("agentcli.tools_cli"):  # TEMP until the tools CLI lands
-        from .tools_cli import tools_app
+    from .tools_cli import tools_app
 
-        app.add_typer(tools_app, name="tools")
+    app.add_typer(tools_app, name="tools")
     return app
 
 

@@ -67,8 +67,11 @@ def builtin_tools_dir() -> Path | None:
 
 # --- manifests ----------------------------------------------------------------------------------
 
-def parse_manifest(path: Path, text: str | None = None) -> dict[str, Any]:
-    """Read and check one manifest; PluginError names the file and the field."""
+def parse_manifest(path: Path, text: str | None = None, *, builtin: bool = False) -> dict[str, Any]:
+    """Read and check one manifest; PluginError names the file and the field.
+
+    ``builtin``: our own shipped manifests skip the JSON-Schema meta-check (importing jsonschema
+    costs ~60 ms on every start; tests/test_plugins.py checks the built-ins fully instead)."""
     import yaml
 
     where = str(path)
@@ -80,7 +83,7 @@ def parse_manifest(path: Path, text: str | None = None) -> dict[str, Any]:
         except (OSError, UnicodeDecodeError) as e:
             raise PluginError(f"{where}: cannot read manifest: {e}") from e
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -88,10 +91,11 @@ def parse_manifest(path: Path, text: str | None = None) -> dict[str, Any]:
         raise PluginError(f"{where}: invalid YAML{at}: {problem}") from e
     if not isinstance(data, dict):
         raise PluginError(f"{where}: a manifest must be a mapping, got {type(data).__name__}")
-    return check_manifest(data, where)
+    return check_manifest(data, where, check_schema=not builtin)
 
 
-def check_manifest(data: dict[str, Any], where: str) -> dict[str, Any]:
+def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = True
+                   ) -> dict[str, Any]:
     def bad(field: str, message: str) -> PluginError:
         return PluginError(f"{where}: field '{field}': {message}")
 
@@ -124,14 +128,15 @@ def check_manifest(data: dict[str, Any], where: str) -> dict[str, Any]:
     params = data["parameters"]
     if not isinstance(params, dict) or params.get("type") != "object":
         raise bad("parameters", "must be a JSON Schema object with 'type: object'")
-    import jsonschema
+    if check_schema:
+        import jsonschema
 
-    try:
-        jsonschema.validators.validator_for(params).check_schema(params)
-    except jsonschema.SchemaError as e:
-        path = "/".join(str(p) for p in e.path)
-        raise bad("parameters" + (f"/{path}" if path else ""),
-                  f"not a valid JSON Schema: {e.message}") from e
+        try:
+            jsonschema.validators.validator_for(params).check_schema(params)
+        except jsonschema.SchemaError as e:
+            path = "/".join(str(p) for p in e.path)
+            raise bad("parameters" + (f"/{path}" if path else ""),
+                      f"not a valid JSON Schema: {e.message}") from e
     props = params.get("properties") or {}
     if isinstance(props, dict) and "context" in props:
         raise bad("parameters/properties/context", "'context' is reserved for the tool context")
@@ -186,7 +191,7 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
                        all_options: Mapping[str, Mapping[str, Any]] | None = None) -> Tool:
     """A Tool for one manifest file (module not imported). ``package``: entry-point packages;
     ``all_options``: ``tools.options`` from config (the tool gets its own entry)."""
-    data = parse_manifest(path)
+    data = parse_manifest(path, builtin=source == "builtin")
     options = (all_options or {}).get(data["name"])
     module, function = data["entrypoint"].split(":")
     where = str(path)

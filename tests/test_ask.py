@@ -205,3 +205,88 @@ def test_installed_binary_json_on_error_still_one_object(fake_server):
     data = json.loads(proc.stdout)
     assert "does not exist" in data["error"] and data["stop_reason"] == "error"
     assert b"does not exist" in proc.stderr
+
+
+# --- tools end to end: the model calls each built-in through `agentcli ask` ------------------
+
+def tool_message_content(server, index: int = 1) -> str:
+    msgs = server.requests[index]["body"]["messages"]
+    return [m for m in msgs if m["role"] == "tool"][-1]["content"]
+
+
+def test_calculator_runs_without_asking_and_its_result_reaches_the_model(fake_server):
+    fake_server.script(tool_calls(("calculator", {"expression": "37*91"})), text("It is 3367."))
+    proc = run_bin(fake_server, "what is 37*91?")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"It is 3367.\n"
+    assert "3367" in tool_message_content(fake_server)
+    assert b"calculator" in proc.stderr  # the call is shown, on stderr
+
+
+def test_file_read_without_terminal_is_denied_and_the_model_is_told(fake_server, tmp_path):
+    (tmp_path / "notes.txt").write_text("secret plans\n")
+    fake_server.script(tool_calls(("file_read", {"path": "notes.txt"})), text("I could not."))
+    proc = subprocess.run([BIN, "ask", "-p", "openai", "--base-url", fake_server.openai_base_url,
+                           "read notes.txt"], capture_output=True, timeout=30, cwd=tmp_path,
+                          env={**os.environ, "NO_COLOR": "1"}, start_new_session=True, input=b"")
+    assert proc.returncode == 0, proc.stderr
+    told = tool_message_content(fake_server)
+    assert "denied" in told and "terminal" in told and "secret plans" not in told
+    assert b"denied" in proc.stderr
+
+
+def test_file_read_with_yes_sends_the_file(fake_server, tmp_path):
+    (tmp_path / "notes.txt").write_text("the plans\n")
+    fake_server.script(tool_calls(("file_read", {"path": "notes.txt"})), text("Done."))
+    proc = subprocess.run([BIN, "ask", "-y", "-p", "openai", "--base-url",
+                           fake_server.openai_base_url, "read notes.txt"], capture_output=True,
+                          timeout=30, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"},
+                          start_new_session=True, input=b"")
+    assert proc.returncode == 0, proc.stderr
+    assert "the plans" in tool_message_content(fake_server)
+
+
+def test_web_fetch_through_ask_with_private_addresses_allowed_by_config(fake_server, tmp_path):
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body><h1>Hello page</h1><p>Readable paragraph text.</p></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{page.server_address[1]}/"
+    try:
+        guarded = tmp_path / "default.yaml"
+        guarded.write_text("max_steps: 3\n")
+        fake_server.script(tool_calls(("web_fetch", {"url": url})), text("refused"))
+        proc = run_bin(fake_server, "-y", "--config", str(guarded), "fetch it")
+        assert proc.returncode == 0, proc.stderr
+        refused = tool_message_content(fake_server)
+        assert "Readable paragraph" not in refused  # the guard is on by default
+
+        cfg = tmp_path / "lan.yaml"
+        cfg.write_text("tools:\n  options:\n    web_fetch:\n      allow_private: true\n")
+        fake_server.script(tool_calls(("web_fetch", {"url": url})), text("ok"))
+        proc = run_bin(fake_server, "-y", "--config", str(cfg), "fetch it")
+        assert proc.returncode == 0, proc.stderr
+        assert "Readable paragraph text." in tool_message_content(fake_server, index=3)
+    finally:
+        page.shutdown()
+
+
+def test_max_steps_stops_and_says_so(fake_server):
+    fake_server.script(tool_calls(("calculator", {"expression": "1+1"})),
+                       tool_calls(("calculator", {"expression": "2+2"})))
+    proc = run_bin(fake_server, "--max-steps", "2", "loop")
+    assert proc.returncode == 1
+    assert b"--max-steps" in proc.stderr and len(fake_server.requests) == 2

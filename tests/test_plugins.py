@@ -286,3 +286,23 @@ def test_bad_confirm_override_in_config_skips_the_tool_never_auto_approves(tmp_p
     tools = load_tools(s, extra_dirs=[str(tmp_path / "t")], warn=warns)
     assert "echo" not in tools
     assert any("tools.options.echo.confirm" in w for w in warns)
+
+
+def test_builtin_manifests_pass_the_full_schema_check():
+    """At startup built-ins skip the jsonschema meta-check (speed); this test is that check."""
+    manifests = sorted(builtin_tools_dir().glob("*.yaml"))
+    assert {m.stem for m in manifests} >= {"calculator", "file_read", "web_fetch"}
+    for m in manifests:
+        parse_manifest(m)  # builtin=False: the full check, raises on a bad schema
+
+
+def test_user_manifest_with_bad_schema_is_still_refused(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\ndescription: d\nentrypoint: bad:run\n"
+        "parameters: {type: object, properties: {x: {type: 12}}}\n")
+    (tmp_path / "bad.py").write_text("def run(x=None):\n    return x\n")
+    warns: list[str] = []
+    from agentcli.config import load_settings
+
+    tools = load_tools(load_settings(), extra_dirs=[str(tmp_path)], warn=warns.append)
+    assert "bad" not in tools and any("not a valid JSON Schema" in w for w in warns)
