@@ -44,14 +44,14 @@ def main() -> int:
                                  "-m", "m", "hi"], n, env=env)
         ours_tools, peak_tools = median_run([exe, "ask", "-p", "openai", "--base-url", base,
                                              "-m", "m", "hi"], n, env=env)
-    ratio = ours / sdk
+    ratio = max(ours, ours_tools) / sdk  # the default run advertises the built-in tools
     print(f"minimal SDK script : {sdk:.3f} s  peak {sdk_peak / 1024:.1f} MiB")
     print(f"agentcli ask       : {ours:.3f} s  peak {peak / 1024:.1f} MiB  (--no-tools)")
     print(f"agentcli ask+tools : {ours_tools:.3f} s  peak {peak_tools / 1024:.1f} MiB  (built-in tools advertised)")
     ok_ratio = ratio <= RATIO
     ok_mem = max(peak, peak_tools) / 1024 <= MEMORY_MIB
-    print(f"ratio {ratio:.2f}x (target <= {RATIO}x): {verdict(ok_ratio)}; "
-          f"tools ratio {ours_tools / sdk:.2f}x; peak memory target <= {MEMORY_MIB} MiB: {verdict(ok_mem)}")
+    print(f"ratio {ours / sdk:.2f}x without tools, {ours_tools / sdk:.2f}x with tools "
+          f"(target <= {RATIO}x): {verdict(ok_ratio)}; peak memory target <= {MEMORY_MIB} MiB: {verdict(ok_mem)}")
     return 0 if ok_ratio and ok_mem else 1
 
 
