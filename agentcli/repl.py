@@ -68,6 +68,16 @@ class SigintGuard:
             raise KeyboardInterrupt
 
     @contextmanager
+    def ignored(self) -> Iterator[None]:
+        """Ctrl-C is dropped (not deferred) inside: for clean-up that must finish."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            self.pending = False
+
+    @contextmanager
     def installed(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -164,7 +174,7 @@ class ChatRepl:
         line = Text("error: ", style="bold red") + Text(sanitize(message), style="red")
         if hint:
             line += Text(f" (hint: {sanitize(hint)})", style="dim")
-        self.err.print(line)
+        self.err.print(line, soft_wrap=True)
 
     @property
     def model(self) -> str:
@@ -224,26 +234,35 @@ class ChatRepl:
         self.failed_text = None
         out = _TurnOutput(self)
         events = self.agent.run(Message.user(text))
+        interrupted = False
+        error: ProviderError | None = None
         with self.guard.installed(), echo_off(self.tty_fd):
             try:
                 for event in events:
                     out.handle(event)
             except KeyboardInterrupt:
-                events.close()  # the agent keeps the partial reply, marked interrupted
-                out.close()
-                out.interrupted()
+                interrupted = True
             except ProviderError as e:
-                out.close()
-                self.error(e)
-                if len(history) == before + 1 and history[-1].role == "user":
-                    history.pop()  # never answered: keep history valid, offer /retry
-                    self.failed_text = text
-                    self.notice("(the message was not answered: /retry sends it again)")
-                elif history and history[-1].interrupted:
-                    self.notice("(the partial reply above is kept in the conversation)")
+                error = e
             finally:
-                out.close()
-                self.console.print()  # one blank line between a reply and the next prompt
+                with self.guard.ignored():  # a second Ctrl-C must not cut the clean-up short
+                    events.close()  # a cut reply stays in history, marked interrupted
+                    out.close()
+                    if interrupted:
+                        out.interrupted()
+                    if error is not None:
+                        self._provider_error(error, text, before)
+                    self.console.print()  # one blank line between a reply and the next prompt
+
+    def _provider_error(self, e: ProviderError, text: str, before: int) -> None:
+        history = self.agent.history
+        self.error(e)
+        if len(history) == before + 1 and history[-1].role == "user":
+            history.pop()  # never answered: keep history valid, offer /retry
+            self.failed_text = text
+            self.notice("(the message was not answered: /retry sends it again)")
+        elif history and history[-1].interrupted:
+            self.notice("(the partial reply above is kept in the conversation)")
 
     # -- /model and /provider
 

@@ -29,18 +29,18 @@ class Command:
     run: Callable[[ChatRepl, str], Any]
 
 
-KEYS_HELP = """\
-Keys
-  Enter               send
-  Esc+Enter, Alt+Enter  new line (pasted text is kept whole)
-  Up/Down, Ctrl-R     history, history search (kept in {history})
-  Tab                 complete commands, provider and tool names
-  Ctrl-C              stop a streaming reply (the partial reply is kept); deny an approval;
-                      cancel a running tool; at the prompt: clear the line (it stays in the
-                      history); twice on an empty line: quit
-  Ctrl-D              quit
-Approval of a tool call: y = yes once, a = always for this tool this session, n = no (then an
-optional reason for the model)."""
+KEYS: tuple[tuple[str, str], ...] = (
+    ("Enter", "send"),
+    ("Esc+Enter, Alt+Enter", "new line (pasted text is kept whole)"),
+    ("Up/Down, Ctrl-R", "history, history search (kept in {history})"),
+    ("Tab", "complete commands, provider and tool names"),
+    ("Ctrl-C", "stop a streaming reply (the partial reply is kept); deny an approval; cancel "
+               "a running tool; at the prompt: clear the line (it stays in the history); "
+               "twice on an empty line: quit"),
+    ("Ctrl-D, /exit", "quit"),
+)
+APPROVAL_HELP = ("Tool calls are shown with their full arguments, then: y = yes once, a = always "
+                 "for this tool this session, n = no (then an optional reason for the model).")
 
 
 def _last_user_index(history: Sequence[Message]) -> int | None:
@@ -62,12 +62,18 @@ def _help(repl: ChatRepl, arg: str) -> None:
     from rich.text import Text
 
     table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column()
+    table.add_row(Text("Commands", style="bold"), "")
     for cmd in COMMANDS:
         table.add_row(Text(" ".join(cmd.names) + (f" {cmd.args}" if cmd.args else ""),
                            style="bold"), Text(cmd.help))
-    repl.err.print(Text("Commands", style="bold"))
+    table.add_row(Text("Keys", style="bold"), "")
+    for key, what in KEYS:
+        table.add_row(Text(key, style="bold"),
+                      Text(what.format(history=repl.settings.history_file)))
     repl.err.print(table)
-    repl.err.print(Text(KEYS_HELP.format(history=repl.settings.history_file)))
+    repl.err.print(Text(APPROVAL_HELP))
 
 
 def _exit(repl: ChatRepl, arg: str) -> object:
@@ -166,14 +172,14 @@ def _tools(repl: ChatRepl, arg: str) -> None:
 def _retry(repl: ChatRepl, arg: str) -> None:
     history = repl.agent.history
     i = _last_user_index(history)
-    if i is None:
-        if not repl.failed_text:
-            repl.notice("nothing to retry yet")
-            return
+    if repl.failed_text:  # the provider never answered it: it is not in the history
         text = repl.failed_text
-    else:
+    elif i is not None:
         text = history[i].text
         del history[i:]
+    else:
+        repl.notice("nothing to retry yet")
+        return
     repl.notice(f"retrying: {_preview(text)}")
     repl.run_turn(text)
 

@@ -430,3 +430,53 @@ def test_dropped_stream_keeps_partial_and_survives(chat, fake_server):
     hist = h.repl.agent.history
     assert hist[1].interrupted and "half of it" in hist[1].text
     assert "error:" in h.err and "whole" in h.out
+
+
+def test_retry_after_an_error_resends_the_failed_message(chat, fake_server):
+    fake_server.script(text("one"), error(401, "bad key"), text("two"))
+    h = chat()
+    h.run("first\rsecond\r/retry\r")
+    assert user_texts(fake_server) == ["first", "second"]
+    assert [m.text for m in h.repl.agent.history] == ["first", "one", "second", "two"]
+    errors = [line for line in h.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+
+
+# --- the SIGINT guard and the no-terminal case ------------------------------------------------------
+
+def test_sigint_is_deferred_inside_critical_sections_and_dropped_in_clean_up():
+    from agentcli.repl import SigintGuard
+
+    g = SigintGuard()
+    with g.installed():
+        with pytest.raises(KeyboardInterrupt):
+            with g.critical():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                reached = True  # the write finished before the interrupt was raised
+        assert reached
+        with g.ignored():
+            with g.critical():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_chat_without_any_terminal_is_a_usage_error(fake_server, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("agentcli", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("agentcli is not installed")
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "AGENTCLI_HOME": str(tmp_path)}
+    proc = subprocess.run([exe, "chat", "-p", "openai", "--base-url", fake_server.openai_base_url],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                          timeout=30, start_new_session=True)
+    assert proc.returncode == 2
+    assert "chat needs a terminal" in proc.stderr and "agentcli ask" in proc.stderr
+    assert "Traceback" not in proc.stderr
