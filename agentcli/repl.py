@@ -252,14 +252,25 @@ class ChatRepl:
                         out.interrupted()
                     if error is not None:
                         self._provider_error(error, text, before)
+                    elif out.was_interrupted and self._drop_unanswered(text, before):
+                        self.notice("(nothing arrived before Ctrl-C: /retry sends the message "
+                                    "again)")
                     self.console.print()  # one blank line between a reply and the next prompt
+
+    def _drop_unanswered(self, text: str, before: int) -> bool:
+        """A message the model never answered leaves the conversation (so two user messages
+        never follow each other) and waits for /retry; it stays in the input history too."""
+        history = self.agent.history
+        if len(history) == before + 1 and history[-1].role == "user":
+            history.pop()
+            self.failed_text = text
+            return True
+        return False
 
     def _provider_error(self, e: ProviderError, text: str, before: int) -> None:
         history = self.agent.history
         self.error(e)
-        if len(history) == before + 1 and history[-1].role == "user":
-            history.pop()  # never answered: keep history valid, offer /retry
-            self.failed_text = text
+        if self._drop_unanswered(text, before):
             self.notice("(the message was not answered: /retry sends it again)")
         elif history and history[-1].interrupted:
             self.notice("(the partial reply above is kept in the conversation)")
@@ -289,6 +300,7 @@ class _TurnOutput:
     def __init__(self, repl: ChatRepl) -> None:
         self.repl = repl
         self.stream: Any = None
+        self.was_interrupted = False
 
     def _text(self, delta: str) -> None:
         if self.stream is None:
@@ -337,6 +349,7 @@ class _TurnOutput:
             raise TypeError(f"unknown event {event!r}")
 
     def interrupted(self) -> None:
+        self.was_interrupted = True
         self.repl.notice("⏹ interrupted — the partial reply is kept in the conversation")
 
 

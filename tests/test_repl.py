@@ -480,3 +480,20 @@ def test_chat_without_any_terminal_is_a_usage_error(fake_server, tmp_path):
     assert proc.returncode == 2
     assert "chat needs a terminal" in proc.stderr and "agentcli ask" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class _InterruptedBeforeAnything(_Interrupting):
+    def stream(self, messages: Any, tools: Any, *, system: Any = None, stream: bool = True):
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyboardInterrupt
+        yield TextDelta(f"answer to {messages[-1].text}")
+        yield TurnDone("end_turn", Usage(3, 2))
+
+
+def test_ctrl_c_before_any_reply_drops_the_message_and_retry_resends_it(chat):
+    provider = _InterruptedBeforeAnything()
+    h = chat(make_provider=lambda settings, profile: provider)
+    h.run("lost?\r/retry\r")
+    assert [m.text for m in h.repl.agent.history] == ["lost?", "answer to lost?"]
+    assert "nothing arrived before Ctrl-C" in h.err
