@@ -11,7 +11,8 @@ import re
 import pytest
 from rich.console import Console
 
-from agentcli.markdown_stream import BlockSplitter, MarkdownStream, PlainStream
+from agentcli.markdown_blocks import BlockSplitter
+from agentcli.markdown_stream import MarkdownStream, PlainStream
 from agentcli.render import fold, sanitize, tool_call_panel, tool_result_panel
 
 HOSTILE = [
