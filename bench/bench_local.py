@@ -109,7 +109,7 @@ def main() -> None:
                                   stop=(lt.CLOSE_TAG,)))
             dt = time.perf_counter() - t
             times.append(dt)
-            raw = f"{lt.OPEN_TAG}\n{body}\n{lt.CLOSE_TAG}" if use_grammar else lt.OPEN_TAG + "\n" + body
+            raw = f"{lt.OPEN_TAG}\n{body}" + (f"\n{lt.CLOSE_TAG}" if use_grammar else "")
             _, parsed = lt.parse_reply(raw, [t.name for t in TOOLS])
             good = bool(parsed) and all(valid_args(c.name, c.arguments) for c in parsed)
             right = bool(parsed) and parsed[0].name == expected

@@ -269,3 +269,14 @@ def test_old_turns_dropped_when_the_context_is_full(fake_gguf, llama_installed):
     p._llm.n_ctx = lambda: 50
     with pytest.raises(ProviderError, match="n_ctx"):
         list(p.stream([Message.user("word " * 200)], []))
+
+
+def test_model_without_model_path_is_taken_as_the_file(tmp_path, llama_installed, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError, match="model file not found: qwen"):
+        local.LocalProvider(profile(model="qwen"), Settings())  # never silently SmolLM2
+
+
+def test_model_names_a_configured_model_path(fake_gguf, llama_installed):
+    p = local.LocalProvider(profile(model="tiny-chat", model_path=str(fake_gguf)), Settings())
+    assert p.model == "tiny-chat" and p.path == fake_gguf

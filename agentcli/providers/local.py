@@ -66,8 +66,8 @@ def llama_cpp_installed() -> bool:
 def resolve_model_path(profile: ProviderProfile, settings: Settings | None = None) -> Path:
     """The model file to load; raises ModelLoadError naming the path and how to set it."""
     raw = profile.model_path
-    if not raw and profile.model and profile.model.lower().endswith(".gguf"):
-        raw = profile.model  # `-m path/to/model.gguf`
+    if not raw and profile.model:
+        raw = profile.model  # `-m path/to/model.gguf`: for local, the model *is* a file
     if not raw:
         path = default_model_path()
         if path is None:
@@ -124,7 +124,7 @@ def _error_detail(log: str) -> str:
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
     picked = [ln for ln in lines if any(w in ln.lower() for w in
                                         ("error", "failed", "unable", "cannot", "out of memory"))]
-    return "; ".join(dict.fromkeys(picked[-3:])) if picked else ""
+    return picked[0] if picked else ""  # the first complaint is the cause; the rest echo it
 
 
 class LocalProvider:
@@ -138,8 +138,8 @@ class LocalProvider:
         self.profile = profile
         self.path = resolve_model_path(profile, settings)
         check_gguf(self.path)
-        self.model = profile.model if profile.model and not profile.model_path \
-            and not profile.model.lower().endswith(".gguf") else self.path.stem
+        # with model_path set, `model` may name it for display (usage, --json, sessions)
+        self.model = profile.model if profile.model and profile.model_path else self.path.stem
         self.n_ctx = profile.n_ctx
         self.n_threads = profile.n_threads or _cpu_count()
         self.temperature = DEFAULT_TEMPERATURE if profile.temperature is None \

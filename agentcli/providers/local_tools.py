@@ -68,6 +68,20 @@ def format_result(result: ToolResult) -> str:
     return f"<tool_response>\n{content}\n</tool_response>"
 
 
+# Chat-template control tokens of the common families (ChatML/SmolLM/Qwen, Llama 3, Gemma, Phi,
+# Mistral). The prompt is tokenized with special tokens enabled (the template's markers must
+# become control tokens), so these strings inside message text would forge turn boundaries.
+_CONTROL = re.compile(r"<\|(?:im_start|im_end|im_sep|endoftext|eot_id|start_header_id|"
+                      r"end_header_id|begin_of_text|end_of_text|eom_id|end|user|assistant|"
+                      r"system)\|>|<(?:start_of_turn|end_of_turn)>|\[/?INST\]|</?s>")
+
+
+def defang(text: str) -> str:
+    """Break control-token strings in message text with a zero-width space so they are read as
+    plain text (a pasted file or a tool result cannot open a fake system turn)."""
+    return _CONTROL.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+
+
 def chat_messages(messages: Sequence[Message], system: str) -> list[dict[str, str]]:
     """Neutral history -> chat-template messages (system/user/assistant only, alternating).
 
@@ -75,7 +89,7 @@ def chat_messages(messages: Sequence[Message], system: str) -> list[dict[str, st
     template can render them; consecutive turns of one role are merged because some templates
     refuse anything that does not alternate.
     """
-    out: list[dict[str, str]] = [{"role": "system", "content": system}]
+    out: list[dict[str, str]] = [{"role": "system", "content": defang(system)}]
     for m in messages:
         chunks: list[str] = []
         for p in m.parts:
@@ -94,7 +108,7 @@ def chat_messages(messages: Sequence[Message], system: str) -> list[dict[str, st
             role = "user"
         else:  # pragma: no cover
             raise TypeError(f"unknown role {m.role!r}")
-        text = "\n".join(chunks)
+        text = defang("\n".join(chunks))
         if out[-1]["role"] == role and len(out) > 1:
             out[-1]["content"] += "\n\n" + text
         elif text or role == "user":
