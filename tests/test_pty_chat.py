@@ -6,6 +6,7 @@ requests), and the assertions read the screen text as a user would see it."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -16,7 +17,12 @@ import pytest
 from fake_server import stall, text, tool_calls
 
 pexpect = pytest.importorskip("pexpect")
-pyte = pytest.importorskip("pyte")
+try:
+    import pyte
+except ImportError:  # pragma: no cover - then the raw output, escape sequences removed
+    pyte = None
+
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
 
 BIN = shutil.which("agentcli", path=str(Path(sys.executable).parent)) or shutil.which("agentcli")
 COLS, ROWS = 100, 40
@@ -33,9 +39,11 @@ class Terminal:
         self.child = pexpect.spawn(args[0], args[1:], env=env, cwd=str(cwd),
                                    dimensions=(ROWS, COLS), encoding="utf-8",
                                    codec_errors="replace")
-        self.screen = pyte.HistoryScreen(COLS, ROWS, history=5000)
-        self.screen.write_process_input = self.child.send  # answer cursor-position requests
-        self.stream = pyte.Stream(self.screen)
+        self.raw = ""
+        if pyte is not None:
+            self.screen = pyte.HistoryScreen(COLS, ROWS, history=5000)
+            self.screen.write_process_input = self.child.send  # answer cursor-position requests
+            self.stream = pyte.Stream(self.screen)
 
     def pump(self, seconds: float = 0.05) -> None:
         try:
@@ -44,9 +52,16 @@ class Terminal:
             return
         except pexpect.EOF:
             return
-        self.stream.feed(data)
+        if pyte is not None:
+            self.stream.feed(data)
+        else:
+            if "\x1b[6n" in data:
+                self.child.send("\x1b[1;1R")
+            self.raw += data
 
     def text(self) -> str:
+        if pyte is None:
+            return ANSI.sub("", self.raw).replace("\r", "")
         hist = ["".join(line[x].data for x in range(COLS)).rstrip()
                 for line in self.screen.history.top]
         return "\n".join(hist + [line.rstrip() for line in self.screen.display])
