@@ -154,8 +154,8 @@ class ReplPrompter:
                 kb.add(key)(answer("a", "yes, always this session"))
             for key in "nN":
                 kb.add(key)(answer("n", "no"))
-            kb.add("c-c")(answer("n", "no (Ctrl-C)"))
-            kb.add("c-d")(answer("n", "no (Ctrl-D)"))
+            kb.add("c-c")(answer("x", "no (Ctrl-C)"))
+            kb.add("c-d")(answer("x", "no (Ctrl-D)"))
 
             @kb.add("<any>")
             def _ignore(event: Any) -> None:
@@ -182,6 +182,8 @@ class ReplPrompter:
             return Decision(True)
         if choice == "a":
             return Decision(True, remember=True)
+        if choice != "n":  # Ctrl-C / Ctrl-D: no, at once
+            return Decision(False, None)
         if self._reason is None:
             self._reason = PromptSession(input=self.input, output=self.output)
         try:

@@ -299,9 +299,10 @@ def test_ctrl_c_at_approval_prompt_denies(chat, fake_server):
     fake_server.script(tool_calls(("shout", {"text": "x"})), text("ok, not running it"))
     h = chat(tools={"shout": _tool("shout", lambda text: pytest.fail("must not run"),
                                    text="string")})
-    assert h.run("go\r" + CTRL_C + "\r") == 0  # Ctrl-C = no; Enter skips the reason
+    assert h.run("go\r" + CTRL_C + "/tokens\r") == 0  # Ctrl-C = no, without asking why
     assert "denied by the user" in fake_server.requests[-1]["body"]["messages"][-1]["content"]
     assert "ok, not running it" in h.out
+    assert "tokens this session" in h.err  # the next keys went to the prompt again
 
 
 def test_ctrl_c_during_a_tool_cancels_it(chat, fake_server, tmp_path):
