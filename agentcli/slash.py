@@ -139,7 +139,16 @@ def _approval_state(repl: ChatRepl, name: str, tool: Any) -> str:
                                  grants=getattr(approver, "grants", set()))
     except Exception:  # noqa: BLE001 - a display nicety, never fatal
         return getattr(tool, "confirm", "ask")
-    return {"ask": "asks before each call"}.get(verdict, reason)
+    if verdict == "ask":
+        return "asks"
+    if verdict == "deny":
+        return "denied by config"
+    for start, label in (("approved by --yes", "allowed (--yes)"),
+                         ("allowed by config", "allowed by config"),
+                         ("allowed for this session", "always (this session)")):
+        if reason.startswith(start):
+            return label
+    return "runs without asking"
 
 
 def _tools(repl: ChatRepl, arg: str) -> None:
@@ -152,9 +161,9 @@ def _tools(repl: ChatRepl, arg: str) -> None:
         return
     names = [arg] if arg else sorted(repl.tools)
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
-    table.add_column("tool")
-    table.add_column("approval")
-    table.add_column("description", overflow="fold")
+    table.add_column("tool", no_wrap=True)
+    table.add_column("approval", no_wrap=True)
+    table.add_column("description", overflow="fold" if arg else "ellipsis", no_wrap=not arg)
     for name in names:
         tool = repl.tools.get(name)
         if tool is None:
@@ -162,7 +171,7 @@ def _tools(repl: ChatRepl, arg: str) -> None:
             return
         desc = " ".join(tool.definition.description.split())
         table.add_row(Text(sanitize(name)), Text(sanitize(_approval_state(repl, name, tool))),
-                      Text(sanitize(desc if arg else _preview(desc, 70))))
+                      Text(sanitize(desc)))
     repl.err.print(table)
     if arg:
         repl.err.print(Text(sanitize(json.dumps(repl.tools[arg].definition.parameters,

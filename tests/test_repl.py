@@ -223,7 +223,7 @@ def test_tools_lists_approval_state(chat):
              "quiet": _tool("quiet", lambda: "", confirm="never")}
     h = chat(tools=tools)
     h.run("/tools\r")
-    assert "shout" in h.err and "asks before each call" in h.err
+    assert "shout" in h.err and "asks" in h.err
     assert "quiet" in h.err and "without asking" in h.err
 
 
@@ -282,7 +282,7 @@ def test_always_is_remembered_for_the_session(chat, fake_server, tmp_path):
     h.run("go\ra" "again\r")  # the second call must not ask: no key for it
     assert calls(log) == ["1", "2"]
     h.run("/tools\r")
-    assert "allowed for this session" in h.err
+    assert "always (this session)" in h.err
 
 
 def test_deny_with_reason_reaches_the_model(chat, fake_server):
