@@ -280,3 +280,29 @@ def test_model_without_model_path_is_taken_as_the_file(tmp_path, llama_installed
 def test_model_names_a_configured_model_path(fake_gguf, llama_installed):
     p = local.LocalProvider(profile(model="tiny-chat", model_path=str(fake_gguf)), Settings())
     assert p.model == "tiny-chat" and p.path == fake_gguf
+
+
+@pytest.mark.parametrize("make", ["missing", "not_gguf"])
+def test_cli_load_error_is_one_line_and_exit_1(tmp_path, make):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.gguf"
+    if make == "not_gguf":
+        path.write_text("<html>a download error page</html>")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL",
+                        "ANTHROPIC_BASE_URL", "AGENTCLI_CONFIG", "AGENTCLI_PROVIDER")}
+    env["AGENTCLI_HOME"] = str(tmp_path / "home")
+    r = subprocess.run([sys.executable, "-m", "agentcli", "ask", "-p", "local", "-m", str(path),
+                        "hi"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                       timeout=60)
+    assert r.returncode == 1, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in r.stderr
+    if HAVE_LLAMA:
+        assert str(path) in errors[0]
+    else:
+        assert "agentcli[local]" in r.stderr
+    assert r.stdout == ""

@@ -222,7 +222,7 @@ class LocalProvider:
         while True:
             tokens = self._tokens(self._render(lt.chat_messages(messages[start:], system)),
                                   first=True)
-            room = n_ctx - len(tokens)
+            room = n_ctx - len(tokens) - 8  # slack: a started call re-tokenizes a few tokens
             if room >= self.max_tokens or start >= len(messages) - 1:
                 break
             start += 1
