@@ -161,8 +161,8 @@ def _tools(repl: ChatRepl, arg: str) -> None:
         return
     names = [arg] if arg else sorted(repl.tools)
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
-    table.add_column("tool", no_wrap=True)
-    table.add_column("approval", no_wrap=True)
+    table.add_column("tool", no_wrap=True, min_width=max(len(n) for n in names))
+    table.add_column("approval", no_wrap=True, min_width=21)
     table.add_column("description", overflow="fold" if arg else "ellipsis", no_wrap=not arg)
     for name in names:
         tool = repl.tools.get(name)
