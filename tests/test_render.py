@@ -284,3 +284,11 @@ def test_tool_result_panel_folds_with_the_size():
     assert fold("short")[1] is None
     err = _text_of(tool_result_panel("x", "denied \x1b[2J", True))
     assert "✗ x" in err and "␛[2J" in err
+
+
+def test_wide_characters_are_erased_exactly():
+    width = 30
+    text = ("漢字のテキストがここにあります。" * 6 + "\n\n" + "emoji 🎉🎉🎉 " * 8 + "\n\nend\n")
+    streamed, _ = render(tokens(text) + list("tail chars"), width=width, height=8)
+    whole, _ = render([text + "tail chars"], width=width, height=8, preview=False)
+    assert screen_of(streamed, width) == screen_of(whole, width)
