@@ -216,8 +216,9 @@ class ChatRepl:
         self.notice("Enter sends · Esc+Enter newline · /help · Ctrl-D quits")
         if self.piped_text:
             lines = self.piped_text.count("\n") + (not self.piped_text.endswith("\n"))
-            self.notice(f"piped input ({lines} lines, {len(self.piped_text):,} characters) will "
-                        "be sent with your first message")
+            self.notice(f"piped input ({lines} line{'s' if lines != 1 else ''}, "
+                        f"{len(self.piped_text):,} characters) will be sent with your first "
+                        "message")
 
     def send(self, text: str) -> None:
         if self.piped_text:

@@ -143,3 +143,32 @@ def test_chat_in_a_pty_turn_tool_approval_ctrl_c_exit(fake_server, tmp_path):
     assert last[7]["content"].startswith("This reply will be cut short")
     assert "alpha" in last[4]["content"]
     assert (home / "history").exists()
+
+
+def test_piped_text_then_keys_from_the_terminal(fake_server, tmp_path):
+    (tmp_path / "notes.md").write_text("PIPED NOTES LINE\n")
+    fake_server.script(text("Summary done."), text("Second answer."))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL",)}
+    env.update(AGENTCLI_HOME=str(home), OPENAI_API_KEY="sk-test", TERM="xterm-256color")
+    cmd = (f"cat notes.md | {BIN} chat -p openai --base-url {fake_server.openai_base_url} "
+           "-m test-model --no-tools")
+    term = Terminal(["/bin/sh", "-c", cmd], env, tmp_path)
+    try:
+        at = term.wait_for("piped input (1 line,")
+        term.wait_for("›", after=at)
+        term.send("summarise\r")
+        at = term.wait_for("Summary done.", after=at)
+        term.send("and now?\r")
+        term.wait_for("Second answer.", after=at)
+        term.send("\x04")  # Ctrl-D
+        term.child.expect(pexpect.EOF, timeout=10)
+        term.child.close()
+        assert term.child.exitstatus == 0, term.text()
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+    first = fake_server.requests[0]["body"]["messages"][-1]["content"]
+    assert first.startswith("summarise") and "PIPED NOTES LINE" in first
+    assert fake_server.requests[1]["body"]["messages"][-1]["content"] == "and now?"

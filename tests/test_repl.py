@@ -498,3 +498,11 @@ def test_ctrl_c_before_any_reply_drops_the_message_and_retry_resends_it(chat):
     h.run("lost?\r/retry\r")
     assert [m.text for m in h.repl.agent.history] == ["lost?", "answer to lost?"]
     assert "nothing arrived before Ctrl-C" in h.err
+
+
+def test_ctrl_r_searches_the_history(chat, fake_server):
+    fake_server.script(text("one"), text("two"), text("three"))
+    chat().run("remember the milk\rsomething else\r")
+    h = chat()
+    h.run("\x12milk\r\r")
+    assert user_texts(fake_server)[-1] == "remember the milk"
