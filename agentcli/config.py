@@ -253,9 +253,14 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
 
 
 def _local_available() -> bool:
+    """The local extra is usable: llama.cpp bindings and the bundled model (no import of either)."""
     import importlib.util
 
-    return importlib.util.find_spec("llama_cpp") is not None
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    from .providers.local import default_model_path  # stdlib-only at module level
+
+    return default_model_path() is not None
 
 
 NO_PROVIDER_HINT = (
