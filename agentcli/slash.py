@@ -215,7 +215,7 @@ def _tokens(repl: ChatRepl, arg: str) -> None:
 
 
 def transcript(repl: ChatRepl) -> str:
-    """The conversation as markdown (tool calls and results as fenced blocks)."""
+    """The conversation as markdown (tool calls and results as fenced blocks), sanitised."""
     def fence(text: str, info: str = "") -> str:
         ticks = "```"
         while ticks in text:
@@ -240,7 +240,8 @@ def transcript(repl: ChatRepl) -> str:
             for r in m.tool_results:
                 label = " (error)" if r.is_error else ""
                 out += [f"**tool result** `{r.name}`{label}", "", fence(r.content), ""]
-    return "\n".join(out).rstrip() + "\n"
+    # sanitised: `cat chat.md` must not run escape sequences a model or tool planted
+    return sanitize("\n".join(out).rstrip() + "\n")
 
 
 def _save(repl: ChatRepl, arg: str) -> None:

@@ -506,3 +506,15 @@ def test_ctrl_r_searches_the_history(chat, fake_server):
     h = chat()
     h.run("\x12milk\r\r")
     assert user_texts(fake_server)[-1] == "remember the milk"
+
+
+def test_saved_transcript_has_tool_calls_and_is_inert(chat, fake_server, tmp_path):
+    tool, _ = _recording_tool(tmp_path)
+    fake_server.script(tool_calls(("shout", {"text": "hi"})), text("done \x1b]52;c;QQ==\x07"))
+    h = chat(tools={"shout": tool})
+    target = tmp_path / "chat.md"
+    h.run(f"go\ry/save {target}\r")
+    saved = target.read_text()
+    assert "**tool call** `shout`" in saved and '"text": "hi"' in saved
+    assert "**tool result** `shout`" in saved and "HI" in saved
+    assert "\x1b" not in saved and "␛]52" in saved
