@@ -204,7 +204,8 @@ def main() -> int:
     chat_cpu, chat_wall = med(2, 0), med(2, 1)
     big_cpu, big_wall = med(3, 0), med(3, 1)
 
-    print(f"ask  -> pipe, plain, {args.words:>6,} words: cpu {ask_cpu:6.2f} s   wall {ask_wall:6.2f} s")
+    print(f"ask  -> pipe, plain, {args.words:>6,} words: cpu {ask_cpu:6.2f} s   "
+          f"wall {ask_wall:6.2f} s")
     print(f"chat -> pty, idle session (start, /exit): cpu {idle_cpu:6.2f} s")
     print(f"chat -> pty, markdown, {args.words:>5,} words: cpu {chat_cpu:6.2f} s   "
           f"turn wall {chat_wall:6.2f} s   turn only cpu {chat_cpu - idle_cpu:6.2f} s")

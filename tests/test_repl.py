@@ -22,7 +22,7 @@ from agentcli.executor import Tool
 from agentcli.messages import TextDelta, ToolDefinition, TurnDone, Usage
 from agentcli.repl import ChatRepl
 from agentcli.runtime import RunOptions
-from fake_server import drop, error, stall, text, tool_calls
+from fake_server import drop, error, text, tool_calls
 
 ESC_ENTER = "\x1b\r"
 CTRL_C = "\x03"
@@ -443,7 +443,7 @@ def test_retry_after_an_error_resends_the_failed_message(chat, fake_server):
     assert len(errors) == 1
 
 
-# --- the SIGINT guard and the no-terminal case ------------------------------------------------------
+# --- the SIGINT guard and the no-terminal case --------------------------------------------
 
 def test_sigint_is_deferred_inside_critical_sections_and_dropped_in_clean_up():
     from agentcli.repl import SigintGuard
