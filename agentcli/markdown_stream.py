@@ -205,16 +205,20 @@ class MarkdownStream:
 
     def finish(self) -> None:
         """The reply ended (or was cut): render everything left. Safe to call twice."""
-        self._flusher.stop()
-        with self.critical(), self._lock:
-            text = self._clean("", final=True)
-            if text:
-                self._splitter.feed(text)
-            blocks = self._splitter.flush()
-            self._erase_preview()
-            for b in blocks:
-                self._print_block(b)
-            self.console.file.flush()
+        with self.critical():
+            self._flusher.stop()
+            with self._lock:
+                self._finish()
+
+    def _finish(self) -> None:
+        text = self._clean("", final=True)
+        if text:
+            self._splitter.feed(text)
+        blocks = self._splitter.flush()
+        self._erase_preview()
+        for b in blocks:
+            self._print_block(b)
+        self.console.file.flush()
 
     # -- internals
 

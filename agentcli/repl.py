@@ -318,8 +318,8 @@ class _TurnOutput:
 
     def close(self) -> None:
         if self.stream is not None:
-            stream, self.stream = self.stream, None
-            stream.finish()
+            self.stream.finish()  # if Ctrl-C cuts this short, the clean-up finishes it again
+            self.stream = None
 
     def handle(self, event: Any) -> None:
         from .render import tool_call_panel, tool_result_panel
