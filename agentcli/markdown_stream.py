@@ -87,18 +87,19 @@ def _parse(markup: str, parser: Any) -> list[Any]:
     return tokens
 
 
-def _code_renderable(code: str, info: str, theme: str) -> Syntax:
-    lexer = info or "text"
-    try:
+def _code_renderable(code: str, info: str, theme: str, lexers: dict[str, Any]) -> Syntax:
+    """Highlighted code; ``lexers`` caches one pygments lexer per language for the stream."""
+    name = info.lower() or "text"
+    lexer = lexers.get(name)
+    if lexer is None:
         from pygments.lexers import get_lexer_by_name
         from pygments.util import ClassNotFound
 
         try:
-            get_lexer_by_name(lexer)
+            lexer = get_lexer_by_name(name)
         except ClassNotFound:
-            lexer = "text"
-    except ImportError:  # pragma: no cover - rich depends on pygments
-        lexer = "text"
+            lexer = get_lexer_by_name("text")
+        lexers[name] = lexer
     return Syntax(code, lexer, theme=theme, word_wrap=True, padding=(0, 1),
                   background_color="default")
 
@@ -179,6 +180,7 @@ class MarkdownStream:
         self._width = max(console.width, 10)
         self._max_rows = max(console.height - 2, 3)
         self._parser: Any = None
+        self._lexers: dict[str, Any] = {}
         self._template: Markdown | None = None
         self._lock = threading.Lock()
         self._flusher = _Flusher(console.file, self._lock)
@@ -226,7 +228,8 @@ class MarkdownStream:
         if self._blocks_printed and not block.cont:
             self.console.print()
         if block.kind == "code":
-            self.console.print(_code_renderable(block.text, block.info, self.code_theme))
+            self.console.print(_code_renderable(block.text, block.info, self.code_theme,
+                                                self._lexers))
         else:
             if self._template is None:
                 self._parser = new_parser()

@@ -49,6 +49,7 @@ class SigintGuard:
     def __init__(self) -> None:
         self.depth = 0
         self.pending = False
+        self._critical = _Critical(self)
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.depth:
@@ -56,16 +57,10 @@ class SigintGuard:
         else:
             raise KeyboardInterrupt
 
-    @contextmanager
-    def critical(self) -> Iterator[None]:
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-        if self.depth == 0 and self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
+    def critical(self) -> _Critical:
+        """A section (one terminal write) that Ctrl-C may not cut: the interrupt is raised when
+        the outermost section ends. A class, not a generator: it runs once per token."""
+        return self._critical
 
     @contextmanager
     def ignored(self) -> Iterator[None]:
@@ -89,6 +84,22 @@ class SigintGuard:
             signal.signal(signal.SIGINT, old)
             self.pending = False
             self.depth = 0
+
+
+class _Critical:
+    def __init__(self, guard: SigintGuard) -> None:
+        self.guard = guard
+
+    def __enter__(self) -> None:
+        self.guard.depth += 1
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        g = self.guard
+        g.depth -= 1
+        if g.depth == 0 and g.pending and exc_type is None:
+            g.pending = False
+            raise KeyboardInterrupt
+        return False
 
 
 @contextmanager
@@ -322,16 +333,18 @@ class _TurnOutput:
             self.stream = None
 
     def handle(self, event: Any) -> None:
-        from .render import tool_call_panel, tool_result_panel
-
         repl = self.repl
         if isinstance(event, TextDelta):
             self._text(event.text)
         elif isinstance(event, ToolCallReady):
+            from .render import tool_call_panel
+
             self.close()
             with repl.guard.critical():
                 repl.err.print(tool_call_panel(event.call.name, event.call.arguments))
         elif isinstance(event, ToolResultReady):
+            from .render import tool_result_panel
+
             r = event.result
             with repl.guard.critical():
                 repl.err.print(tool_result_panel(r.name, r.content, r.is_error))
