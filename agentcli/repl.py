@@ -18,6 +18,7 @@ next prompt).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 DOUBLE_CTRL_C = 2.0
+_EXIT = object()
 
 
 # --- SIGINT, deferred around terminal writes ---------------------------------------------------
@@ -155,7 +157,6 @@ class ChatRepl:
         self._last_ctrl_c = 0.0
 
         self.settings = runtime.load(opts)
-        self.system = self.settings.system
         self.profile = runtime.resolve(self.settings, opts, self.notice)
         self.tools = tools if tools is not None else runtime.select_tools(self.settings, opts,
                                                                           self.warn)
@@ -213,13 +214,27 @@ class ChatRepl:
             self._last_ctrl_c = 0.0
             if not text.strip():
                 continue
+            if self._handle(text) is _EXIT:
+                return 0
+
+    def _handle(self, text: str) -> object | None:
+        """One input line; whatever goes wrong in it, the session goes on."""
+        try:
             if text.startswith("/"):
                 from .slash import EXIT, dispatch
 
-                if dispatch(self, text.strip()) is EXIT:
-                    return 0
-                continue
+                return _EXIT if dispatch(self, text.strip()) is EXIT else None
             self.send(text)
+        except KeyboardInterrupt:
+            self.notice("(cancelled)")
+        except AgentCliError as e:
+            self.error(e)
+        except Exception as e:  # a bug: say so, keep the conversation
+            if os.environ.get("AGENTCLI_DEBUG"):
+                raise
+            self.error(f"internal error: {type(e).__name__}: {e}",
+                       hint="this is a bug in agentcli; AGENTCLI_DEBUG=1 shows the traceback")
+        return None
 
     def _banner(self) -> None:
         tools = ", ".join(sorted(self.tools)) or "none"

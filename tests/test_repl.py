@@ -518,3 +518,23 @@ def test_saved_transcript_has_tool_calls_and_is_inert(chat, fake_server, tmp_pat
     assert "**tool call** `shout`" in saved and '"text": "hi"' in saved
     assert "**tool result** `shout`" in saved and "HI" in saved
     assert "\x1b" not in saved and "␛]52" in saved
+
+
+def test_an_unexpected_error_in_a_turn_keeps_the_session(chat, fake_server, monkeypatch):
+    from agentcli import repl as repl_mod
+
+    monkeypatch.delenv("AGENTCLI_DEBUG", raising=False)
+    fake_server.script(text("fine"))
+    h = chat()
+    real = repl_mod.ChatRepl.run_turn
+    calls = {"n": 0}
+
+    def boom(self: Any, text: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("kaput")
+        real(self, text)
+
+    monkeypatch.setattr(repl_mod.ChatRepl, "run_turn", boom)
+    assert h.run("one\rtwo\r") == 0
+    assert "internal error: ValueError: kaput" in h.err and "fine" in h.out
