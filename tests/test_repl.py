@@ -446,7 +446,7 @@ def test_retry_after_an_error_resends_the_failed_message(chat, fake_server):
 # --- the SIGINT guard and the no-terminal case --------------------------------------------
 
 def test_sigint_is_deferred_inside_critical_sections_and_dropped_in_clean_up():
-    from agentcli.repl import SigintGuard
+    from agentcli.repl_terminal import SigintGuard
 
     g = SigintGuard()
     with g.installed():
