@@ -89,7 +89,7 @@ def echo_off(fd: int | None) -> Iterator[None]:
 
         old = termios.tcgetattr(fd)
         new = list(old)
-        new[3] &= ~termios.ECHO
+        new[3] = (new[3] & ~termios.ECHO) | termios.NOFLSH  # keep type-ahead on Ctrl-C
         termios.tcsetattr(fd, termios.TCSANOW, new)
     except (ImportError, OSError, ValueError):
         yield
