@@ -216,8 +216,13 @@ def test_entry_point_that_is_not_a_package_warns(tmp_path, monkeypatch):
     assert any("no_such_module_xyz" in w for w in warns)
 
 
-def test_builtin_dir_in_checkout():
-    assert builtin_tools_dir() == REPO / "tools"
+def test_builtin_dir_is_the_checkout_or_the_installed_copy():
+    import agentcli
+
+    found = builtin_tools_dir()
+    # editable install: the checkout's tools/; wheel install (CI): the copy inside the package
+    assert found in (REPO / "tools", Path(agentcli.__file__).parent / "_builtin_tools")
+    assert (found / "calculator.yaml").is_file() and (found / "calculator.py").is_file()
 
 
 def test_wheel_ships_builtins_and_a_plain_install_finds_them(tmp_path):
