@@ -121,7 +121,8 @@ class AskOutput:
         self.json_mode = json_mode
         self.text: list[str] = []
         self.calls: dict[str, dict[str, Any]] = {}
-        self.tty = sys.stdout.isatty()
+        self.markdown = not json_mode and sys.stdout.isatty()  # a pipe gets plain text
+        self._stream: Any = None
         self._at_line_start = True
 
     def _out(self, s: str) -> None:
@@ -131,12 +132,24 @@ class AskOutput:
         sys.stdout.flush()
         self._at_line_start = s.endswith("\n")
 
+    def _markdown(self, delta: str) -> None:
+        if self._stream is None:
+            from rich.console import Console
+
+            from .markdown_stream import MarkdownStream
+
+            self._stream = MarkdownStream(Console(file=sys.stdout, soft_wrap=False))
+        self._stream.feed(delta)
+
     def handle(self, event: Any) -> None:
         from .cli import eprint
 
         if isinstance(event, TextDelta):
             self.text.append(event.text)
-            self._out(sanitize(event.text))
+            if self.markdown:
+                self._markdown(event.text)
+            else:
+                self._out(sanitize(event.text))
         elif isinstance(event, ToolCallReady):
             call = event.call
             try:
@@ -161,7 +174,11 @@ class AskOutput:
             raise TypeError(f"unknown event {event!r}")
 
     def end_line(self) -> None:
-        if not self.json_mode and not self._at_line_start:
+        """The text so far is complete (a tool call follows, or the turn ended)."""
+        if self._stream is not None:
+            self._stream.finish()  # renders the unfinished tail before anything else prints
+            self._stream = None
+        elif not self.json_mode and not self._at_line_start:
             self._out("\n")
 
 
