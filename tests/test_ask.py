@@ -290,3 +290,19 @@ def test_max_steps_stops_and_says_so(fake_server):
     proc = run_bin(fake_server, "--max-steps", "2", "loop")
     assert proc.returncode == 1
     assert b"--max-steps" in proc.stderr and len(fake_server.requests) == 2
+
+
+@pytest.mark.pty
+def test_installed_binary_renders_markdown_on_a_terminal(fake_server):
+    pexpect = pytest.importorskip("pexpect")
+    fake_server.script(text("Some **bold** words.\n\n- one\n- two", chunks=4))
+    child = pexpect.spawn(BIN, ["ask", "--no-tools", "-p", "openai", "--base-url",
+                                fake_server.openai_base_url, "hi"],
+                          env={**os.environ, "TERM": "xterm", "NO_COLOR": "1"},
+                          dimensions=(24, 80), timeout=30)
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = child.before.decode()
+    assert child.exitstatus == 0
+    assert "bold words." in screen and "**" not in screen  # rendered, not raw markdown
+    assert "• one" in screen
