@@ -170,8 +170,6 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, b
 
 
 def read_config_file(path: Path, must_exist: bool) -> dict[str, Any]:
-    import yaml
-
     if not path.exists():
         if must_exist:
             raise ConfigError("config file not found", file=str(path),
@@ -183,6 +181,8 @@ def read_config_file(path: Path, must_exist: bool) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config: {e}", file=str(path)) from e
+    import yaml
+
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe only
     except yaml.YAMLError as e:

@@ -22,8 +22,8 @@ def agentcli_bin() -> str:
 
 
 def run_child(argv: list[str], *, env: dict | None = None, stdin: bytes = b"",
-              stdout=subprocess.DEVNULL) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS in KiB, exit code) of one child process."""
+              stdout=subprocess.DEVNULL) -> tuple[float, int, int, float]:
+    """(wall seconds, peak RSS in KiB, exit code, CPU seconds) of one child process."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=stdout,
                             stderr=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -32,18 +32,25 @@ def run_child(argv: list[str], *, env: dict | None = None, stdin: bytes = b"",
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss, proc.returncode
+    return wall, usage.ru_maxrss, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def median_run(argv: list[str], n: int, **kw) -> tuple[float, int]:
-    walls, peaks = [], []
+    wall, peak, _ = median_run_cpu(argv, n, **kw)
+    return wall, peak
+
+
+def median_run_cpu(argv: list[str], n: int, **kw) -> tuple[float, int, float]:
+    """Median wall seconds, peak RSS (KiB) and median CPU seconds over ``n`` runs."""
+    walls, peaks, cpus = [], [], []
     for _ in range(n):
-        wall, peak, code = run_child(argv, **kw)
+        wall, peak, code, cpu = run_child(argv, **kw)
         if code != 0:
             sys.exit(f"benchmark command failed with exit {code}: {' '.join(argv)}")
         walls.append(wall)
         peaks.append(peak)
-    return statistics.median(walls), max(peaks)
+        cpus.append(cpu)
+    return statistics.median(walls), max(peaks), statistics.median(cpus)
 
 
 def verdict(ok: bool) -> str:
