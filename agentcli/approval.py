@@ -230,23 +230,6 @@ def build_approver(settings: Any, *, yes: bool, prompter: Prompter | None) -> Po
                           yes=yes, prompter=prompter)
 
 
-# kept for callers of the skeleton
-class ApproveAll:
-    """``--yes``: every call runs."""
-
-    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Decision:
-        return Decision(True, "approved by --yes")
-
-
-class DenyUnlessNever:
-    """No way to ask: run only tools whose default is ``never``; deny the rest, saying why."""
-
-    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Decision:
-        if confirm == "never":
-            return Decision(True, "allowed by the tool's default")
-        return Decision(False, NO_TERMINAL)
-
-
 # --- the terminal prompt --------------------------------------------------------------------------
 
 def inert(text: str) -> str:

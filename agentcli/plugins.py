@@ -218,11 +218,6 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
     )
 
 
-def load_module_now(tool: Tool) -> None:
-    """Import the tool's module (for `tools validate`); PluginError when it fails."""
-    tool.function()
-
-
 def manifests_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir()
                   if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))

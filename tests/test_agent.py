@@ -10,7 +10,7 @@ import pytest
 from fake_server import drop, stall, text, tool_calls
 
 from agentcli.agent import Agent
-from agentcli.approval import ApproveAll
+from agentcli.approval import PolicyApprover
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import StreamInterruptedError
 from agentcli.executor import Executor, Tool
@@ -72,7 +72,7 @@ def make_agent(server, kind: str = "openai", **agent_kw) -> Agent:
     profile = ProviderProfile(name=kind, type=kind, model="test-model", base_url=base,
                               api_key="test-key")
     provider = create_provider(profile, Settings(max_retries=0))
-    return Agent(provider, Executor({t.name: t for t in TOOLS}, ApproveAll()), **agent_kw)
+    return Agent(provider, Executor({t.name: t for t in TOOLS}, PolicyApprover(yes=True)), **agent_kw)
 
 
 def sent_tool_results(request: dict) -> dict[str, str]:

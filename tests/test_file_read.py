@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcli.approval import ApproveAll
+from agentcli.approval import PolicyApprover
 from agentcli.config import load_settings
 from agentcli.errors import ToolError
 from agentcli.executor import Executor, ToolContext
@@ -159,7 +159,7 @@ def test_through_executor_with_config_options(root, tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(f"tools:\n  options:\n    file_read:\n      roots: [{json.dumps(str(root / 'sub'))}]\n")
     tools = load_tools(load_settings(cfg), warn=lambda line: None)
-    ex = Executor(tools, ApproveAll())
+    ex = Executor(tools, PolicyApprover(yes=True))
     ok = ex.execute(ToolCall("1", "file_read", json.dumps({"path": str(root / "sub/deep.txt")})))
     assert ok.content == "deep\n"
     bad = ex.execute(ToolCall("2", "file_read", json.dumps({"path": "notes.txt"})))

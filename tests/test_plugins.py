@@ -156,18 +156,18 @@ def test_broken_manifest_is_a_warning_naming_file_and_field(tmp_path, case):
 
 
 def test_module_that_fails_to_import_is_reported_at_first_call(tmp_path):
-    from agentcli.approval import ApproveAll
+    from agentcli.approval import PolicyApprover
     from agentcli.executor import Executor
     from agentcli.messages import ToolCall
 
     write_tool(tmp_path / "t", name="boom", body="raise RuntimeError('bad plugin')\n")
     write_tool(tmp_path / "t", name="fine")
     tools = load_tools(settings(tmp_path), extra_dirs=[str(tmp_path / "t")], warn=Warnings())
-    result = Executor(tools, ApproveAll()).execute(ToolCall("1", "boom", '{"text": "x"}'))
+    result = Executor(tools, PolicyApprover(yes=True)).execute(ToolCall("1", "boom", '{"text": "x"}'))
     assert result.is_error
     assert "could not be loaded" in result.content and "boom.py" in result.content
     assert "bad plugin" in result.content
-    ok = Executor(tools, ApproveAll()).execute(ToolCall("2", "fine", '{"text": "x"}'))
+    ok = Executor(tools, PolicyApprover(yes=True)).execute(ToolCall("2", "fine", '{"text": "x"}'))
     assert ok.content == "echo: x"
 
 

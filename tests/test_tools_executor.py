@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agentcli.approval import ApproveAll, Decision
+from agentcli.approval import Decision, PolicyApprover
 from agentcli.executor import (Executor, Tool, ToolContext, cap_output, run_forked, run_threaded,
                                validate_arguments)
 from agentcli.messages import ToolCall, ToolDefinition
@@ -38,7 +38,7 @@ class Recorder:
 
 def run(tool: Tool, args: Any, approver: Any = None):
     text = args if isinstance(args, str) else json.dumps(args)
-    return Executor({tool.name: tool}, approver or ApproveAll()).execute(
+    return Executor({tool.name: tool}, approver or PolicyApprover(yes=True)).execute(
         ToolCall("id1", tool.name, text))
 
 
@@ -50,7 +50,7 @@ def test_ok_result_and_json_values():
 
 
 def test_unknown_tool():
-    r = Executor({}, ApproveAll()).execute(ToolCall("x", "nope", "{}"))
+    r = Executor({}, PolicyApprover(yes=True)).execute(ToolCall("x", "nope", "{}"))
     assert r.is_error and "unknown tool 'nope'" in r.content
 
 
@@ -207,7 +207,7 @@ def test_module_import_happens_once_in_the_parent():
         return lambda n: n
 
     tool = Tool(ToolDefinition("t", "d", SCHEMA), load=load)
-    ex = Executor({"t": tool}, ApproveAll())
+    ex = Executor({"t": tool}, PolicyApprover(yes=True))
     for i in range(3):
         assert ex.execute(ToolCall(str(i), "t", '{"n": 5}')).content == "5"
     assert loads == [1]

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from agentcli.approval import ApproveAll
+from agentcli.approval import PolicyApprover
 from agentcli.config import load_settings
 from agentcli.errors import ToolError
 from agentcli.executor import Executor, ToolContext
@@ -275,11 +275,11 @@ def test_through_executor_with_config_switch(server, tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text("tools:\n  options:\n    web_fetch:\n      allow_private: true\n")
     tools = load_tools(load_settings(cfg), warn=lambda line: None)
-    r = Executor(tools, ApproveAll()).execute(
+    r = Executor(tools, PolicyApprover(yes=True)).execute(
         ToolCall("1", "web_fetch", json.dumps({"url": server + "/text"})))
     assert not r.is_error and "plain text é" in r.content
     default = load_tools(load_settings(), warn=lambda line: None)
-    r = Executor(default, ApproveAll()).execute(
+    r = Executor(default, PolicyApprover(yes=True)).execute(
         ToolCall("2", "web_fetch", json.dumps({"url": server + "/text"})))
     assert r.is_error and "loopback" in r.content
 
