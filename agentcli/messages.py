@@ -12,6 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
 
+def loads_json(text: str) -> Any:
+    """``json.loads`` that fails only with ValueError.
+
+    Model text is hostile: ``[[[[...`` nested deeply makes the C decoder raise RecursionError,
+    which would escape code that promises to turn bad input into an error result."""
+    try:
+        return json.loads(text)
+    except RecursionError as e:
+        raise ValueError("JSON nested too deeply") from e
+
+
 # --- conversation parts -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -33,9 +44,11 @@ class ToolCall:
     def parsed_arguments(self) -> dict[str, Any]:
         """The arguments as a dict; raises ValueError when they are not a JSON object."""
         try:
-            value = json.loads(self.arguments) if self.arguments.strip() else {}
+            value = loads_json(self.arguments) if self.arguments.strip() else {}
         except json.JSONDecodeError as e:
             raise ValueError(f"arguments are not valid JSON: {e.msg} at position {e.pos}") from e
+        except ValueError as e:
+            raise ValueError(f"arguments are not valid JSON: {e}") from e
         if not isinstance(value, dict):
             raise ValueError(f"arguments must be a JSON object, got {type(value).__name__}")
         return value

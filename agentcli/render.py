@@ -52,7 +52,7 @@ def format_arguments(raw: str) -> str:
     try:
         value = json.loads(raw, strict=False) if raw.strip() else {}
         text = json.dumps(value, indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or hostile nesting: show it as sent
         text = raw
     return sanitize(text)
 

@@ -202,3 +202,11 @@ def test_control_tokens_in_message_text_are_defanged():
             assert token not in m["content"]
     assert chat[1]["content"].replace("\u200b", "").startswith(evil)
     assert lt.defang("a < b | c > d <|notatoken|>") == "a < b | c > d <|notatoken|>"
+
+
+def test_hostile_nesting_in_a_reply_stays_text():
+    deep = '<tool_call>{"name": "calculator", "arguments": ' + "[" * 100_000 + "</tool_call>"
+    text, calls = lt.parse_reply(deep, ["calculator"])
+    assert calls == [] and text
+    earlier = ToolCall("1", "calculator", "[" * 100_000)  # e.g. history from another provider
+    assert lt.OPEN_TAG in lt.format_call(earlier)

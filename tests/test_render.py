@@ -292,3 +292,9 @@ def test_wide_characters_are_erased_exactly():
     streamed, _ = render(tokens(text) + list("tail chars"), width=width, height=8)
     whole, _ = render([text + "tail chars"], width=width, height=8, preview=False)
     assert screen_of(streamed, width) == screen_of(whole, width)
+
+
+def test_tool_call_panel_survives_hostile_nesting():
+    """Drawn before the executor runs: a crash here would leave a tool call without a result."""
+    out = _text_of(tool_call_panel("t", '{"a": ' + "[" * 100_000), width=80)
+    assert "tool call: t" in out

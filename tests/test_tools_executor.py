@@ -276,3 +276,10 @@ def test_runs_from_a_worker_thread():
     t.start()
     t.join(10)
     assert box["r"].content == "2"
+
+
+def test_hostile_nesting_in_arguments_is_an_error_result_not_a_crash():
+    """`[[[[...` 100,000 deep makes json's C decoder raise RecursionError; execute never raises."""
+    ran = []
+    r = run(make_tool(lambda **kw: ran.append(kw)), "[" * 100_000)
+    assert r.is_error and "not valid JSON" in r.content and not ran

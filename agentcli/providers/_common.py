@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
                       ProviderConnectionError, ProviderError, StreamInterruptedError, UsageError)
+from ..messages import ToolCall
 
 PLACEHOLDER_KEY = "not-needed"
 """Sent to servers that need no key (Ollama, llama.cpp, ...): the SDKs refuse to run without one."""
@@ -245,7 +246,6 @@ class SDKAdapter:
 def parse_arguments(arguments: str) -> dict[str, Any] | None:
     """A tool call's arguments as a JSON object, or None when they are not one."""
     try:
-        value = json.loads(arguments) if arguments.strip() else {}
+        return ToolCall("", "", arguments).parsed_arguments()  # one parser for tool arguments
     except ValueError:
         return None
-    return value if isinstance(value, dict) else None

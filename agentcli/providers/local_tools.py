@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..messages import Message, TextPart, ToolCall, ToolDefinition, ToolResult
+from ..messages import Message, TextPart, ToolCall, ToolDefinition, ToolResult, loads_json
 
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"
@@ -57,8 +57,8 @@ def format_call(call: ToolCall) -> str:
     """An earlier call as the model would have written it (arguments kept verbatim)."""
     args = call.arguments.strip() or "{}"
     try:
-        json.loads(args)
-    except json.JSONDecodeError:
+        loads_json(args)
+    except ValueError:
         args = json.dumps(args)  # keep the prompt well-formed; the model sees what it sent
     return f'{OPEN_TAG}\n{{"name": {json.dumps(call.name)}, "arguments": {args}}}\n{CLOSE_TAG}'
 
@@ -144,8 +144,8 @@ def _as_call(obj: Any, known: set[str] | None) -> ParsedCall | None:
             break
     if isinstance(args, str):  # arguments sent as a JSON string
         try:
-            args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError:
+            args = loads_json(args) if args.strip() else {}
+        except ValueError:
             return None
     if not isinstance(args, dict):
         return None
@@ -159,8 +159,8 @@ def _decode_calls(text: str, known: set[str] | None) -> list[ParsedCall] | None:
     if fence:
         text = fence.group(1)
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = loads_json(text)
+    except ValueError:
         return None
     items = value if isinstance(value, list) else [value]
     calls = [_as_call(v, known) for v in items]
