@@ -32,11 +32,11 @@ import json
 import posixpath
 import re
 import sys
-import unicodedata
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Mapping, Protocol, Sequence
 
 from .messages import ToolCall
+from .render import inert
 
 
 @dataclass(frozen=True)
@@ -231,20 +231,6 @@ def build_approver(settings: Any, *, yes: bool, prompter: Prompter | None) -> Po
 
 
 # --- the terminal prompt --------------------------------------------------------------------------
-
-def inert(text: str) -> str:
-    """Escape control, format (bidi), line/paragraph-separator and surrogate characters."""
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if ch in "\n" or (cat[0] not in "CZ" or cat == "Zs"):
-            out.append(ch)
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return "".join(out)
-
 
 def format_call(tool_name: str, arguments: Mapping[str, Any]) -> str:
     """Tool name + full arguments as pretty JSON, every string made inert."""

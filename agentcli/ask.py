@@ -83,7 +83,7 @@ def decode_input(data: bytes, warn: Any) -> str:
 
 def read_piped_stdin(settings: Any, *, required: bool, prompt_given: bool = True) -> str | None:
     """The piped text (None if stdin is a terminal or nothing arrived in time)."""
-    from .cli import warn
+    from .render import warn
 
     if sys.stdin is None or sys.stdin.isatty():
         return None
@@ -142,7 +142,7 @@ class AskOutput:
         self._stream.feed(delta)
 
     def handle(self, event: Any) -> None:
-        from .cli import eprint
+        from .render import eprint
 
         if isinstance(event, TextDelta):
             self.text.append(event.text)
@@ -184,7 +184,7 @@ class AskOutput:
 
 def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> int:
     from . import runtime
-    from .cli import eprint, notice, warn
+    from .render import eprint, notice, warn
 
     settings = runtime.load(opts)
     piped = read_piped_stdin(settings, required=False,
@@ -215,6 +215,9 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
         done = AgentDone("interrupted", agent.usage, 0)
     except ProviderError as e:
         error = e
+    finally:
+        if prompter is not None:
+            prompter.close()  # the /dev/tty handles it opened
     out.end_line()
 
     reason = done.reason if done else "error"

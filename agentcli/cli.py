@@ -14,6 +14,7 @@ import typer
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, AgentCliError
+from .render import color, eprint, report_error
 
 EPILOG_MAIN = """\b
 Examples:
@@ -53,37 +54,6 @@ Type /help inside the REPL for keys and slash commands.
 
 # --- error funnel -------------------------------------------------------------------------------
 
-def _color(code: str, text: str) -> str:
-    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
-        return text
-    return f"\x1b[{code}m{text}\x1b[0m"
-
-
-def eprint(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def warn(line: str) -> None:
-    from .render import sanitize
-
-    eprint(_color("33", "warning: ") + sanitize(line))
-
-
-def notice(line: str) -> None:
-    from .render import sanitize
-
-    eprint(_color("2", sanitize(line)))
-
-
-def report_error(e: AgentCliError) -> None:
-    from .render import sanitize
-
-    line = _color("31", "error: ") + sanitize(e.message)
-    if e.hint:
-        line += " " + _color("2", f"(hint: {sanitize(e.hint)})")
-    eprint(line)
-
-
 def run_command(fn: Callable[[], int | None]) -> NoReturn:
     """Run a command body; every way out becomes an exit code, never a traceback."""
     try:
@@ -104,7 +74,7 @@ def run_command(fn: Callable[[], int | None]) -> NoReturn:
     except Exception as e:  # a bug: one line, and how to get the details
         if os.environ.get("AGENTCLI_DEBUG"):
             raise
-        eprint(_color("31", "internal error: ") + f"{type(e).__name__}: {e} "
+        eprint(color("31", "internal error: ") + f"{type(e).__name__}: {e} "
                "(this is a bug in agentcli; rerun with AGENTCLI_DEBUG=1 for the traceback "
                "and please report it)")
         code = 1

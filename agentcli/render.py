@@ -7,7 +7,13 @@ that overwrites a line, bidi overrides that reorder text) are shown as visible, 
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .errors import AgentCliError
 
 # C0 controls except TAB and LF, DEL, and C1 controls
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
@@ -34,6 +40,51 @@ def sanitize(text: str) -> str:
 
 # --- rich renderables for the REPL (imported lazily: `ask` needs only sanitize) -------------------
 
+def inert(text: str) -> str:
+    """Stricter than ``sanitize``, for what is being approved (nothing may hide): escape every
+    control, format (bidi, zero-width), separator, private-use and unassigned character.
+    Prose uses ``sanitize`` instead, which keeps e.g. the zero-width joiners of emoji."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch in "\n" or (cat[0] not in "CZ" or cat == "Zs"):
+            out.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+# --- one-line messages on stderr (warnings, notices, the CLI's error line) ------------------------
+
+def color(code: str, text: str) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stderr.isatty():
+        return text
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def eprint(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def warn(line: str) -> None:
+    eprint(color("33", "warning: ") + sanitize(line))
+
+
+def notice(line: str) -> None:
+    eprint(color("2", sanitize(line)))
+
+
+def report_error(e: AgentCliError) -> None:
+    line = color("31", "error: ") + sanitize(e.message)
+    if e.hint:
+        line += " " + color("2", f"(hint: {sanitize(e.hint)})")
+    eprint(line)
+
+
 RESULT_PREVIEW_LINES = 10
 
 
@@ -46,7 +97,8 @@ def _size(n: int) -> str:
 
 
 def format_arguments(raw: str) -> str:
-    """A tool call's arguments as pretty JSON (or the raw text when it is not JSON), sanitised."""
+    """A tool call's arguments as pretty JSON (or the raw text when it is not JSON), shown the
+    way the approval prompt of `ask` shows them: sanitised, then nothing invisible left."""
     import json
 
     try:
@@ -54,7 +106,7 @@ def format_arguments(raw: str) -> str:
         text = json.dumps(value, indent=2, ensure_ascii=False)
     except (ValueError, RecursionError):  # not JSON, or hostile nesting: show it as sent
         text = raw
-    return sanitize(text)
+    return inert(sanitize(text))
 
 
 def tool_call_panel(name: str, arguments: str) -> object:

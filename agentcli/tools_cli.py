@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
 import typer
+
+from .cli import ConfigOpt, ToolsDirOpt, run_command
+from .render import warn
 
 tools_app = typer.Typer(
     name="tools", no_args_is_help=True, add_completion=False,
     help="List, inspect, run and validate tool plugins.",
 )
-
-ToolsDirOpt = typer.Option(None, "--tools-dir", metavar="DIR",
-                           help="Also load tool plugins from DIR (repeatable).")
-ConfigOpt = typer.Option(None, "--config", metavar="PATH", envvar="AGENTCLI_CONFIG",
-                         help="Config file (default: AGENTCLI_CONFIG or the config dir).")
-
-
-def _run(body: Callable[[], int | None]) -> None:
-    from .cli import run_command
-
-    run_command(body)
-
-
-def _warn(line: str) -> None:
-    from .cli import warn
-
-    warn(line)
 
 
 def _load(config: str | None, tools_dirs: list[str] | None) -> tuple[Any, dict[str, Any]]:
@@ -41,7 +27,7 @@ def _load(config: str | None, tools_dirs: list[str] | None) -> tuple[Any, dict[s
     from .plugins import load_tools
 
     settings = load_settings(config)
-    return settings, load_tools(settings, extra_dirs=tuple(tools_dirs or ()), warn=_warn)
+    return settings, load_tools(settings, extra_dirs=tuple(tools_dirs or ()), warn=warn)
 
 
 def _get(tools: dict[str, Any], name: str) -> Any:
@@ -83,7 +69,7 @@ def list_tools(tools_dir: Optional[List[str]] = ToolsDirOpt,
         _out("\n".join(lines))
         return 0
 
-    _run(body)
+    run_command(body)
 
 
 @tools_app.command("show")
@@ -107,7 +93,7 @@ def show_tool(name: str = typer.Argument(..., help="Tool name."),
         _out("\n".join(lines))
         return 0
 
-    _run(body)
+    run_command(body)
 
 
 @tools_app.command("run")
@@ -142,9 +128,8 @@ def run_tool(name: str = typer.Argument(..., help="Tool name."),
                                                              prompter=prompter))
             result = executor.execute(call)
         finally:
-            close = getattr(prompter, "close", None)
-            if close:
-                close()
+            if prompter is not None:
+                prompter.close()
         if result.is_error:
             first, _, rest = result.content.partition("\n")
             raise ToolError(first, hint="rerun with --yes to approve it"
@@ -152,7 +137,7 @@ def run_tool(name: str = typer.Argument(..., help="Tool name."),
         _out(result.content)
         return 0
 
-    _run(body)
+    run_command(body)
 
 
 @tools_app.command("validate")
@@ -182,4 +167,4 @@ def validate_tool(path: str = typer.Argument(..., help="A manifest file, or a fo
             raise PluginError(f"{len(problems)} manifest(s) failed validation")
         return 0
 
-    _run(body)
+    run_command(body)

@@ -298,3 +298,9 @@ def test_tool_call_panel_survives_hostile_nesting():
     """Drawn before the executor runs: a crash here would leave a tool call without a result."""
     out = _text_of(tool_call_panel("t", '{"a": ' + "[" * 100_000), width=80)
     assert "tool call: t" in out
+
+
+def test_tool_call_panel_hides_nothing_invisible():
+    """What is approved is shown whole: zero-width and separator characters are escaped."""
+    out = _text_of(tool_call_panel("file_read", '{"path": "notes\\u200b.txt\\u2028x"}'), width=100)
+    assert "\u200b" not in out and "\\u200b" in out and "\\u2028" in out
