@@ -314,8 +314,11 @@ def resolve_profile(settings: Settings, provider: str | None = None, model: str 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
     """Settings as plain data for `config show`; secrets are redacted, never printed."""
+    local_only = {"model_path", "n_ctx", "n_threads"}
+
     def profile(p: ProviderProfile) -> dict[str, Any]:
-        d = {k: v for k, v in vars(p).items() if k != "name" and v is not None}
+        d = {k: v for k, v in vars(p).items() if k != "name" and v is not None
+             and (p.type == "local" or k not in local_only)}
         if p.api_key:
             d["api_key"] = "***redacted***"
         env = p.key_env()

@@ -120,3 +120,9 @@ def test_config_init_refuses_to_overwrite(tmp_path):
     third = runner.invoke(build_app(), ["config", "init", "--config", str(target), "--force"])
     assert third.exit_code == 0
     assert load_settings(target).providers  # the example, written back, loads
+
+
+def test_config_show_lists_local_model_settings_only_for_local_profiles():
+    shown = settings_as_dict(load_settings(ROOT / "config.example.yaml"))["providers"]
+    assert "n_ctx" not in shown["openai"] and "n_ctx" not in shown["anthropic"]
+    assert shown["local"]["n_ctx"] == 4096
