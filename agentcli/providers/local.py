@@ -358,7 +358,7 @@ class LocalProvider:
             for piece in self._run(ctx, min(_PEEK_TOKENS, budget - state["out"]), state):
                 peek += piece
                 head = peek.lstrip()
-                if head.startswith(lt.OPEN_TAG) or not lt.OPEN_TAG.startswith(head[:11]):
+                if head.startswith(lt.OPEN_TAG) or not lt.OPEN_TAG.startswith(head[:len(lt.OPEN_TAG)]):
                     break
             if not peek.lstrip().startswith(lt.OPEN_TAG):
                 state["finish"] = "stop"
