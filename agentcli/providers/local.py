@@ -358,7 +358,8 @@ class LocalProvider:
             for piece in self._run(ctx, min(_PEEK_TOKENS, budget - state["out"]), state):
                 peek += piece
                 head = peek.lstrip()
-                if head.startswith(lt.OPEN_TAG) or not lt.OPEN_TAG.startswith(head[:len(lt.OPEN_TAG)]):
+                tag = lt.OPEN_TAG
+                if head.startswith(tag) or not tag.startswith(head[:len(tag)]):
                     break
             if not peek.lstrip().startswith(lt.OPEN_TAG):
                 state["finish"] = "stop"
