@@ -41,11 +41,39 @@ from .render import inert
 
 @dataclass(frozen=True)
 class Decision:
+    """A prompter's answer (the terminal side); the approver turns it into a Verdict."""
+
     approved: bool
     reason: str | None = None
-    """Why (denials: shown to the user and sent to the model)."""
+    """A denial's optional reason, typed by the user (sent to the model)."""
     remember: bool = False
-    """Prompt answers only: "always for this tool this session"."""
+    """"always for this tool this session"."""
+
+
+VerdictKind = Literal["allow", "deny", "ask"]
+VerdictSource = Literal["deny_rule", "yes", "allow_rule", "session", "manifest", "default",
+                        "user", "no_terminal", "error"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An approval decision as a value: what (allow/deny/ask), why (``source``, and the config
+    ``rule`` when one matched) and a sentence for people (``reason``; a denial's is also sent to
+    the model). UI text is made from the fields, never parsed back out of ``reason``."""
+
+    decision: VerdictKind
+    source: VerdictSource
+    reason: str
+    rule: Rule | None = None
+    remember: bool = False
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "allow"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"decision": self.decision, "source": self.source, "reason": self.reason,
+                "rule": self.rule.label if self.rule is not None else None}
 
 
 class Prompter(Protocol):
@@ -58,7 +86,7 @@ class Prompter(Protocol):
 
 
 class Approver(Protocol):
-    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Decision:
+    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Verdict:
         """Decide on one validated call; ``confirm`` is the tool's effective default
         (``ask`` or ``never``)."""
         ...
@@ -157,32 +185,61 @@ def _glob_regex(pattern: str, segments: bool) -> re.Pattern[str]:
 
 # --- the pure decision ----------------------------------------------------------------------------
 
-Verdict = Literal["allow", "deny", "ask"]
-
-
 def decide(tool: str, arguments: Mapping[str, Any], *, confirm: str, yes: bool,
            allow: Sequence[Rule] = (), deny: Sequence[Rule] = (),
-           grants: frozenset[str] | set[str] = frozenset()) -> tuple[Verdict, str]:
-    """The whole policy, without I/O: (verdict, reason)."""
+           grants: frozenset[str] | set[str] = frozenset()) -> Verdict:
+    """The whole policy, without I/O."""
     for rule in deny:
         if rule.matches(tool, arguments, allow=False):
-            return "deny", f"denied by config rule {rule.label} ({_describe(rule)})"
+            return Verdict("deny", "deny_rule",
+                           f"denied by config rule {rule.label} ({_describe(rule)})", rule)
     if yes:
-        return "allow", "approved by --yes"
+        return Verdict("allow", "yes", "approved by --yes")
     for rule in allow:
         if rule.matches(tool, arguments, allow=True):
-            return "allow", f"allowed by config rule {rule.label} ({_describe(rule)})"
+            return Verdict("allow", "allow_rule",
+                           f"allowed by config rule {rule.label} ({_describe(rule)})", rule)
     if tool in grants:
-        return "allow", "allowed for this session"
+        return Verdict("allow", "session", "allowed for this session")
     if confirm == "never":
-        return "allow", "runs without asking (the tool's default: confirm never)"
-    return "ask", "needs approval"
+        return Verdict("allow", "manifest",
+                       "runs without asking (the tool's default: confirm never)")
+    return Verdict("ask", "default", "needs approval")
+
+
+_LABELS = {"deny_rule": "denied by config", "yes": "allowed (--yes)",
+           "allow_rule": "allowed by config", "session": "always (this session)",
+           "manifest": "runs without asking", "default": "asks"}
+
+
+def policy_summary(tool: str, confirm: str, *, yes: bool, allow: Sequence[Rule] = (),
+                   deny: Sequence[Rule] = (), grants: frozenset[str] | set[str] = frozenset()
+                   ) -> str:
+    """How calls to ``tool`` are decided, for /tools: the verdict for any arguments, then every
+    rule that depends on the arguments (e.g. ``asks; allowed if path=docs/**``)."""
+    whole = [r for r in deny if not r.args], [r for r in allow if not r.args]
+    base = decide(tool, {}, confirm=confirm, yes=yes, deny=whole[0], allow=whole[1],
+                  grants=grants)
+    parts = [_LABELS.get(base.source, base.decision)]
+    if base.source != "deny_rule":
+        for rule in deny:
+            if rule.args and _glob(rule.tool, tool, segments=False):
+                parts.append(f"denied if {_args_text(rule)}")
+        if base.decision == "ask":
+            for rule in allow:
+                if rule.args and _glob(rule.tool, tool, segments=False):
+                    parts.append(f"allowed if {_args_text(rule)}")
+    return "; ".join(parts)
+
+
+def _args_text(rule: Rule) -> str:
+    return " ".join(f"{k}={v}" for k, v in rule.args.items())
 
 
 def _describe(rule: Rule) -> str:
     if not rule.args:
         return rule.tool
-    return rule.tool + " " + " ".join(f"{k}={v}" for k, v in rule.args.items())
+    return rule.tool + " " + _args_text(rule)
 
 
 NO_TERMINAL = ("denied: there is no terminal to ask for approval; rerun with --yes or allow "
@@ -200,15 +257,13 @@ class PolicyApprover:
         self.prompter = prompter
         self.grants: set[str] = set()
 
-    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Decision:
-        verdict, reason = decide(call.name, arguments, confirm=confirm, yes=self.yes,
-                                 allow=self.allow, deny=self.deny, grants=self.grants)
-        if verdict == "allow":
-            return Decision(True, reason)
-        if verdict == "deny":
-            return Decision(False, reason)
+    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Verdict:
+        verdict = decide(call.name, arguments, confirm=confirm, yes=self.yes,
+                         allow=self.allow, deny=self.deny, grants=self.grants)
+        if verdict.decision != "ask":
+            return verdict
         if self.prompter is None:
-            return Decision(False, NO_TERMINAL)
+            return Verdict("deny", "no_terminal", NO_TERMINAL)
         try:
             answer = self.prompter.confirm(call.name, arguments)
         except (KeyboardInterrupt, EOFError):
@@ -216,9 +271,10 @@ class PolicyApprover:
         if answer.approved:
             if answer.remember:
                 self.grants.add(call.name)
-            return Decision(True, "approved by the user", remember=answer.remember)
+            return Verdict("allow", "user", "approved by the user", remember=answer.remember)
         text = (answer.reason or "").strip()
-        return Decision(False, f"denied by the user: {text}" if text else "denied by the user")
+        return Verdict("deny", "user",
+                       f"denied by the user: {text}" if text else "denied by the user")
 
 
 def build_approver(settings: Any, *, yes: bool, prompter: Prompter | None) -> PolicyApprover:

@@ -10,38 +10,40 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import stat
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .errors import EXIT_INTERRUPTED, EXIT_RUNTIME, ProviderError, StreamInterruptedError, UsageError
-from .messages import (AgentDone, Message, TextDelta, ToolCallReady, ToolResultReady, TurnDone,
-                       Usage)
+from .errors import EXIT_INTERRUPTED, EXIT_RUNTIME, UsageError
+from .messages import (AgentDone, AgentEvent, HistoryAppended, Message, Notice, ResponseDone,
+                       TextDelta, ToolCallReady, ToolResultReady)
 from .render import sanitize
 from .runtime import RunOptions
 
 _CHUNK = 65536
 
 
-def _wait_readable(stream: BinaryIO, timeout: float) -> bool:
-    """True when the stream has data or EOF within ``timeout`` s (always true for files)."""
+def _is_regular(stream: BinaryIO) -> bool:
     try:
-        fd = stream.fileno()
-        mode = os.fstat(fd).st_mode
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
     except (OSError, ValueError, AttributeError):
-        return True
-    if stat.S_ISREG(mode):
-        return True
+        return True  # not a real file descriptor (tests): reads cannot block
+
+
+def _wait_readable(fd: int, timeout: float, first: bool) -> bool:
+    """True when ``fd`` has data or EOF within ``timeout`` s. Before the first byte, a note on
+    the terminal after 2 s says what agentcli is waiting for."""
     deadline = time.monotonic() + timeout
-    told = False
+    told = not first
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        step = min(left, 2.0) if not told else left
-        ready, _, _ = select.select([fd], [], [], step)
+        ready, _, _ = select.select([fd], [], [], min(left, 2.0) if not told else left)
         if ready:
             return True
         if not told and sys.stderr.isatty():
@@ -50,15 +52,25 @@ def _wait_readable(stream: BinaryIO, timeout: float) -> bool:
         told = True
 
 
-def read_stream_bounded(stream: BinaryIO, limit: int, timeout: float) -> bytes | None:
-    """Read a whole stream up to ``limit`` bytes. None when nothing arrived within ``timeout``;
-    UsageError when it is bigger than ``limit`` (we stop reading there, never buffer it all)."""
-    if not _wait_readable(stream, timeout):
-        return None
+@dataclass(frozen=True)
+class PipedInput:
+    data: bytes
+    stalled: bool = False
+    """The writer went quiet for ``stdin_timeout`` seconds without closing the pipe: ``data``
+    is what arrived until then."""
+
+
+def read_stream_bounded(stream: BinaryIO, limit: int, timeout: float) -> PipedInput | None:
+    """Read a whole stream up to ``limit`` bytes. ``timeout`` is an idle limit: the longest wait
+    for the next byte (a slow writer that keeps writing is read to the end). None when nothing at
+    all arrived in time; UsageError when it is bigger than ``limit`` (reading stops there)."""
     chunks: list[bytes] = []
     size = 0
     read = getattr(stream, "read1", stream.read)
+    fd = None if _is_regular(stream) else stream.fileno()
     while True:
+        if fd is not None and not _wait_readable(fd, timeout, first=not chunks):
+            return PipedInput(b"".join(chunks), stalled=True) if chunks else None
         chunk = read(_CHUNK)
         if not chunk:
             break
@@ -68,7 +80,7 @@ def read_stream_bounded(stream: BinaryIO, limit: int, timeout: float) -> bytes |
             raise UsageError(f"piped input is larger than the {limit:,}-byte limit",
                              hint="pipe less (e.g. `| head -c 500000`) or raise stdin_limit in "
                                   "the config file")
-    return b"".join(chunks)
+    return PipedInput(b"".join(chunks))
 
 
 def decode_input(data: bytes, warn: Any) -> str:
@@ -90,14 +102,17 @@ def read_piped_stdin(settings: Any, *, required: bool, prompt_given: bool = True
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:
         return None
-    data = read_stream_bounded(stream, settings.stdin_limit, settings.stdin_timeout)
-    if data is None:
+    piped = read_stream_bounded(stream, settings.stdin_limit, settings.stdin_timeout)
+    if piped is None:
         if required or not prompt_given:
             raise UsageError(f"nothing arrived on stdin within {settings.stdin_timeout:g} s",
                              hint="pipe text in, pass PROMPT, or raise stdin_timeout in config")
         warn(f"nothing arrived on stdin within {settings.stdin_timeout:g} s; continuing without it")
         return None
-    return decode_input(data, warn)
+    if piped.stalled:
+        warn(f"stdin sent nothing for {settings.stdin_timeout:g} s without closing; using the "
+             f"{len(piped.data):,} bytes that arrived (raise stdin_timeout for slower input)")
+    return decode_input(piped.data, warn)
 
 
 def compose_prompt(prompt: str | None, piped: str | None) -> str:
@@ -115,18 +130,18 @@ def compose_prompt(prompt: str | None, piped: str | None) -> str:
 
 
 class AskOutput:
-    """Events -> stdout (reply text) and stderr (tool notices); or collected for --json."""
+    """Agent events -> stdout (reply text) and stderr (tool notices, warnings); nothing in --json
+    mode but the final object. It renders; the turn's outcome comes from AgentDone."""
 
     def __init__(self, json_mode: bool) -> None:
         self.json_mode = json_mode
-        self.text: list[str] = []
-        self.calls: dict[str, dict[str, Any]] = {}
         self.markdown = not json_mode and sys.stdout.isatty()  # a pipe gets plain text
         self._stream: Any = None
         self._at_line_start = True
+        self.printed_text = False
 
     def _out(self, s: str) -> None:
-        if self.json_mode or not s:
+        if not s:
             return
         sys.stdout.write(s)
         sys.stdout.flush()
@@ -141,36 +156,34 @@ class AskOutput:
             self._stream = MarkdownStream(Console(file=sys.stdout, soft_wrap=False))
         self._stream.feed(delta)
 
-    def handle(self, event: Any) -> None:
-        from .render import eprint
+    def handle(self, event: AgentEvent) -> None:
+        from .render import eprint, warn
 
+        if self.json_mode:
+            return
         if isinstance(event, TextDelta):
-            self.text.append(event.text)
+            self.printed_text = True
             if self.markdown:
                 self._markdown(event.text)
             else:
                 self._out(sanitize(event.text))
         elif isinstance(event, ToolCallReady):
             call = event.call
-            try:
-                args: Any = call.parsed_arguments()
-            except ValueError:
-                args = call.arguments
-            self.calls[call.id] = {"id": call.id, "name": call.name, "arguments": args}
             self.end_line()
             shown = call.arguments if len(call.arguments) <= 400 else call.arguments[:400] + "…"
             eprint(sanitize(f"→ tool {call.name} {shown}"))
         elif isinstance(event, ToolResultReady):
             r = event.result
-            entry = self.calls.setdefault(r.call_id, {"id": r.call_id, "name": r.name})
-            entry.update(result=r.content, is_error=r.is_error)
             first = r.content.strip().splitlines()[0] if r.content.strip() else ""
             more = f" … ({len(r.content):,} chars)" if len(first) < len(r.content.strip()) else ""
             mark = "✗" if r.is_error else "←"
             eprint(sanitize(f"{mark} {r.name}: {first[:300]}{more}"))
-        elif isinstance(event, (TurnDone, AgentDone)):
-            pass
-        else:  # pragma: no cover
+        elif isinstance(event, Notice):
+            self.end_line()
+            warn(event.text) if event.level == "warning" else eprint(sanitize(event.text))
+        elif isinstance(event, AgentDone):
+            self.end_line()
+        elif not isinstance(event, (HistoryAppended, ResponseDone)):  # pragma: no cover
             raise TypeError(f"unknown event {event!r}")
 
     def end_line(self) -> None:
@@ -182,8 +195,50 @@ class AskOutput:
             self._out("\n")
 
 
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_line(payload: dict[str, Any]) -> str:
+    """One JSON object on one line. Readable text stays readable (``ensure_ascii=False``), but
+    DEL, C1 controls (``\\u009b`` is a CSI), bidi overrides and line separators are escaped:
+    ``jq -r`` or a terminal must never receive them raw. (json escapes C0 itself.)"""
+    text = json.dumps(payload, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def turn_json(done: AgentDone, provider: str, model: str) -> dict[str, Any]:
+    """The --json object, made from the agent's AgentDone alone."""
+    calls = []
+    for record in done.calls:
+        try:
+            args: Any = record.call.parsed_arguments()
+        except ValueError:
+            args = record.call.arguments
+        entry: dict[str, Any] = {"id": record.call.id, "name": record.call.name,
+                                 "arguments": args, "result": record.result.content,
+                                 "is_error": record.result.is_error}
+        verdict = record.verdict
+        if verdict is not None and hasattr(verdict, "as_json"):
+            entry["approval"] = verdict.as_json()
+        calls.append(entry)
+    payload: dict[str, Any] = {
+        "text": done.text,
+        "tool_calls": calls,
+        "usage": done.usage.as_json(),
+        "provider": provider,
+        "model": model,
+        "stop_reason": done.stop_reason,
+        "steps": done.steps,
+        "partial": done.partial_kept,
+    }
+    if done.error is not None:
+        payload["error"] = done.error.message
+    return payload
+
+
 def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> int:
     from . import runtime
+    from .agent import drive
     from .render import eprint, notice, warn
 
     settings = runtime.load(opts)
@@ -197,57 +252,42 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
         from .approval import open_tty_prompter
 
         prompter = open_tty_prompter()
-    provider = runtime.make_provider(settings, profile)
-    executor = runtime.make_executor(settings, opts, tools, prompter)
-    agent = runtime.make_agent(settings, opts, provider, executor)
-
-    out = AskOutput(json_out)
-    done: AgentDone | None = None
-    error: ProviderError | None = None
-    events = agent.run(Message.user(text))
     try:
-        for event in events:
-            out.handle(event)
-            if isinstance(event, AgentDone):
-                done = event
-    except KeyboardInterrupt:
-        events.close()
-        done = AgentDone("interrupted", agent.usage, 0)
-    except ProviderError as e:
-        error = e
+        provider = runtime.make_provider(settings, profile)
+        executor = runtime.make_executor(settings, opts, tools, prompter)
+        agent = runtime.make_agent(settings, opts, provider, executor)
+        out = AskOutput(json_out)
+        done = drive(agent.run(Message.user(text)), out.handle)
     finally:
         if prompter is not None:
             prompter.close()  # the /dev/tty handles it opened
-    out.end_line()
 
-    reason = done.reason if done else "error"
     if json_out:
-        payload = {
-            "text": "".join(out.text),
-            "tool_calls": list(out.calls.values()),
-            "usage": _usage_dict(agent.usage),
-            "provider": profile.name,
-            "model": getattr(provider, "model", profile.model),
-            "stop_reason": reason,
-            "steps": done.steps if done else None,
-        }
-        if error is not None:
-            payload["error"] = error.message
-        print(json.dumps(payload, ensure_ascii=False))
-    if error is not None:
-        if isinstance(error, StreamInterruptedError) and "".join(out.text):
+        print(json_line(turn_json(done, profile.name, getattr(provider, "model", None)
+                                  or profile.model or "")))
+    return exit_code(done, settings, warn, eprint, printed=not json_out and out.printed_text)
+
+
+def exit_code(done: AgentDone, settings: Any, warn: Any, eprint: Any, *, printed: bool) -> int:
+    """Say on stderr how the turn ended (when it did not simply finish) and pick the exit code."""
+    reason = done.stop_reason
+    if reason == "error":
+        if done.partial_kept and printed:
             eprint("(the reply above is incomplete)")
-        raise error
+        raise done.error
     if reason == "interrupted":
-        eprint("interrupted")
+        eprint("interrupted" + (" (the reply above is incomplete)" if done.partial_kept
+                                and printed else ""))
         return EXIT_INTERRUPTED
     if reason == "max_steps":
         warn(f"stopped after {settings.max_steps} model requests without a final answer "
              "(raise it with --max-steps)")
         return EXIT_RUNTIME
+    if reason == "max_tokens":
+        warn("the reply was cut off by the reply token limit; raise it with --max-tokens N "
+             "(or max_tokens in the provider profile)")
+        return EXIT_RUNTIME
+    if reason == "content_filter":
+        warn("the provider withheld the rest of the reply (content filter / refusal)")
+        return EXIT_RUNTIME
     return 0
-
-
-def _usage_dict(u: Usage) -> dict[str, int]:
-    return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-            "total_tokens": u.total_tokens}

@@ -81,18 +81,29 @@ def run_command(fn: Callable[[], int | None]) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _chat_main(opts) -> int:
+    from .ask import read_piped_stdin
+    from .repl import run_chat
+    from .runtime import load
+
+    piped = None
+    if not sys.stdin.isatty():
+        piped = read_piped_stdin(load(opts), required=False)
+    return run_chat(opts, piped_text=piped or None)
+
+
 # --- options shared by chat and ask -----------------------------------------------------------
 
 def _run_options(config: str | None, provider: str | None, model: str | None,
                  base_url: str | None, system: str | None, yes: bool, no_tools: bool,
                  tool: list[str] | None, tools_dir: list[str] | None, max_steps: int | None,
-                 stream: bool = True):
+                 stream: bool = True, max_tokens: int | None = None):
     from .runtime import RunOptions, tool_names
 
     return RunOptions(config=config or None, provider=provider, model=model, base_url=base_url,
                       system=system, yes=yes, no_tools=no_tools,
                       tools=tool_names(tool or []), tools_dirs=tuple(tools_dir or ()),
-                      max_steps=max_steps, stream=stream)
+                      max_steps=max_steps, stream=stream, max_tokens=max_tokens)
 
 
 ConfigOpt = typer.Option(None, "--config", envvar="AGENTCLI_CONFIG", metavar="PATH",
@@ -111,6 +122,9 @@ ToolsDirOpt = typer.Option(None, "--tools-dir", metavar="DIR",
                            help="Also load tool plugins from DIR (repeatable).")
 MaxStepsOpt = typer.Option(None, "--max-steps", metavar="N",
                            help="Most model requests in one turn (default 10).")
+MaxTokensOpt = typer.Option(None, "--max-tokens", metavar="N",
+                            help="Reply token budget per request (a reply cut by it is "
+                                 "reported, exit 1).")
 
 
 def build_app() -> typer.Typer:
@@ -135,7 +149,10 @@ def build_app() -> typer.Typer:
             raise typer.Exit(0)
         if ctx.invoked_subcommand is None:
             if sys.stdin.isatty() and sys.stdout.isatty():
-                ctx.invoke(chat)
+                # the chat command's own defaults, built here: ctx.invoke(chat) would pass typer's
+                # unresolved OptionInfo objects as values
+                run_command(lambda: _chat_main(_run_options(None, None, None, None, None, False,
+                                                            False, None, None, None)))
             else:
                 print(ctx.get_help())
                 eprint("error: no command given (hint: use `agentcli ask PROMPT` when piping, "
@@ -150,16 +167,16 @@ def build_app() -> typer.Typer:
         base_url: Optional[str] = BaseUrlOpt, system: Optional[str] = SystemOpt,
         yes: bool = YesOpt, no_tools: bool = NoToolsOpt, tool: Optional[List[str]] = ToolOpt,
         tools_dir: Optional[List[str]] = ToolsDirOpt, max_steps: Optional[int] = MaxStepsOpt,
-        config: Optional[str] = ConfigOpt,
+        max_tokens: Optional[int] = MaxTokensOpt, config: Optional[str] = ConfigOpt,
         json_out: bool = typer.Option(False, "--json",
                                       help="Print one JSON object (text, tool_calls, usage, "
-                                           "provider, model, stop_reason)."),
+                                           "provider, model, stop_reason, steps)."),
         no_stream: bool = typer.Option(False, "--no-stream",
                                        help="Wait for the whole reply instead of streaming."),
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
-                            tools_dir, max_steps, stream=not no_stream)
+                            tools_dir, max_steps, stream=not no_stream, max_tokens=max_tokens)
 
         def body() -> int:
             from .ask import run_ask
@@ -174,23 +191,12 @@ def build_app() -> typer.Typer:
         base_url: Optional[str] = BaseUrlOpt, system: Optional[str] = SystemOpt,
         yes: bool = YesOpt, no_tools: bool = NoToolsOpt, tool: Optional[List[str]] = ToolOpt,
         tools_dir: Optional[List[str]] = ToolsDirOpt, max_steps: Optional[int] = MaxStepsOpt,
-        config: Optional[str] = ConfigOpt,
+        max_tokens: Optional[int] = MaxTokensOpt, config: Optional[str] = ConfigOpt,
     ) -> None:
         """Open the interactive chat REPL."""
         opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
-                            tools_dir, max_steps)
-
-        def body() -> int:
-            from .ask import read_piped_stdin
-            from .repl import run_chat
-            from .runtime import load
-
-            piped = None
-            if not sys.stdin.isatty():
-                piped = read_piped_stdin(load(opts), required=False)
-            return run_chat(opts, piped_text=piped or None)
-
-        run_command(body)
+                            tools_dir, max_steps, max_tokens=max_tokens)
+        run_command(lambda: _chat_main(opts))
 
     config_app = typer.Typer(help="Show, locate or create the config file.",
                              rich_markup_mode=None, no_args_is_help=True)

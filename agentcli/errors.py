@@ -16,11 +16,14 @@ prints ``error: <message>`` (plus ``hint: <hint>`` when there is one) on stderr 
     │   ├── StreamInterruptedError          connection dropped mid-reply (partial text kept)
     │   ├── IdleTimeoutError                no bytes for ``idle_timeout`` seconds
     │   └── ModelLoadError                  local model missing / not GGUF / out of memory
-    ├── ToolError                  exit 1   a tool problem outside a model turn (e.g. `tools run`)
-    │   └── PluginError            exit 2   a manifest or plugin module that cannot be loaded
-    └── Interrupted                exit 130 the user pressed Ctrl-C (KeyboardInterrupt maps here too)
+    ├── ToolRunError               exit 1   `agentcli tools run`: the call failed or was denied
+    └── PluginError                exit 2   a manifest or plugin module that cannot be loaded
 
-Inside a model turn, tool failures are *data* (an error ``ToolResult``), never exceptions.
+    ToolError (not an AgentCliError)        the plugin API: a tool raises it to fail with just
+                                            its message (the model reads it as an error result)
+
+Ctrl-C is Python's KeyboardInterrupt: the CLI maps it to exit 130. Inside a model turn, tool
+failures are *data* (an error ``ToolResult``), never exceptions.
 """
 
 from __future__ import annotations
@@ -92,16 +95,22 @@ class ModelLoadError(ProviderError):
     pass
 
 
-class ToolError(AgentCliError):
+class ToolRunError(AgentCliError):
+    """`agentcli tools run`: the call failed, was refused or was denied."""
+
     exit_code = EXIT_RUNTIME
 
 
-class PluginError(ToolError):
+class PluginError(AgentCliError):
+    """A manifest or plugin module that cannot be loaded; the message names the file and field."""
+
     exit_code = EXIT_USAGE
 
 
-class Interrupted(AgentCliError):
-    exit_code = EXIT_INTERRUPTED
+class ToolError(Exception):
+    """For tool authors: ``raise ToolError("message")`` fails the call and the model reads just
+    the message (any other exception reads ``Type: message``)."""
 
-    def __init__(self, message: str = "interrupted", *, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

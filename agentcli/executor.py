@@ -86,6 +86,15 @@ class Tool:
             return False
 
 
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What ``Executor.execute`` hands back: the result for the model, and the approval verdict
+    (None when the call never reached approval: unknown tool, bad arguments)."""
+
+    result: ToolResult
+    verdict: Any = None
+
+
 def cap_output(text: str, cap: int) -> str:
     """Keep head and tail of an over-long output with a note of what was cut."""
     if len(text) <= cap:
@@ -109,9 +118,9 @@ def to_text(value: Any) -> str:
 
 
 def describe_exception(e: BaseException) -> str:
-    from .errors import AgentCliError
+    from .errors import AgentCliError, ToolError
 
-    if isinstance(e, AgentCliError):
+    if isinstance(e, (AgentCliError, ToolError)):
         return e.message
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
@@ -126,9 +135,9 @@ class Executor:
     def definitions(self) -> Sequence[ToolDefinition]:
         return [t.definition for t in self.tools.values()]
 
-    def execute(self, call: ToolCall) -> ToolResult:
-        def error(msg: str) -> ToolResult:
-            return ToolResult(call.id, call.name, msg, is_error=True)
+    def execute(self, call: ToolCall) -> ToolOutcome:
+        def error(msg: str, verdict: Any = None) -> ToolOutcome:
+            return ToolOutcome(ToolResult(call.id, call.name, msg, is_error=True), verdict)
 
         tool = self.tools.get(call.name)
         if tool is None:
@@ -153,8 +162,8 @@ class Executor:
             return error(f"not run: approval failed ({describe_exception(e)})")
         if not decision.approved:
             reason = decision.reason or "denied by the user"
-            return error(f"{reason} (the tool was not run)")
-        return self.run(tool, call, args)
+            return error(f"{reason} (the tool was not run)", decision)
+        return ToolOutcome(self.run(tool, call, args), decision)
 
     def run(self, tool: Tool, call: ToolCall, args: dict[str, Any]) -> ToolResult:
         """Run an approved, validated call; never raises (KeyboardInterrupt aside)."""

@@ -104,16 +104,56 @@ class Message:
 
 @dataclass(frozen=True)
 class Usage:
+    """Token counts reported by the provider. ``unreported`` counts the requests whose server
+    sent no usage at all (llama-cpp-python's server, some proxies): their tokens are unknown,
+    never shown as 0."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    requests: int = 0
+    unreported: int = 0
+
+    @classmethod
+    def reported(cls, input_tokens: int, output_tokens: int) -> Usage:
+        return cls(input_tokens, output_tokens, requests=1)
+
+    @classmethod
+    def unknown(cls) -> Usage:
+        """One request whose usage the server did not report."""
+        return cls(requests=1, unreported=1)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens,
-                     self.output_tokens + other.output_tokens)
+                     self.output_tokens + other.output_tokens,
+                     self.requests + other.requests, self.unreported + other.unreported)
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def known(self) -> bool:
+        """Some request reported usage (the counts are at least partly real)."""
+        return self.requests > self.unreported
+
+    def describe(self) -> str:
+        """For people: ``1,234 in + 56 out``, ``unknown (the server reports no usage)``, or the
+        counts with a note of how many requests did not report."""
+        if self.requests and not self.known:
+            return "unknown (the server reports no token usage)"
+        text = f"{self.input_tokens:,} in + {self.output_tokens:,} out"
+        if self.unreported:
+            text += (f" (+ {self.unreported} request{'s' if self.unreported != 1 else ''} "
+                     "with unknown usage)")
+        return text
+
+    def as_json(self) -> dict[str, Any]:
+        """For --json: counts are null when no request reported them."""
+        if self.requests and not self.known:
+            return {"input_tokens": None, "output_tokens": None, "total_tokens": None,
+                    "complete": False}
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "total_tokens": self.total_tokens, "complete": self.unreported == 0}
 
 
 @dataclass(frozen=True)
@@ -125,54 +165,117 @@ class ToolDefinition:
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-# --- stream events (provider -> agent -> renderer) ------------------------------------------------
+# --- stream events (provider -> agent) -----------------------------------------------------------
 
 @dataclass(frozen=True)
 class TextDelta:
+    """A piece of reply text, for display as it arrives (providers and agent)."""
+
     text: str
     kind: Literal["text_delta"] = "text_delta"
 
 
+StopReason = Literal["end_turn", "tool_calls", "max_tokens", "content_filter"]
+"""Why one provider response ended: finished, wants tools, cut by the reply budget
+(``max_tokens``), or withheld by the provider's filter (OpenAI ``content_filter``, Anthropic
+``refusal``)."""
+
+
+@dataclass(frozen=True)
+class ResponseDone:
+    """The last event of one provider request: the assembled assistant message (text and
+    complete tool calls, exactly as the model sent them), why it stopped, and usage
+    (``Usage.unknown()`` when the server reported none). Nothing downstream re-assembles
+    deltas: this message is the one that goes into history."""
+
+    message: Message
+    stop_reason: StopReason
+    usage: Usage = field(default_factory=Usage)
+    kind: Literal["response_done"] = "response_done"
+
+
+StreamEvent = Union[TextDelta, ResponseDone]
+
+
+# --- agent events (agent -> renderers: ask, --json, the REPL, the session store) ---------------
+
 @dataclass(frozen=True)
 class ToolCallReady:
-    """A complete tool call (arguments fully assembled). Agent: emitted before approval/run."""
+    """The agent is about to validate, approve and run this call (ids are unique in the
+    conversation: the agent renames a reused id)."""
 
     call: ToolCall
     kind: Literal["tool_call_ready"] = "tool_call_ready"
 
 
-StopReason = Literal["end_turn", "tool_use", "max_tokens", "other"]
-
-
-@dataclass(frozen=True)
-class TurnDone:
-    """The last event of one provider request."""
-
-    stop_reason: StopReason
-    usage: Usage = field(default_factory=Usage)
-    kind: Literal["turn_done"] = "turn_done"
-
-
 @dataclass(frozen=True)
 class ToolResultReady:
-    """Agent only: a tool call finished (ran, failed, was denied or refused)."""
+    """A tool call finished: ran, failed, was denied or refused. ``verdict`` is the approval
+    decision (an ``approval.Verdict``), None when the call never reached approval (unknown
+    tool, bad arguments)."""
 
     result: ToolResult
+    verdict: Any = None
     kind: Literal["tool_result_ready"] = "tool_result_ready"
 
 
-AgentStopReason = Literal["done", "max_steps", "interrupted", "error"]
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should be told once, that is not an error (duplicate call ids merged,
+    history trimmed to fit the context window, ...)."""
+
+    text: str
+    level: Literal["info", "warning"] = "warning"
+    kind: Literal["notice"] = "notice"
+
+
+@dataclass(frozen=True)
+class HistoryAppended:
+    """A message became part of the conversation (the session store persists exactly these).
+    ``usage`` and ``stop_reason``: the provider request an assistant message came from;
+    ``verdicts``: for a tool message, the approval verdict of each result (None where the call
+    never reached approval)."""
+
+    message: Message
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    verdicts: tuple[Any, ...] = ()
+    kind: Literal["history_appended"] = "history_appended"
+
+
+TurnStopReason = Literal["end_turn", "max_tokens", "content_filter", "max_steps",
+                         "interrupted", "error"]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One tool call of the turn, in the order they ran (ids may have been renamed to be unique)."""
+
+    call: ToolCall
+    result: ToolResult
+    verdict: Any = None
 
 
 @dataclass(frozen=True)
 class AgentDone:
-    """Agent only: the last event of ``Agent.run``."""
+    """The last event of ``Agent.run``: what the turn became, decided by the agent alone.
 
-    reason: AgentStopReason
+    ``text``: the turn's reply text as shown (every step's text, in order); ``calls``: every
+    tool call that was answered; ``steps``: provider requests made (a failed one included);
+    ``partial_kept``: a cut-short reply is in history marked interrupted; ``user_dropped``:
+    nothing arrived, so the user message left the conversation (the REPL offers /retry);
+    ``error``: the ProviderError when ``stop_reason == "error"``."""
+
+    stop_reason: TurnStopReason
     usage: Usage
     steps: int
+    text: str = ""
+    calls: tuple[CallRecord, ...] = ()
+    partial_kept: bool = False
+    user_dropped: bool = False
+    error: Any = None
     kind: Literal["agent_done"] = "agent_done"
 
 
-StreamEvent = Union[TextDelta, ToolCallReady, TurnDone]
-AgentEvent = Union[TextDelta, ToolCallReady, ToolResultReady, TurnDone, AgentDone]
+AgentEvent = Union[TextDelta, ToolCallReady, ToolResultReady, Notice, HistoryAppended,
+                   ResponseDone, AgentDone]

@@ -25,9 +25,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import runtime
-from .errors import EXIT_INTERRUPTED, AgentCliError, ProviderError
-from .messages import (AgentDone, Message, TextDelta, ToolCallReady, ToolResultReady, TurnDone,
-                       Usage)
+from .errors import EXIT_INTERRUPTED, AgentCliError
+from .messages import (AgentDone, AgentEvent, HistoryAppended, Message, Notice, ResponseDone,
+                       TextDelta, ToolCallReady, ToolResultReady)
 from .render import sanitize
 from .repl_terminal import SigintGuard, echo_off, open_terminal
 
@@ -62,7 +62,6 @@ class ChatRepl:
         self.tty_fd = tty_fd
         self._make_provider = make_provider or runtime.make_provider
         self.guard = SigintGuard()
-        self.usage = Usage()
         self.last_input_tokens = 0
         self.failed_text: str | None = None  # a message the provider never answered (/retry)
         self._last_ctrl_c = 0.0
@@ -166,52 +165,47 @@ class ChatRepl:
         self.run_turn(text)
 
     def run_turn(self, text: str) -> None:
-        """One user message through the agent, rendering its events as they come."""
-        history = self.agent.history
-        before = len(history)
+        """One user message through the agent, rendering its events as they come; what the turn
+        became is the agent's AgentDone, rendered once."""
+        from .agent import drive
+
         self.failed_text = None
         out = _TurnOutput(self)
-        events = self.agent.run(Message.user(text))
-        interrupted = False
-        error: ProviderError | None = None
         with self.guard.installed(), echo_off(self.tty_fd):
             try:
-                for event in events:
-                    out.handle(event)
-            except KeyboardInterrupt:
-                interrupted = True
-            except ProviderError as e:
-                error = e
+                done = drive(self.agent.run(Message.user(text)), out.handle)
             finally:
                 with self.guard.ignored():  # a second Ctrl-C must not cut the clean-up short
-                    events.close()  # a cut reply stays in history, marked interrupted
                     out.close()
-                    if interrupted:
-                        out.interrupted()
-                    if error is not None:
-                        self._provider_error(error, text, before)
-                    elif out.was_interrupted and self._drop_unanswered(text, before):
-                        self.notice("(nothing arrived before Ctrl-C: /retry sends the message "
-                                    "again)")
-                    self.console.print()  # one blank line between a reply and the next prompt
+        with self.guard.ignored():
+            self._report(done, text)
+            self.console.print()  # one blank line between a reply and the next prompt
 
-    def _drop_unanswered(self, text: str, before: int) -> bool:
-        """A message the model never answered leaves the conversation (so two user messages
-        never follow each other) and waits for /retry; it stays in the input history too."""
-        history = self.agent.history
-        if len(history) == before + 1 and history[-1].role == "user":
-            history.pop()
-            self.failed_text = text
-            return True
-        return False
-
-    def _provider_error(self, e: ProviderError, text: str, before: int) -> None:
-        history = self.agent.history
-        self.error(e)
-        if self._drop_unanswered(text, before):
-            self.notice("(the message was not answered: /retry sends it again)")
-        elif history and history[-1].interrupted:
-            self.notice("(the partial reply above is kept in the conversation)")
+    def _report(self, done: AgentDone, text: str) -> None:
+        """Tell the user, once, how the turn ended."""
+        if done.user_dropped:
+            self.failed_text = text  # /retry sends it again; it is in the input history too
+        if done.stop_reason == "error":
+            self.error(done.error)
+            if done.user_dropped:
+                self.notice("(the message was not answered: /retry sends it again)")
+            elif done.partial_kept:
+                self.notice("(the partial reply above is kept in the conversation)")
+        elif done.stop_reason == "interrupted":
+            if done.partial_kept:
+                self.notice("⏹ interrupted — the partial reply is kept in the conversation")
+            elif done.user_dropped:
+                self.notice("⏹ interrupted before any reply: /retry sends the message again")
+            else:
+                self.notice("⏹ interrupted")
+        elif done.stop_reason == "max_steps":
+            self.warn(f"stopped after {self.agent.max_steps} model requests without a final "
+                      "answer (raise it with --max-steps)")
+        elif done.stop_reason == "max_tokens":
+            self.warn("the reply was cut off by the reply token limit; raise max_tokens in the "
+                      "provider profile (or --max-tokens N)")
+        elif done.stop_reason == "content_filter":
+            self.warn("the provider withheld the rest of the reply (content filter / refusal)")
 
     # -- /model and /provider
 
@@ -229,6 +223,7 @@ class ChatRepl:
         agent = runtime.make_agent(self.settings, opts, new_provider, self.executor,
                                    history=self.agent.history)
         agent.system = self.agent.system
+        agent.usage = self.agent.usage  # the session's tokens, whichever model spent them
         self.opts, self.profile, self.agent = opts, profile, agent
 
 
@@ -238,7 +233,6 @@ class _TurnOutput:
     def __init__(self, repl: ChatRepl) -> None:
         self.repl = repl
         self.stream: Any = None
-        self.was_interrupted = False
 
     def _text(self, delta: str) -> None:
         if self.stream is None:
@@ -258,7 +252,7 @@ class _TurnOutput:
             self.stream.finish()  # if Ctrl-C cuts this short, the clean-up finishes it again
             self.stream = None
 
-    def handle(self, event: Any) -> None:
+    def handle(self, event: AgentEvent) -> None:
         repl = self.repl
         if isinstance(event, TextDelta):
             self._text(event.text)
@@ -274,23 +268,16 @@ class _TurnOutput:
             r = event.result
             with repl.guard.critical():
                 repl.err.print(tool_result_panel(r.name, r.content, r.is_error))
-        elif isinstance(event, TurnDone):
-            repl.usage += event.usage
-            if event.usage.input_tokens:
+        elif isinstance(event, Notice):
+            self.close()
+            repl.warn(event.text) if event.level == "warning" else repl.notice(event.text)
+        elif isinstance(event, ResponseDone):
+            if event.usage.known and event.usage.input_tokens:
                 repl.last_input_tokens = event.usage.input_tokens
         elif isinstance(event, AgentDone):
             self.close()
-            if event.reason == "interrupted":
-                self.interrupted()
-            elif event.reason == "max_steps":
-                repl.warn(f"stopped after {repl.agent.max_steps} model requests without a "
-                          "final answer (raise it with --max-steps)")
-        else:  # pragma: no cover - the agent broke its contract
+        elif not isinstance(event, HistoryAppended):  # pragma: no cover - contract broken
             raise TypeError(f"unknown event {event!r}")
-
-    def interrupted(self) -> None:
-        self.was_interrupted = True
-        self.repl.notice("⏹ interrupted — the partial reply is kept in the conversation")
 
 
 # --- entry point ---------------------------------------------------------------------------------

@@ -114,10 +114,14 @@ class ReplSession:
 
     def _toolbar(self) -> FormattedText:
         repl = self.repl
-        used = repl.usage.total_tokens
+        usage = repl.agent.usage
+        if usage.requests and not usage.known:
+            used = "tokens unknown"
+        else:
+            used = f"{usage.total_tokens:,}{'+' if usage.unreported else ''} tokens"
         return FormattedText([("class:bottom-toolbar",
                                f" {sanitize(repl.profile.name)} · {sanitize(repl.model)} · "
-                               f"{used:,} tokens · Esc+Enter newline · /help ")])
+                               f"{used} · Esc+Enter newline · /help ")])
 
     def prompt(self) -> str:
         self.kept_on_ctrl_c = False

@@ -36,6 +36,7 @@ class RunOptions:
     tools_dirs: tuple[str, ...] = ()
     max_steps: int | None = None
     stream: bool = True
+    max_tokens: int | None = None
 
 
 def load(opts: RunOptions) -> Settings:
@@ -55,7 +56,12 @@ def load(opts: RunOptions) -> Settings:
 def resolve(settings: Settings, opts: RunOptions, notice: Notice | None = None) -> ProviderProfile:
     from .config import resolve_profile
 
-    return resolve_profile(settings, opts.provider, opts.model, opts.base_url, notice=notice)
+    profile = resolve_profile(settings, opts.provider, opts.model, opts.base_url, notice=notice)
+    if opts.max_tokens is not None:
+        if opts.max_tokens < 1:
+            raise UsageError("--max-tokens must be 1 or more")
+        profile = replace(profile, max_tokens=opts.max_tokens)
+    return profile
 
 
 def make_provider(settings: Settings, profile: ProviderProfile) -> Provider:

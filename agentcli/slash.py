@@ -128,27 +128,13 @@ def _system(repl: ChatRepl, arg: str) -> None:
 
 
 def _approval_state(repl: ChatRepl, name: str, tool: Any) -> str:
-    approver = repl.executor.approver
-    try:
-        from .approval import decide
+    from .approval import policy_summary
 
-        verdict, reason = decide(name, {}, confirm=getattr(tool, "confirm", "ask"),
-                                 yes=getattr(approver, "yes", False),
-                                 allow=getattr(approver, "allow", ()),
-                                 deny=getattr(approver, "deny", ()),
-                                 grants=getattr(approver, "grants", set()))
-    except Exception:  # noqa: BLE001 - a display nicety, never fatal
-        return getattr(tool, "confirm", "ask")
-    if verdict == "ask":
-        return "asks"
-    if verdict == "deny":
-        return "denied by config"
-    for start, label in (("approved by --yes", "allowed (--yes)"),
-                         ("allowed by config", "allowed by config"),
-                         ("allowed for this session", "always (this session)")):
-        if reason.startswith(start):
-            return label
-    return "runs without asking"
+    approver = repl.executor.approver
+    return policy_summary(name, getattr(tool, "confirm", "ask"),
+                          yes=getattr(approver, "yes", False),
+                          allow=getattr(approver, "allow", ()), deny=getattr(approver, "deny", ()),
+                          grants=getattr(approver, "grants", set()))
 
 
 def _tools(repl: ChatRepl, arg: str) -> None:
@@ -162,7 +148,7 @@ def _tools(repl: ChatRepl, arg: str) -> None:
     names = [arg] if arg else sorted(repl.tools)
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
     table.add_column("tool", no_wrap=True, min_width=max(len(n) for n in names))
-    table.add_column("approval", no_wrap=True, min_width=21)
+    table.add_column("approval", min_width=21, overflow="fold")
     table.add_column("description", overflow="fold" if arg else "ellipsis", no_wrap=not arg)
     for name in names:
         tool = repl.tools.get(name)
@@ -208,10 +194,14 @@ def _undo(repl: ChatRepl, arg: str) -> None:
 
 
 def _tokens(repl: ChatRepl, arg: str) -> None:
-    u = repl.usage
-    repl.notice(f"tokens this session: {u.input_tokens:,} in + {u.output_tokens:,} out = "
-                f"{u.total_tokens:,}; last request's input (≈ context size): "
-                f"{repl.last_input_tokens:,}")
+    u = repl.agent.usage
+    if not u.requests:
+        repl.notice("tokens this session: none yet (no reply has arrived)")
+        return
+    total = f" = {u.total_tokens:,}" if u.known else ""
+    last = (f"; last request's input (≈ context size): {repl.last_input_tokens:,}"
+            if repl.last_input_tokens else "")
+    repl.notice(f"tokens this session: {u.describe()}{total}{last}")
 
 
 def transcript(repl: ChatRepl) -> str:

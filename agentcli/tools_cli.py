@@ -107,7 +107,7 @@ def run_tool(name: str = typer.Argument(..., help="Tool name."),
 
     def body() -> int:
         from .approval import build_approver, open_tty_prompter
-        from .errors import ToolError, UsageError
+        from .errors import ToolRunError, UsageError
         from .executor import Executor, validate_arguments
         from .messages import ToolCall
 
@@ -126,14 +126,16 @@ def run_tool(name: str = typer.Argument(..., help="Tool name."),
         try:
             executor = Executor({name: tool}, build_approver(settings, yes=yes,
                                                              prompter=prompter))
-            result = executor.execute(call)
+            outcome = executor.execute(call)
         finally:
             if prompter is not None:
                 prompter.close()
+        result = outcome.result
         if result.is_error:
             first, _, rest = result.content.partition("\n")
-            raise ToolError(first, hint="rerun with --yes to approve it"
-                            if "no terminal" in first else None)
+            no_terminal = getattr(outcome.verdict, "source", None) == "no_terminal"
+            raise ToolRunError(first, hint="rerun with --yes to approve it" if no_terminal
+                               else None)
         _out(result.content)
         return 0
 

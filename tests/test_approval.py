@@ -52,10 +52,10 @@ TABLE = [
 
 @pytest.mark.parametrize("tool,args,confirm,yes,allow,deny,grants,verdict,words", TABLE)
 def test_decision_table(tool, args, confirm, yes, allow, deny, grants, verdict, words):
-    got, reason = decide(tool, args, confirm=confirm, yes=yes, allow=allow, deny=deny,
-                         grants=frozenset(grants))
-    assert got == verdict
-    assert words in reason
+    got = decide(tool, args, confirm=confirm, yes=yes, allow=allow, deny=deny,
+                 grants=frozenset(grants))
+    assert got.decision == verdict
+    assert words in got.reason
 
 
 @pytest.mark.parametrize("pattern,value,allow,matches", [

@@ -95,7 +95,7 @@ def test_json_output_shape(fake_server):
     data = json.loads(result.stdout)
     assert data["text"] == "The answer is 4."
     assert data["provider"] == "openai" and data["model"] == "test-model"
-    assert data["stop_reason"] == "done" and data["tool_calls"] == []
+    assert data["stop_reason"] == "end_turn" and data["tool_calls"] == [] and data["steps"] == 1
     assert data["usage"]["input_tokens"] > 0 and data["usage"]["output_tokens"] == 4
 
 

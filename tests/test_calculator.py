@@ -129,8 +129,8 @@ def test_through_the_executor_without_asking():
     tools = load_tools(s, warn=lambda line: None)
     ex = Executor(tools, build_approver(s, yes=False, prompter=None))
     start = time.perf_counter()
-    r = ex.execute(ToolCall("1", "calculator", json.dumps({"expression": "0.5*2+0.5*3"})))
+    r = ex.execute(ToolCall("1", "calculator", json.dumps({"expression": "0.5*2+0.5*3"}))).result
     assert (r.content, r.is_error) == ("2.5", False)
-    bad = ex.execute(ToolCall("2", "calculator", json.dumps({"expression": "9**9**9"})))
+    bad = ex.execute(ToolCall("2", "calculator", json.dumps({"expression": "9**9**9"}))).result
     assert bad.is_error and "too large" in bad.content
     assert time.perf_counter() - start < 1.0

@@ -160,7 +160,7 @@ def test_through_executor_with_config_options(root, tmp_path):
     cfg.write_text(f"tools:\n  options:\n    file_read:\n      roots: [{json.dumps(str(root / 'sub'))}]\n")
     tools = load_tools(load_settings(cfg), warn=lambda line: None)
     ex = Executor(tools, PolicyApprover(yes=True))
-    ok = ex.execute(ToolCall("1", "file_read", json.dumps({"path": str(root / "sub/deep.txt")})))
+    ok = ex.execute(ToolCall("1", "file_read", json.dumps({"path": str(root / "sub/deep.txt")}))).result
     assert ok.content == "deep\n"
-    bad = ex.execute(ToolCall("2", "file_read", json.dumps({"path": "notes.txt"})))
+    bad = ex.execute(ToolCall("2", "file_read", json.dumps({"path": "notes.txt"}))).result
     assert bad.is_error and "outside the allowed folders" in bad.content

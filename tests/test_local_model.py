@@ -13,8 +13,8 @@ import time
 import pytest
 
 from agentcli.config import ProviderProfile, Settings
-from agentcli.messages import (Message, TextDelta, TextPart, ToolCall, ToolCallReady,
-                               ToolDefinition, ToolResult, TurnDone)
+from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
+                               ToolDefinition, ToolResult, ResponseDone)
 from agentcli.providers import local
 from agentcli.providers import local_tools as lt
 from agentcli.providers.base import create_provider
@@ -59,7 +59,7 @@ def test_streamed_reply(provider, capfd):
     *deltas, done = events
     assert deltas and all(isinstance(e, TextDelta) for e in deltas)
     assert "".join(d.text for d in deltas).strip()
-    assert isinstance(done, TurnDone) and done.stop_reason in ("end_turn", "max_tokens")
+    assert isinstance(done, ResponseDone) and done.stop_reason in ("end_turn", "max_tokens")
     assert done.usage.input_tokens > 5 and 0 < done.usage.output_tokens <= 12
     assert elapsed < 30
     out, err = capfd.readouterr()
@@ -69,7 +69,7 @@ def test_streamed_reply(provider, capfd):
 def test_non_streaming_gives_the_same_events(provider):
     events = list(provider.stream([Message.user("Name a colour.")], [], system="Be brief.",
                                   stream=False))
-    assert [e.kind for e in events] == ["text_delta", "turn_done"]
+    assert [e.kind for e in events] == ["text_delta", "response_done"]
     assert events[0].text.strip() and events[1].usage.output_tokens > 0
 
 
@@ -79,19 +79,19 @@ def test_multi_turn_history_with_tool_results(provider):
                Message("assistant", (call,)),
                Message("tool", (ToolResult("c1", "calculator", "4"),))]
     events = list(provider.stream(history, [CALC]))
-    assert isinstance(events[-1], TurnDone)
-    assert sum(isinstance(e, TurnDone) for e in events) == 1
-    assert all(isinstance(e, (TextDelta, ToolCallReady)) for e in events[:-1])
+    assert isinstance(events[-1], ResponseDone)
+    assert sum(isinstance(e, ResponseDone) for e in events) == 1
+    assert all(isinstance(e, (TextDelta)) for e in events[:-1])
 
 
 def test_with_tools_every_event_is_well_formed(provider):
     events = list(provider.stream([Message.user("What is 17*23? Use the calculator.")],
                                   [CALC, READ]))
-    assert isinstance(events[-1], TurnDone) and events[-1].usage.input_tokens > 100
-    for e in events[:-1]:
-        if isinstance(e, ToolCallReady):
-            assert e.call.name in ("calculator", "file_read")
-            assert isinstance(json.loads(e.call.arguments), dict)
+    assert isinstance(events[-1], ResponseDone) and events[-1].usage.input_tokens > 100
+    assert all(isinstance(e, TextDelta) for e in events[:-1])
+    for call in events[-1].message.tool_calls:
+        assert call.name in ("calculator", "file_read")
+        assert isinstance(json.loads(call.arguments), dict)
 
 
 def test_a_started_call_is_valid_under_the_grammar(provider):
@@ -105,7 +105,7 @@ def test_a_started_call_is_valid_under_the_grammar(provider):
     t = time.perf_counter()
     events = list(provider._calls(ctx, 48, [CALC, READ], state))
     assert time.perf_counter() - t < 30
-    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    calls = [e for e in events if isinstance(e, ToolCall)]
     if not calls:  # cut by the token cap: must then be plain text, never an exception
         assert [e.kind for e in events] == ["text_delta"]
         return

@@ -10,7 +10,7 @@ import pytest
 
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ModelLoadError, ProviderError
-from agentcli.messages import Message, TextDelta, ToolCallReady, ToolDefinition, TurnDone
+from agentcli.messages import Message, TextDelta, ToolDefinition, ResponseDone
 from agentcli.providers import local
 from agentcli.providers.base import create_provider
 
@@ -162,7 +162,7 @@ def kinds(events):
 def test_plain_reply_streams_and_ends_with_turn_done(fake_gguf, llama_installed):
     p = scripted(fake_gguf, [(["Hel", "lo", "!"], "stop")])
     events = list(p.stream([Message.user("hi")], []))
-    assert kinds(events) == ["text_delta"] * 3 + ["turn_done"]
+    assert kinds(events) == ["text_delta"] * 3 + ["response_done"]
     done = events[-1]
     assert done.stop_reason == "end_turn" and done.usage.input_tokens > 0
     assert done.usage.output_tokens > 0
@@ -182,12 +182,12 @@ def test_started_call_is_finished_under_the_grammar(fake_gguf, llama_installed):
         (["\n", "Done"], None),                                          # peek: no second call
     ])
     events = list(p.stream([Message.user("6*7?")], TOOLS))
-    assert kinds(events) == ["text_delta", "text_delta", "tool_call_ready", "turn_done"]
+    assert kinds(events) == ["text_delta", "text_delta", "response_done"]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Let me check. "
-    call = events[2].call
+    (call,) = events[-1].message.tool_calls
     assert call.name == "calculator" and json.loads(call.arguments) == {"expression": "6*7"}
     assert call.id.startswith("call_")
-    assert events[-1].stop_reason == "tool_use"
+    assert events[-1].stop_reason == "tool_calls"
     grammars = [r["grammar"] for r in p._llm.requests]
     assert grammars == [None, "GRAMMAR", None]
     assert "<tool_response>" in p._llm.requests[0]["stop"]
@@ -203,9 +203,9 @@ def test_two_calls_in_one_turn(fake_gguf, llama_installed):
         ([""], "stop"),
     ])
     events = list(p.stream([Message.user("x")], TOOLS))
-    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    calls = list(events[-1].message.tool_calls)
     assert [json.loads(c.arguments)["expression"] for c in calls] == ["1", "2"]
-    assert len({c.id for c in calls}) == 2 and kinds(events)[-1] == "turn_done"
+    assert len({c.id for c in calls}) == 2 and kinds(events)[-1] == "response_done"
 
 
 def test_call_cut_by_max_tokens_becomes_text(fake_gguf, llama_installed):
@@ -214,7 +214,7 @@ def test_call_cut_by_max_tokens_becomes_text(fake_gguf, llama_installed):
         (['{"name": "calculator", "arguments": {"expression": "1+1+1+'], "length"),
     ])
     events = list(p.stream([Message.user("x")], TOOLS))
-    assert kinds(events) == ["text_delta", "turn_done"]
+    assert kinds(events) == ["text_delta", "response_done"]
     assert events[0].text.startswith("<tool_call>") and events[-1].stop_reason == "max_tokens"
 
 
@@ -224,9 +224,9 @@ def test_bare_json_reply_is_a_call_only_when_valid(fake_gguf, llama_installed):
         (['{"name": "Bob", ', '"age": 3}'], "stop"),
     ])
     events = list(p.stream([Message.user("x")], TOOLS))
-    assert kinds(events) == ["tool_call_ready", "turn_done"]
+    assert kinds(events) == ["response_done"]
     events = list(p.stream([Message.user("x")], TOOLS))
-    assert kinds(events) == ["text_delta", "turn_done"]
+    assert kinds(events) == ["text_delta", "response_done"]
     assert events[0].text == '{"name": "Bob", "age": 3}'
     assert events[-1].stop_reason == "end_turn"
 
@@ -263,7 +263,7 @@ def test_old_turns_dropped_when_the_context_is_full(fake_gguf, llama_installed):
                     Message("assistant", (Message.user("answer " * 5).parts[0],))]
     history.append(Message.user("last one"))
     events = list(p.stream(history, []))
-    assert isinstance(events[-1], TurnDone)
+    assert isinstance(events[-1], ResponseDone)
     assert events[-1].usage.input_tokens <= 300
     p = scripted(fake_gguf, [], max_tokens=100)
     p._llm.n_ctx = lambda: 50

@@ -163,11 +163,11 @@ def test_module_that_fails_to_import_is_reported_at_first_call(tmp_path):
     write_tool(tmp_path / "t", name="boom", body="raise RuntimeError('bad plugin')\n")
     write_tool(tmp_path / "t", name="fine")
     tools = load_tools(settings(tmp_path), extra_dirs=[str(tmp_path / "t")], warn=Warnings())
-    result = Executor(tools, PolicyApprover(yes=True)).execute(ToolCall("1", "boom", '{"text": "x"}'))
+    result = Executor(tools, PolicyApprover(yes=True)).execute(ToolCall("1", "boom", '{"text": "x"}')).result
     assert result.is_error
     assert "could not be loaded" in result.content and "boom.py" in result.content
     assert "bad plugin" in result.content
-    ok = Executor(tools, PolicyApprover(yes=True)).execute(ToolCall("2", "fine", '{"text": "x"}'))
+    ok = Executor(tools, PolicyApprover(yes=True)).execute(ToolCall("2", "fine", '{"text": "x"}')).result
     assert ok.content == "echo: x"
 
 
@@ -273,14 +273,14 @@ def test_example_tool_from_the_readme_loads_and_runs(tmp_path):
     tool = tools["word_count"]
     assert tool.confirm == "never"
     ex = Executor(tools, build_approver(s, yes=False, prompter=None))
-    r = ex.execute(ToolCall("1", "word_count", '{"text": "The cat and the hat", "top": 1}'))
+    r = ex.execute(ToolCall("1", "word_count", '{"text": "The cat and the hat", "top": 1}')).result
     assert not r.is_error, r.content
     import json
 
     data = json.loads(r.content)
     assert data["words"] == 5 and data["characters"] == 19
     assert data["most_common"] == [["The", 1]]  # ignore_case: false from the options
-    bad = ex.execute(ToolCall("2", "word_count", '{"text": "x", "top": 99}'))
+    bad = ex.execute(ToolCall("2", "word_count", '{"text": "x", "top": 99}')).result
     assert bad.is_error and "invalid arguments" in bad.content
 
 

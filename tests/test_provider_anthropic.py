@@ -12,8 +12,8 @@ from fake_server import drop, error, stall, stream_error, text, tool_calls
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import (AuthenticationError, IdleTimeoutError, ModelNotFoundError,
                              ProviderConnectionError, StreamInterruptedError, UsageError)
-from agentcli.messages import (Message, TextDelta, TextPart, ToolCall, ToolCallReady,
-                               ToolDefinition, ToolResult, TurnDone, Usage)
+from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
+                               ToolDefinition, ToolResult, ResponseDone, Usage)
 from agentcli.providers.anthropic import AnthropicProvider, convert_messages
 
 KEY = "sk-ant-test-SECRET-987"
@@ -49,7 +49,7 @@ def test_plain_reply(fake_server, streaming):
     events = collect(provider(fake_server), system="answer in French", stream=streaming)
     assert text_of(events) == "bonjour tout le monde"
     assert len([e for e in events if isinstance(e, TextDelta)]) == (3 if streaming else 1)
-    assert events[-1] == TurnDone("end_turn", Usage(10, 4))
+    assert (events[-1].stop_reason, events[-1].usage) == ("end_turn", Usage.reported(10, 4))
     req = fake_server.requests[0]
     assert req["path"] == "/v1/messages"
     assert sent_key(req) == KEY
@@ -72,12 +72,12 @@ def test_parallel_tool_use_blocks_assembled(fake_server, streaming):
     fake_server.script(tool_calls(("weather", {"city": "Paris", "unit": "celsius"}),
                                   ("weather", {"city": "Oslo"}), text="Checking both. "))
     events = collect(provider(fake_server), tools=[WEATHER], stream=streaming)
-    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    calls = list(events[-1].message.tool_calls)
     assert [(c.id, c.name, json.loads(c.arguments)) for c in calls] == [
         ("toolu_0", "weather", {"city": "Paris", "unit": "celsius"}),
         ("toolu_1", "weather", {"city": "Oslo"})]
     assert text_of(events) == "Checking both. "
-    assert events[-1] == TurnDone("tool_use", Usage(10, 4))
+    assert (events[-1].stop_reason, events[-1].usage) == ("tool_calls", Usage.reported(10, 4))
     assert fake_server.requests[0]["body"]["tools"] == [
         {"name": "weather", "description": "Weather for a city.",
          "input_schema": WEATHER.parameters}]
@@ -85,7 +85,7 @@ def test_parallel_tool_use_blocks_assembled(fake_server, streaming):
 
 def test_streamed_arguments_are_kept_verbatim_even_when_broken(fake_server):
     fake_server.script(tool_calls(("weather", '{"city": "Par')))
-    calls = [e.call for e in collect(provider(fake_server)) if isinstance(e, ToolCallReady)]
+    calls = list(collect(provider(fake_server))[-1].message.tool_calls)
     assert calls == [ToolCall("toolu_0", "weather", '{"city": "Par')]
 
 

@@ -14,8 +14,8 @@ from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import (AuthenticationError, IdleTimeoutError, ModelNotFoundError,
                              ProviderConnectionError, ProviderError, StreamInterruptedError,
                              UsageError)
-from agentcli.messages import (Message, TextDelta, TextPart, ToolCall, ToolCallReady,
-                               ToolDefinition, ToolResult, TurnDone, Usage)
+from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
+                               ToolDefinition, ToolResult, ResponseDone, Usage)
 from agentcli.providers.base import create_provider
 from agentcli.providers.openai import OpenAIProvider, convert_messages
 
@@ -44,7 +44,9 @@ def joined(events) -> str:
 def test_plain_reply_without_streaming(fake_server):
     fake_server.script(text("hello there"))
     events = run(make(fake_server), system="be brief", stream=False)
-    assert events == [TextDelta("hello there"), TurnDone("end_turn", Usage(20, 2))]
+    assert events == [TextDelta("hello there"),
+                      ResponseDone(Message("assistant", (TextPart("hello there"),)), "end_turn",
+                                   Usage.reported(20, 2))]
     body = fake_server.requests[0]["body"]
     assert fake_server.requests[0]["path"] == "/v1/chat/completions"
     assert not body.get("stream")
@@ -60,7 +62,7 @@ def test_streamed_reply_arrives_in_pieces_with_usage(fake_server):
     deltas = [e for e in events if isinstance(e, TextDelta)]
     assert len(deltas) == 4
     assert joined(events) == "one two three four five"
-    assert events[-1] == TurnDone("end_turn", Usage(10, 5))
+    assert (events[-1].stop_reason, events[-1].usage) == ("end_turn", Usage.reported(10, 5))
     body = fake_server.requests[0]["body"]
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
@@ -71,10 +73,10 @@ def test_tool_call_arguments_assembled(fake_server, streaming):
     args = {"expression": "6 * 7", "note": "a longer argument, split in pieces"}
     fake_server.script(tool_calls(("calculator", args), text="Let me compute. "))
     events = run(make(fake_server), tools=[CALC], stream=streaming)
-    ready = [e.call for e in events if isinstance(e, ToolCallReady)]
+    ready = list(events[-1].message.tool_calls)
     assert ready == [ToolCall("call_0", "calculator", json.dumps(args))]
     assert joined(events) == "Let me compute. "
-    assert events[-1] == TurnDone("tool_use", Usage(10, 4))
+    assert (events[-1].stop_reason, events[-1].usage) == ("tool_calls", Usage.reported(10, 4))
     assert fake_server.requests[0]["body"]["tools"] == [
         {"type": "function",
          "function": {"name": "calculator", "description": "Evaluate arithmetic.",
@@ -87,12 +89,12 @@ def test_parallel_tool_calls(fake_server, streaming):
                                   ("calculator", {"expression": "2+2"}),
                                   ("other", "{not json")))
     events = run(make(fake_server), tools=[CALC], stream=streaming)
-    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    calls = list(events[-1].message.tool_calls)
     assert [(c.id, c.name, c.arguments) for c in calls] == [
         ("call_0", "calculator", '{"expression": "1+1"}'),
         ("call_1", "calculator", '{"expression": "2+2"}'),
         ("call_2", "other", "{not json")]
-    assert isinstance(events[-1], TurnDone) and events[-1].stop_reason == "tool_use"
+    assert isinstance(events[-1], ResponseDone) and events[-1].stop_reason == "tool_calls"
 
 
 def test_tool_results_reach_the_server_in_wire_shape(fake_server):

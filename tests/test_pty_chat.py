@@ -172,3 +172,69 @@ def test_piped_text_then_keys_from_the_terminal(fake_server, tmp_path):
     first = fake_server.requests[0]["body"]["messages"][-1]["content"]
     assert first.startswith("summarise") and "PIPED NOTES LINE" in first
     assert fake_server.requests[1]["body"]["messages"][-1]["content"] == "and now?"
+
+
+def _bare_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+                        "ANTHROPIC_BASE_URL", "AGENTCLI_CONFIG", "AGENTCLI_PROVIDER")}
+    env.update(AGENTCLI_HOME=str(home), TERM="xterm-256color", **extra)
+    return env
+
+
+def _exit_cleanly(term: Terminal) -> None:
+    term.send("/exit\r")
+    term.child.expect(pexpect.EOF, timeout=20)
+    term.child.close()
+    assert term.child.exitstatus == 0, term.text()
+
+
+def test_bare_agentcli_opens_the_chat_with_a_provider(fake_server, tmp_path):
+    """`agentcli` with no command, the README's "or just `agentcli`": the chat REPL, with the
+    provider taken from the environment exactly as `agentcli chat` would."""
+    fake_server.script(text("Bare command works."))
+    home = tmp_path / "home"
+    home.mkdir()
+    term = Terminal([BIN], _bare_env(home, OPENAI_API_KEY="sk-test",
+                                     OPENAI_BASE_URL=fake_server.openai_base_url), tmp_path)
+    try:
+        at = term.wait_for("agentcli chat · openai")
+        term.wait_for("›", after=at)
+        term.send("hello\r")
+        term.wait_for("Bare command works.", after=at)
+        _exit_cleanly(term)
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+    assert "Traceback" not in term.text() and "internal error" not in term.text()
+    assert fake_server.requests[0]["body"]["messages"][-1]["content"] == "hello"
+
+
+def _local_model_available() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    from agentcli.providers.local import default_model_path
+
+    return default_model_path() is not None
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(not _local_model_available(), reason="the local extra is not installed")
+def test_bare_agentcli_with_nothing_configured_uses_the_local_model(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    term = Terminal([BIN], _bare_env(home), tmp_path)
+    try:
+        at = term.wait_for("using the local model", timeout=30)
+        at = term.wait_for("agentcli chat · local", after=at)
+        term.wait_for("›", after=at)
+        term.send("Say hello.\r")
+        # a real reply from the bundled model, then the prompt again
+        term.wait_for("›", after=term.text().find("Say hello.") + 10, timeout=60)
+        _exit_cleanly(term)
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+    assert "Traceback" not in term.text() and "internal error" not in term.text()

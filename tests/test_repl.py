@@ -19,10 +19,11 @@ from rich.console import Console
 
 from agentcli.errors import EXIT_INTERRUPTED
 from agentcli.executor import Tool
-from agentcli.messages import TextDelta, ToolDefinition, TurnDone, Usage
+from agentcli.messages import ToolDefinition
 from agentcli.repl import ChatRepl
 from agentcli.runtime import RunOptions
 from fake_server import drop, error, text, tool_calls
+from scripted import ScriptedProvider, interrupt, reply
 
 ESC_ENTER = "\x1b\r"
 CTRL_C = "\x03"
@@ -215,7 +216,7 @@ def test_clear_tokens_and_save(chat, fake_server, tmp_path):
     assert "tokens this session:" in h.err
     assert user_texts(fake_server)[-1] == "again"
     assert len(fake_server.requests[-1]["body"]["messages"]) == 1
-    assert h.repl.usage.total_tokens > 0
+    assert h.repl.agent.usage.total_tokens > 0
 
 
 def test_tools_lists_approval_state(chat):
@@ -334,25 +335,8 @@ def test_ctrl_c_during_a_tool_cancels_it(chat, fake_server, tmp_path):
 
 # --- Ctrl-C and errors ----------------------------------------------------------------------------
 
-class _Interrupting:
-    """A provider whose stream is cut by Ctrl-C after one delta (as if it landed in the read)."""
-
-    name, model = "fake", "fake-model"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def stream(self, messages: Any, tools: Any, *, system: Any = None, stream: bool = True):
-        self.calls += 1
-        if self.calls == 1:
-            yield TextDelta("partial answer ")
-            raise KeyboardInterrupt
-        yield TextDelta("whole answer")
-        yield TurnDone("end_turn", Usage(3, 2))
-
-
 def test_ctrl_c_while_streaming_keeps_partial_and_continues(chat):
-    provider = _Interrupting()
+    provider = ScriptedProvider([interrupt(after="partial answer "), reply("whole answer")])
     h = chat(make_provider=lambda settings, profile: provider)
     assert h.run("tell me\ragain\r") == 0
     hist = h.repl.agent.history
@@ -483,21 +467,14 @@ def test_chat_without_any_terminal_is_a_usage_error(fake_server, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-class _InterruptedBeforeAnything(_Interrupting):
-    def stream(self, messages: Any, tools: Any, *, system: Any = None, stream: bool = True):
-        self.calls += 1
-        if self.calls == 1:
-            raise KeyboardInterrupt
-        yield TextDelta(f"answer to {messages[-1].text}")
-        yield TurnDone("end_turn", Usage(3, 2))
-
-
 def test_ctrl_c_before_any_reply_drops_the_message_and_retry_resends_it(chat):
-    provider = _InterruptedBeforeAnything()
+    provider = ScriptedProvider([interrupt(),
+                                 lambda messages, tools, system: reply(
+                                     f"answer to {messages[-1].text}")])
     h = chat(make_provider=lambda settings, profile: provider)
     h.run("lost?\r/retry\r")
     assert [m.text for m in h.repl.agent.history] == ["lost?", "answer to lost?"]
-    assert "nothing arrived before Ctrl-C" in h.err
+    assert "interrupted before any reply: /retry sends the message again" in h.err
 
 
 def test_ctrl_r_searches_the_history(chat, fake_server):

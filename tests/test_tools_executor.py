@@ -39,7 +39,7 @@ class Recorder:
 def run(tool: Tool, args: Any, approver: Any = None):
     text = args if isinstance(args, str) else json.dumps(args)
     return Executor({tool.name: tool}, approver or PolicyApprover(yes=True)).execute(
-        ToolCall("id1", tool.name, text))
+        ToolCall("id1", tool.name, text)).result
 
 
 def test_ok_result_and_json_values():
@@ -50,7 +50,7 @@ def test_ok_result_and_json_values():
 
 
 def test_unknown_tool():
-    r = Executor({}, PolicyApprover(yes=True)).execute(ToolCall("x", "nope", "{}"))
+    r = Executor({}, PolicyApprover(yes=True)).execute(ToolCall("x", "nope", "{}")).result
     assert r.is_error and "unknown tool 'nope'" in r.content
 
 
@@ -209,7 +209,7 @@ def test_module_import_happens_once_in_the_parent():
     tool = Tool(ToolDefinition("t", "d", SCHEMA), load=load)
     ex = Executor({"t": tool}, PolicyApprover(yes=True))
     for i in range(3):
-        assert ex.execute(ToolCall(str(i), "t", '{"n": 5}')).content == "5"
+        assert ex.execute(ToolCall(str(i), "t", '{"n": 5}')).result.content == "5"
     assert loads == [1]
 
 

@@ -276,11 +276,11 @@ def test_through_executor_with_config_switch(server, tmp_path):
     cfg.write_text("tools:\n  options:\n    web_fetch:\n      allow_private: true\n")
     tools = load_tools(load_settings(cfg), warn=lambda line: None)
     r = Executor(tools, PolicyApprover(yes=True)).execute(
-        ToolCall("1", "web_fetch", json.dumps({"url": server + "/text"})))
+        ToolCall("1", "web_fetch", json.dumps({"url": server + "/text"}))).result
     assert not r.is_error and "plain text é" in r.content
     default = load_tools(load_settings(), warn=lambda line: None)
     r = Executor(default, PolicyApprover(yes=True)).execute(
-        ToolCall("2", "web_fetch", json.dumps({"url": server + "/text"})))
+        ToolCall("2", "web_fetch", json.dumps({"url": server + "/text"}))).result
     assert r.is_error and "loopback" in r.content
 
 

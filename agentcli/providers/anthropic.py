@@ -10,8 +10,8 @@ from typing import Any, Iterator, Sequence
 import anthropic as sdk
 
 from ..config import DEFAULT_MODELS, ProviderProfile, Settings
-from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
-                        ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
+from ..messages import (Message, Part, ResponseDone, StopReason, StreamEvent, TextDelta,
+                        TextPart, ToolCall, ToolDefinition, ToolResult, Usage)
 from ._common import (ErrorMapper, SDKAdapter, parse_arguments, resolve_api_key,
                       sdk_timeout)
 
@@ -20,7 +20,9 @@ DEFAULT_URL = "https://api.anthropic.com"
 DEFAULT_MAX_TOKENS = 4096
 
 _STOP_REASONS: dict[str, StopReason] = {"end_turn": "end_turn", "stop_sequence": "end_turn",
-                                        "tool_use": "tool_use", "max_tokens": "max_tokens"}
+                                        "tool_use": "tool_calls", "max_tokens": "max_tokens",
+                                        "model_context_window_exceeded": "max_tokens",
+                                        "refusal": "content_filter"}
 
 
 def convert_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -80,20 +82,32 @@ def convert_tools(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
             for t in tools]
 
 
-def _stop_reason(reason: str | None) -> StopReason:
-    return _STOP_REASONS.get(reason or "", "other")
+def _stop_reason(reason: str | None, has_calls: bool) -> StopReason:
+    stop = _STOP_REASONS.get(reason or "", "end_turn")
+    if has_calls and stop == "end_turn":
+        return "tool_calls"
+    return stop
 
 
 def _usage(u: Any, previous: Usage | None = None) -> Usage:
     """Merge a usage object (message_start has both counts, message_delta the final output and
-    sometimes the input) into what is known so far."""
-    previous = previous or Usage()
+    sometimes the input) into what is known so far; unknown until one arrives."""
+    previous = previous or Usage.unknown()
     if u is None:
         return previous
     inp = getattr(u, "input_tokens", None)
     out = getattr(u, "output_tokens", None)
-    return Usage(int(inp) if inp is not None else previous.input_tokens,
-                 int(out) if out is not None else previous.output_tokens)
+    if inp is None and out is None:
+        return previous
+    return Usage.reported(int(inp) if inp is not None else previous.input_tokens,
+                          int(out) if out is not None else previous.output_tokens)
+
+
+def _response(text: str, calls: list[ToolCall], stop: str | None, usage: Usage) -> ResponseDone:
+    parts: list[Part] = [TextPart(text)] if text else []
+    parts.extend(calls)
+    return ResponseDone(Message("assistant", tuple(parts)), _stop_reason(stop, bool(calls)),
+                        usage)
 
 
 class AnthropicProvider(SDKAdapter):
@@ -123,7 +137,8 @@ class AnthropicProvider(SDKAdapter):
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         text: list[str] = []
-        usage = Usage()
+        calls: list[ToolCall] = []
+        usage = Usage.unknown()
         stop: str | None = None
         stopped = False
         tool_blocks: dict[int, dict[str, Any]] = {}  # content block index -> id, name, pieces
@@ -154,7 +169,7 @@ class AnthropicProvider(SDKAdapter):
                 elif kind == "content_block_stop":
                     tb = tool_blocks.pop(ev.index, None)
                     if tb is not None:
-                        yield ToolCallReady(ToolCall(tb["id"], tb["name"], _arguments(tb)))
+                        calls.append(ToolCall(tb["id"], tb["name"], _arguments(tb)))
                 elif kind == "message_delta":
                     stop = ev.delta.stop_reason or stop
                     usage = _usage(ev.usage, usage)
@@ -162,16 +177,19 @@ class AnthropicProvider(SDKAdapter):
                     stopped = True
         if not stopped:
             raise self.errors.cut_off(text, "message_stop")
-        yield TurnDone(_stop_reason(stop), usage)
+        yield _response("".join(text), calls, stop, usage)
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         resp = self.errors.call(lambda: self.client.messages.create(**params))
+        text: list[str] = []
+        calls: list[ToolCall] = []
         for block in resp.content or ():
             if block.type == "text" and block.text:
+                text.append(block.text)
                 yield TextDelta(block.text)
             elif block.type == "tool_use":
-                yield ToolCallReady(ToolCall(block.id, block.name, json.dumps(block.input)))
-        yield TurnDone(_stop_reason(resp.stop_reason), _usage(resp.usage))
+                calls.append(ToolCall(block.id, block.name, json.dumps(block.input)))
+        yield _response("".join(text), calls, resp.stop_reason, _usage(resp.usage))
 
 
 def _arguments(tool_block: dict[str, Any]) -> str:

@@ -3,11 +3,14 @@
 A provider turns a provider-neutral conversation into one model request and streams the answer
 back as events. Contract for ``stream``:
 
-- Yields zero or more ``TextDelta`` and ``ToolCallReady`` events, then exactly one ``TurnDone``
-  as the last event (with the stop reason and this request's token usage, zero when unknown).
-- Each ``ToolCallReady`` carries a complete call: a non-empty id, the tool name and the full
-  argument JSON text exactly as the model produced it (the executor validates it, not the
-  provider). The same call is never yielded twice.
+- Yields zero or more ``TextDelta`` events (for display), then exactly one ``ResponseDone`` as
+  the last event: the assembled assistant message (its text, and its tool calls complete: the
+  tool name and the full argument JSON text exactly as the model produced it; the executor
+  validates it, not the provider), the typed stop reason (``end_turn``, ``tool_calls``,
+  ``max_tokens``, ``content_filter``) and this request's usage (``Usage.unknown()`` when the
+  server reported none). The agent decides what the turn became from this event alone.
+- A call id the server did not send is left empty; the agent gives it one that is unique in the
+  conversation (and renames reused ids).
 - ``stream=False`` makes one non-streaming request but yields the same events.
 - Errors are raised only as ``ProviderError`` subclasses (converted from SDK errors with
   ``raise ... from e``): 401/403 -> AuthenticationError naming the key variable; cannot connect

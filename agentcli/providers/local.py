@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import ModelLoadError, ProviderError
-from ..messages import (Message, StreamEvent, TextDelta, ToolCall, ToolCallReady,
-                        ToolDefinition, TurnDone, Usage)
+from ..messages import (Message, Part, ResponseDone, StreamEvent, TextDelta, TextPart,
+                        ToolCall, ToolDefinition, Usage)
 from . import local_tools as lt
 
 if TYPE_CHECKING:
@@ -284,30 +284,30 @@ class LocalProvider:
         self._load()
         tokens, budget = self._prompt(messages, lt.system_prompt(system, tools))
         state: dict[str, Any] = {"out": 0, "finish": "stop"}
-        events = self._generate(tokens, budget, tools, state)
-        if stream:
-            yield from events
-        else:
-            text: list[str] = []
-            calls: list[ToolCallReady] = []
-            for ev in events:
-                if isinstance(ev, TextDelta):
-                    text.append(ev.text)
-                else:
-                    calls.append(ev)
-            if text:
-                yield TextDelta("".join(text))
-            yield from calls
-        if state.get("calls"):
-            reason = "tool_use"
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        for ev in self._generate(tokens, budget, tools, state):
+            if isinstance(ev, TextDelta):
+                text.append(ev.text)
+                if stream:
+                    yield ev
+            else:
+                calls.append(ev)
+        if text and not stream:
+            yield TextDelta("".join(text))
+        if calls:
+            reason = "tool_calls"
         elif state["finish"] == "length":
             reason = "max_tokens"
         else:
             reason = "end_turn"
-        yield TurnDone(reason, Usage(len(tokens), state["out"]))
+        parts: list[Part] = [TextPart("".join(text))] if text else []
+        parts.extend(calls)
+        yield ResponseDone(Message("assistant", tuple(parts)), reason,
+                           Usage.reported(len(tokens), state["out"]))
 
     def _generate(self, tokens: list[int], budget: int, tools: Sequence[ToolDefinition],
-                  state: dict[str, Any]) -> Iterator[TextDelta | ToolCallReady]:
+                  state: dict[str, Any]) -> Iterator[TextDelta | ToolCall]:
         if not tools:
             for piece in self._run(tokens, budget, state):
                 yield TextDelta(piece)
@@ -340,7 +340,7 @@ class LocalProvider:
         yield from self._calls(ctx, budget, tools, state)
 
     def _calls(self, ctx: list[int], budget: int, tools: Sequence[ToolDefinition],
-               state: dict[str, Any]) -> Iterator[TextDelta | ToolCallReady]:
+               state: dict[str, Any]) -> Iterator[TextDelta | ToolCall]:
         """Generate call bodies under the grammar, ``ctx`` ending just after ``<tool_call>``;
         after each, peek a few tokens for another ``<tool_call>``, else end the turn."""
         names = [t.name for t in tools]
@@ -367,9 +367,9 @@ class LocalProvider:
             ctx = ctx + self._tokens(peek[:peek.index(lt.OPEN_TAG)] + lt.OPEN_TAG + "\n")
 
     @staticmethod
-    def _ready(p: lt.ParsedCall, state: dict[str, Any]) -> ToolCallReady:
+    def _ready(p: lt.ParsedCall, state: dict[str, Any]) -> ToolCall:
         state["calls"] = state.get("calls", 0) + 1
-        return ToolCallReady(ToolCall(f"call_{uuid.uuid4().hex[:16]}", p.name, p.arguments))
+        return ToolCall(f"call_{uuid.uuid4().hex[:16]}", p.name, p.arguments)
 
 
 def _cpu_count() -> int:

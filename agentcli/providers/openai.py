@@ -11,16 +11,17 @@ from urllib.parse import urlsplit
 import openai as sdk
 
 from ..config import DEFAULT_MODELS, ProviderProfile, Settings
-from ..messages import (Message, StopReason, StreamEvent, TextDelta, TextPart, ToolCall,
-                        ToolCallReady, ToolDefinition, ToolResult, TurnDone, Usage)
+from ..messages import (Message, Part, ResponseDone, StopReason, StreamEvent, TextDelta,
+                        TextPart, ToolCall, ToolDefinition, ToolResult, Usage)
 from ._common import (ErrorMapper, SDKAdapter, parse_arguments, resolve_api_key,
                       sdk_timeout)
 
 OFFICIAL_HOST = "api.openai.com"
 DEFAULT_URL = "https://api.openai.com/v1"
 
-_STOP_REASONS: dict[str, StopReason] = {"stop": "end_turn", "tool_calls": "tool_use",
-                                        "function_call": "tool_use", "length": "max_tokens"}
+_STOP_REASONS: dict[str, StopReason] = {"stop": "end_turn", "tool_calls": "tool_calls",
+                                        "function_call": "tool_calls", "length": "max_tokens",
+                                        "content_filter": "content_filter"}
 
 
 def convert_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
@@ -76,16 +77,24 @@ def convert_tools(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
 
 
 def _stop_reason(finish: str | None, has_calls: bool) -> StopReason:
-    if has_calls:  # some compatible servers say "stop" while asking for tools
-        return "tool_use"
-    return _STOP_REASONS.get(finish or "", "other")
+    reason = _STOP_REASONS.get(finish or "", "end_turn")
+    if has_calls and reason == "end_turn":  # some compatible servers say "stop" with tool calls
+        return "tool_calls"
+    return reason
 
 
 def _usage(u: Any) -> Usage:
     if u is None:
-        return Usage()
-    return Usage(int(getattr(u, "prompt_tokens", 0) or 0),
-                 int(getattr(u, "completion_tokens", 0) or 0))
+        return Usage.unknown()
+    return Usage.reported(int(getattr(u, "prompt_tokens", 0) or 0),
+                          int(getattr(u, "completion_tokens", 0) or 0))
+
+
+def _response(text: str, calls: list[ToolCall], finish: str | None, usage: Usage) -> ResponseDone:
+    parts: list[Part] = [TextPart(text)] if text else []
+    parts.extend(calls)
+    return ResponseDone(Message("assistant", tuple(parts)), _stop_reason(finish, bool(calls)),
+                        usage)
 
 
 class _CallSlots:
@@ -113,9 +122,9 @@ class _CallSlots:
             if fn.arguments:
                 call["arguments"].append(fn.arguments)
 
-    def ready(self) -> list[ToolCallReady]:
-        return [ToolCallReady(ToolCall(c["id"] or f"call_{i}", c["name"], "".join(c["arguments"])))
-                for i, c in enumerate(self.calls)]
+    def ready(self) -> list[ToolCall]:
+        """The assembled calls; an id the server did not send stays empty (the agent names it)."""
+        return [ToolCall(c["id"], c["name"], "".join(c["arguments"])) for c in self.calls]
 
 
 class OpenAIProvider(SDKAdapter):
@@ -148,7 +157,7 @@ class OpenAIProvider(SDKAdapter):
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         text: list[str] = []
         slots = _CallSlots()
-        usage = Usage()
+        usage = Usage.unknown()
         finish: str | None = None
         chunks = self.errors.iterate(lambda: self._open_stream(params), text)
         with closing(chunks):  # closing this generator early closes the HTTP response
@@ -169,8 +178,7 @@ class OpenAIProvider(SDKAdapter):
                         finish = choice.finish_reason
         if finish is None:
             raise self.errors.cut_off(text, "a finish reason")
-        yield from slots.ready()
-        yield TurnDone(_stop_reason(finish, bool(slots.calls)), usage)
+        yield _response("".join(text), slots.ready(), finish, usage)
 
     def _open_stream(self, params: dict[str, Any]) -> Any:
         create = self.client.chat.completions.create
@@ -188,11 +196,13 @@ class OpenAIProvider(SDKAdapter):
         choice = resp.choices[0] if resp.choices else None
         message = choice.message if choice else None
         calls = (message.tool_calls or []) if message else []
-        if message is not None and message.content:
-            yield TextDelta(message.content)
-        for i, c in enumerate(calls):
+        content = (message.content or "") if message is not None else ""
+        if content:
+            yield TextDelta(content)
+        assembled = []
+        for c in calls:
             fn = getattr(c, "function", None)
-            yield ToolCallReady(ToolCall(c.id or f"call_{i}", fn.name if fn else "",
-                                         (fn.arguments or "") if fn else ""))
-        yield TurnDone(_stop_reason(choice.finish_reason if choice else None, bool(calls)),
-                       _usage(resp.usage))
+            assembled.append(ToolCall(c.id or "", (fn.name or "") if fn else "",
+                                      (fn.arguments or "") if fn else ""))
+        yield _response(content, assembled, choice.finish_reason if choice else None,
+                        _usage(resp.usage))
