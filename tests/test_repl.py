@@ -344,6 +344,9 @@ def test_ctrl_c_while_streaming_keeps_partial_and_continues(chat):
     assert hist[1].text == "partial answer "
     assert "partial answer" in h.out and "interrupted" in h.err
     assert hist[-1].text == "whole answer"
+    # one truth, shown once: the agent kept the partial reply, and the REPL says so once
+    assert h.err.count("interrupted") == 1 and h.err.count("partial reply is kept") == 1
+    assert [m.role for m in hist] == ["user", "assistant", "user", "assistant"]
 
 
 def test_ctrl_c_landing_in_the_renderer_closes_the_turn(chat, fake_server, monkeypatch):
