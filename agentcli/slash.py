@@ -148,6 +148,7 @@ def _tools(repl: ChatRepl, arg: str) -> None:
     names = [arg] if arg else sorted(repl.tools)
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
     table.add_column("tool", no_wrap=True, min_width=max(len(n) for n in names))
+    table.add_column("source", no_wrap=True)
     table.add_column("approval", min_width=21, overflow="fold")
     table.add_column("description", overflow="fold" if arg else "ellipsis", no_wrap=not arg)
     for name in names:
@@ -155,9 +156,11 @@ def _tools(repl: ChatRepl, arg: str) -> None:
         if tool is None:
             repl.error(f"unknown tool '{name}'", hint=f"tools: {', '.join(sorted(repl.tools))}")
             return
-        desc = " ".join(tool.definition.description.split())
-        table.add_row(Text(sanitize(name)), Text(sanitize(_approval_state(repl, name, tool))),
-                      Text(sanitize(desc)))
+        from .mcp_tools import shown_description  # an MCP tool's hints lead its description
+
+        table.add_row(Text(sanitize(name)), Text(sanitize(getattr(tool, "source", ""))),
+                      Text(sanitize(_approval_state(repl, name, tool))),
+                      Text(sanitize(shown_description(tool))))
     repl.err.print(table)
     if arg:
         repl.err.print(Text(sanitize(json.dumps(repl.tools[arg].definition.parameters,

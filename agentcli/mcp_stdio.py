@@ -1,0 +1,132 @@
+"""A stdio transport for MCP servers that a hostile server cannot hang or exhaust.
+
+Why not the SDK's ``stdio_client``: it buffers a line without bound (and re-joins the buffer on
+every chunk, so a 100 MB line costs quadratic time). Here a message is capped at
+``MAX_MESSAGE_BYTES``: past it the server is stopped and its calls fail. A line that is not
+JSON-RPC (a banner some servers print) is noted in the server's log and skipped. The process is
+spawned before the SDK is imported (``spawn``), so the server starts while the SDK loads; it runs
+in its own session (a Ctrl-C on the terminal does not reach it) with stderr in its log file.
+Shutdown: stdin closed, a short grace period, then the whole process group is terminated (and
+killed) so nothing it started outlives agentcli.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import asynccontextmanager, suppress
+from typing import IO, Any, AsyncIterator
+
+import anyio
+from anyio.abc import Process
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+EXIT_GRACE = 1.0  # seconds for a server to exit by itself once its stdin is closed
+KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL to its process group
+_CHUNK = 65_536
+
+
+class MessageTooLarge(Exception):
+    pass
+
+
+async def spawn(command: str, args: tuple[str, ...], env: dict[str, str], cwd: str | None,
+                errlog: IO[Any]) -> Process:
+    """Start the server; OSError when the command cannot be run."""
+    return await anyio.open_process([command, *args], env=env, cwd=cwd, stderr=errlog,
+                                    start_new_session=True)
+
+
+def _note(errlog: IO[Any], text: str) -> None:
+    with suppress(OSError, ValueError):
+        errlog.write(f"[agentcli] {text}\n")
+        errlog.flush()
+
+
+@asynccontextmanager
+async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = None,
+                          max_bytes: int = MAX_MESSAGE_BYTES) -> AsyncIterator[tuple[Any, Any]]:
+    """(read stream, write stream) of ``SessionMessage`` for an already spawned server;
+    ``on_problem(text)`` hears why the transport gave up on the server."""
+    import mcp_types
+    from mcp.shared.message import SessionMessage
+
+    read_writer, read_stream = anyio.create_memory_object_stream[Any](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[Any](0)
+
+    async def reader() -> None:
+        assert process.stdout is not None
+        buf = bytearray()
+        async with read_writer:
+            try:
+                while True:
+                    scan = len(buf)
+                    buf += await process.stdout.receive(_CHUNK)
+                    while (nl := buf.find(b"\n", scan)) != -1:
+                        line = bytes(buf[:nl])
+                        del buf[:nl + 1]
+                        scan = 0
+                        if not line.strip():
+                            continue
+                        try:
+                            message = mcp_types.jsonrpc_message_adapter.validate_json(
+                                line, by_name=False)
+                        except ValueError:
+                            _note(errlog, "ignored a stdout line that is not a JSON-RPC message: "
+                                  + line[:200].decode("utf-8", "replace"))
+                            continue
+                        await read_writer.send(SessionMessage(message))
+                    if len(buf) > max_bytes:
+                        raise MessageTooLarge
+            except MessageTooLarge:
+                problem = f"sent a message larger than {max_bytes:,} bytes and was stopped"
+                _note(errlog, "the server " + problem)
+                if on_problem is not None:
+                    on_problem(problem)
+                with suppress(OSError, ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError,
+                    OSError):
+                pass
+
+    async def writer() -> None:
+        assert process.stdin is not None
+        try:
+            async with write_reader:
+                async for item in write_reader:
+                    data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    await process.stdin.send((data + "\n").encode("utf-8"))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            await read_writer.aclose()  # the session sees the end instead of waiting forever
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        try:
+            yield read_stream, write_stream
+        finally:
+            with anyio.CancelScope(shield=True):
+                await write_stream.aclose()
+                await stop(process)
+            tg.cancel_scope.cancel()
+
+
+async def stop(process: Process) -> None:
+    """Close stdin, wait ``EXIT_GRACE``, then SIGTERM/SIGKILL the process group. Bounded."""
+    with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        if process.stdin is not None:
+            await process.stdin.aclose()
+    with anyio.move_on_after(EXIT_GRACE):
+        while process.returncode is None:
+            await anyio.sleep(0.01)
+    # the leader may be gone with children left in its group: signal the group either way
+    from mcp.os.posix.utilities import terminate_posix_process_tree
+
+    await terminate_posix_process_tree(process, KILL_GRACE)
+    with anyio.move_on_after(KILL_GRACE):
+        while process.returncode is None:
+            await anyio.sleep(0.01)
+    for stream in (process.stdout, process.stdin):
+        if stream is not None:
+            with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await stream.aclose()
