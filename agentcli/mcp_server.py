@@ -18,8 +18,8 @@ from .approval import PolicyApprover, parse_rules
 from .executor import Executor, Tool
 from .messages import ToolCall
 
-INSTRUCTIONS = ("Tools of agentcli (https://pypi.org/project/agentcli): the host approves each "
-                "call; agentcli's own deny rules, file roots and network guard still apply.")
+INSTRUCTIONS = ("Tools of agentcli, a terminal agent: the host approves each call; agentcli's own "
+                "deny rules, file roots and network guard still apply.")
 
 
 def serve_executor(settings: Any, tools: Mapping[str, Tool]) -> Executor:

@@ -99,9 +99,19 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             await read_writer.aclose()  # the session sees the end instead of waiting forever
 
+    async def watcher() -> None:
+        """A server that dies while a child of its own keeps stdout open never sends EOF: its
+        exit alone must end the session, or a call would wait for its timeout."""
+        while process.returncode is None:
+            await anyio.sleep(0.05)
+        _note(errlog, f"the server exited (code {process.returncode})")
+        await anyio.sleep(0.2)  # let the reader deliver what was already written
+        await read_writer.aclose()
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(reader)
         tg.start_soon(writer)
+        tg.start_soon(watcher)
         try:
             yield read_stream, write_stream
         finally:

@@ -16,6 +16,7 @@ import sys
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ImageContent, TextContent, ToolAnnotations
 
 server = MCPServer("demo")
@@ -69,7 +70,7 @@ def picture() -> list:
 @server.tool()
 def fail() -> str:
     """Always fails (isError)."""
-    raise ValueError("this tool always fails")
+    raise ToolError("this tool always fails")
 
 
 @server.tool()
