@@ -78,14 +78,14 @@ def result_text(result: Any) -> str:
         if kind == "text":
             parts.append(block.text)
         elif kind in ("image", "audio"):
-            size = len(block.data or "") * 3 // 4
-            parts.append(f"[{kind} result: {block.mime_type}, about {size:,} bytes; not shown to "
+            size = _b64_size(block.data)
+            parts.append(f"[{kind} result: {block.mime_type}, {size:,} bytes; not shown to "
                          "the model]")
         elif kind == "resource":
             res = block.resource
             body = getattr(res, "text", None)
             what = (f"{len(body):,} characters of text" if body is not None
-                    else f"about {len(getattr(res, 'blob', '') or '') * 3 // 4:,} bytes")
+                    else f"{_b64_size(getattr(res, 'blob', '')):,} bytes")
             parts.append(f"[resource {res.uri} ({res.mime_type or 'unknown type'}): {what}]")
         elif kind == "resource_link":
             parts.append(f"[resource link {block.uri}: {block.name}"
@@ -97,6 +97,12 @@ def result_text(result: Any) -> str:
 
         parts.append(json.dumps(result.structured_content, ensure_ascii=False, default=str))
     return "\n".join(parts)
+
+
+def _b64_size(data: str | None) -> int:
+    """Decoded size of base64 text, without decoding it."""
+    data = (data or "").strip()
+    return len(data) * 3 // 4 - len(data) + len(data.rstrip("="))
 
 
 class McpExecutor:

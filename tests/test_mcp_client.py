@@ -169,9 +169,13 @@ def test_arguments_are_checked_against_the_servers_schema_before_the_call(hub):
 
 def test_images_are_described_and_errors_are_error_results(hub):
     ex = executor(hub, yes=True)
-    pic = call(ex, "demo__picture").result
-    assert pic.content.startswith("a caption\n[image result: image/png")
-    assert "not shown to the model" in pic.content
+    pic = call(ex, "demo__picture").result.content.splitlines()
+    assert pic[0] == "a caption"
+    assert pic[1].startswith("[image result: image/png, 308 bytes; not shown to the model")
+    assert pic[2].startswith("[audio result: audio/wav")
+    res = call(ex, "demo__resources").result.content.splitlines()
+    assert res == ["[resource file:///notes.txt (text/plain): 12 characters of text]",
+                   "[resource link file:///big.bin: big.bin (application/octet-stream)]"]
     failed = call(ex, "demo__fail").result
     assert failed.is_error and "this tool always fails" in failed.content
 

@@ -17,7 +17,8 @@ import sys
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ImageContent, TextContent, ToolAnnotations
+from mcp_types import (AudioContent, EmbeddedResource, ImageContent, ResourceLink, TextContent,
+                       TextResourceContents, ToolAnnotations)
 
 server = MCPServer("demo")
 
@@ -64,7 +65,23 @@ def picture() -> list:
     """An image and a caption."""
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"0" * 300).decode()
     return [TextContent(type="text", text="a caption"),
-            ImageContent(type="image", data=png, mime_type="image/png")]
+            ImageContent(type="image", data=png, mime_type="image/png"),
+            AudioContent(type="audio", data=png, mime_type="audio/wav")]
+
+
+@server.tool()
+def resources() -> list:
+    """An embedded text resource and a link to another."""
+    return [EmbeddedResource(type="resource", resource=TextResourceContents(
+                uri="file:///notes.txt", mime_type="text/plain", text="twelve chars")),
+            ResourceLink(type="resource_link", uri="file:///big.bin", name="big.bin",
+                         mime_type="application/octet-stream")]
+
+
+@server.tool()
+def getenv(name: str) -> str:
+    """The value of an environment variable of the server ("<unset>" when it has none)."""
+    return os.environ.get(name, "<unset>")
 
 
 @server.tool()
