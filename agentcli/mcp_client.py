@@ -45,7 +45,8 @@ class ServerState:
     tools: list[Any] = field(default_factory=list)
     server_info: str = ""
     client: Any = None
-    process: Any = None
+    exit_code: int | None = None
+    """Set when the server exited by itself."""
     problem: str | None = None
     """What the transport saw go wrong (e.g. an oversized message)."""
     started_in: float | None = None
@@ -192,6 +193,8 @@ class McpHub:
             if st.status == "starting":
                 st.status, st.error = "failed", _startup_error(st, e)
         finally:
+            if st.status == "failed":
+                _note(st, f"failed: {st.error}")
             if st.status == "ready":
                 st.status = "stopped"
             st.client = None
@@ -223,9 +226,9 @@ class McpHub:
                 except OSError as e:
                     raise McpCallError(f"cannot run {spec.command}: "
                                        f"{e.strerror or e}") from e
-                st.process = process
                 transport = stdio_transport(process, errlog,
-                                            lambda text: setattr(st, "problem", text))
+                                            lambda text: setattr(st, "problem", text),
+                                            lambda code: setattr(st, "exit_code", code))
             client_cls, implementation = await anyio.to_thread.run_sync(_sdk)
             client = client_cls(transport, mode="legacy", cache=None,
                                 client_info=implementation(name=self._client_name,
@@ -285,7 +288,9 @@ class McpHub:
                                f"mcp_servers.{st.spec.name}.timeout for slower tools)") from e
         except MCPError as e:
             if e.code == CONNECTION_CLOSED:
-                st.status, st.error = "failed", st.problem or "stopped during a call"
+                st.status, st.error = "failed", st.problem or (
+                    f"exited during a call (exit code {st.exit_code})"
+                    if st.exit_code is not None else "stopped during a call")
                 raise McpCallError(f"MCP server '{st.spec.name}' {st.error} "
                                    f"(log: {st.log})") from e
             raise McpCallError(f"the server refused the call: {describe_error(e)}") from e
@@ -299,10 +304,29 @@ def _startup_error(st: ServerState, e: BaseException) -> str:
     """Why a server did not start, in the user's terms (not "Connection closed")."""
     if st.problem:
         return st.problem
-    code = getattr(st.process, "returncode", None)
-    if code is not None:
-        return f"exited during start-up (exit code {code})"
+    if st.exit_code is not None:
+        return f"exited during start-up (exit code {st.exit_code})"
+    leaf = _leaf(e)
+    if st.spec.url:
+        import httpx2
+
+        if isinstance(leaf, httpx2.TransportError):
+            return f"cannot connect to {st.spec.url}: {leaf}"
+    from mcp.shared.exceptions import MCPError
+
+    if isinstance(leaf, MCPError):
+        return f"the handshake failed: {describe_error(leaf)}"
     return describe_error(e)
+
+
+def _note(st: ServerState, text: str) -> None:
+    """Append a line to the server's log (so the log a warning names always exists)."""
+    try:
+        st.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(st.log, "a", encoding="utf-8") as f:
+            f.write(f"[agentcli] {text}\n")
+    except OSError:
+        pass
 
 
 def _sdk() -> tuple[Any, Any]:

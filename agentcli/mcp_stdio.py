@@ -45,9 +45,12 @@ def _note(errlog: IO[Any], text: str) -> None:
 
 @asynccontextmanager
 async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = None,
-                          max_bytes: int = MAX_MESSAGE_BYTES) -> AsyncIterator[tuple[Any, Any]]:
+                          on_exit: Any = None, max_bytes: int = MAX_MESSAGE_BYTES
+                          ) -> AsyncIterator[tuple[Any, Any]]:
     """(read stream, write stream) of ``SessionMessage`` for an already spawned server;
-    ``on_problem(text)`` hears why the transport gave up on the server."""
+    ``on_problem(text)`` hears why the transport gave up on the server, ``on_exit(code)`` that
+    it exited by itself (before agentcli stopped it)."""
+    stopping = False
     import mcp_types
     from mcp.shared.message import SessionMessage
 
@@ -104,7 +107,11 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
         exit alone must end the session, or a call would wait for its timeout."""
         while process.returncode is None:
             await anyio.sleep(0.05)
+        if stopping:
+            return
         _note(errlog, f"the server exited (code {process.returncode})")
+        if on_exit is not None:
+            on_exit(process.returncode)
         await anyio.sleep(0.2)  # let the reader deliver what was already written
         await read_writer.aclose()
 
@@ -115,6 +122,7 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
         try:
             yield read_stream, write_stream
         finally:
+            stopping = True
             with anyio.CancelScope(shield=True):
                 await write_stream.aclose()
                 await stop(process)

@@ -230,7 +230,7 @@ def test_crash_mid_call_hang_mid_call_and_no_orphans(tmp_path):
         ex = executor(h, yes=True)
         assert {"a__crash", "b__slow"} <= set(ex.tools())
         crashed = call(ex, "a__crash").result
-        assert crashed.is_error and "MCP server 'a' stopped during a call" in crashed.content
+        assert crashed.is_error and "MCP server 'a' exited during a call (exit code 3)" in crashed.content
         assert str(h.servers["a"].log) in crashed.content
         assert len(ex.warnings) == 1 and "'a'" in ex.warnings[0]
         again = call(ex, "a__add", {"a": 1, "b": 1}).result
