@@ -21,7 +21,7 @@ import time
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, AsyncIterator, Callable, Sequence
+from typing import IO, Any, AsyncIterator, Sequence
 
 from .errors import AgentCliError
 from .mcp_config import ServerSpec, log_dir, log_path
@@ -356,8 +356,7 @@ def _version() -> str:
     return __version__
 
 
-def start_hub(specs: Sequence[ServerSpec], data_dir: Path,
-              warn: Callable[[str], None] | None = None) -> McpHub | None:
+def start_hub(specs: Sequence[ServerSpec], data_dir: Path) -> McpHub | None:
     """A started hub for the enabled servers in ``specs`` (None when there are none)."""
     enabled = [s for s in specs if not s.disabled]
     if not enabled:

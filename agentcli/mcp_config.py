@@ -92,7 +92,8 @@ class ServerSpec:
             self.name, sub(self.command, "command") if self.command else None,
             tuple(sub(a, f"args[{i}]") for i, a in enumerate(self.args)),
             {k: sub(v, f"env.{k}") for k, v in self.env.items()},
-            os.path.expanduser(sub(self.cwd, "cwd")) if self.cwd else None, sub(self.url, "url") if self.url else None,
+            os.path.expanduser(sub(self.cwd, "cwd")) if self.cwd else None,
+            sub(self.url, "url") if self.url else None,
             {k: sub(v, f"headers.{k}") for k, v in self.headers.items()},
             self.startup_timeout, self.timeout, self.output_cap, self.disabled)
 

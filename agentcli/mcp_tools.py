@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from .executor import DEFAULT_OUTPUT_CAP, ToolOutcome, cap_output, make_validator, \
-    validate_arguments
+from .executor import (DEFAULT_OUTPUT_CAP, ToolOutcome, cap_output, make_validator,
+                       validate_arguments)
 from .mcp_client import McpCallError, McpHub, describe_error, start_hub
 from .mcp_config import SEPARATOR, parse_servers, pattern_server_names, prefixed_name
 from .messages import ToolCall, ToolDefinition, ToolResult
@@ -145,6 +145,9 @@ class McpExecutor:
                                   "name; keeping the first one")
                         continue
                     tools[tool.name] = tool
+            for p in self.patterns:  # `-t time__nosuch`: say so rather than offer nothing
+                if SEPARATOR in p and not any(_glob(p, n, segments=False) for n in tools):
+                    self.warn(f"no MCP tool matches -t {p}")
             self._tools = tools
         return self._tools
 

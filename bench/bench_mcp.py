@@ -30,7 +30,8 @@ from _util import ROOT, agentcli_bin, verdict
 
 SERVER = [sys.executable, str(ROOT / "tests" / "mcp_servers" / "demo_server.py")]
 INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "b", "version": "0"}}}
+    "protocolVersion": "2025-06-18", "capabilities": {},
+    "clientInfo": {"name": "b", "version": "0"}}}
 
 
 def servers_own_startup(k: int = 2) -> float:

@@ -8,7 +8,6 @@ The servers are real processes: ``mcp_servers/demo_server.py`` (the official SDK
 from __future__ import annotations
 
 import _thread
-import os
 import sys
 import threading
 import time
@@ -117,15 +116,16 @@ def test_garbage_on_stdout_is_logged_and_skipped(hub):
 
 
 def test_definitions_carry_the_servers_schema_and_patterns_narrow_them(hub):
-    ex = executor(hub, patterns=("demo__a*", "noisy__*"))
+    ex = executor(hub, patterns=("demo__a*", "noisy__*", "demo__nosuch"))
     assert sorted(ex.tools()) == ["demo__add", "noisy__ping"]
+    assert "no MCP tool matches -t demo__nosuch" in ex.warnings
     add = {d.name: d for d in ex.definitions()}["demo__add"]
     assert add.parameters["properties"]["a"]["type"] == "integer"
     assert add.parameters["required"] == ["a", "b"] and add.description == "Add two integers."
     assert ex.tools()["demo__add"].hints() == "read-only"
 
 
-# --- approval: the same model as plugins ------------------------------------------------------------
+# --- approval: the same model as plugins ----------------------------------------------------------
 
 class Prompter:
     def __init__(self, answer: bool) -> None:
@@ -165,7 +165,7 @@ def test_arguments_are_checked_against_the_servers_schema_before_the_call(hub):
     assert out.verdict is None  # never reached approval, never reached the server
 
 
-# --- results ---------------------------------------------------------------------------------------
+# --- results --------------------------------------------------------------------------------------
 
 def test_images_are_described_and_errors_are_error_results(hub):
     ex = executor(hub, yes=True)
@@ -185,7 +185,7 @@ def test_output_is_capped(hub):
     assert len(out.content) < 1200 and "characters cut" in out.content  # output_cap: 1000
 
 
-# --- Ctrl-C -------------------------------------------------------------------------------------------
+# --- Ctrl-C ---------------------------------------------------------------------------------------
 
 def test_ctrl_c_cancels_the_call_on_the_server_and_the_model_gets_cancelled(hub):
     marker: Path = hub.marker
@@ -218,7 +218,7 @@ def test_ctrl_c_cancels_the_call_on_the_server_and_the_model_gets_cancelled(hub)
     assert call(ex, "demo__add", {"a": 2, "b": 2}).result.content == "4"  # still serving
 
 
-# --- crash, hang, orphans (their own servers) -----------------------------------------------------------
+# --- crash, hang, orphans (their own servers) -----------------------------------------------------
 
 def test_crash_mid_call_hang_mid_call_and_no_orphans(tmp_path):
     pidfile, marker = tmp_path / "pids", tmp_path / "marker"
@@ -230,7 +230,8 @@ def test_crash_mid_call_hang_mid_call_and_no_orphans(tmp_path):
         ex = executor(h, yes=True)
         assert {"a__crash", "b__slow"} <= set(ex.tools())
         crashed = call(ex, "a__crash").result
-        assert crashed.is_error and "MCP server 'a' exited during a call (exit code 3)" in crashed.content
+        assert crashed.is_error
+        assert "MCP server 'a' exited during a call (exit code 3)" in crashed.content
         assert str(h.servers["a"].log) in crashed.content
         assert len(ex.warnings) == 1 and "'a'" in ex.warnings[0]
         again = call(ex, "a__add", {"a": 1, "b": 1}).result

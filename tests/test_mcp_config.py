@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -92,14 +90,16 @@ def test_environment_references_are_read_at_start_and_a_missing_one_is_named(mon
     monkeypatch.delenv("DOCS_TOKEN")
     with pytest.raises(UsageError) as e:
         spec.resolved()
-    assert "DOCS_TOKEN" in e.value.message and "mcp_servers.d.headers.Authorization" in e.value.message
+    assert "DOCS_TOKEN" in e.value.message
+    assert "mcp_servers.d.headers.Authorization" in e.value.message
 
 
 def test_config_show_redacts_literal_secrets_but_shows_references(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"mcp_servers": {
-        "a": {"url": "https://h/mcp", "headers": {"Authorization": "Bearer sk-abcdefghijklmnop123",
-                                                  "X-Api-Key": "${KEY}", "Accept": "text/plain"}}}}))
+        "a": {"url": "https://h/mcp", "headers": {
+            "Authorization": "Bearer sk-abcdefghijklmnop123", "X-Api-Key": "${KEY}",
+            "Accept": "text/plain"}}}}))
     shown = settings_as_dict(load_settings(cfg))["mcp_servers"]["a"]["headers"]
     assert shown == {"Authorization": "***redacted***", "X-Api-Key": "${KEY}",
                      "Accept": "text/plain"}
@@ -174,7 +174,7 @@ def test_list_with_nothing_configured(tmp_path):
     assert r.exit_code == 0 and "no MCP servers configured" in r.output
 
 
-# --- the SDK stays out of commands that need no server ----------------------------------------------
+# --- the SDK stays out of commands that need no server --------------------------------------------
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["config", "show"],
                                   ["config", "path"], ["mcp", "--help"], ["tools", "--help"]])

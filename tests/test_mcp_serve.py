@@ -1,4 +1,4 @@
-"""`agentcli mcp serve` driven by the official SDK's own client over stdio (the installed binary)."""
+"""`agentcli mcp serve` driven by the official SDK's own client over stdio (installed binary)."""
 
 from __future__ import annotations
 
