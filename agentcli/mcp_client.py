@@ -103,6 +103,9 @@ class McpHub:
         self._logs: list[IO[Any]] = []
         self._log_handler: logging.Handler | None = None
         self._closed = False
+        self._sdk: Any = None
+        self._sdk_error: BaseException | None = None
+        self._sdk_loaded: Any = None
 
     # -- lifecycle
 
@@ -111,6 +114,8 @@ class McpHub:
 
         self._quiet_sdk_logging()
         self._portal = self._stack.enter_context(start_blocking_portal(name="agentcli-mcp"))
+        self._sdk_loaded = self._portal.call(_new_event)
+        self._tasks.append(self._portal.start_task_soon(self._load_sdk))
         for st in self.servers.values():
             self._tasks.append(self._portal.start_task_soon(self._run_server, st))
         return self
@@ -165,6 +170,26 @@ class McpHub:
         sdk.propagate = False
         self._log_handler = handler
 
+    # -- the SDK, imported once in a worker thread (importing it from two threads at once can
+    # -- end in Python's import-lock deadlock detection)
+
+    async def _load_sdk(self) -> None:
+        import anyio
+
+        try:
+            self._sdk = await anyio.to_thread.run_sync(_sdk)
+        except BaseException as e:  # noqa: BLE001 - every server reports it
+            self._sdk_error = e
+        finally:
+            self._sdk_loaded.set()
+
+    async def sdk(self) -> Any:
+        """The SDK's names (after the servers were spawned: they start while it loads)."""
+        await self._sdk_loaded.wait()
+        if self._sdk is None:
+            raise McpCallError(f"the MCP SDK failed to load: {describe_error(self._sdk_error)}")
+        return self._sdk
+
     # -- one server (runs in the loop thread)
 
     async def _run_server(self, st: ServerState) -> None:
@@ -191,7 +216,7 @@ class McpHub:
                                                  f"{spec.startup_timeout:g} s")
         except Exception as e:  # noqa: BLE001 - a server's failure is reported, never raised
             if st.status == "starting":
-                st.status, st.error = "failed", _startup_error(st, e)
+                st.status, st.error = "failed", _startup_error(st, e, self._sdk)
         finally:
             if st.status == "failed":
                 _note(st, f"failed: {st.error}")
@@ -202,21 +227,16 @@ class McpHub:
 
     @asynccontextmanager
     async def _connect(self, st: ServerState) -> AsyncIterator[Any]:
-        import anyio
-
         spec = st.spec.resolved()
         async with AsyncExitStack() as stack:
             if spec.url:
-                import httpx2
-                from mcp.client.streamable_http import streamable_http_client
-                from mcp.shared._httpx_utils import create_mcp_http_client
-
-                http = await stack.enter_async_context(create_mcp_http_client(
+                sdk = await self.sdk()
+                http = await stack.enter_async_context(sdk.http_client(
                     headers=dict(spec.headers) or None,
-                    timeout=httpx2.Timeout(30.0, read=spec.timeout + 30.0)))
-                transport: Any = streamable_http_client(spec.url, http_client=http)
+                    timeout=sdk.httpx.Timeout(30.0, read=spec.timeout + 30.0)))
+                transport: Any = sdk.streamable_http_client(spec.url, http_client=http)
             else:
-                from .mcp_stdio import spawn, stdio_transport
+                from .mcp_stdio import spawn, stdio_transport, stop
 
                 errlog = _open_log(st.log)
                 self._logs.append(errlog)
@@ -226,13 +246,20 @@ class McpHub:
                 except OSError as e:
                     raise McpCallError(f"cannot run {spec.command}: "
                                        f"{e.strerror or e}") from e
+                try:
+                    sdk = await self.sdk()
+                except BaseException:  # a timeout while the SDK loads: the process must go
+                    import anyio
+
+                    with anyio.CancelScope(shield=True):
+                        await stop(process)
+                    raise
                 transport = stdio_transport(process, errlog,
                                             lambda text: setattr(st, "problem", text),
                                             lambda code: setattr(st, "exit_code", code))
-            client_cls, implementation = await anyio.to_thread.run_sync(_sdk)
-            client = client_cls(transport, mode="legacy", cache=None,
-                                client_info=implementation(name=self._client_name,
-                                                           version=_version()))
+            client = sdk.Client(transport, mode="legacy", cache=None,
+                                client_info=sdk.Implementation(name=self._client_name,
+                                                               version=_version()))
             yield await stack.enter_async_context(client)
 
     async def _list_tools(self, client: Any) -> list[Any]:
@@ -276,9 +303,8 @@ class McpHub:
     async def _call(self, st: ServerState, tool: str, arguments: dict[str, Any],
                     finished: threading.Event) -> Any:
         import anyio
-        from mcp.shared.exceptions import MCPError
-        from mcp_types import CONNECTION_CLOSED
 
+        MCPError, CONNECTION_CLOSED = self._sdk.MCPError, self._sdk.CONNECTION_CLOSED  # noqa: N806
         timeout = st.spec.timeout
         try:
             with anyio.fail_after(timeout):
@@ -300,21 +326,16 @@ class McpHub:
             finished.set()
 
 
-def _startup_error(st: ServerState, e: BaseException) -> str:
+def _startup_error(st: ServerState, e: BaseException, sdk: Any) -> str:
     """Why a server did not start, in the user's terms (not "Connection closed")."""
     if st.problem:
         return st.problem
     if st.exit_code is not None:
         return f"exited during start-up (exit code {st.exit_code})"
     leaf = _leaf(e)
-    if st.spec.url:
-        import httpx2
-
-        if isinstance(leaf, httpx2.TransportError):
-            return f"cannot connect to {st.spec.url}: {leaf}"
-    from mcp.shared.exceptions import MCPError
-
-    if isinstance(leaf, MCPError):
+    if sdk is not None and st.spec.url and isinstance(leaf, sdk.httpx.TransportError):
+        return f"cannot connect to {st.spec.url}: {leaf}"
+    if sdk is not None and isinstance(leaf, sdk.MCPError):
         return f"the handshake failed: {describe_error(leaf)}"
     return describe_error(e)
 
@@ -329,12 +350,28 @@ def _note(st: ServerState, text: str) -> None:
         pass
 
 
-def _sdk() -> tuple[Any, Any]:
-    """Imported in a worker thread: the servers are already starting meanwhile."""
-    from mcp.client.client import Client
-    from mcp_types import Implementation
+def _new_event() -> Any:
+    import anyio
 
-    return Client, Implementation
+    return anyio.Event()
+
+
+def _sdk() -> Any:
+    """Every SDK name the hub uses, imported in one worker thread."""
+    from types import SimpleNamespace
+
+    import httpx2
+    import mcp_types
+    from mcp.client.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+    from mcp.shared.exceptions import MCPError
+    from mcp.shared.message import SessionMessage  # noqa: F401 - for the stdio transport
+
+    return SimpleNamespace(Client=Client, Implementation=mcp_types.Implementation,
+                           MCPError=MCPError, CONNECTION_CLOSED=mcp_types.CONNECTION_CLOSED,
+                           httpx=httpx2, http_client=create_mcp_http_client,
+                           streamable_http_client=streamable_http_client)
 
 
 INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")

@@ -51,6 +51,22 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
     ``on_problem(text)`` hears why the transport gave up on the server, ``on_exit(code)`` that
     it exited by itself (before agentcli stopped it)."""
     stopping = False
+    reported = False
+
+    async def exited() -> bool:
+        """Whether the server has exited by itself (told to ``on_exit`` once)."""
+        nonlocal reported
+        with anyio.move_on_after(0.5):
+            while process.returncode is None:
+                await anyio.sleep(0.01)
+        if process.returncode is None or stopping:
+            return False
+        if not reported:
+            reported = True
+            _note(errlog, f"the server exited (code {process.returncode})")
+            if on_exit is not None:
+                on_exit(process.returncode)
+        return True
     import mcp_types
     from mcp.shared.message import SessionMessage
 
@@ -88,8 +104,9 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
                     on_problem(problem)
                 with suppress(OSError, ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError,
-                    OSError):
+            except anyio.EndOfStream:
+                await exited()  # EOF: most likely it exited; say so before the session ends
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                 pass
 
     async def writer() -> None:
@@ -107,13 +124,9 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
         exit alone must end the session, or a call would wait for its timeout."""
         while process.returncode is None:
             await anyio.sleep(0.05)
-        if stopping:
-            return
-        _note(errlog, f"the server exited (code {process.returncode})")
-        if on_exit is not None:
-            on_exit(process.returncode)
-        await anyio.sleep(0.2)  # let the reader deliver what was already written
-        await read_writer.aclose()
+        if await exited():
+            await anyio.sleep(0.2)  # let the reader deliver what was already written
+            await read_writer.aclose()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(reader)
@@ -129,6 +142,27 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
             tg.cancel_scope.cancel()
 
 
+async def _end_group(pgid: int) -> None:
+    """SIGTERM the process group, SIGKILL what is left after ``KILL_GRACE``. (Not the SDK's
+    helper: this may run while the SDK is being imported in another thread.)"""
+    def signal_group(sig: int) -> bool:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return False  # the group is gone
+        except PermissionError:
+            pass
+        return True
+
+    if not signal_group(signal.SIGTERM):
+        return
+    with anyio.move_on_after(KILL_GRACE):
+        while signal_group(0):
+            await anyio.sleep(0.01)
+        return
+    signal_group(signal.SIGKILL)
+
+
 async def stop(process: Process) -> None:
     """Close stdin, wait ``EXIT_GRACE``, then SIGTERM/SIGKILL the process group. Bounded."""
     with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -138,13 +172,7 @@ async def stop(process: Process) -> None:
         while process.returncode is None:
             await anyio.sleep(0.01)
     # the leader may be gone with children left in its group: signal the group either way
-    from mcp.os.posix.utilities import terminate_posix_process_tree
-
-    await terminate_posix_process_tree(process, KILL_GRACE)
-    with anyio.move_on_after(KILL_GRACE):
-        while process.returncode is None:
-            await anyio.sleep(0.01)
-    for stream in (process.stdout, process.stdin):
-        if stream is not None:
-            with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await stream.aclose()
+    await _end_group(process.pid)
+    with anyio.move_on_after(KILL_GRACE), suppress(OSError, anyio.BrokenResourceError,
+                                                   anyio.ClosedResourceError):
+        await process.aclose()  # closes the pipes' transports too (else a warning at exit)

@@ -117,7 +117,7 @@ def test_garbage_on_stdout_is_logged_and_skipped(hub):
 
 def test_definitions_carry_the_servers_schema_and_patterns_narrow_them(hub):
     ex = executor(hub, patterns=("demo__a*", "noisy__*", "demo__nosuch"))
-    assert sorted(ex.tools()) == ["demo__add", "noisy__ping"]
+    assert sorted(ex.tools()) == ["demo__add", "noisy__ping"], ex.warnings
     assert "no MCP tool matches -t demo__nosuch" in ex.warnings
     add = {d.name: d for d in ex.definitions()}["demo__add"]
     assert add.parameters["properties"]["a"]["type"] == "integer"
