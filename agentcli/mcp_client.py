@@ -178,7 +178,7 @@ class McpHub:
 
         try:
             self._sdk = await anyio.to_thread.run_sync(_sdk)
-        except BaseException as e:  # noqa: BLE001 - every server reports it
+        except Exception as e:  # noqa: BLE001 - every server reports it
             self._sdk_error = e
         finally:
             self._sdk_loaded.set()
@@ -187,7 +187,8 @@ class McpHub:
         """The SDK's names (after the servers were spawned: they start while it loads)."""
         await self._sdk_loaded.wait()
         if self._sdk is None:
-            raise McpCallError(f"the MCP SDK failed to load: {describe_error(self._sdk_error)}")
+            why = describe_error(self._sdk_error) if self._sdk_error else "cancelled"
+            raise McpCallError(f"the MCP SDK failed to load: {why}")
         return self._sdk
 
     # -- one server (runs in the loop thread)
