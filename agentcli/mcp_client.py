@@ -26,7 +26,6 @@ from typing import IO, Any, AsyncIterator, Sequence
 from .errors import AgentCliError
 from .mcp_config import ServerSpec, log_dir, log_path
 
-MAX_LOG_BYTES = 1_000_000
 MAX_TOOL_PAGES = 50
 CANCEL_WAIT = 2.0  # seconds a Ctrl-C waits for the cancellation notice to go out
 CLOSE_WAIT = 5.0
@@ -72,20 +71,6 @@ def describe_error(e: BaseException) -> str:
     if type(e).__name__ == "MCPError" and text:
         return text
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
-def _open_log(path: Path) -> IO[Any]:
-    """The server's log, appended to; one over ``MAX_LOG_BYTES`` is moved to ``.1`` first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if path.stat().st_size > MAX_LOG_BYTES:
-            path.replace(path.with_suffix(path.suffix + ".1"))
-    except OSError:
-        pass
-    f = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by the hub
-    f.write(f"\n[agentcli] --- {time.strftime('%Y-%m-%d %H:%M:%S')} starting ---\n")
-    f.flush()
-    return f
 
 
 class McpHub:
@@ -237,11 +222,11 @@ class McpHub:
                     timeout=sdk.httpx.Timeout(30.0, read=spec.timeout + 30.0)))
                 transport: Any = sdk.streamable_http_client(spec.url, http_client=http)
             else:
-                from .mcp_stdio import spawn, stdio_transport, stop
+                from .mcp_stdio import child_env, open_log, spawn, stdio_transport, stop
 
-                errlog = _open_log(st.log)
+                errlog = open_log(st.log)
                 self._logs.append(errlog)
-                env = _child_env(spec.env)
+                env = child_env(spec.env)
                 try:
                     process = await spawn(spec.command or "", spec.args, env, spec.cwd, errlog)
                 except OSError as e:
@@ -373,19 +358,6 @@ def _sdk() -> Any:
                            MCPError=MCPError, CONNECTION_CLOSED=mcp_types.CONNECTION_CLOSED,
                            httpx=httpx2, http_client=create_mcp_http_client,
                            streamable_http_client=streamable_http_client)
-
-
-INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")
-
-
-def _child_env(extra: dict[str, str] | Any) -> dict[str, str]:
-    """The server's environment: a few basics (the SDK's choice, plus locale and TMPDIR) and its
-    own ``env``. API keys in agentcli's environment are not passed on unless named there."""
-    import os
-
-    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-    env.update(extra)
-    return env
 
 
 def _version() -> str:

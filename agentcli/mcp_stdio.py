@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import IO, Any, AsyncIterator
 
 import anyio
 from anyio.abc import Process
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_LOG_BYTES = 1_000_000
 EXIT_GRACE = 1.0  # seconds for a server to exit by itself once its stdin is closed
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL to its process group
 _CHUNK = 65_536
@@ -28,6 +31,31 @@ _CHUNK = 65_536
 
 class MessageTooLarge(Exception):
     pass
+
+
+INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")
+
+
+def child_env(extra: dict[str, str] | Any) -> dict[str, str]:
+    """The server's environment: a few basics (the SDK's choice, plus locale and TMPDIR) and its
+    own ``env``. API keys in agentcli's environment are not passed on unless named there."""
+    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env.update(extra)
+    return env
+
+
+def open_log(path: Path) -> IO[Any]:
+    """The server's log, appended to; one over ``MAX_LOG_BYTES`` is moved to ``.1`` first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.stat().st_size > MAX_LOG_BYTES:
+            path.replace(path.with_suffix(path.suffix + ".1"))
+    except OSError:
+        pass
+    f = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by the hub
+    f.write(f"\n[agentcli] --- {time.strftime('%Y-%m-%d %H:%M:%S')} starting ---\n")
+    f.flush()
+    return f
 
 
 async def spawn(command: str, args: tuple[str, ...], env: dict[str, str], cwd: str | None,
