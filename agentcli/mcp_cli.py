@@ -286,6 +286,9 @@ def serve_cmd(tool: Optional[List[str]] = ToolOpt,
         tools = select_tools(settings, opts, warn)
         if not tools:
             warn("no tools to serve")
+        if sys.stdin.isatty():
+            eprint(f"agentcli mcp serve: serving {len(tools)} tool(s) over MCP on stdin/stdout; "
+                   "an MCP host starts this command itself (see the README). Ctrl-C quits.")
         return serve(settings, tools)
 
     run_command(body)

@@ -123,3 +123,18 @@ def test_nothing_but_protocol_messages_on_stdout(workdir):
     assert all(r["jsonrpc"] == "2.0" for r in replies)
     assert replies[1]["result"]["content"][0]["text"] == "2"
     assert "does not exist" in err
+
+
+@pytest.mark.pty
+def test_started_by_hand_on_a_terminal_it_says_what_it_is_and_ctrl_c_quits(tmp_path):
+    import pexpect
+
+    child = pexpect.spawn(BIN, ["mcp", "serve", "-t", "calculator"], encoding="utf-8",
+                          timeout=30, env={**os.environ, "AGENTCLI_HOME": str(tmp_path)})
+    try:
+        child.expect("serving 1 tool\\(s\\) over MCP on stdin/stdout; an MCP host starts")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130
