@@ -34,6 +34,10 @@ CLOSE_WAIT = 5.0
 class McpCallError(Exception):
     """A call that could not be made or did not finish (server gone, timeout, bad result)."""
 
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
 
 @dataclass
 class ServerState:
@@ -297,7 +301,8 @@ class McpHub:
                 return await st.client.call_tool(tool, arguments)
         except TimeoutError as e:
             raise McpCallError(f"no answer within {timeout:g} s; the call was cancelled (raise "
-                               f"mcp_servers.{st.spec.name}.timeout for slower tools)") from e
+                               f"mcp_servers.{st.spec.name}.timeout for slower tools)",
+                               timed_out=True) from e
         except MCPError as e:
             if e.code == CONNECTION_CLOSED:
                 st.status, st.error = "failed", st.problem or (

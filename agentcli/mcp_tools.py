@@ -192,8 +192,13 @@ class McpExecutor:
         try:
             result = self.hub.call(tool.server, tool.remote_name, args)
         except McpCallError as e:
-            if self.hub.servers[tool.server].status != "ready":
+            st = self.hub.servers[tool.server]
+            if st.status != "ready":
                 self._server_warning(tool.server)
+            elif e.timed_out and f"{tool.server}/hung" not in self._warned:
+                self._warned.add(f"{tool.server}/hung")  # once: the model is told every time
+                self.warn(f"MCP server '{tool.server}' did not answer {tool.name} within "
+                          f"{st.spec.timeout:g} s; the call was cancelled (log: {st.log})")
             return error(f"MCP tool {tool.name} failed: {e}", verdict)
         text = cap_output(result_text(result), tool.output_cap)
         return ToolOutcome(ToolResult(call.id, call.name, text, is_error=bool(result.is_error)),

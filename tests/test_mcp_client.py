@@ -238,6 +238,7 @@ def test_crash_mid_call_hang_mid_call_and_no_orphans(tmp_path):
         assert again.is_error and "not running" in again.content
         hung = call(ex, "b__slow", {"seconds": 30}).result
         assert hung.is_error and "no answer within 1 s; the call was cancelled" in hung.content
+        assert ex.warnings[1].startswith("MCP server 'b' did not answer b__slow within 1 s")
         assert call(ex, "b__echo", {"text": "alive"}).result.content == "alive"
         pids = [int(p) for p in pidfile.read_text().split()]
         assert len(pids) == 4  # two servers, each with a child of its own
