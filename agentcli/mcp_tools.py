@@ -224,8 +224,14 @@ class ToolRouter:
         return [*self.plugins.definitions(), *self.mcp.definitions()]
 
     def execute(self, call: ToolCall) -> ToolOutcome:
-        if call.name in self.mcp.tools():
+        mcp = self.mcp.tools()
+        if call.name in mcp:
             return self.mcp.execute(call)
+        plugins = getattr(self.plugins, "tools", None)
+        if plugins is not None and call.name not in plugins:  # name them all, not half
+            known = ", ".join(sorted([*plugins, *mcp])) or "none"
+            return ToolOutcome(ToolResult(call.id, call.name, f"unknown tool '{call.name}'; "
+                                          f"available tools: {known}", is_error=True))
         return self.plugins.execute(call)
 
 

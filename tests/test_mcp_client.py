@@ -216,6 +216,9 @@ def test_ctrl_c_cancels_the_call_on_the_server_and_the_model_gets_cancelled(hub)
         time.sleep(0.05)
     assert marker.read_text().split() == ["started", "cancelled"]  # notifications/cancelled
     assert call(ex, "demo__add", {"a": 2, "b": 2}).result.content == "4"  # still serving
+    unknown = router.execute(ToolCall("u", "demo__nosuch", "{}")).result
+    assert unknown.is_error and "unknown tool 'demo__nosuch'" in unknown.content
+    assert "demo__add" in unknown.content
 
 
 # --- crash, hang, orphans (their own servers) -----------------------------------------------------
