@@ -159,9 +159,9 @@ class AskOutput:
     def handle(self, event: AgentEvent) -> None:
         from .render import eprint, warn
 
-        if self.json_mode:
-            return
         if isinstance(event, TextDelta):
+            if self.json_mode:
+                return  # stdout carries only the final object; stderr still gets the rest
             self.printed_text = True
             if self.markdown:
                 self._markdown(event.text)

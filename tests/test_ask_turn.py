@@ -128,12 +128,17 @@ def test_unreported_usage_is_null_in_json_not_zero(scripted):
                              "total_tokens": None, "complete": False}
 
 
-def test_notices_from_the_agent_go_to_stderr(scripted):
+@pytest.mark.parametrize("json_out", [False, True])
+def test_notices_from_the_agent_go_to_stderr(scripted, json_out):
     scripted(reply(calls=[("calculator", CALC % "1+1", "x"), ("calculator", CALC % "1+1", "x")]),
              reply("2"))
-    result = ask("-y", "-t", "calculator", "go")
+    result = ask(*(["--json"] if json_out else []), "-y", "-t", "calculator", "go")
     assert result.exit_code == 0
-    assert "twice in one reply" in result.stderr and result.stdout == "2\n"
+    assert "twice in one reply" in result.stderr and "→ tool calculator" in result.stderr
+    if json_out:
+        assert json.loads(result.stdout)["text"] == "2"
+    else:
+        assert result.stdout == "2\n"
 
 
 # --- stdin: an idle limit, not a first-byte limit ---------------------------------------------------
