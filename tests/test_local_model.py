@@ -202,6 +202,8 @@ def test_raw_builtin_grammar_is_refused_by_llama_cpp_with_its_reason(provider, c
     assert provider._grammar_error(lg.build([ToolDefinition("calculator", "", calc)],
                                             provider._grammar_error).gbnf) is None
     assert provider._grammar_error("root ::= undefined-rule").startswith("Undefined rule")
+    loose = lg.strict_strings(json_schema_to_gbnf(json.dumps(lg.loose_call_schema([CALC, READ]))))
+    assert provider._grammar_error(loose) is None  # the names-only fallback is always usable
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
