@@ -125,7 +125,7 @@ class LocalProvider:
             self._formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
         except Exception as e:  # a template jinja2 cannot compile
             self._warn_once("template", f"the chat template of {self.path.name} cannot be used "
-                                        f"({_one_line(e)}); prompts use ChatML, which the model "
+                                        f"({_reason(e)}); prompts use ChatML, which the model "
                                         "may not follow")
 
     # --- prompt ---------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ class LocalProvider:
                 except Exception:
                     pass
             self._warn_once("render", f"the chat template of {self.path.name} failed on this "
-                                      f"conversation ({_one_line(error)}); it is sent as ChatML, "
+                                      f"conversation ({_reason(error)}); it is sent as ChatML, "
                                       "which the model may not follow")
         return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in chat) + \
             "<|im_start|>assistant\n"
@@ -335,9 +335,8 @@ def _tools_key(tools: Sequence[ToolDefinition]) -> str:
     return json.dumps([[t.name, t.parameters] for t in tools], sort_keys=True, default=str)
 
 
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+def _reason(e: BaseException) -> str:
+    return lg.one_line(str(e) or type(e).__name__)
 
 
 def _cpu_count() -> int:

@@ -108,7 +108,8 @@ class Built:
     warnings: tuple[str, ...] = ()
 
 
-def _short(reason: str) -> str:
+def one_line(reason: str) -> str:
+    """A reason fit for a one-line warning: whitespace folded, at most 160 characters."""
     reason = " ".join(reason.split())
     return reason if len(reason) <= 160 else reason[:157] + "..."
 
@@ -140,7 +141,7 @@ def build(tools: Sequence[ToolDefinition], accepts: Accepts,
         if own is not None:
             params[t.name] = {"type": "object"}
             warnings.append(f"local model: tool '{t.name}' has parameters llama.cpp cannot "
-                            f"constrain ({_short(own)}); its calls are held to a JSON object "
+                            f"constrain ({one_line(own)}); its calls are held to a JSON object "
                             "and checked against its schema before they run")
     if warnings:
         gbnf, reason = attempt(call_schema(tools, params))
@@ -149,11 +150,11 @@ def build(tools: Sequence[ToolDefinition], accepts: Accepts,
     gbnf, loose_reason = attempt(loose_call_schema(tools))
     if gbnf is not None:
         return Built(gbnf, (f"local model: the tools' parameters together are too complex for "
-                            f"a llama.cpp grammar ({_short(reason or '')}); calls are held to a "
+                            f"a llama.cpp grammar ({one_line(reason or '')}); calls are held to a "
                             "real tool name and a JSON object, and checked against each schema "
                             "before they run",))
     return Built(None, (f"local model: no llama.cpp grammar can be built for these tools "
-                        f"({_short(loose_reason or '')}); a started tool call is generated "
+                        f"({one_line(loose_reason or '')}); a started tool call is generated "
                         "unconstrained and runs only if it is a well-formed call to a real "
                         "tool",))
 
