@@ -10,6 +10,9 @@ calls a tool by itself; (3) building and checking the grammar for the tool set; 
 the prompt primed with ``<tool_call>`` and the body generated under the grammar (the path every
 started call takes), and, for comparison, without it. Arguments are checked with jsonschema
 against the full schemas. ``--record`` saves the raw outputs for the parser tests.
+
+Wall times swing tenfold on a shared machine; the CPU time per token (``--threads 1``) does not,
+so both are printed.
 """
 
 from __future__ import annotations
@@ -83,14 +86,18 @@ def main() -> None:
         return True
 
     ttft, rates = [], []
+    cpu, out = time.process_time(), 0
     for prompt, _ in PROMPTS:
         first, total, done = timed_stream(p, prompt, [])
         ttft.append(first)
+        out += done.usage.output_tokens
         if done.usage.output_tokens > 1 and total > first:
             rates.append((done.usage.output_tokens - 1) / (total - first))
+    cpu = time.process_time() - cpu
     print(f"plain reply: time to first token median {statistics.median(ttft) * 1000:.0f} ms "
           f"(prompt ~30 tokens, cache warm after the first), "
-          f"{statistics.median(rates):.0f} tokens/s after it")
+          f"{statistics.median(rates):.0f} tokens/s after it; {cpu / out * 1000:.1f} ms CPU "
+          "per token")
 
     t = time.perf_counter()
     built = lg.build(tools, p._grammar_error)
@@ -113,16 +120,17 @@ def main() -> None:
 
     names = [t.name for t in tools]
     for use_grammar in (True, False):
-        times, toks, ok = [], 0, 0
+        times, toks, ok, cpu = [], 0, 0, 0.0
         for prompt, expected in PROMPTS:
             tokens, budget = p._prompt([Message.user(prompt)], lt.system_prompt(None, tools))
             ctx = tokens + p._tokens(lt.OPEN_TAG + "\n")
             state = {"out": 0, "finish": "stop"}
             grammar = p._grammar(tools) if use_grammar else None
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             body = "".join(p._run(ctx, budget, state, grammar=grammar,
                                   stop=() if use_grammar else (lt.CLOSE_TAG,)))
             times.append(time.perf_counter() - t)
+            cpu += time.process_time() - c
             toks += state["out"]
             raw = f"{lt.OPEN_TAG}\n{body}\n{lt.CLOSE_TAG}"
             _, parsed = lt.parse_reply(raw, names)
@@ -137,7 +145,8 @@ def main() -> None:
                              "prompt": prompt, "raw": raw})
         print(f"started call {'under the grammar' if use_grammar else 'without a grammar'}: "
               f"median {statistics.median(times):.2f}s, max {max(times):.2f}s, "
-              f"{toks / sum(times):.0f} tokens/s, schema-valid {ok}/{len(PROMPTS)}")
+              f"{toks / sum(times):.0f} tokens/s, {cpu / toks * 1000:.1f} ms CPU per token, "
+              f"schema-valid {ok}/{len(PROMPTS)}")
     if warnings:
         print(f"warnings: {warnings}")
     if a.record:
