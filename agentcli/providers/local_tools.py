@@ -266,36 +266,3 @@ def _partial_tag_tail(text: str) -> int:
         if OPEN_TAG.startswith(text[-n:]):
             return n
     return 0
-
-
-# --- grammar ------------------------------------------------------------------------------------
-
-def call_schema(tools: Sequence[ToolDefinition]) -> dict[str, Any]:
-    """JSON Schema of one call: ``{"name": <a tool>, "arguments": <that tool's parameters>}``."""
-    variants = []
-    for t in tools:
-        params = t.parameters if isinstance(t.parameters, dict) and t.parameters else {
-            "type": "object"}
-        variants.append({"type": "object",
-                         "properties": {"name": {"const": t.name}, "arguments": params},
-                         "required": ["name", "arguments"]})
-    return variants[0] if len(variants) == 1 else {"anyOf": variants}
-
-
-def loose_call_schema(tools: Sequence[ToolDefinition]) -> dict[str, Any]:
-    """Fallback when a tool's schema is beyond the grammar converter: names only."""
-    return {"type": "object",
-            "properties": {"name": {"enum": [t.name for t in tools]},
-                           "arguments": {"type": "object"}},
-            "required": ["name", "arguments"]}
-
-
-_CHAR_RULE = re.compile(r'^char ::= .*$', re.M)
-STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
-
-
-def strict_strings(gbnf: str) -> str:
-    """llama-cpp-python's schema converter lets raw newlines and control characters into JSON
-    strings (seen: a string that swallowed ``</tool_call>`` and ran to max_tokens); use
-    llama.cpp's own rule, which keeps strings valid JSON."""
-    return _CHAR_RULE.sub(lambda _: STRICT_CHAR, gbnf)
