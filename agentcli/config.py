@@ -19,6 +19,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .errors import ConfigError, UsageError
+from .sessions.config import SCHEMA as _SESSION_SCHEMA
+from .sessions.config import SessionSettings
+from .sessions.config import parse as parse_session_settings
 
 APP = "agentcli"
 PROVIDER_TYPES = ("openai", "anthropic", "local")
@@ -43,6 +46,7 @@ class ProviderProfile:
     model_path: str | None = None
     n_ctx: int = 4096
     n_threads: int | None = None
+    context_window: int | None = None  # tokens; unset: config's context_windows, then defaults
 
     def key_env(self) -> str | None:
         return self.api_key_env or DEFAULT_KEY_ENV.get(self.type)
@@ -77,6 +81,7 @@ class Settings:
     stdin_limit: int = 1024 * 1024
     stdin_timeout: float = 60.0
     tools: ToolSettings = field(default_factory=ToolSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)  # save, roles, prices...
 
     @property
     def user_tools_dir(self) -> Path:
@@ -93,6 +98,7 @@ _NUM = (int, float)
 _PROFILE_SCHEMA: dict[str, Any] = {
     "type": str, "model": str, "base_url": str, "api_key_env": str, "api_key": str,
     "max_tokens": int, "temperature": _NUM, "model_path": str, "n_ctx": int, "n_threads": int,
+    "context_window": int,
 }
 _SCHEMA: dict[str, Any] = {
     "default_provider": str,
@@ -105,6 +111,7 @@ _SCHEMA: dict[str, Any] = {
     "stdin_limit": int,
     "stdin_timeout": _NUM,
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
+    **_SESSION_SCHEMA,  # save, roles, prices, context_windows: agentcli/sessions/config.py
 }
 
 
@@ -240,6 +247,9 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         if data["max_retries"] < 0:
             raise ConfigError("must be 0 or more", file=file, key="max_retries")
         kwargs["max_retries"] = data["max_retries"]
+    for pname, profile in profiles.items():
+        _positive(profile.context_window, f"providers.{pname}.context_window", file)
+    kwargs["sessions"] = parse_session_settings(data, file)
     return Settings(
         config_file=path if path.exists() else None,
         config_dir=config_dir,
@@ -346,6 +356,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
             "deny": list(settings.tools.deny),
             "options": {k: dict(v) for k, v in settings.tools.options.items()},
         },
+        **settings.sessions.as_dict(),
     }
 
 

@@ -73,7 +73,14 @@ class ChatRepl:
         self.prompter = ReplPrompter(input, output)
         self.executor = runtime.make_executor(self.settings, opts, self.tools, self.prompter)
         provider = self._make_provider(self.settings, self.profile)
-        self.agent = runtime.make_agent(self.settings, opts, provider, self.executor)
+        self.recorder = runtime.make_recorder(self.settings, opts, self.warn,
+                                              critical=self.guard.critical)
+        self.resumed = runtime.resume(self.settings, opts, self.recorder)
+        self.agent = runtime.make_agent(self.settings, opts, provider, self.executor,
+                                        history=self.resumed.history if self.resumed else None,
+                                        profile=self.profile)
+        self.agent.system = runtime.conversation_system(self.settings, opts, self.resumed)
+        self.role = runtime.conversation_role(opts, self.resumed)
         self.session = build_session(self)
 
     # -- small output helpers (all on stderr, sanitised)
@@ -150,6 +157,10 @@ class ChatRepl:
         tools = ", ".join(sorted(self.tools)) or "none"
         self.notice(f"agentcli chat · {self.profile.name} · {self.model} · tools: {tools}")
         self.notice("Enter sends · Esc+Enter newline · /help · Ctrl-D quits")
+        if self.resumed is not None:
+            self.notice(runtime.resume_notice(self.resumed, self.profile.name, self.model))
+        elif self.recorder is None:
+            self.notice("not saving this conversation (--no-save or save: false)")
         if self.piped_text:
             lines = self.piped_text.count("\n") + (not self.piped_text.endswith("\n"))
             self.notice(f"piped input ({lines} line{'s' if lines != 1 else ''}, "
@@ -157,19 +168,24 @@ class ChatRepl:
                         "message")
 
     def send(self, text: str) -> None:
+        piped = None
         if self.piped_text:
             from .ask import compose_prompt
 
-            text = compose_prompt(text, self.piped_text)
+            composed = compose_prompt(text, self.piped_text)
+            piped, text = len(composed) - len(text), composed
             self.piped_text = None
-        self.run_turn(text)
+        self.run_turn(text, piped=piped)
 
-    def run_turn(self, text: str) -> None:
+    def run_turn(self, text: str, *, piped: int | None = None) -> None:
         """One user message through the agent, rendering its events as they come; what the turn
         became is the agent's AgentDone, rendered once."""
         from .agent import drive
 
         self.failed_text = None
+        if self.recorder is not None:
+            self.recorder.begin_turn(provider=self.profile.name, model=self.model,
+                                     system=self.agent.system, role=self.role, piped=piped)
         out = _TurnOutput(self)
         with self.guard.installed(), echo_off(self.tty_fd):
             try:
@@ -221,7 +237,7 @@ class ChatRepl:
         profile = runtime.resolve(self.settings, opts, self.notice)
         new_provider = self._make_provider(self.settings, profile)
         agent = runtime.make_agent(self.settings, opts, new_provider, self.executor,
-                                   history=self.agent.history)
+                                   history=self.agent.history, profile=profile)
         agent.system = self.agent.system
         agent.usage = self.agent.usage  # the session's tokens, whichever model spent them
         self.opts, self.profile, self.agent = opts, profile, agent
@@ -254,6 +270,8 @@ class _TurnOutput:
 
     def handle(self, event: AgentEvent) -> None:
         repl = self.repl
+        if repl.recorder is not None:
+            repl.recorder.handle(event)
         if isinstance(event, TextDelta):
             self._text(event.text)
         elif isinstance(event, ToolCallReady):
@@ -293,7 +311,11 @@ def run_chat(opts: runtime.RunOptions, piped_text: str | None = None) -> int:
         err = Console(file=sys.stderr, highlight=False)
         repl = ChatRepl(opts, input=inp, output=out, console=console, err=err,
                         piped_text=piped_text, tty_fd=fd)
-        return repl.run()
+        try:
+            return repl.run()
+        finally:
+            if repl.recorder is not None:
+                repl.recorder.close()
     finally:
         for f in opened:
             try:
