@@ -140,10 +140,12 @@ class ContextFitter:
         newest = fixed + (self.cost(current[0]) if current else 0)
         if newest > self.budget:
             raise self._too_big(current[0] if current else None, fixed)
+        whole = len(current)
         current = self._fit_current(current, fixed)
         used = fixed + sum(map(self.cost, current))
         start = last_user
-        for turn_start in reversed(_turn_starts(history[:last_user])):
+        older = _turn_starts(history[:last_user]) if len(current) == whole else []
+        for turn_start in reversed(older):  # none when the newest turn itself lost rounds
             turn_cost = sum(map(self.cost, history[turn_start:start]))
             if used + turn_cost > self.budget:
                 break

@@ -180,7 +180,7 @@ class SessionRecorder:
         if session_id is None:
             session_id, header = new_id(), ctx
         try:
-            with self.critical():
+            with self.critical():  # a Ctrl-C waits for the bookkeeping too
                 store = self.store()
                 assert store is not None
                 seq, turn = store.append(
@@ -190,13 +190,12 @@ class SessionRecorder:
                     piped=self._piped if user else None, provider=ctx.provider,
                     model=ctx.model if event.usage is not None or user else None,
                     system=ctx.system)
+                self.session_id = session_id
+                self._turn = turn
+                self.seqs.append(seq)
         except _FAILURES as e:
             self._fail(e)
             self.seqs.append(None)
-            return
-        self.session_id = session_id
-        self._turn = turn
-        self.seqs.append(seq)
 
     def _done(self, done: AgentDone) -> None:
         unrecorded = _minus(done.usage, self._turn_stored)
