@@ -310,3 +310,43 @@ def test_startup_imports_no_sdk_tokenizer_or_sqlite():
                              timeout=60).stderr
         loaded = set(json.loads(out.strip().splitlines()[-1]))
         assert not loaded & {"openai", "anthropic", "tiktoken", "sqlite3", "_sqlite3"}, args
+
+
+# --- the context window, end to end -------------------------------------------------------------
+
+def test_piped_input_bigger_than_the_window_is_refused_before_any_request(fake_server, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("context_windows:\n  gpt-4o: 2000\n")
+    words = " ".join(f"word{i}" for i in range(3000))
+    result = CliRunner().invoke(build_app(), [
+        "ask", "-p", "openai", "--base-url", fake_server.openai_base_url, "-m", "gpt-4o",
+        "--no-tools", "--config", str(cfg), "summarise"], input=words)
+    assert result.exit_code == 2
+    assert fake_server.requests == []  # nothing was sent
+    # an exact count (o200k_base, offline, + 4 framing tokens): no "about"; the limit is named
+    from agentcli.ask import compose_prompt
+    from agentcli.tokens import load_encoding
+
+    n = len(load_encoding("o200k_base").encode(compose_prompt("summarise", words))) + 4
+    assert f"the input is {n:,} tokens:" in result.stderr and "about" not in result.stderr
+    assert "gpt-4o's context window allows (2,000 tokens" in result.stderr
+    assert list(home().iterdir()) == []  # nothing to save either
+
+
+def test_a_long_conversation_is_trimmed_on_resume_and_the_store_keeps_it_all(fake_server,
+                                                                            tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("context_windows:\n  test-model: 1200\n")
+    long = "x" * 900
+    fake_server.script(*[text(f"answer {i} {long}") for i in range(6)])
+    for i in range(5):
+        r = ask(fake_server, "--no-tools", "--config", str(cfg), *(["-c"] if i else []),
+                f"question {i}")
+        assert r.exit_code == 0, r.output
+    result = ask(fake_server, "--no-tools", "--config", str(cfg), "-c", "question 5")
+    assert "no longer fits" in result.stderr and "estimates" in result.stderr
+    sent = [m["content"] for m in fake_server.requests[-1]["body"]["messages"]]
+    assert sent[-1] == "question 5" and "question 0" not in sent
+    assert json.loads(json.dumps(sent))[0].startswith("question")  # starts at a turn
+    store = open_store(home(), create=False)
+    assert len(store.messages(store.latest().id)) == 12  # everything stays saved
