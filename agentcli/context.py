@@ -15,7 +15,6 @@ new.
 from __future__ import annotations
 
 import json
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import AgentCliError, UsageError
@@ -80,10 +79,21 @@ class ContextFitter:
         self.budget = window - reserve
         self.model = model
         self.told = False
-        self.left_out = 0
-        self.left_out_tokens = 0
-        self._costs: weakref.WeakKeyDictionary[Message, int] = weakref.WeakKeyDictionary()
-        self._bounds: weakref.WeakKeyDictionary[Message, int] = weakref.WeakKeyDictionary()
+        self._left_out: list[Message] = []
+        # id(message) -> (message, size): by identity (hashing a message hashes all its text);
+        # the message is kept so its id cannot be reused while the entry exists
+        self._costs: dict[int, tuple[Message, int]] = {}
+        self._bounds: dict[int, tuple[Message, int]] = {}
+
+    @property
+    def left_out(self) -> int:
+        """Messages the last request left out."""
+        return len(self._left_out)
+
+    @property
+    def left_out_tokens(self) -> int:
+        """Their tokens (counted when asked: /tokens, not every request)."""
+        return sum(map(self.cost, self._left_out))
 
     # -- sizes
 
@@ -100,17 +110,24 @@ class ContextFitter:
 
     def cost(self, message: Message) -> int:
         """Tokens of one message (exact or estimated, as the counter is); cached."""
-        found = self._costs.get(message)
-        if found is None:
-            found = self._costs[message] = self._size(message, self.counter.count)
-        return found
+        found = self._costs.get(id(message))
+        if found is None or found[0] is not message:
+            found = self._costs[id(message)] = (message, self._size(message, self.counter.count))
+        return found[1]
 
     def bound(self, message: Message) -> int:
         """An upper bound of ``cost`` from its UTF-8 size, without a tokenizer; cached."""
-        found = self._bounds.get(message)
-        if found is None:
-            found = self._bounds[message] = self._size(message, utf8_len)
-        return found
+        found = self._bounds.get(id(message))
+        if found is None or found[0] is not message:
+            found = self._bounds[id(message)] = (message, self._size(message, utf8_len))
+        return found[1]
+
+    def forget(self, keep: Sequence[Message]) -> None:
+        """Drop cached sizes of messages no longer in ``keep`` (the history after /undo)."""
+        alive = {id(m) for m in keep}
+        for cache in (self._costs, self._bounds):
+            for key in [k for k in cache if k not in alive]:
+                del cache[key]
 
     def fixed(self, tools: Sequence[ToolDefinition], system: str | None,
               count: Callable[[str], int]) -> int:
@@ -131,8 +148,10 @@ class ContextFitter:
 
     def __call__(self, history: Sequence[Message], tools: Sequence[ToolDefinition],
                  system: str | None) -> tuple[Sequence[Message], list[str]]:
-        if self.fixed(tools, system, utf8_len) + sum(map(self.bound, history)) <= self.budget:
-            self.left_out = self.left_out_tokens = 0  # fits even if every byte were a token
+        if len(self._bounds) > 2 * len(history) + 64:  # /clear, /undo: forget what went
+            self.forget(history)
+        if self._fits_by_bytes(history, tools, system):
+            self._left_out = []
             return history, []
         fixed = self.fixed(tools, system, self.counter.count)
         last_user = max((i for i, m in enumerate(history) if m.role == "user"), default=0)
@@ -152,9 +171,10 @@ class ContextFitter:
             used += turn_cost
             start = turn_start
         kept = [*history[start:last_user], *current]
-        dropped = len(history) - len(kept)
-        self.left_out = dropped
-        self.left_out_tokens = sum(map(self.cost, history)) + fixed - used
+        sent = {id(m) for m in current}
+        self._left_out = [*history[:start], *(m for m in history[last_user:]
+                                              if id(m) not in sent)]
+        dropped = len(self._left_out)
         notes: list[str] = []
         if dropped and not self.told:
             self.told = True
@@ -164,6 +184,16 @@ class ContextFitter:
                          f"oldest messages are left out of what is sent from now on{how}; "
                          "everything stays saved, and /tokens shows how much is left out")
         return kept, notes
+
+    def _fits_by_bytes(self, history: Sequence[Message], tools: Sequence[ToolDefinition],
+                       system: str | None) -> bool:
+        """It fits even if every byte were a token (newest first: a long history stops early)."""
+        total = self.fixed(tools, system, utf8_len)
+        for m in reversed(history):
+            total += self.bound(m)
+            if total > self.budget:
+                return False
+        return total <= self.budget
 
     def _fit_current(self, current: list[Message], fixed: int) -> list[Message]:
         """The newest turn alone is too long (big tool results): leave out its oldest tool
@@ -218,7 +248,9 @@ def make_fitter(settings: Settings, profile: ProviderProfile, model: str | None,
     window = context_window(settings, profile, model)
     if not window:
         return None
-    return ContextFitter(counter or TokenCounter(model), window, reply_reserve(profile, window),
+    if counter is None:  # OpenAI's tokenizer only for OpenAI-type profiles; others estimate
+        counter = TokenCounter(model if profile.type == "openai" else None)
+    return ContextFitter(counter, window, reply_reserve(profile, window),
                          model=model or profile.name)
 
 

@@ -17,6 +17,7 @@ trimming inside the window.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import types
 from pathlib import Path
@@ -51,7 +52,7 @@ def encoding_name(model: str | None) -> str | None:
 
 def _shipped_loader(blobpath: str, expected_hash: str | None = None) -> dict[bytes, int]:
     """Stands in for ``tiktoken.load.load_tiktoken_bpe``: the same ranks, from the wheel."""
-    import base64
+    import binascii
     import lzma
 
     name = blobpath.rsplit("/", 1)[-1]
@@ -63,12 +64,14 @@ def _shipped_loader(blobpath: str, expected_hash: str | None = None) -> dict[byt
     if expected_hash and hashlib.sha256(raw).hexdigest() != expected_hash:
         raise ValueError(f"the shipped {name} does not match the data this tiktoken expects")
     parts = raw.split()
-    return dict(zip(map(base64.b64decode, parts[0::2]), map(int, parts[1::2])))
+    return dict(zip(map(binascii.a2b_base64, parts[0::2]), map(int, parts[1::2])))
 
 
+@functools.lru_cache(maxsize=None)
 def load_encoding(name: str) -> Any:
     """A ``tiktoken.Encoding`` built offline from the shipped file (about 0.4 s for o200k_base).
-    Raises ValueError (or ImportError) when it cannot be built exactly."""
+    Raises ValueError (or ImportError) when it cannot be built exactly. Cached for the process,
+    as tiktoken caches its own: an Encoding is immutable, and /model must not pay twice."""
     if name not in SHIPPED:
         raise ValueError(f"agentcli does not ship the {name} encoding")
     import tiktoken

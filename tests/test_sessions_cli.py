@@ -116,11 +116,14 @@ def test_search_finds_text_in_any_message_with_the_match_marked():
 
 def test_delete_asks_or_needs_yes():
     add("1" * 32, ["keep"])
-    add("2" * 32, ["remove me"])
+    add("2" * 32, ["remove me: zebracorn xylophonist"])
     refused = run("delete", "2222")
     assert refused.exit_code == 2 and "--yes" in refused.stderr  # no terminal to ask on
     assert run("delete", "2222", "--yes").exit_code == 0
     assert [d["id"][:4] for d in json.loads(run("list", "--json").stdout)] == ["1111"]
+    # nothing of it is left in the files: not in freed pages, the search index or the WAL
+    raw = b"".join(p.read_bytes() for p in home().iterdir())
+    assert b"zebracorn" not in raw and b"xylophonist" not in raw and b"remove me" not in raw
     assert run("delete", "2222", "--yes").exit_code == 2
     assert run("delete", "zz", "--yes").exit_code == 2
 

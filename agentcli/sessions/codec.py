@@ -39,9 +39,14 @@ def parts_as_json(parts: Sequence[Part]) -> list[dict[str, Any]]:
     return out
 
 
-def decode_parts(text: str) -> tuple[Part, ...]:
+def decode_many(text: str) -> list[tuple[Part, ...]]:
+    """A JSON array of stored parts lists -> one tuple of parts per message."""
+    return [_parts(items) for items in json.loads(text)]
+
+
+def _parts(items: list[dict[str, Any]]) -> tuple[Part, ...]:
     parts: list[Part] = []
-    for item in json.loads(text):
+    for item in items:
         kind = item.get("kind")
         if kind == "text":
             parts.append(TextPart(item["text"]))
@@ -105,15 +110,18 @@ def repair(history: Sequence[Message]) -> tuple[list[Message], list[int | None]]
 
     for i, m in enumerate(history):
         if m.role == "tool":
-            asked = {c.id for c in pending}
-            kept = tuple(r for r in m.tool_results if r.call_id in asked)
-            if not kept:
-                continue
-            answered = {r.call_id for r in kept}
-            extra = tuple(ToolResult(c.id, c.name, CRASHED, is_error=True)
-                          for c in pending if c.id not in answered)
-            out.append(m if kept == m.tool_results and not extra else
-                       Message("tool", kept + extra))
+            asked = [c.id for c in pending]
+            if [getattr(r, "call_id", None) for r in m.parts] == asked:  # the usual case
+                out.append(m)
+            else:
+                ids = set(asked)
+                kept = tuple(r for r in m.tool_results if r.call_id in ids)
+                if not kept:
+                    continue
+                answered = {r.call_id for r in kept}
+                extra = tuple(ToolResult(c.id, c.name, CRASHED, is_error=True)
+                              for c in pending if c.id not in answered)
+                out.append(Message("tool", kept + extra))
             origin.append(i)
             pending.clear()
             continue

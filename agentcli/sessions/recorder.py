@@ -47,9 +47,9 @@ def load(store: Store, ref: str | None) -> Resumed:
         raise UsageError("there is no saved conversation to continue",
                          hint="conversations are saved as you have them (unless --no-save or "
                               "save: false); start one with `agentcli ask` or `agentcli chat`")
-    stored = store.messages(info.id)
-    history, origin = codec.repair([s.message for s in stored])
-    seqs = [stored[i].seq if i is not None else None for i in origin]
+    stored_seqs, stored = store.history(info.id)
+    history, origin = codec.repair(stored)
+    seqs = [stored_seqs[i] if i is not None else None for i in origin]
     return Resumed(info, history, seqs, store.usage_by_model(info.id))
 
 
