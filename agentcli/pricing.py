@@ -21,7 +21,8 @@ class Cost:
     """False when some request reported no usage (the cost is then at least ``usd``)."""
 
     def describe(self) -> str:
-        amount = f"${self.usd:,.4f}" if self.usd < 1 else f"${self.usd:,.2f}"
+        digits = 6 if self.usd < 0.01 else 4 if self.usd < 1 else 2
+        amount = f"${self.usd:,.{digits}f}"
         return amount if self.complete else f"at least {amount} (some requests reported no usage)"
 
     def as_json(self) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class ChatRepl:
         self._make_provider = make_provider or runtime.make_provider
         self.guard = SigintGuard()
         self.last_input_tokens = 0
+        self.last_turn_usage: Any = None  # the last turn's Usage (/tokens)
         self.failed_text: str | None = None  # a message the provider never answered (/retry)
         self._last_ctrl_c = 0.0
 
@@ -159,7 +160,7 @@ class ChatRepl:
         self.notice("Enter sends · Esc+Enter newline · /help · Ctrl-D quits")
         if self.resumed is not None:
             self.notice(runtime.resume_notice(self.resumed, self.profile.name, self.model))
-        elif self.recorder is None:
+        if self.recorder is None:
             self.notice("not saving this conversation (--no-save or save: false)")
         if self.piped_text:
             lines = self.piped_text.count("\n") + (not self.piped_text.endswith("\n"))
@@ -193,6 +194,7 @@ class ChatRepl:
             finally:
                 with self.guard.ignored():  # a second Ctrl-C must not cut the clean-up short
                     out.close()
+        self.last_turn_usage = done.usage
         with self.guard.ignored():
             self._report(done, text)
             self.console.print()  # one blank line between a reply and the next prompt

@@ -217,7 +217,10 @@ def _tokens(repl: ChatRepl, arg: str) -> None:
                 if repl.last_input_tokens else "")
         spent = cost(repl.settings.sessions, by_model)
         price = f"; cost {spent.describe()}" if spent is not None else ""
-        repl.notice(f"tokens this session: {u.describe()}{total}{price}{last}")
+        turn = repl.last_turn_usage
+        turn_text = f"; last turn: {turn.describe()}" if turn is not None and turn.requests \
+            else ""
+        repl.notice(f"tokens this session: {u.describe()}{total}{price}{turn_text}{last}")
     repl.notice(describe_context(repl.agent.prepare))
 
 

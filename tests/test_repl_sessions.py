@@ -77,7 +77,9 @@ def test_role_and_tokens(chat, fake_server, tmp_path):
     assert fake_server.requests[-1]["body"]["messages"][0] == {"role": "system",
                                                                "content": "Talk like a pirate."}
     assert "unknown role 'nobody'" in h.err
-    assert "cost $0.0000" in h.err  # 10 in + 1 out at $1/$2 per million
+    said = " ".join(h.err.split())  # the console wraps long lines
+    assert "cost $0.000022" in said  # 20 in + 1 out at $1/$2 per million
+    assert "last turn: 20 in + 1 out" in said
     assert "context window: 50,000 tokens" in h.err
     store = open_store(home(), create=False)
     assert store.latest().role == "pirate" and store.latest().system == "Talk like a pirate."
