@@ -80,17 +80,24 @@ def _exit(repl: ChatRepl, arg: str) -> object:
     return EXIT
 
 
-def _clear(repl: ChatRepl, arg: str) -> None:
+def _start_over(repl: ChatRepl) -> tuple[int, str]:
+    """Empty the conversation; the next message starts a new saved session. Returns how many
+    messages left and a note on where the old conversation stays."""
     n = len(repl.agent.history)
     repl.agent.history.clear()
     repl.failed_text = None
-    saved = ""
-    if repl.recorder is not None:
-        old = repl.recorder.session_id
-        repl.recorder.start_new()
-        saved = f"; session {old[:8]} stays saved" if old else ""
-    repl.notice(f"conversation cleared ({n} message{'s' if n != 1 else ''} dropped{saved}); "
-                "the system prompt, provider and tool grants stay")
+    if repl.recorder is None:
+        return n, ""
+    old = repl.recorder.session_id
+    repl.recorder.start_new()
+    return n, f"session {old[:8]} stays saved (/resume {old[:8]})" if old else ""
+
+
+def _clear(repl: ChatRepl, arg: str) -> None:
+    n, saved = _start_over(repl)
+    repl.notice(f"conversation cleared ({n} message{'s' if n != 1 else ''} dropped"
+                f"{'; ' + saved if saved else ''}); the system prompt, provider and tool "
+                "grants stay")
 
 
 def _model(repl: ChatRepl, arg: str) -> None:
@@ -249,7 +256,8 @@ def _save(repl: ChatRepl, arg: str) -> None:
 
 
 def _new(repl: ChatRepl, arg: str) -> None:
-    _clear(repl, arg)
+    _, saved = _start_over(repl)
+    repl.notice("new conversation" + (f"; {saved}" if saved else ""))
 
 
 def _sessions(repl: ChatRepl, arg: str) -> None:
