@@ -8,6 +8,7 @@ ambiguous id, a bad argument, or a delete/prune that needs confirmation without 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -169,7 +170,7 @@ def search_sessions(text: str = typer.Argument(..., metavar="TEXT",
         if not hits:
             eprint(f"no message matches {text!r}")
             return 0
-        marks = sys.stdout.isatty()
+        marks = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # bold, else [ ]
         for sid, seq, role, created, snippet in hits:
             one = " ".join(sanitize(snippet).split())
             one = one.replace("␁", "\x1b[1m" if marks else "[").replace(
