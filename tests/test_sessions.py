@@ -117,6 +117,18 @@ def test_anthropic_history_continues_on_openai(fake_server):
     ]
 
 
+def test_no_key_or_url_reaches_the_store(fake_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRETKEY123")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_server.openai_base_url)
+    fake_server.script(text("fine"))
+    result = CliRunner().invoke(build_app(), ["ask", "-p", "openai", "--no-tools", "hi"])
+    assert result.exit_code == 0, result.output
+    assert fake_server.requests[0]["headers"]["authorization"] == "Bearer sk-test-SECRETKEY123"
+    raw = b"".join(p.read_bytes() for p in home().iterdir())
+    assert b"fine" in raw  # the reply is there ...
+    assert b"SECRETKEY123" not in raw and b"127.0.0.1" not in raw  # ... the key and URL not
+
+
 def test_session_by_id_prefix_and_unknown_ids(fake_server):
     fake_server.script(text("one"), text("two"), text("three"))
     assert ask(fake_server, "--no-tools", "first topic").exit_code == 0

@@ -90,14 +90,6 @@ def test_the_file_is_private_and_versioned(data):
         open_store(data, create=False)
 
 
-def test_no_key_or_url_reaches_the_store(data, monkeypatch):
-    recorder = SessionRecorder(data, print)
-    record(recorder, conversation())
-    recorder.close()
-    raw = b"".join(p.read_bytes() for p in data.iterdir())
-    assert b"http" not in raw and b"sk-" not in raw
-
-
 def test_repair_closes_a_dangling_call_and_drops_an_orphan_result():
     call = ToolCall("c1", "file_read", "{}")
     history = [Message.user("go"), Message("assistant", (call,))]  # killed while the tool ran

@@ -126,6 +126,7 @@ class SessionRecorder:
         return resumed
 
     def adopt(self, resumed: Resumed) -> None:
+        self.failed = None  # the store just opened and read fine: writing is tried again
         self.session_id = resumed.info.id
         self.seqs = list(resumed.seqs)
         self.usage = resumed.info.usage
