@@ -83,6 +83,14 @@ def test_role_and_tokens(chat, fake_server, tmp_path):
     assert "context window: 50,000 tokens" in h.err
     store = open_store(home(), create=False)
     assert store.latest().role == "pirate" and store.latest().system == "Talk like a pirate."
+    from prompt_toolkit.document import Document
+
+    from agentcli.repl_prompt import ReplCompleter
+
+    completions = ReplCompleter(h.repl).get_completions(Document("/role pi", 8), None)
+    assert [c.text for c in completions] == ["pirate"]
+    names = [c.text for c in ReplCompleter(h.repl).get_completions(Document("/re", 3), None)]
+    assert "/resume" in names and "/retry" in names
 
 
 def test_tokens_counts_the_whole_session_across_runs(chat, fake_server):
