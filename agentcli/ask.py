@@ -202,7 +202,12 @@ def json_line(payload: dict[str, Any]) -> str:
     """One JSON object on one line. Readable text stays readable (``ensure_ascii=False``), but
     DEL, C1 controls (``\\u009b`` is a CSI), bidi overrides and line separators are escaped:
     ``jq -r`` or a terminal must never receive them raw. (json escapes C0 itself.)"""
-    text = json.dumps(payload, ensure_ascii=False)
+    return json_text(payload)
+
+
+def json_text(payload: Any, indent: int | None = None) -> str:
+    """``json_line``'s escaping, for any JSON value (``sessions`` exports and listings)."""
+    text = json.dumps(payload, ensure_ascii=False, indent=indent)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

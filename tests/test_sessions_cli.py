@@ -165,3 +165,14 @@ def test_delete_asks_on_a_terminal(monkeypatch, answer, kept):
     assert exit_.value.code == 0
     assert "delete session 666666" in captured.getvalue()
     assert len(json.loads(run("list", "--json").stdout)) == kept
+
+
+def test_transcripts_never_carry_live_control_sequences():
+    hostile = "evil \x1b]52;c;aGk=\x07 \x9b2J \u202egnp.exe"
+    add("7" * 32, [hostile])
+    for args in (["show", "7777"], ["export", "7777", "-f", "json"], ["list", "--json"],
+                 ["search", "evil", "--json"], ["search", "evil"], ["list"]):
+        out = run(*args).stdout
+        assert "\x1b" not in out and "\x9b" not in out and "\u202e" not in out, args
+    exported = json.loads(run("export", "7777", "-f", "json").stdout)
+    assert exported["messages"][0]["parts"][0]["text"] == hostile  # escaped, not lost

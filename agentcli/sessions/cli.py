@@ -7,7 +7,6 @@ ambiguous id, a bad argument, or a delete/prune that needs confirmation without 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -26,6 +25,12 @@ sessions_app = typer.Typer(
 IdArg = typer.Argument(..., metavar="ID", help="A session id, or a unique start of one.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
 YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
+def json_text(payload: Any, indent: int | None = None) -> str:
+    from ..ask import json_text as safe  # C1 controls and bidi overrides escaped
+
+    return safe(payload, indent)
+
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([hdw])\s*$")
 _UNIT_SECONDS = {"h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -99,7 +104,7 @@ def list_sessions(limit: int = typer.Option(20, "--limit", "-n", metavar="N",
             return 0 if json_out else _nothing_saved(settings)
         rows = store.sessions(None if all_ else limit)
         if json_out:
-            _out(json.dumps([summary_json(i) for i in rows], ensure_ascii=False))
+            _out(json_text([summary_json(i) for i in rows]))
             return 0
         if not rows:
             return _nothing_saved(settings)
@@ -162,10 +167,10 @@ def search_sessions(text: str = typer.Argument(..., metavar="TEXT",
 
         hits = store.search(text, limit) if store is not None else []
         if json_out:
-            _out(json.dumps([{"session": h[0], "seq": h[1], "role": h[2],
-                              "created": iso_time(h[3]),
-                              "snippet": h[4].replace("\x01", "").replace("\x02", "")}
-                             for h in hits], ensure_ascii=False))
+            _out(json_text([{"session": h[0], "seq": h[1], "role": h[2],
+                             "created": iso_time(h[3]),
+                             "snippet": h[4].replace("\x01", "").replace("\x02", "")}
+                            for h in hits]))
             return 0
         if not hits:
             eprint(f"no message matches {text!r}")
@@ -199,9 +204,8 @@ def export_session(session: str = IdArg,
         info = _find(store, session)
         cost = _cost(settings, store, info.id)
         if format == "json":
-            text = json.dumps(session_json(info, store.messages(info.id, include_dropped=True),
-                                           store.turns(info.id), cost),
-                              ensure_ascii=False, indent=2)
+            text = json_text(session_json(info, store.messages(info.id, include_dropped=True),
+                                          store.turns(info.id), cost), indent=2)
         else:
             text = session_markdown(info, store.messages(info.id),
                                     cost.describe() if cost else None)
