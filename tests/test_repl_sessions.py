@@ -109,3 +109,15 @@ def test_no_save_writes_neither_the_session_nor_the_input_history(chat, fake_ser
     h.run("secret\r")
     assert "private" in h.out and "not saving" in h.err and "not saved" in toolbar(h)
     assert list(home().iterdir()) == []
+
+
+def test_tokens_says_how_much_the_last_request_left_out(chat, fake_server, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("context_windows:\n  test-model: 1000\n")
+    fake_server.script(*[text("reply " + "r" * 600) for _ in range(3)])
+    h = chat(config=str(cfg))
+    h.run("first " + "a" * 600 + "\rsecond " + "b" * 600 + "\rthird\r/tokens\r")
+    said = " ".join(h.err.split())
+    assert said.count("no longer fits") == 1  # told once
+    assert "the last request left out the 2 oldest messages" in said
+    assert user_texts(fake_server)[-1] == "third" and len(user_texts(fake_server)) < 3

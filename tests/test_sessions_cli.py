@@ -176,3 +176,33 @@ def test_transcripts_never_carry_live_control_sequences():
         assert "\x1b" not in out and "\x9b" not in out and "\u202e" not in out, args
     exported = json.loads(run("export", "7777", "-f", "json").stdout)
     assert exported["messages"][0]["parts"][0]["text"] == hostile  # escaped, not lost
+
+
+def test_unknown_usage_is_shown_as_unknown_never_zero():
+    store = open_store(home(), create=True)
+    sid = "8" * 32
+    store.append(sid, Message.user("to a server without usage"), turn=None,
+                 header=Header("ollama", "llama3.2", None, None))
+    store.append(sid, Message("assistant", (TextPart("ok"),)), turn=None, usage=Usage.unknown())
+    store.close()
+    line = run("list").stdout.splitlines()[1]
+    assert line.split()[5] == "?"  # id, date, time, provider/model, turns, TOKENS
+    assert json.loads(run("list", "--json").stdout)[0]["usage"]["total_tokens"] is None
+
+
+def test_show_renders_markdown_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    add("9" * 32, ["render **me**"])
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Tty()
+    monkeypatch.setattr(sys, "stdout", screen)
+    with pytest.raises(SystemExit):
+        build_app()(["sessions", "show", "9999"], prog_name="agentcli")
+    shown = screen.getvalue()
+    assert "render" in shown and "**me**" not in shown and "## You" not in shown
