@@ -25,6 +25,7 @@ from agentcli.sessions.codec import CRASHED
 from agentcli.sessions.store import open_store
 from fake_server import stall, text, tool_calls
 from test_ask import BIN
+from test_tokens import release_encodings
 
 Q1, Q2 = "what is 6*7?", "and doubled?"
 
@@ -340,6 +341,7 @@ def test_piped_input_bigger_than_the_window_is_refused_before_any_request(fake_s
     from agentcli.tokens import load_encoding
 
     n = len(load_encoding("o200k_base").encode(compose_prompt("summarise", words))) + 4
+    release_encodings()
     assert f"the input is {n:,} tokens:" in result.stderr and "about" not in result.stderr
     assert "gpt-4o's context window allows (2,000 tokens" in result.stderr
     assert list(home().iterdir()) == []  # nothing to save either
