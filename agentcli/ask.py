@@ -202,7 +202,12 @@ def json_line(payload: dict[str, Any]) -> str:
     """One JSON object on one line. Readable text stays readable (``ensure_ascii=False``), but
     DEL, C1 controls (``\\u009b`` is a CSI), bidi overrides and line separators are escaped:
     ``jq -r`` or a terminal must never receive them raw. (json escapes C0 itself.)"""
-    text = json.dumps(payload, ensure_ascii=False)
+    return json_text(payload)
+
+
+def json_text(payload: Any, indent: int | None = None) -> str:
+    """``json_line``'s escaping, for any JSON value (``sessions`` exports and listings)."""
+    text = json.dumps(payload, ensure_ascii=False, indent=indent)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
@@ -246,29 +251,65 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
                              prompt_given=prompt not in (None, "-"))
     text = compose_prompt(prompt, piped)
     profile = runtime.resolve(settings, opts, notice=notice)
-    tools = runtime.select_tools(settings, opts, warn)
-    mcp = runtime.start_mcp(settings, opts, warn)  # servers start while the provider loads
+    recorder = runtime.make_recorder(settings, opts, warn)
+    mcp = None
     prompter = None
     try:
+        resumed = runtime.resume(settings, opts, recorder)
+        tools = runtime.select_tools(settings, opts, warn)
+        mcp = runtime.start_mcp(settings, opts, warn)  # servers start while the provider loads
         if (tools or mcp) and not opts.yes:
             from .approval import open_tty_prompter
 
             prompter = open_tty_prompter()
         provider = runtime.make_provider(settings, profile)
+        model = getattr(provider, "model", None) or profile.model or ""
         executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
-        agent = runtime.make_agent(settings, opts, provider, executor)
+        agent = runtime.make_agent(settings, opts, provider, executor, profile=profile,
+                                   history=resumed.history if resumed else None)
+        agent.system = runtime.conversation_system(settings, opts, resumed)
         out = AskOutput(json_out)
-        done = drive(agent.run(Message.user(text)), out.handle)
+        handle = out.handle
+        if resumed is not None and not json_out:
+            notice(runtime.resume_notice(resumed, profile.name, model))
+        if recorder is not None:
+            recorder.begin_turn(provider=profile.name, model=model, system=agent.system,
+                                role=runtime.conversation_role(opts, resumed),
+                                piped=piped_share(prompt, text) if piped else None)
+            handle = _both(recorder.handle, out.handle)
+        done = drive(agent.run(Message.user(text)), handle)
     finally:
         if mcp is not None:
             mcp.close()  # every server process it started is gone after this
         if prompter is not None:
             prompter.close()  # the /dev/tty handles it opened
+        if recorder is not None:
+            recorder.close()
 
     if json_out:
-        print(json_line(turn_json(done, profile.name, getattr(provider, "model", None)
-                                  or profile.model or "")))
+        payload = turn_json(done, profile.name, model)
+        payload["session"] = recorder.session_id if recorder and not recorder.failed else None
+        from .pricing import cost
+
+        spent = cost(settings.sessions, {model: done.usage})
+        if spent is not None:
+            payload["cost"] = spent.as_json()
+        print(json_line(payload))
     return exit_code(done, settings, warn, eprint, printed=not json_out and out.printed_text)
+
+
+def piped_share(prompt: str | None, text: str) -> int | None:
+    """How many characters at the end of the composed message came from stdin."""
+    if prompt is not None and prompt != "-" and prompt.strip():
+        return (len(text) - len(prompt)) or None
+    return len(text)
+
+
+def _both(first: Any, second: Any) -> Any:
+    def handle(event: AgentEvent) -> None:
+        first(event)
+        second(event)
+    return handle
 
 
 def exit_code(done: AgentDone, settings: Any, warn: Any, eprint: Any, *, printed: bool) -> int:

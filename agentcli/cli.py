@@ -25,6 +25,8 @@ Examples:
   agentcli ask --base-url http://localhost:11434/v1 -m llama3.2 "hi"   (Ollama)
   agentcli tools list
   agentcli config init
+  agentcli ask -c "and in French?"        continue the latest conversation
+  agentcli sessions list                   saved conversations (show, search, export, ...)
 
 Exit codes: 0 ok, 1 provider/runtime error, 2 usage or config error, 130 interrupted.
 """
@@ -36,6 +38,8 @@ Examples:
   cat question.txt | agentcli ask                      the piped text is the prompt
   agentcli ask --json "2+2?" | jq .text
   agentcli ask -y -t file_read "summarise README.md"   approve tool calls without asking
+  agentcli ask -c "and the second one?"               continue the latest conversation
+  git diff | agentcli ask --role reviewer             a named system prompt from the config
 
 \b
 Piped stdin (when stdin is not a terminal) is read up to `stdin_limit` (1 MiB) and sent with
@@ -48,6 +52,7 @@ Examples:
   agentcli chat
   agentcli chat -p anthropic --system "Answer tersely."
   cat notes.md | agentcli chat        the notes become context for your first message
+  agentcli chat -c                    continue the latest conversation (--session ID: that one)
 Type /help inside the REPL for keys and slash commands.
 """
 
@@ -97,13 +102,18 @@ def _chat_main(opts) -> int:
 def _run_options(config: str | None, provider: str | None, model: str | None,
                  base_url: str | None, system: str | None, yes: bool, no_tools: bool,
                  tool: list[str] | None, tools_dir: list[str] | None, max_steps: int | None,
-                 stream: bool = True, max_tokens: int | None = None):
+                 stream: bool = True, max_tokens: int | None = None,
+                 conversation: tuple[bool, str | None, bool, str | None] = (False, None, False,
+                                                                           None)):
     from .runtime import RunOptions, tool_names
 
+    continue_latest, session, no_save, role = conversation
     return RunOptions(config=config or None, provider=provider, model=model, base_url=base_url,
                       system=system, yes=yes, no_tools=no_tools,
                       tools=tool_names(tool or []), tools_dirs=tuple(tools_dir or ()),
-                      max_steps=max_steps, stream=stream, max_tokens=max_tokens)
+                      max_steps=max_steps, stream=stream, max_tokens=max_tokens,
+                      continue_latest=continue_latest, session=session, save=not no_save,
+                      role=role)
 
 
 ConfigOpt = typer.Option(None, "--config", envvar="AGENTCLI_CONFIG", metavar="PATH",
@@ -125,6 +135,14 @@ MaxStepsOpt = typer.Option(None, "--max-steps", metavar="N",
 MaxTokensOpt = typer.Option(None, "--max-tokens", metavar="N",
                             help="Reply token budget per request (a reply cut by it is "
                                  "reported, exit 1).")
+# conversations (sessions issue)
+ContinueOpt = typer.Option(False, "--continue", "-c",
+                           help="Continue the latest saved conversation.")
+SessionOpt = typer.Option(None, "--session", metavar="ID",
+                          help="Continue the saved conversation ID (or a unique start of it).")
+NoSaveOpt = typer.Option(False, "--no-save", help="Save nothing of this run (private).")
+RoleOpt = typer.Option(None, "--role", metavar="NAME",
+                       help="Use the system prompt of role NAME from the config (-s overrides).")
 
 
 def build_app() -> typer.Typer:
@@ -173,10 +191,13 @@ def build_app() -> typer.Typer:
                                            "provider, model, stop_reason, steps)."),
         no_stream: bool = typer.Option(False, "--no-stream",
                                        help="Wait for the whole reply instead of streaming."),
+        continue_: bool = ContinueOpt, session: Optional[str] = SessionOpt,
+        no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
-                            tools_dir, max_steps, stream=not no_stream, max_tokens=max_tokens)
+                            tools_dir, max_steps, stream=not no_stream, max_tokens=max_tokens,
+                            conversation=(continue_, session, no_save, role))
 
         def body() -> int:
             from .ask import run_ask
@@ -192,10 +213,13 @@ def build_app() -> typer.Typer:
         yes: bool = YesOpt, no_tools: bool = NoToolsOpt, tool: Optional[List[str]] = ToolOpt,
         tools_dir: Optional[List[str]] = ToolsDirOpt, max_steps: Optional[int] = MaxStepsOpt,
         max_tokens: Optional[int] = MaxTokensOpt, config: Optional[str] = ConfigOpt,
+        continue_: bool = ContinueOpt, session: Optional[str] = SessionOpt,
+        no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
     ) -> None:
         """Open the interactive chat REPL."""
         opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
-                            tools_dir, max_steps, max_tokens=max_tokens)
+                            tools_dir, max_steps, max_tokens=max_tokens,
+                            conversation=(continue_, session, no_save, role))
         run_command(lambda: _chat_main(opts))
 
     config_app = typer.Typer(help="Show, locate or create the config file.",
@@ -257,6 +281,12 @@ def build_app() -> typer.Typer:
     from .mcp_cli import mcp_app
 
     app.add_typer(mcp_app, name="mcp")
+    from .sessions.cli import sessions_app
+
+    app.add_typer(sessions_app, name="sessions")
+    from .roles import roles_app
+
+    app.add_typer(roles_app, name="roles")
     return app
 
 

@@ -19,6 +19,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .errors import ConfigError, UsageError
+from .sessions.config import SCHEMA as _SESSION_SCHEMA
+from .sessions.config import SessionSettings
+from .sessions.config import parse as parse_session_settings
 
 APP = "agentcli"
 PROVIDER_TYPES = ("openai", "anthropic", "local")
@@ -43,6 +46,7 @@ class ProviderProfile:
     model_path: str | None = None
     n_ctx: int = 4096
     n_threads: int | None = None
+    context_window: int | None = None  # tokens; unset: config's context_windows, then defaults
 
     def key_env(self) -> str | None:
         return self.api_key_env or DEFAULT_KEY_ENV.get(self.type)
@@ -79,6 +83,7 @@ class Settings:
     tools: ToolSettings = field(default_factory=ToolSettings)
     mcp_servers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """As written in the file; checked by ``mcp_config.parse_servers`` when servers start."""
+    sessions: SessionSettings = field(default_factory=SessionSettings)  # save, roles, prices...
 
     @property
     def user_tools_dir(self) -> Path:
@@ -95,6 +100,7 @@ _NUM = (int, float)
 _PROFILE_SCHEMA: dict[str, Any] = {
     "type": str, "model": str, "base_url": str, "api_key_env": str, "api_key": str,
     "max_tokens": int, "temperature": _NUM, "model_path": str, "n_ctx": int, "n_threads": int,
+    "context_window": int,
 }
 _SCHEMA: dict[str, Any] = {
     "default_provider": str,
@@ -108,6 +114,7 @@ _SCHEMA: dict[str, Any] = {
     "stdin_timeout": _NUM,
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
     "mcp_servers": dict,
+    **_SESSION_SCHEMA,  # save, roles, prices, context_windows: agentcli/sessions/config.py
 }
 
 
@@ -247,6 +254,9 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         from .mcp_config import parse_servers
 
         parse_servers(data["mcp_servers"], file)  # a bad entry is a ConfigError now, not later
+    for pname, profile in profiles.items():
+        _positive(profile.context_window, f"providers.{pname}.context_window", file)
+    kwargs["sessions"] = parse_session_settings(data, file)
     return Settings(
         config_file=path if path.exists() else None,
         config_dir=config_dir,
@@ -355,6 +365,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
             "options": {k: dict(v) for k, v in settings.tools.options.items()},
         },
         "mcp_servers": _mcp_shown(settings.mcp_servers),
+        **settings.sessions.as_dict(),
     }
 
 

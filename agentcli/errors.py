@@ -17,6 +17,8 @@ prints ``error: <message>`` (plus ``hint: <hint>`` when there is one) on stderr 
     │   ├── IdleTimeoutError                no bytes for ``idle_timeout`` seconds
     │   └── ModelLoadError                  local model missing / not GGUF / out of memory
     ├── ToolRunError               exit 1   `agentcli tools run`: the call failed or was denied
+    ├── SessionStoreError          exit 1   the session store cannot be opened or read (locked,
+    │                                       read-only, full, damaged, newer schema)
     └── PluginError                exit 2   a manifest or plugin module that cannot be loaded
 
     ToolError (not an AgentCliError)        the plugin API: a tool raises it to fail with just
@@ -97,6 +99,12 @@ class ModelLoadError(ProviderError):
 
 class ToolRunError(AgentCliError):
     """`agentcli tools run`: the call failed, was refused or was denied."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class SessionStoreError(AgentCliError):
+    """The session store cannot be used; the message says why and what to do."""
 
     exit_code = EXIT_RUNTIME
 

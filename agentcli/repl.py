@@ -63,6 +63,7 @@ class ChatRepl:
         self._make_provider = make_provider or runtime.make_provider
         self.guard = SigintGuard()
         self.last_input_tokens = 0
+        self.last_turn_usage: Any = None  # the last turn's Usage (/tokens)
         self.failed_text: str | None = None  # a message the provider never answered (/retry)
         self._last_ctrl_c = 0.0
 
@@ -72,22 +73,33 @@ class ChatRepl:
                                                                           self.warn)
         self.prompter = ReplPrompter(input, output)
         self.mcp = runtime.start_mcp(self.settings, opts, self.warn) if tools is None else None
+        self.recorder = None
         try:
             self.executor = runtime.make_executor(self.settings, opts, self.tools, self.prompter,
                                                   self.mcp)
             provider = self._make_provider(self.settings, self.profile)
             if self.mcp is not None:  # MCP tools join the plugins in the banner and /tools
                 self.tools = {**self.tools, **self.executor.mcp.tools()}
-            self.agent = runtime.make_agent(self.settings, opts, provider, self.executor)
+            self.recorder = runtime.make_recorder(self.settings, opts, self.warn,
+                                                  critical=self.guard.critical)
+            self.resumed = runtime.resume(self.settings, opts, self.recorder)
+            self.agent = runtime.make_agent(self.settings, opts, provider, self.executor,
+                                            history=self.resumed.history if self.resumed
+                                            else None, profile=self.profile)
+            self.agent.system = runtime.conversation_system(self.settings, opts, self.resumed)
+            self.role = runtime.conversation_role(opts, self.resumed)
             self.session = build_session(self)
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        """Stop the MCP servers this session started."""
+        """Stop the MCP servers this session started and close the session store."""
         if self.mcp is not None:
             self.mcp.close()
+            self.mcp = None
+        if self.recorder is not None:
+            self.recorder.close()
 
     # -- small output helpers (all on stderr, sanitised)
 
@@ -163,6 +175,10 @@ class ChatRepl:
         tools = ", ".join(sorted(self.tools)) or "none"
         self.notice(f"agentcli chat · {self.profile.name} · {self.model} · tools: {tools}")
         self.notice("Enter sends · Esc+Enter newline · /help · Ctrl-D quits")
+        if self.resumed is not None:
+            self.notice(runtime.resume_notice(self.resumed, self.profile.name, self.model))
+        if self.recorder is None:
+            self.notice("not saving this conversation (--no-save or save: false)")
         if self.piped_text:
             lines = self.piped_text.count("\n") + (not self.piped_text.endswith("\n"))
             self.notice(f"piped input ({lines} line{'s' if lines != 1 else ''}, "
@@ -170,19 +186,24 @@ class ChatRepl:
                         "message")
 
     def send(self, text: str) -> None:
+        piped = None
         if self.piped_text:
             from .ask import compose_prompt
 
-            text = compose_prompt(text, self.piped_text)
+            composed = compose_prompt(text, self.piped_text)
+            piped, text = len(composed) - len(text), composed
             self.piped_text = None
-        self.run_turn(text)
+        self.run_turn(text, piped=piped)
 
-    def run_turn(self, text: str) -> None:
+    def run_turn(self, text: str, *, piped: int | None = None) -> None:
         """One user message through the agent, rendering its events as they come; what the turn
         became is the agent's AgentDone, rendered once."""
         from .agent import drive
 
         self.failed_text = None
+        if self.recorder is not None:
+            self.recorder.begin_turn(provider=self.profile.name, model=self.model,
+                                     system=self.agent.system, role=self.role, piped=piped)
         out = _TurnOutput(self)
         with self.guard.installed(), echo_off(self.tty_fd):
             try:
@@ -190,6 +211,7 @@ class ChatRepl:
             finally:
                 with self.guard.ignored():  # a second Ctrl-C must not cut the clean-up short
                     out.close()
+        self.last_turn_usage = done.usage
         with self.guard.ignored():
             self._report(done, text)
             self.console.print()  # one blank line between a reply and the next prompt
@@ -234,7 +256,7 @@ class ChatRepl:
         profile = runtime.resolve(self.settings, opts, self.notice)
         new_provider = self._make_provider(self.settings, profile)
         agent = runtime.make_agent(self.settings, opts, new_provider, self.executor,
-                                   history=self.agent.history)
+                                   history=self.agent.history, profile=profile)
         agent.system = self.agent.system
         agent.usage = self.agent.usage  # the session's tokens, whichever model spent them
         self.opts, self.profile, self.agent = opts, profile, agent
@@ -267,6 +289,8 @@ class _TurnOutput:
 
     def handle(self, event: AgentEvent) -> None:
         repl = self.repl
+        if repl.recorder is not None:
+            repl.recorder.handle(event)
         if isinstance(event, TextDelta):
             self._text(event.text)
         elif isinstance(event, ToolCallReady):

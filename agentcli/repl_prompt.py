@@ -54,6 +54,8 @@ class ReplCompleter(Completer):
         if command == "/model":
             models = [p.model for p in repl.settings.providers.values() if p.model]
             return list(dict.fromkeys([repl.model, *models]))
+        if command == "/role":
+            return sorted(repl.settings.sessions.roles)
         return []
 
     def get_completions(self, document: Document, complete_event: Any) -> Iterable[Completion]:
@@ -100,7 +102,8 @@ class ReplSession:
 
         self._session: PromptSession[str] = PromptSession(
             message=FormattedText([("class:prompt", "› ")]),
-            history=open_history(repl.settings.history_file, repl.warn),
+            history=open_history(repl.settings.history_file, repl.warn)
+            if repl.recorder is not None else InMemoryHistory(),  # --no-save: nothing written
             key_bindings=kb,
             completer=ReplCompleter(repl),
             complete_while_typing=True,
@@ -114,14 +117,22 @@ class ReplSession:
 
     def _toolbar(self) -> FormattedText:
         repl = self.repl
-        usage = repl.agent.usage
+        usage = repl.recorder.usage if repl.recorder is not None else repl.agent.usage
         if usage.requests and not usage.known:
             used = "tokens unknown"
         else:
             used = f"{usage.total_tokens:,}{'+' if usage.unreported else ''} tokens"
+        recorder = repl.recorder
+        if recorder is None:
+            session = "not saved"
+        elif recorder.failed:
+            session = "not saving"
+        else:
+            session = f"session {recorder.session_id[:8]}" if recorder.session_id else \
+                "new session"
         return FormattedText([("class:bottom-toolbar",
                                f" {sanitize(repl.profile.name)} · {sanitize(repl.model)} · "
-                               f"{used} · Esc+Enter newline · /help ")])
+                               f"{used} · {session} · Esc+Enter newline · /help ")])
 
     def prompt(self) -> str:
         self.kept_on_ctrl_c = False

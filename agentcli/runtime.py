@@ -6,7 +6,7 @@ Shared by ``ask`` and ``chat`` so both build exactly the same core; holds no sta
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .errors import UsageError
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .mcp_tools import McpRun
     from .messages import Message
     from .providers.base import Provider
+    from .sessions.recorder import Resumed, SessionRecorder
 
 Notice = Callable[[str], None]
 
@@ -38,6 +39,14 @@ class RunOptions:
     max_steps: int | None = None
     stream: bool = True
     max_tokens: int | None = None
+    continue_latest: bool = False  # -c: the latest saved conversation
+    session: str | None = None  # --session ID (or a unique prefix)
+    save: bool = True  # False: --no-save
+    role: str | None = None
+
+    @property
+    def resuming(self) -> bool:
+        return self.continue_latest or self.session is not None
 
 
 def load(opts: RunOptions) -> Settings:
@@ -49,6 +58,10 @@ def load(opts: RunOptions) -> Settings:
         if opts.max_steps < 1:
             raise UsageError("--max-steps must be 1 or more")
         changes["max_steps"] = opts.max_steps
+    if opts.role is not None:
+        from .roles import role_prompt
+
+        changes["system"] = role_prompt(settings, opts.role)  # a typo fails even when -s wins
     if opts.system is not None:
         changes["system"] = opts.system
     return replace(settings, **changes) if changes else settings
@@ -116,11 +129,71 @@ def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
 
 
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,
-               history: list[Message] | None = None) -> Agent:
+               history: list[Message] | None = None,
+               profile: ProviderProfile | None = None) -> Agent:
+    """The agent; with ``profile``, each request is fitted to the model's context window."""
     from .agent import Agent
 
+    prepare = None
+    if profile is not None:
+        from .context import make_fitter
+
+        prepare = make_fitter(settings, profile, getattr(provider, "model", None) or profile.model)
     return Agent(provider, executor, system=settings.system, max_steps=settings.max_steps,
-                 history=history, stream=opts.stream)
+                 history=history, stream=opts.stream, prepare=prepare)
+
+
+# --- conversations: the session store ----------------------------------------------------------
+
+def make_recorder(settings: Settings, opts: RunOptions, warn: Notice,
+                  critical: Callable[[], Any] | None = None) -> SessionRecorder | None:
+    """The session store's renderer; None for --no-save / ``save: false`` (nothing written)."""
+    if not opts.save or not settings.sessions.save:
+        return None
+    from .sessions.recorder import SessionRecorder
+
+    if critical is None:
+        return SessionRecorder(settings.data_dir, warn)
+    return SessionRecorder(settings.data_dir, warn, critical=critical)
+
+
+def resume(settings: Settings, opts: RunOptions,
+           recorder: SessionRecorder | None) -> Resumed | None:
+    """The conversation -c / --session continues (None when neither was given)."""
+    if not opts.resuming:
+        return None
+    if recorder is not None:
+        return recorder.resume(opts.session)
+    from .sessions.recorder import load_from
+
+    return load_from(settings.data_dir, opts.session)
+
+
+def conversation_system(settings: Settings, opts: RunOptions, resumed: Resumed | None
+                        ) -> str | None:
+    """-s or --role win; a resumed conversation otherwise keeps its own system prompt."""
+    if resumed is None or opts.system is not None or opts.role is not None:
+        return settings.system
+    return resumed.info.system
+
+
+def conversation_role(opts: RunOptions, resumed: Resumed | None) -> str | None:
+    if opts.system is not None:
+        return None
+    if opts.role is not None or resumed is None:
+        return opts.role
+    return resumed.info.role
+
+
+def resume_notice(resumed: Resumed, provider: str, model: str) -> str:
+    info = resumed.info
+    n = len(resumed.history)
+    text = (f"continuing session {info.short_id} ({n} message{'s' if n != 1 else ''}: "
+            f"{info.title or 'untitled'})")
+    if (info.provider, info.model) != (provider, model):
+        text += (f"; it was with {info.provider or '?'} · {info.model or '?'}, now "
+                 f"{provider} · {model} (the history is converted)")
+    return text
 
 
 def tool_names(tools: Sequence[str]) -> tuple[str, ...]:

@@ -80,12 +80,24 @@ def _exit(repl: ChatRepl, arg: str) -> object:
     return EXIT
 
 
-def _clear(repl: ChatRepl, arg: str) -> None:
+def _start_over(repl: ChatRepl) -> tuple[int, str]:
+    """Empty the conversation; the next message starts a new saved session. Returns how many
+    messages left and a note on where the old conversation stays."""
     n = len(repl.agent.history)
     repl.agent.history.clear()
     repl.failed_text = None
-    repl.notice(f"conversation cleared ({n} message{'s' if n != 1 else ''} dropped); the "
-                "system prompt, provider and tool grants stay")
+    if repl.recorder is None:
+        return n, ""
+    old = repl.recorder.session_id
+    repl.recorder.start_new()
+    return n, f"session {old[:8]} stays saved (/resume {old[:8]})" if old else ""
+
+
+def _clear(repl: ChatRepl, arg: str) -> None:
+    n, saved = _start_over(repl)
+    repl.notice(f"conversation cleared ({n} message{'s' if n != 1 else ''} dropped"
+                f"{'; ' + saved if saved else ''}); the system prompt, provider and tool "
+                "grants stay")
 
 
 def _model(repl: ChatRepl, arg: str) -> None:
@@ -183,6 +195,8 @@ def _retry(repl: ChatRepl, arg: str) -> None:
     elif i is not None:
         text = history[i].text
         del history[i:]
+        if repl.recorder is not None:
+            repl.recorder.truncate(len(history))
     else:
         repl.notice("nothing to retry yet")
         return
@@ -199,50 +213,43 @@ def _undo(repl: ChatRepl, arg: str) -> None:
     text = history[i].text
     n = len(history) - i
     del history[i:]
+    if repl.recorder is not None:
+        repl.recorder.truncate(len(history))
     repl.failed_text = None
     repl.notice(f"dropped the last exchange ({n} message{'s' if n != 1 else ''}): "
                 f"{_preview(text)}")
 
 
 def _tokens(repl: ChatRepl, arg: str) -> None:
-    u = repl.agent.usage
+    from .context import describe_context
+    from .pricing import cost
+
+    recorder = repl.recorder
+    u = recorder.usage if recorder is not None else repl.agent.usage
+    by_model = recorder.by_model if recorder is not None else {repl.model: u}
     if not u.requests:
         repl.notice("tokens this session: none yet (no reply has arrived)")
-        return
-    total = f" = {u.total_tokens:,}" if u.known else ""
-    last = (f"; last request's input (≈ context size): {repl.last_input_tokens:,}"
-            if repl.last_input_tokens else "")
-    repl.notice(f"tokens this session: {u.describe()}{total}{last}")
+    else:
+        total = f" = {u.total_tokens:,}" if u.known else ""
+        last = (f"; last request's input (≈ context size): {repl.last_input_tokens:,}"
+                if repl.last_input_tokens else "")
+        spent = cost(repl.settings.sessions, by_model)
+        price = f"; cost {spent.describe()}" if spent is not None else ""
+        turn = repl.last_turn_usage
+        turn_text = f"; last turn: {turn.describe()}" if turn is not None and turn.requests \
+            else ""
+        repl.notice(f"tokens this session: {u.describe()}{total}{price}{turn_text}{last}")
+    repl.notice(describe_context(repl.agent.prepare))
 
 
 def transcript(repl: ChatRepl) -> str:
     """The conversation as markdown (tool calls and results as fenced blocks), sanitised."""
-    def fence(text: str, info: str = "") -> str:
-        ticks = "```"
-        while ticks in text:
-            ticks += "`"
-        return f"{ticks}{info}\n{text}\n{ticks}"
+    from .sessions.export import Entry, markdown
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"# agentcli chat — {now}", "",
-           f"provider: {repl.profile.name} · model: {repl.model}", ""]
-    if repl.agent.system:
-        out += ["## System", "", repl.agent.system, ""]
-    for m in repl.agent.history:
-        if m.role == "user":
-            out += ["## You", "", m.text, ""]
-        elif m.role == "assistant":
-            out += ["## Assistant" + (" (interrupted)" if m.interrupted else ""), ""]
-            if m.text:
-                out += [m.text, ""]
-            for c in m.tool_calls:
-                out += [f"**tool call** `{c.name}`", "", fence(c.arguments, "json"), ""]
-        else:
-            for r in m.tool_results:
-                label = " (error)" if r.is_error else ""
-                out += [f"**tool result** `{r.name}`{label}", "", fence(r.content), ""]
-    # sanitised: `cat chat.md` must not run escape sequences a model or tool planted
-    return sanitize("\n".join(out).rstrip() + "\n")
+    return markdown(f"agentcli chat — {now}",
+                    [f"provider: {repl.profile.name}", f"model: {repl.model}"],
+                    repl.agent.system, (Entry(m) for m in repl.agent.history))
 
 
 def _save(repl: ChatRepl, arg: str) -> None:
@@ -259,6 +266,29 @@ def _save(repl: ChatRepl, arg: str) -> None:
     repl.notice(f"saved {n} message{'s' if n != 1 else ''} to {path}")
 
 
+def _new(repl: ChatRepl, arg: str) -> None:
+    _, saved = _start_over(repl)
+    repl.notice("new conversation" + (f"; {saved}" if saved else ""))
+
+
+def _sessions(repl: ChatRepl, arg: str) -> None:
+    from .sessions.repl_commands import list_recent
+
+    list_recent(repl)
+
+
+def _resume(repl: ChatRepl, arg: str) -> None:
+    from .sessions.repl_commands import resume
+
+    resume(repl, arg)
+
+
+def _role(repl: ChatRepl, arg: str) -> None:
+    from .sessions.repl_commands import set_role
+
+    set_role(repl, arg)
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(("/help",), "", "keys and commands", _help),
     Command(("/exit", "/quit"), "", "leave (Ctrl-D too)", _exit),
@@ -271,8 +301,12 @@ COMMANDS: tuple[Command, ...] = (
             _tools),
     Command(("/retry",), "", "send your last message again (its old reply is dropped)", _retry),
     Command(("/undo",), "", "drop your last message and its reply", _undo),
-    Command(("/tokens",), "", "token usage so far", _tokens),
+    Command(("/tokens",), "", "token usage, cost and the context window", _tokens),
     Command(("/save",), "FILE", "write the conversation to FILE as markdown", _save),
+    Command(("/new",), "", "start a new conversation (this one stays saved)", _new),
+    Command(("/sessions",), "", "recent saved conversations", _sessions),
+    Command(("/resume",), "ID", "continue a saved conversation here", _resume),
+    Command(("/role",), "NAME", "use a role's system prompt (/role - drops it)", _role),
 )
 
 _BY_NAME = {name: cmd for cmd in COMMANDS for name in cmd.names}

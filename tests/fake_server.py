@@ -17,7 +17,7 @@ Use in tests (the ``fake_server`` fixture in ``conftest.py`` starts one per test
                    error(500), drop("partial "), stall("slow ", seconds=2),
                    stream_error("partial ", "Overloaded"))
         ... point an SDK at srv.openai_base_url or srv.anthropic_base_url ...
-        srv.requests   # [{"method", "path", "headers", "body"}], body parsed from JSON
+        srv.requests   # [{"method", "path", "headers", "body", "raw"}], body parsed from JSON
         srv.disconnects  # how many replies the client hung up on mid-way
 
 Scripted replies are consumed one per request, in order, whatever the path. With nothing left
@@ -366,7 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        self._record(body)
+        self._record(body, raw)
         path = self.path.split("?", 1)[0]
         if path not in (OPENAI_PATH, ANTHROPIC_PATH):
             self._send_json(404, {"error": {"message": f"fake server: unknown path {path}"}},
@@ -385,10 +385,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- recording / sending
 
-    def _record(self, body: Any) -> None:
+    def _record(self, body: Any, raw: bytes = b"") -> None:
         self.server.owner._record({"method": self.command, "path": self.path,
                                    "headers": {k.lower(): v for k, v in self.headers.items()},
-                                   "body": body})
+                                   "body": body, "raw": raw})
 
     def _send_raw(self, status: int, data: bytes, ctype: str, *, retry: bool | None) -> None:
         self.send_response(status)

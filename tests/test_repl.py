@@ -519,11 +519,11 @@ def test_an_unexpected_error_in_a_turn_keeps_the_session(chat, fake_server, monk
     real = repl_mod.ChatRepl.run_turn
     calls = {"n": 0}
 
-    def boom(self: Any, text: str) -> None:
+    def boom(self: Any, text: str, **kw: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             raise ValueError("kaput")
-        real(self, text)
+        real(self, text, **kw)
 
     monkeypatch.setattr(repl_mod.ChatRepl, "run_turn", boom)
     assert h.run("one\rtwo\r") == 0

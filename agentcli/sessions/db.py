@@ -1,0 +1,115 @@
+"""The store file's schema: tables, full-text index, pragmas, version and migrations, and one
+line for people on why the file cannot be used. ``store`` opens the file through ``prepare``."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ..errors import SessionStoreError
+
+FILE_NAME = "sessions.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+PRAGMA auto_vacuum = INCREMENTAL;
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
+    provider TEXT, model TEXT, system TEXT, role TEXT, title TEXT NOT NULL DEFAULT '',
+    turns INTEGER NOT NULL DEFAULT 0, messages INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    requests INTEGER NOT NULL DEFAULT 0, unreported INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS sessions_by_updated ON sessions (updated);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, turn INTEGER NOT NULL, role TEXT NOT NULL,
+    parts TEXT NOT NULL, text TEXT NOT NULL,
+    interrupted INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0,
+    piped INTEGER, provider TEXT, model TEXT, stop_reason TEXT,
+    input_tokens INTEGER, output_tokens INTEGER, requests INTEGER, unreported INTEGER,
+    verdicts TEXT, created REAL NOT NULL,
+    UNIQUE (session_id, seq));
+CREATE TABLE IF NOT EXISTS turns (
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, stop_reason TEXT NOT NULL, steps INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+    requests INTEGER NOT NULL, unreported INTEGER NOT NULL,
+    error TEXT, ended REAL NOT NULL,
+    PRIMARY KEY (session_id, turn));
+COMMIT;
+"""
+_FTS = """
+BEGIN IMMEDIATE;
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
+    USING fts5 (text, content = 'messages', content_rowid = 'id');
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+COMMIT;
+"""
+MIGRATIONS: dict[int, str] = {}
+"""version -> the SQL that brings a store from version - 1 to it (none yet)."""
+
+
+def describe_failure(e: BaseException, path: Path) -> str:
+    """One line on why the store failed, for people."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    text = str(e).lower()
+    if "BUSY" in name or "LOCKED" in name or "locked" in text:
+        return f"the session store is locked by another process ({path})"
+    if "READONLY" in name or "readonly" in text or "read-only" in text:
+        return f"the session store is read-only ({path})"
+    if "FULL" in name or "full" in text:
+        return f"the disk holding the session store is full ({path})"
+    if "CORRUPT" in name or "NOTADB" in name or "not a database" in text or "malformed" in text:
+        return (f"the session store is damaged ({path}); move it away and agentcli starts a "
+                "new one")
+    if isinstance(e, OSError):
+        return f"cannot use the session store {path}: {e.strerror or e}"
+    return f"the session store failed ({path}): {e}"
+
+
+def prepare(conn: sqlite3.Connection, readonly: bool) -> bool:
+    """Pragmas, schema and migrations; returns whether full-text search is available."""
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not readonly:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        if "schema_version" not in tables:
+            _script(conn, _SCHEMA)
+        if "messages_fts" not in tables:
+            try:
+                _script(conn, _FTS)
+            except sqlite3.OperationalError as e:
+                if "fts5" not in str(e):
+                    raise
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
+                                             "WHERE type = 'table'")}
+    if "schema_version" not in tables:  # read-only and never written: an empty store
+        raise sqlite3.DatabaseError("file is not a database (no schema)")
+    version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+    if version > SCHEMA_VERSION:
+        raise SessionStoreError(f"the session store was written by a newer agentcli (schema "
+                                f"{version}, this one knows {SCHEMA_VERSION})",
+                                hint="upgrade agentcli")
+    if version < SCHEMA_VERSION and not readonly:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            _script(conn, f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\n"
+                          f"UPDATE schema_version SET version = {target};\nCOMMIT;")
+    return "messages_fts" in tables
+
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    try:
+        conn.executescript(sql)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,124 @@
+"""Transcripts: markdown (``sessions show``, ``sessions export --format markdown``, the REPL's
+``/save``) and JSON (``sessions export --format json``: everything the store holds).
+
+Markdown is sanitised: ``cat chat.md`` must not run an escape sequence a model or tool planted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from ..messages import Message, Usage
+from ..render import sanitize
+from . import codec
+
+if TYPE_CHECKING:
+    from .store import SessionInfo, StoredMessage
+
+
+@dataclass(frozen=True)
+class Entry:
+    message: Message
+    piped: int | None = None
+
+
+def local_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def iso_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+
+
+def _fence(text: str, info: str = "") -> str:
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{info}\n{text}\n{ticks}"
+
+
+def markdown(title: str, meta: Sequence[str], system: str | None,
+             entries: Iterable[Entry]) -> str:
+    """The conversation as markdown: tool calls and results as fenced blocks."""
+    out = [f"# {title}", ""]
+    if meta:
+        out += [" · ".join(meta), ""]
+    if system:
+        out += ["## System", "", system, ""]
+    for entry in entries:
+        m = entry.message
+        if m.role == "user":
+            label = ""
+            if entry.piped:
+                label = (" (piped input)" if entry.piped >= len(m.text) else
+                         f" (with {entry.piped:,} characters of piped input)")
+            out += [f"## You{label}", "", m.text, ""]
+        elif m.role == "assistant":
+            out += ["## Assistant" + (" (interrupted)" if m.interrupted else ""), ""]
+            if m.text:
+                out += [m.text, ""]
+            for c in m.tool_calls:
+                out += [f"**tool call** `{c.name}`", "", _fence(c.arguments, "json"), ""]
+        else:
+            for r in m.tool_results:
+                label = " (error)" if r.is_error else ""
+                out += [f"**tool result** `{r.name}`{label}", "", _fence(r.content), ""]
+    return sanitize("\n".join(out).rstrip() + "\n")
+
+
+def session_markdown(info: SessionInfo, stored: Sequence[StoredMessage],
+                     cost: str | None = None) -> str:
+    meta = [f"session {info.id}", f"started {local_time(info.created)}",
+            f"{info.provider or '?'} · {info.model or '?'}",
+            f"{info.turns} turn{'s' if info.turns != 1 else ''}",
+            f"tokens: {info.usage.describe()}"]
+    if info.role:
+        meta.append(f"role: {info.role}")
+    if cost:
+        meta.append(f"cost: {cost}")
+    entries = [Entry(s.message, s.piped) for s in stored if not s.dropped]
+    return markdown(info.title or "(untitled conversation)", meta, info.system, entries)
+
+
+def _usage_json(u: Usage | None) -> dict[str, Any] | None:
+    return None if u is None else u.as_json()
+
+
+def session_json(info: SessionInfo, stored: Sequence[StoredMessage],
+                 turns: Sequence[dict[str, Any]], cost: Any = None) -> dict[str, Any]:
+    """Everything the store holds about one session (dropped messages included, flagged)."""
+    messages = []
+    for s in stored:
+        item: dict[str, Any] = {
+            "seq": s.seq, "turn": s.turn, "role": s.message.role,
+            "created": iso_time(s.created),
+            "parts": codec.parts_as_json(s.message.parts),
+            "interrupted": s.message.interrupted, "dropped": s.dropped,
+        }
+        if s.piped:
+            item["piped_chars"] = s.piped
+        if s.message.role == "assistant":
+            item.update(provider=s.provider, model=s.model, stop_reason=s.stop_reason,
+                        usage=_usage_json(s.usage))
+        if s.verdicts:
+            item["approvals"] = json.loads(s.verdicts)
+        messages.append(item)
+    return {
+        "id": info.id, "title": info.title, "created": iso_time(info.created),
+        "updated": iso_time(info.updated), "provider": info.provider, "model": info.model,
+        "system": info.system, "role": info.role, "turns": info.turns,
+        "usage": info.usage.as_json(), "cost": cost.as_json() if cost is not None else None,
+        "messages": messages,
+        "turn_records": [{**t, "ended": iso_time(t["ended"])} for t in turns],
+    }
+
+
+def summary_json(info: SessionInfo) -> dict[str, Any]:
+    """One row of ``sessions list --json``."""
+    return {"id": info.id, "started": iso_time(info.created), "updated": iso_time(info.updated),
+            "provider": info.provider, "model": info.model, "turns": info.turns,
+            "messages": info.messages, "first_words": info.title, "role": info.role,
+            "usage": info.usage.as_json()}

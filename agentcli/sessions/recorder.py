@@ -1,0 +1,246 @@
+"""The session store as a renderer of the agent's events.
+
+``SessionRecorder.handle`` sits next to the terminal renderer: every ``HistoryAppended`` is
+written as it arrives (its own transaction), and ``AgentDone`` closes the turn with its stop
+reason, steps and usage. The recorder never raises into the turn: a store that is locked,
+read-only, full or damaged costs one warning line ("not saved: why"), never the reply, and
+nothing more is written for that conversation (a hole in the middle would be worse).
+
+``seqs`` follows ``agent.history`` message for message (the stored sequence number, None for
+one that was not stored), so ``/undo`` and ``/retry`` can mark what left the conversation.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, TypeVar
+
+from ..errors import SessionStoreError, UsageError
+from ..messages import AgentDone, HistoryAppended, Message, Usage
+from . import codec
+from .store import Header, SessionInfo, Store, describe_failure, new_id, open_store, store_path
+
+T = TypeVar("T")
+_FAILURES = (sqlite3.Error, OSError, SessionStoreError, UnicodeError, ValueError)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A stored conversation, ready to continue: the history as it will be sent (repaired),
+    each message's stored seq (None for a repair), and the usage per model so far."""
+
+    info: SessionInfo
+    history: list[Message]
+    seqs: list[int | None]
+    by_model: dict[str, Usage] = field(default_factory=dict)
+
+
+def load(store: Store, ref: str | None) -> Resumed:
+    """The session ``ref`` (an id or unique prefix; None: the latest)."""
+    info = store.find(ref) if ref else store.latest()
+    if info is None:
+        raise UsageError("there is no saved conversation to continue",
+                         hint="conversations are saved as you have them (unless --no-save or "
+                              "save: false); start one with `agentcli ask` or `agentcli chat`")
+    stored_seqs, stored = store.history(info.id)
+    history, origin = codec.repair(stored)
+    seqs = [stored_seqs[i] if i is not None else None for i in origin]
+    return Resumed(info, history, seqs, store.usage_by_model(info.id))
+
+
+def load_from(data_dir: Path, ref: str | None) -> Resumed:
+    """``load`` from a store opened read-only just for it (``--no-save`` resumes)."""
+    store = open_store(data_dir, create=False, readonly=True)
+    if store is None:
+        raise UsageError("there is no saved conversation to continue",
+                         hint=f"nothing has been saved in {data_dir} yet")
+    try:
+        return load(store, ref)
+    except sqlite3.Error as e:
+        raise SessionStoreError(describe_failure(e, store.path)) from e
+    finally:
+        store.close()
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """A Ctrl-C during a write is held until it is committed (or not at all), so a message is
+    never half recorded nor recorded twice. Only where Python's default handler is in place."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    pending: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if pending:
+        raise KeyboardInterrupt
+
+
+class SessionRecorder:
+    def __init__(self, data_dir: Path, warn: Callable[[str], None], *,
+                 critical: Callable[[], ContextManager[Any]] = _sigint_deferred,
+                 timeout: float | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.warn = warn
+        self.critical = critical
+        self.timeout = timeout
+        self.session_id: str | None = None
+        self.seqs: list[int | None] = []
+        self.failed: str | None = None
+        self.usage = Usage()
+        """The whole session's provider-reported usage (earlier runs included)."""
+        self.by_model: dict[str, Usage] = {}
+        self._store: Store | None = None
+        self._turn: int | None = None
+        self._turn_stored = Usage()
+        self._context = Header(None, None, None, None)
+        self._piped: int | None = None
+
+    # -- the conversation this recorder writes to
+
+    def store(self, *, create: bool = True) -> Store | None:
+        if self._store is None:
+            self._store = open_store(self.data_dir, create=create, timeout=self.timeout)
+        return self._store
+
+    def resume(self, ref: str | None) -> Resumed:
+        """Load a stored conversation and write its next messages into it."""
+        try:
+            store = self.store(create=False)
+            if store is None:
+                raise UsageError("there is no saved conversation to continue",
+                                 hint=f"nothing has been saved in {self.data_dir} yet")
+            resumed = load(store, ref)
+        except sqlite3.Error as e:
+            raise SessionStoreError(describe_failure(e, store_path(self.data_dir))) from e
+        self.adopt(resumed)
+        return resumed
+
+    def adopt(self, resumed: Resumed) -> None:
+        self.failed = None  # the store just opened and read fine: writing is tried again
+        self.session_id = resumed.info.id
+        self.seqs = list(resumed.seqs)
+        self.usage = resumed.info.usage
+        self.by_model = dict(resumed.by_model)
+        self._turn = None
+
+    def start_new(self) -> None:
+        """The next message starts a new session (/new, /clear); a failed store is tried again."""
+        self.session_id = None
+        self.seqs = []
+        self.usage = Usage()
+        self.by_model = {}
+        self._turn = None
+        if self.failed:
+            self.failed = None
+            self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- rendering the agent's events
+
+    def begin_turn(self, *, provider: str | None, model: str | None, system: str | None,
+                   role: str | None = None, piped: int | None = None) -> None:
+        """What the next turn's messages are recorded with (``piped``: how many characters at
+        the end of the user message came from stdin)."""
+        self._context = Header(provider, model, system, role)
+        self._piped = piped
+        self._turn = None
+        self._turn_stored = Usage()
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, HistoryAppended):
+            self._appended(event)
+        elif isinstance(event, AgentDone):
+            self._done(event)
+
+    def _appended(self, event: HistoryAppended) -> None:
+        message = event.message
+        if event.usage is not None:
+            self._count(event.usage)
+            self._turn_stored += event.usage
+        if self.failed is not None:
+            self.seqs.append(None)
+            return
+        ctx = self._context
+        user = message.role == "user"
+        header = None
+        session_id = self.session_id
+        if session_id is None:
+            session_id, header = new_id(), ctx
+        try:
+            with self.critical():  # a Ctrl-C waits for the bookkeeping too
+                store = self.store()
+                assert store is not None
+                seq, turn = store.append(
+                    session_id, message, turn=None if user else self._turn,
+                    header=header, usage=event.usage, stop_reason=event.stop_reason,
+                    verdicts=codec.verdicts_json(event.verdicts),
+                    piped=self._piped if user else None, provider=ctx.provider,
+                    model=ctx.model if event.usage is not None or user else None,
+                    system=ctx.system)
+                self.session_id = session_id
+                self._turn = turn
+                self.seqs.append(seq)
+        except _FAILURES as e:
+            self._fail(e)
+            self.seqs.append(None)
+
+    def _done(self, done: AgentDone) -> None:
+        unrecorded = _minus(done.usage, self._turn_stored)
+        self._count(unrecorded)
+        if self.failed is None and self._turn is not None and self.session_id is not None:
+            try:
+                with self.critical():
+                    self.store().end_turn(  # type: ignore[union-attr]
+                        self.session_id, self._turn, done.stop_reason, done.steps, done.usage,
+                        unrecorded, getattr(done.error, "message", None))
+            except _FAILURES as e:
+                self._fail(e)
+        self._turn = None
+        self._turn_stored = Usage()
+
+    def _count(self, usage: Usage) -> None:
+        if not usage.requests:
+            return
+        self.usage += usage
+        model = self._context.model or ""
+        self.by_model[model] = self.by_model.get(model, Usage()) + usage
+
+    def truncate(self, length: int) -> None:
+        """``agent.history`` was cut to ``length`` messages (/undo, /retry): the rest is marked
+        dropped in the store (kept on record, no longer part of the conversation)."""
+        cut = [s for s in self.seqs[length:] if s is not None]
+        self.seqs = self.seqs[:length]
+        if not cut or self.failed is not None or self.session_id is None:
+            return
+        try:
+            with self.critical():
+                self.store().drop_from(self.session_id, min(cut))  # type: ignore[union-attr]
+        except _FAILURES as e:
+            self._fail(e)
+
+    def _fail(self, e: BaseException) -> None:
+        reason = e.message if isinstance(e, SessionStoreError) else \
+            describe_failure(e, store_path(self.data_dir))
+        self.failed = reason
+        self.close()
+        self.warn(f"not saved: {reason}; the rest of this conversation is not being saved")
+
+
+def _minus(a: Usage, b: Usage) -> Usage:
+    return Usage(max(0, a.input_tokens - b.input_tokens),
+                 max(0, a.output_tokens - b.output_tokens),
+                 max(0, a.requests - b.requests), max(0, a.unreported - b.unreported))

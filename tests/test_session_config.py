@@ -1,0 +1,59 @@
+"""The config keys conversations add (save, roles, prices, context_windows, a profile's
+context_window): checked with the file and key named; and costs, which are never invented."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentcli.config import load_settings, settings_as_dict
+from agentcli.errors import ConfigError
+from agentcli.messages import Usage
+from agentcli.pricing import cost
+from agentcli.sessions.config import parse
+
+
+@pytest.mark.parametrize("text, key", [
+    ("save: 1\n", "save"),
+    ("roles: {reviewer: 3}\n", "roles.reviewer"),
+    ("roles: {reviewer: '  '}\n", "roles.reviewer"),
+    ("prices: {gpt-4o: 2.5}\n", "prices.gpt-4o"),
+    ("prices: {gpt-4o: {input: 2.5}}\n", "prices.gpt-4o"),
+    ("prices: {gpt-4o: {input: -1, output: 1}}\n", "prices.gpt-4o.input"),
+    ("prices: {gpt-4o: {input: true, output: 1}}\n", "prices.gpt-4o.input"),
+    ("context_windows: {llama3.2: 100}\n", "context_windows.llama3.2"),
+    ("context_windows: {llama3.2: '8k'}\n", "context_windows.llama3.2"),
+    ("providers: {p: {type: openai, context_window: 0}}\n", "providers.p.context_window"),
+    ("providers: {p: {type: openai, context_window: big}}\n", "providers.p.context_window"),
+])
+def test_bad_values_name_the_file_and_key(tmp_path, text, key):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    assert f"at key '{key}'" in e.value.message and str(cfg) in e.value.message
+
+
+def test_good_values_load_and_show(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("save: false\nroles: {r: 'Be r.'}\n"
+                   "prices: {'gpt-4*': {input: 2, output: 8}}\ncontext_windows: {m: 4096}\n"
+                   "providers: {p: {type: openai, context_window: 9000}}\n")
+    settings = load_settings(cfg)
+    assert settings.sessions.save is False and settings.providers["p"].context_window == 9000
+    shown = settings_as_dict(settings)
+    assert shown["prices"] == {"gpt-4*": {"input": 2.0, "output": 8.0}}
+    assert shown["roles"] == {"r": "Be r."} and shown["context_windows"] == {"m": 4096}
+    assert load_settings(None).sessions.save is True  # saving is on by default
+
+
+def test_cost_is_shown_only_when_every_model_used_has_a_price():
+    table = parse({"prices": {"gpt-4.1-mini": {"input": 0.4, "output": 1.6},
+                              "gpt-4.1*": {"input": 2, "output": 8}}}, None)
+    assert table.price("gpt-4.1-mini").input == 0.4  # the exact name beats the glob
+    assert table.price("gpt-4.1").output == 8
+    one = cost(table, {"gpt-4.1-mini": Usage.reported(1_000_000, 1_000_000)})
+    assert one.usd == pytest.approx(2.0) and one.complete and one.describe() == "$2.00"
+    assert cost(table, {"gpt-4.1-mini": Usage(1000, 10, 1), "claude-x": Usage(5, 5, 1)}) is None
+    partial = cost(table, {"gpt-4.1": Usage(1000, 100, 2, 1)})
+    assert not partial.complete and partial.describe().startswith("at least $0.0028")
+    assert cost(table, {}) is None
