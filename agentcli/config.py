@@ -5,10 +5,10 @@ wrong type is a ``ConfigError`` naming the file and the dotted key, never a sile
 
 Precedence, setting by setting (the README's "Configuration" says the same):
 
-- provider: ``-p`` > ``AGENTCLI_PROVIDER`` > ``default_provider`` in the file > ``--base-url``
-  alone means ``openai`` (an OpenAI-compatible server) > the keys that are set (OPENAI_API_KEY,
-  then ANTHROPIC_API_KEY) > the local model. With ``--base-url`` and no ``-p``, a default
-  profile that is not ``type: openai`` is passed over for the built-in ``openai``.
+- provider: ``-p`` > ``AGENTCLI_PROVIDER`` > ``default_provider`` in the file > the keys that
+  are set (OPENAI_API_KEY, then ANTHROPIC_API_KEY) > the local model. But ``--base-url``
+  without ``-p`` always means an OpenAI-compatible server: the default profile when it is
+  ``type: openai``, else the built-in ``openai`` (``profiles.resolve_profile``).
 - base URL: ``--base-url`` > the profile's own ``base_url`` > OPENAI_BASE_URL /
   ANTHROPIC_BASE_URL (for a profile without one) > the official API. A named profile keeps its
   ``base_url``: a variable exported for another tool must not redirect every profile.
