@@ -247,18 +247,21 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
     text = compose_prompt(prompt, piped)
     profile = runtime.resolve(settings, opts, notice=notice)
     tools = runtime.select_tools(settings, opts, warn)
+    mcp = runtime.start_mcp(settings, opts, warn)  # servers start while the provider loads
     prompter = None
-    if tools and not opts.yes:
-        from .approval import open_tty_prompter
-
-        prompter = open_tty_prompter()
     try:
+        if (tools or mcp) and not opts.yes:
+            from .approval import open_tty_prompter
+
+            prompter = open_tty_prompter()
         provider = runtime.make_provider(settings, profile)
-        executor = runtime.make_executor(settings, opts, tools, prompter)
+        executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
         agent = runtime.make_agent(settings, opts, provider, executor)
         out = AskOutput(json_out)
         done = drive(agent.run(Message.user(text)), out.handle)
     finally:
+        if mcp is not None:
+            mcp.close()  # every server process it started is gone after this
         if prompter is not None:
             prompter.close()  # the /dev/tty handles it opened
 

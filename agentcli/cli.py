@@ -300,6 +300,9 @@ def build_app() -> typer.Typer:
     from .tools_cli import tools_app
 
     app.add_typer(tools_app, name="tools")
+    from .mcp_cli import mcp_app
+
+    app.add_typer(mcp_app, name="mcp")
     return app
 
 

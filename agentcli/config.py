@@ -93,6 +93,8 @@ class Settings:
     stdin_limit: int = 1024 * 1024
     stdin_timeout: float = 60.0
     tools: ToolSettings = field(default_factory=ToolSettings)
+    mcp_servers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """As written in the file; checked by ``mcp_config.parse_servers`` when servers start."""
 
     @property
     def user_tools_dir(self) -> Path:
@@ -122,6 +124,7 @@ _SCHEMA: dict[str, Any] = {
     "stdin_limit": int,
     "stdin_timeout": _NUM,
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
+    "mcp_servers": dict,
 }
 
 
@@ -296,6 +299,10 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         if data["max_retries"] < 0:
             raise ConfigError("must be 0 or more", file=file, key="max_retries")
         kwargs["max_retries"] = data["max_retries"]
+    if data.get("mcp_servers"):
+        from .mcp_config import parse_servers
+
+        parse_servers(data["mcp_servers"], file)  # a bad entry is a ConfigError now, not later
     return Settings(
         config_file=path if path.exists() else None,
         config_dir=config_dir,
@@ -304,6 +311,7 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         providers=MappingProxyType(profiles),
         system=data.get("system"),
         tools=tools,
+        mcp_servers=MappingProxyType(dict(data.get("mcp_servers") or {})),
         **kwargs,
     )
 
@@ -343,7 +351,14 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
             "deny": list(settings.tools.deny),
             "options": {k: dict(v) for k, v in settings.tools.options.items()},
         },
+        "mcp_servers": _mcp_shown(settings.mcp_servers),
     }
+
+
+def _mcp_shown(raw: Mapping[str, Any]) -> dict[str, Any]:
+    from .mcp_config import redacted
+
+    return redacted(dict(raw))
 
 
 def example_config_path() -> Path:

@@ -71,10 +71,23 @@ class ChatRepl:
         self.tools = tools if tools is not None else runtime.select_tools(self.settings, opts,
                                                                           self.warn)
         self.prompter = ReplPrompter(input, output)
-        self.executor = runtime.make_executor(self.settings, opts, self.tools, self.prompter)
-        provider = self._make_provider(self.settings, self.profile)
-        self.agent = runtime.make_agent(self.settings, opts, provider, self.executor)
-        self.session = build_session(self)
+        self.mcp = runtime.start_mcp(self.settings, opts, self.warn) if tools is None else None
+        try:
+            self.executor = runtime.make_executor(self.settings, opts, self.tools, self.prompter,
+                                                  self.mcp)
+            provider = self._make_provider(self.settings, self.profile)
+            if self.mcp is not None:  # MCP tools join the plugins in the banner and /tools
+                self.tools = {**self.tools, **self.executor.mcp.tools()}
+            self.agent = runtime.make_agent(self.settings, opts, provider, self.executor)
+            self.session = build_session(self)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the MCP servers this session started."""
+        if self.mcp is not None:
+            self.mcp.close()
 
     # -- small output helpers (all on stderr, sanitised)
 
@@ -293,7 +306,10 @@ def run_chat(opts: runtime.RunOptions, piped_text: str | None = None) -> int:
         err = Console(file=sys.stderr, highlight=False)
         repl = ChatRepl(opts, input=inp, output=out, console=console, err=err,
                         piped_text=piped_text, tty_fd=fd)
-        return repl.run()
+        try:
+            return repl.run()
+        finally:
+            repl.close()
     finally:
         for f in opened:
             try:

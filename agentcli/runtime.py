@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .approval import Prompter
     from .config import ProviderProfile, Settings
     from .executor import Executor, Tool
+    from .mcp_tools import McpRun
     from .messages import Message
     from .providers.base import Provider
 
@@ -78,21 +79,40 @@ def select_tools(settings: Settings, opts: RunOptions, warn: Notice) -> dict[str
 
     tools = load_tools(settings, extra_dirs=opts.tools_dirs, warn=warn)
     if opts.tools:
-        missing = [n for n in opts.tools if n not in tools]
+        from .approval import _glob
+        from .mcp_tools import mcp_patterns
+
+        def hits(p: str) -> list[str]:
+            return [n for n in tools if _glob(p, n, segments=False)]
+
+        for_mcp = mcp_patterns(settings, opts.tools)  # server__tool names: checked once started
+        missing = [p for p in opts.tools if p not in for_mcp and not hits(p)]
         if missing:
             raise UsageError(f"unknown tool: {', '.join(missing)}",
                              hint=f"available: {', '.join(sorted(tools)) or 'none'} "
                                   "(see `agentcli tools list`)")
-        tools = {n: tools[n] for n in opts.tools}
+        tools = {n: tools[n] for p in opts.tools for n in hits(p)}
     return tools
 
 
+def start_mcp(settings: Settings, opts: RunOptions, warn: Notice) -> McpRun | None:
+    """Start the run's MCP servers in the background (None: no servers, or --no-tools)."""
+    if opts.no_tools or not getattr(settings, "mcp_servers", None):
+        return None
+    from .mcp_tools import start_for_run
+
+    return start_for_run(settings, opts.tools, warn)
+
+
 def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
-                  prompter: Prompter | None) -> Executor:
+                  prompter: Prompter | None, mcp: McpRun | None = None) -> Executor:
+    """The plugin Executor; with MCP servers, a router over it and the MCP tools (one approver)."""
     from .approval import build_approver
     from .executor import Executor
 
-    return Executor(tools, build_approver(settings, yes=opts.yes, prompter=prompter))
+    approver = build_approver(settings, yes=opts.yes, prompter=prompter)
+    executor = Executor(tools, approver)
+    return executor if mcp is None else mcp.route(executor, approver)  # type: ignore[return-value]
 
 
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,

@@ -145,19 +145,30 @@ def _tools(repl: ChatRepl, arg: str) -> None:
         repl.notice("no tools are offered to the model (started with --no-tools, or none "
                     "loaded; see `agentcli tools list`)")
         return
+    from .mcp_tools import shown_description  # an MCP tool's hints lead its description
+
     names = [arg] if arg else sorted(repl.tools)
-    table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
-    table.add_column("tool", no_wrap=True, min_width=max(len(n) for n in names))
-    table.add_column("approval", min_width=21, overflow="fold")
-    table.add_column("description", overflow="fold" if arg else "ellipsis", no_wrap=not arg)
+    rows = []
     for name in names:
         tool = repl.tools.get(name)
         if tool is None:
             repl.error(f"unknown tool '{name}'", hint=f"tools: {', '.join(sorted(repl.tools))}")
             return
-        desc = " ".join(tool.definition.description.split())
-        table.add_row(Text(sanitize(name)), Text(sanitize(_approval_state(repl, name, tool))),
-                      Text(sanitize(desc)))
+        rows.append([Text(sanitize(name)), Text(sanitize(getattr(tool, "source", ""))),
+                     Text(sanitize(_approval_state(repl, name, tool))),
+                     Text(sanitize(shown_description(tool)))])
+    table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
+    for title in ("tool", "source", "approval"):
+        table.add_column(title, no_wrap=True)
+    table.add_column("description", overflow="fold")
+    if not arg:  # one line per tool: cut the description to what is left of the width (rich
+        # would otherwise squeeze the other columns away)
+        used = sum(max(len(r[i]) for r in [[Text(h) for h in ("tool", "source", "approval")],
+                                           *rows]) for i in range(3)) + 4 * 4
+        for r in rows:
+            r[3].truncate(max(10, repl.err.width - used), overflow="ellipsis")
+    for r in rows:
+        table.add_row(*r)
     repl.err.print(table)
     if arg:
         repl.err.print(Text(sanitize(json.dumps(repl.tools[arg].definition.parameters,

@@ -55,9 +55,14 @@ def list_tools(tools_dir: Optional[List[str]] = ToolsDirOpt,
     """Every tool: name, source, approval default, description."""
 
     def body() -> int:
-        _, tools = _load(config, tools_dir)
+        settings, tools = _load(config, tools_dir)
         rows = [(t.name, t.source, t.confirm, t.definition.description.split("\n")[0])
                 for t in tools.values()]
+        if settings.mcp_servers:  # MCP servers' tools, source mcp:SERVER (the servers start)
+            from .mcp_tools import listed_tools, shown_description
+
+            rows += [(t.name, t.source, t.confirm, shown_description(t))
+                     for t in listed_tools(settings, warn)]
         if not rows:
             print("no tools found")
             return 0

@@ -13,7 +13,8 @@ import sys
 from _util import agentcli_bin, median_run, verdict
 
 TARGET = 0.15
-HEAVY = ("openai", "anthropic", "tiktoken", "llama_cpp", "prompt_toolkit", "jsonschema")
+HEAVY = ("openai", "anthropic", "tiktoken", "llama_cpp", "prompt_toolkit", "jsonschema", "mcp",
+         "ruamel")
 
 
 def heavy_imports(args: list[str]) -> list[str]:

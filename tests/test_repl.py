@@ -228,6 +228,16 @@ def test_tools_lists_approval_state(chat):
     assert "quiet" in h.err and "without asking" in h.err
 
 
+def test_tools_keeps_source_and_approval_visible_beside_a_long_description(chat):
+    long = _tool("long", lambda: "", confirm="never")
+    long.definition = ToolDefinition("long", "word " * 60, long.definition.parameters)
+    h = chat(tools={"long": long})
+    h.run("/tools\r")
+    row = [ln for ln in h.err.splitlines() if ln.strip().startswith("long ")][0]
+    assert "builtin" in row and "runs without asking" in row and row.rstrip().endswith("…")
+    assert len(row.rstrip()) <= 100
+
+
 def test_completion_of_commands_providers_and_tools(chat):
     from prompt_toolkit.document import Document
 

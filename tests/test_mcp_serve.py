@@ -1,0 +1,140 @@
+"""`agentcli mcp serve` driven by the official SDK's own client over stdio (installed binary)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+import yaml
+from mcp import Client, StdioServerParameters
+
+BIN = shutil.which("agentcli", path=str(Path(sys.executable).parent)) or shutil.which("agentcli")
+EXAMPLE_TOOL = Path(__file__).parent / "data" / "example_tool"
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A config that denies one rule, a folder file_read may read, and a tool that hangs."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "note.txt").write_text("hello from the note\n")
+    (root / ".env").write_text("SECRET=1\n")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "sleepy.yaml").write_text(textwrap.dedent("""\
+        name: sleepy
+        description: Sleeps too long.
+        entrypoint: sleepy:run
+        timeout: 1
+        parameters: {type: object, properties: {}}
+        """))
+    (tools / "sleepy.py").write_text("import time\n\ndef run():\n    time.sleep(30)\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"tools": {
+        "deny": [{"tool": "file_read", "args": {"path": "**/.env"}}],
+        "options": {"file_read": {"roots": [str(root)]}}}}))
+    return tmp_path, cfg
+
+
+def serve(cfg: Path, *extra: str, **calls):
+    """Start `agentcli mcp serve`, list its tools and make ``calls`` {key: (tool, args)}."""
+    params = StdioServerParameters(command=BIN, args=["mcp", "serve", "--config", str(cfg),
+                                                      *extra],
+                                   env=dict(os.environ), cwd=str(cfg.parent))
+    out: dict = {}
+
+    async def main() -> None:
+        with anyio.fail_after(60):
+            async with Client(params, mode="legacy") as client:
+                out["tools"] = {t.name: t for t in (await client.list_tools()).tools}
+                for key, (name, args) in calls.items():
+                    result = await client.call_tool(name, args)
+                    out[key] = (result.is_error, "".join(c.text for c in result.content))
+
+    anyio.run(main)
+    return out
+
+
+def test_lists_and_calls_every_builtin_with_agentclis_guards(workdir):
+    tmp, cfg = workdir
+    out = serve(cfg, "--tools-dir", str(tmp / "tools"), "--tools-dir", str(EXAMPLE_TOOL),
+                calc=("calculator", {"expression": "6*7"}),
+                read=("file_read", {"path": str(tmp / "docs" / "note.txt")}),
+                outside=("file_read", {"path": "/etc/hostname"}),
+                denied=("file_read", {"path": str(tmp / "docs" / ".env")}),
+                fetch=("web_fetch", {"url": "http://127.0.0.1:9/"}),
+                bad=("calculator", {"expression": 42}),
+                slow=("sleepy", {}),
+                words=("word_count", {"text": "a b a"}))
+    assert {"calculator", "file_read", "web_fetch", "sleepy", "word_count"} <= set(out["tools"])
+    assert out["tools"]["calculator"].input_schema["required"] == ["expression"]
+    assert out["calc"] == (False, "42")
+    assert out["read"] == (False, "hello from the note\n")
+    assert out["outside"][0] is True and "outside the allowed folders" in out["outside"][1]
+    assert out["denied"][0] is True and "denied by config rule tools.deny[0]" in out["denied"][1]
+    assert out["fetch"][0] is True and "loopback address" in out["fetch"][1]
+    assert out["bad"][0] is True and "invalid arguments" in out["bad"][1]
+    assert out["slow"] == (True, "tool 'sleepy' timed out after 1 s and was stopped")
+    assert out["words"][0] is False and "3" in out["words"][1]
+
+
+def test_dash_t_limits_the_tools(workdir):
+    _, cfg = workdir
+    out = serve(cfg, "-t", "calculator")
+    assert list(out["tools"]) == ["calculator"]
+
+
+def test_nothing_but_protocol_messages_on_stdout(workdir):
+    tmp, cfg = workdir
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": "calculator", "arguments": {"expression": "1+1"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+    ]
+    # a warning is printed while loading (a missing --tools-dir): it must go to stderr
+    proc = subprocess.Popen([BIN, "mcp", "serve", "--config", str(cfg), "--tools-dir",
+                             str(tmp / "missing")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp)
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in messages))
+        proc.stdin.flush()
+        lines = [proc.stdout.readline() for _ in range(3)]  # the host keeps stdin open...
+        proc.stdin.close()  # ...until it is done: then the server ends
+        proc.wait(30)
+        rest, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and rest == "", (lines, rest, err)
+    replies = [json.loads(ln) for ln in lines]
+    assert sorted(r["id"] for r in replies) == [1, 2, 3]
+    replies.sort(key=lambda r: r["id"])
+    assert all(r["jsonrpc"] == "2.0" for r in replies)
+    assert replies[1]["result"]["content"][0]["text"] == "2"
+    assert "does not exist" in err
+
+
+@pytest.mark.pty
+def test_started_by_hand_on_a_terminal_it_says_what_it_is_and_ctrl_c_quits(tmp_path):
+    import pexpect
+
+    child = pexpect.spawn(BIN, ["mcp", "serve", "-t", "calculator"], encoding="utf-8",
+                          timeout=30, env={**os.environ, "AGENTCLI_HOME": str(tmp_path)})
+    try:
+        child.expect("serving 1 tool\\(s\\) over MCP on stdin/stdout; an MCP host starts")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130
