@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, List, NoReturn, Optional
+from typing import Any, Callable, List, NoReturn, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.2x carries its own copy of click, with its own exception classes
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click import exceptions as click_errors
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, AgentCliError
+from .errors import EXIT_INTERRUPTED, AgentCliError, UsageError, debug_enabled
 from .render import color, eprint, report_error
 
 EPILOG_MAIN = """\b
@@ -77,13 +83,52 @@ def run_command(fn: Callable[[], int | None]) -> NoReturn:
             pass
         code = 0
     except Exception as e:  # a bug: one line, and how to get the details
-        if os.environ.get("AGENTCLI_DEBUG"):
+        if debug_enabled():
             raise
         eprint(color("31", "internal error: ") + f"{type(e).__name__}: {e} "
                "(this is a bug in agentcli; rerun with AGENTCLI_DEBUG=1 for the traceback "
                "and please report it)")
         code = 1
     raise typer.Exit(code)
+
+
+class OneLineErrors(TyperGroup):
+    """click's usage errors as one line, like every other error (``error: no such option:
+    --frobnicate (hint: agentcli ask --help)``), instead of its three-line usage block; exit 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as e:  # `agentcli config`: its help, exit 2
+            e.show()
+            code = e.exit_code
+        except click_errors.UsageError as e:
+            message = e.format_message().strip().rstrip(".")
+            path = e.ctx.command_path if e.ctx is not None else self._path(args, prog_name)
+            report_error(UsageError(message[:1].lower() + message[1:], hint=f"{path} --help"))
+            code = e.exit_code
+        except click_errors.ClickException as e:
+            report_error(AgentCliError(e.format_message()))
+            code = e.exit_code
+        except typer.Abort:
+            eprint("aborted")
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _path(self, args: Any, prog_name: str | None) -> str:
+        """The command the arguments name (for errors click raises without a context)."""
+        words, group = [prog_name or "agentcli"], self
+        for arg in sys.argv[1:] if args is None else list(args):
+            command = getattr(group, "commands", {}).get(arg)
+            if command is None:
+                break
+            words.append(arg)
+            group = command
+        return " ".join(words)
 
 
 def _chat_main(opts) -> int:
@@ -148,6 +193,7 @@ RoleOpt = typer.Option(None, "--role", metavar="NAME",
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="agentcli",
+        cls=OneLineErrors,
         help="A terminal agent: chat with OpenAI, Anthropic, OpenAI-compatible servers or a "
              "local model, with tools you approve.",
         epilog=EPILOG_MAIN,

@@ -1,8 +1,25 @@
 """Settings: YAML file + environment + flags, merged into one frozen ``Settings``.
 
-Precedence: flags > environment > config file > defaults. The file is read with
-``yaml.safe_load`` only, and every key is checked: an unknown key or a wrong type is a
-``ConfigError`` naming the file and the dotted key, never a silent fallback.
+The file is read with ``yaml.safe_load`` only, and every key is checked: an unknown key or a
+wrong type is a ``ConfigError`` naming the file and the dotted key, never a silent fallback.
+
+Precedence, setting by setting (the README's "Configuration" says the same):
+
+- provider: ``-p`` > ``AGENTCLI_PROVIDER`` > ``default_provider`` in the file > the keys that
+  are set (OPENAI_API_KEY, then ANTHROPIC_API_KEY) > the local model. But ``--base-url``
+  without ``-p`` always means an OpenAI-compatible server: the default profile when it is
+  ``type: openai``, else the built-in ``openai`` (``profiles.resolve_profile``).
+- base URL: ``--base-url`` > the profile's own ``base_url`` > OPENAI_BASE_URL /
+  ANTHROPIC_BASE_URL (for a profile without one) > the official API. A named profile keeps its
+  ``base_url``: a variable exported for another tool must not redirect every profile.
+- key: never in the file (a literal ``api_key`` is refused). The variable a profile names with
+  ``api_key_env`` goes wherever the profile points; OPENAI_API_KEY / ANTHROPIC_API_KEY go only
+  to the official host or to the base URL that came with them (OPENAI_BASE_URL /
+  ANTHROPIC_BASE_URL); any other server gets a placeholder (``providers._transport``).
+- model: ``-m`` > the profile's ``model`` > the built-in default. ``max_tokens``:
+  ``--max-tokens`` > the profile's. ``system``: ``-s`` > the file. ``max_steps``:
+  ``--max-steps`` > the file. Every other setting: the file > the default.
+- config file: ``--config`` > ``AGENTCLI_CONFIG`` > ``<config dir>/config.yaml``.
 
 Where things live (``AGENTCLI_HOME`` puts all of them in one folder):
 - config file: ``--config`` > ``AGENTCLI_CONFIG`` > ``<config dir>/config.yaml``
@@ -13,10 +30,11 @@ Where things live (``AGENTCLI_HOME`` puts all of them in one folder):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, UsageError
 from .sessions.config import SCHEMA as _SESSION_SCHEMA
@@ -40,6 +58,7 @@ class ProviderProfile:
     base_url: str | None = None
     api_key_env: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    """A key given in code (tests, embedding); the config file cannot hold one."""
     max_tokens: int | None = None
     temperature: float | None = None
     # local provider only
@@ -47,15 +66,11 @@ class ProviderProfile:
     n_ctx: int = 4096
     n_threads: int | None = None
     context_window: int | None = None  # tokens; unset: config's context_windows, then defaults
+    base_url_source: str | None = None
+    """Where ``base_url`` came from: "flag", "file" or "env" (decides where a key may go)."""
 
     def key_env(self) -> str | None:
         return self.api_key_env or DEFAULT_KEY_ENV.get(self.type)
-
-    def resolved_api_key(self) -> str | None:
-        if self.api_key:
-            return self.api_key
-        env = self.key_env()
-        return os.environ.get(env) or None if env else None
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class Settings:
     max_steps: int = 10
     idle_timeout: float = 60.0
     request_timeout: float = 600.0
+    max_response_bytes: int = 16 * 1024 * 1024
     max_retries: int = 2
     stdin_limit: int = 1024 * 1024
     stdin_timeout: float = 60.0
@@ -98,7 +114,7 @@ class Settings:
 # key -> accepted python types (a nested dict describes a mapping with fixed keys)
 _NUM = (int, float)
 _PROFILE_SCHEMA: dict[str, Any] = {
-    "type": str, "model": str, "base_url": str, "api_key_env": str, "api_key": str,
+    "type": str, "model": str, "base_url": str, "api_key_env": str,
     "max_tokens": int, "temperature": _NUM, "model_path": str, "n_ctx": int, "n_threads": int,
     "context_window": int,
 }
@@ -109,6 +125,7 @@ _SCHEMA: dict[str, Any] = {
     "max_steps": int,
     "idle_timeout": _NUM,
     "request_timeout": _NUM,
+    "max_response_bytes": int,
     "max_retries": int,
     "stdin_limit": int,
     "stdin_timeout": _NUM,
@@ -145,17 +162,48 @@ def _check(data: Any, schema: dict[str, Any], file: str, prefix: str = "") -> No
                 raise ConfigError("expected a mapping of profile name -> settings", file=file,
                                   key=dotted)
             for pname, pdata in value.items():
-                _check(pdata, spec[1], file, f"{dotted}.{pname}.")
-                ptype = pdata.get("type") if isinstance(pdata, dict) else None
-                if ptype not in PROVIDER_TYPES:
-                    raise ConfigError(f"provider type must be one of {', '.join(PROVIDER_TYPES)}",
-                                      file=file, key=f"{dotted}.{pname}.type")
+                _check_profile(pdata, spec[1], file, f"{dotted}.{pname}.")
         else:
             types = spec if isinstance(spec, tuple) else (spec,)
             # YAML `true` is an int to Python: refuse it where a number is expected
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise ConfigError(f"expected {_type_name(spec)}, got {value!r}", file=file,
                                   key=dotted)
+
+
+def _check_profile(data: Any, schema: dict[str, Any], file: str, prefix: str) -> None:
+    if isinstance(data, dict) and "api_key" in data:
+        raise ConfigError("an API key cannot be stored in the config file", file=file,
+                          key=prefix + "api_key",
+                          hint="export it in an environment variable and name that variable "
+                               "instead: api_key_env: MY_KEY_VAR")
+    _check(data, schema, file, prefix)
+    if data.get("type") not in PROVIDER_TYPES:
+        raise ConfigError(f"provider type must be one of {', '.join(PROVIDER_TYPES)}",
+                          file=file, key=prefix + "type")
+    problem = base_url_problem(data["base_url"]) if data.get("base_url") else None
+    if problem:
+        raise ConfigError(f"base_url {problem}", file=file, key=prefix + "base_url",
+                          hint=BASE_URL_HINT)
+
+
+BASE_URL_HINT = "the server's API address, e.g. http://localhost:11434/v1"
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an API base URL (a short phrase), or None when it can."""
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return f"{url!r} contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as e:
+        return f"{url!r} is not a valid URL ({e})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"{url!r} must start with http:// or https://"
+    if not parts.hostname:
+        return f"{url!r} names no host"
+    return None
 
 
 def default_dirs() -> tuple[Path, Path]:
@@ -222,12 +270,19 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
     profiles: dict[str, ProviderProfile] = {}
     for name, p in (data.get("providers") or {}).items():
         p = dict(p or {})
-        profiles[str(name)] = ProviderProfile(name=str(name), **p)
-    default_provider = os.environ.get("AGENTCLI_PROVIDER") or data.get("default_provider")
-    if default_provider and default_provider not in profiles and default_provider not in PROVIDER_TYPES:
-        raise ConfigError(f"default_provider '{default_provider}' is not a profile or a provider type",
+        source = "file" if p.get("base_url") else None
+        profiles[str(name)] = ProviderProfile(name=str(name), base_url_source=source, **p)
+    known = ", ".join([*profiles, *PROVIDER_TYPES])
+    file_default = data.get("default_provider")
+    if file_default and file_default not in profiles and file_default not in PROVIDER_TYPES:
+        raise ConfigError(f"default_provider '{file_default}' is not a profile or a provider type",
                           file=file, key="default_provider",
-                          hint=f"define it under providers: or use one of {', '.join(PROVIDER_TYPES)}")
+                          hint=f"define it under providers: or use one of {known}")
+    env_default = os.environ.get("AGENTCLI_PROVIDER")
+    if env_default and env_default not in profiles and env_default not in PROVIDER_TYPES:
+        raise UsageError(f"AGENTCLI_PROVIDER is '{env_default}', which is not a profile or a "
+                         "provider type", hint=f"unset it, or use one of: {known}")
+    default_provider = env_default or file_default
 
     t = data.get("tools") or {}
     options = t.get("options") or {}
@@ -242,7 +297,8 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         options=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in options.items()}),
     )
     kwargs: dict[str, Any] = {}
-    for key in ("max_steps", "idle_timeout", "request_timeout", "stdin_limit", "stdin_timeout"):
+    for key in ("max_steps", "idle_timeout", "request_timeout", "max_response_bytes",
+                "stdin_limit", "stdin_timeout"):
         if data.get(key) is not None:
             _positive(data[key], key, file)
             kwargs[key] = data[key]
@@ -270,73 +326,13 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
     )
 
 
-def _local_available() -> bool:
-    """The local extra is usable: llama.cpp bindings and the bundled model (no import of either)."""
-    import importlib.util
-
-    if importlib.util.find_spec("llama_cpp") is None:
-        return False
-    from .providers.local import default_model_path  # stdlib-only at module level
-
-    return default_model_path() is not None
-
-
-NO_PROVIDER_HINT = (
-    "set one up in any of three ways: export OPENAI_API_KEY=... (or ANTHROPIC_API_KEY=...); "
-    "pass --provider/--base-url (e.g. --provider openai --base-url http://localhost:11434/v1 for "
-    "Ollama); or add a profile to the config file (`agentcli config init`, then edit it); "
-    "for an offline model: pip install 'agentcli[local]'"
-)
-
-
-def resolve_profile(settings: Settings, provider: str | None = None, model: str | None = None,
-                    base_url: str | None = None, notice: Any = None) -> ProviderProfile:
-    """Pick the provider profile for this run. Flags override the profile's model/base_url.
-
-    ``notice`` (a callable taking one line) is told when a default was chosen implicitly.
-    """
-    name = provider or settings.default_provider
-    if name is None:
-        if os.environ.get("OPENAI_API_KEY") or (base_url and not os.environ.get("ANTHROPIC_API_KEY")):
-            name = "openai"
-        elif os.environ.get("ANTHROPIC_API_KEY"):
-            name = "anthropic"
-        elif os.environ.get("OPENAI_BASE_URL"):
-            name = "openai"
-        elif _local_available():
-            name = "local"
-            if notice:
-                notice("no provider configured and no API key set: using the local model "
-                       "(--provider local)")
-        else:
-            raise UsageError("no provider is set up", hint=NO_PROVIDER_HINT)
-    if name in settings.providers:
-        profile = settings.providers[name]
-    elif name in PROVIDER_TYPES:
-        profile = ProviderProfile(name=name, type=name)
-    else:
-        known = ", ".join([*settings.providers, *PROVIDER_TYPES])
-        raise UsageError(f"unknown provider '{name}'", hint=f"use one of: {known}")
-    env_base = DEFAULT_BASE_URL_ENV.get(profile.type)
-    changes: dict[str, Any] = {}
-    if base_url:
-        changes["base_url"] = base_url
-    elif not profile.base_url and env_base and os.environ.get(env_base):
-        changes["base_url"] = os.environ[env_base]
-    if model:
-        changes["model"] = model
-    elif not profile.model and DEFAULT_MODELS.get(profile.type):
-        changes["model"] = DEFAULT_MODELS[profile.type]
-    return replace(profile, **changes) if changes else profile
-
-
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
     """Settings as plain data for `config show`; secrets are redacted, never printed."""
     local_only = {"model_path", "n_ctx", "n_threads"}
 
     def profile(p: ProviderProfile) -> dict[str, Any]:
-        d = {k: v for k, v in vars(p).items() if k != "name" and v is not None
-             and (p.type == "local" or k not in local_only)}
+        d = {k: v for k, v in vars(p).items() if k not in ("name", "base_url_source")
+             and v is not None and (p.type == "local" or k not in local_only)}
         if p.api_key:
             d["api_key"] = "***redacted***"
         env = p.key_env()
@@ -355,6 +351,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         "max_steps": settings.max_steps,
         "idle_timeout": settings.idle_timeout,
         "request_timeout": settings.request_timeout,
+        "max_response_bytes": settings.max_response_bytes,
         "max_retries": settings.max_retries,
         "stdin_limit": settings.stdin_limit,
         "stdin_timeout": settings.stdin_timeout,

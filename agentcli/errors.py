@@ -36,6 +36,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def debug_enabled() -> bool:
+    """``AGENTCLI_DEBUG=1`` (or true/yes) lets an internal error show its traceback; any other
+    value, ``0`` included, does not."""
+    import os
+
+    return os.environ.get("AGENTCLI_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
 class AgentCliError(Exception):
     """Base of every error a user can cause; carries a one-line message and an optional hint."""
 

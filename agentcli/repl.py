@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import runtime
-from .errors import EXIT_INTERRUPTED, AgentCliError
+from .errors import EXIT_INTERRUPTED, AgentCliError, debug_enabled
 from .messages import (AgentDone, AgentEvent, HistoryAppended, Message, Notice, ResponseDone,
                        TextDelta, ToolCallReady, ToolResultReady)
 from .render import sanitize
@@ -165,7 +165,7 @@ class ChatRepl:
         except AgentCliError as e:
             self.error(e)
         except Exception as e:  # a bug: say so, keep the conversation
-            if os.environ.get("AGENTCLI_DEBUG"):
+            if debug_enabled():
                 raise
             self.error(f"internal error: {type(e).__name__}: {e}",
                        hint="this is a bug in agentcli; AGENTCLI_DEBUG=1 shows the traceback")

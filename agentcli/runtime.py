@@ -68,7 +68,7 @@ def load(opts: RunOptions) -> Settings:
 
 
 def resolve(settings: Settings, opts: RunOptions, notice: Notice | None = None) -> ProviderProfile:
-    from .config import resolve_profile
+    from .profiles import resolve_profile
 
     profile = resolve_profile(settings, opts.provider, opts.model, opts.base_url, notice=notice)
     if opts.max_tokens is not None:

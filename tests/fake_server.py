@@ -10,12 +10,17 @@ background thread) answering
   text|tool_use, content_block_delta text_delta|input_json_delta with split partial_json,
   content_block_stop, message_delta with stop_reason and usage, message_stop).
 
-Use in tests (the ``fake_server`` fixture in ``conftest.py`` starts one per test)::
+The replies live in ``fake_replies.py`` (re-exported here) and their wire spelling in
+``fake_wire.py``. Use in tests
+(the ``fake_server`` fixture in ``conftest.py`` starts one per test)::
 
     with FakeProviderServer() as srv:
         srv.script(text("hello"), tool_calls(("calculator", {"expression": "1+1"})),
                    error(500), drop("partial "), stall("slow ", seconds=2),
-                   stream_error("partial ", "Overloaded"))
+                   stream_error("partial ", "Overloaded"), drip("so far ", interval=0.5),
+                   huge(300_000_000), html(), wrong_shape({"result": 1}),
+                   text("cut", finish="max_tokens", usage=False),
+                   tool_calls(("calculator", "{}"), ids="none"))
         ... point an SDK at srv.openai_base_url or srv.anthropic_base_url ...
         srv.requests   # [{"method", "path", "headers", "body", "raw"}], body parsed from JSON
         srv.disconnects  # how many replies the client hung up on mid-way
@@ -23,6 +28,10 @@ Use in tests (the ``fake_server`` fixture in ``conftest.py`` starts one per test
 Scripted replies are consumed one per request, in order, whatever the path. With nothing left
 the server answers HTTP 500 ``fake server: no scripted reply left`` with ``x-should-retry:
 false`` so a test fails loudly and at once instead of hanging or retrying.
+
+Like llama-cpp-python's server, an OpenAI request holding an assistant message with ``content:
+null`` is answered HTTP 500 with a validation error (``reject_null_content=False`` turns that off);
+such a request consumes no scripted reply.
 
 Usage numbers are deterministic and non-zero: ``input_tokens = 10 * len(messages)`` of the
 request (OpenAI counts the system message, Anthropic's ``system`` field is not a message) and
@@ -39,7 +48,13 @@ flushes, then serves until killed)::
   ``{"text": "hi", "chunks": 3}``, ``{"tool_calls": [["calculator", {"expression": "2+2"}]],
   "text": ""}``, ``{"error": 500, "message": "boom", "error_type": null}``,
   ``{"drop": "partial text"}``, ``{"stall": "partial text", "seconds": 5}``,
-  ``{"stream_error": "partial text", "message": "Overloaded"}``.
+  ``{"stream_error": "partial text", "message": "Overloaded"}``,
+  ``{"drip": "partial text", "interval": 0.5}``, ``{"huge": 300000000, "after": "text"}``,
+  ``{"html": true}`` (or the page as a string), ``{"wrong_shape": {"any": "json"}}``,
+  ``{"empty_stream": true}``.
+  ``text`` and ``tool_calls`` entries also take ``"usage": false``, ``"finish": "none" |
+  "max_tokens" | "content_filter"``; ``tool_calls`` entries ``"ids": "none" | "same"`` and
+  ``"split_blocks": 16``.
 - ``--echo`` (also the default when no script is given): once the script is used up, every reply
   echoes the last user message as ``echo: <message>``. A user message containing
   ``use calculator`` gets a ``calculator`` tool call instead, with ``{"expression": <the text
@@ -55,296 +70,18 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
+
+from fake_replies import (CAPTIVE_PORTAL, Reply, drip, drop, echo_reply,  # noqa: F401
+                          empty_stream, error, gzipped, html, huge, redirect, reply_from_json,
+                          stall, stream_error, text, tool_calls, wrong_shape)
+from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, error_body, huge_pieces,
+                       null_content_error, openai_message, sse_error, sse_frames)
 
 NO_REPLY_LEFT = "fake server: no scripted reply left"
-OPENAI_PATH = "/v1/chat/completions"
-ANTHROPIC_PATH = "/v1/messages"
 
-
-# --- replies ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer. Build it with text(), tool_calls(), error(), drop() or stall()."""
-
-    kind: str  # text | tool_calls | error | drop | stall | stream_error
-    text: str = ""
-    chunks: int | None = None
-    calls: tuple[tuple[str, dict[str, Any] | str], ...] = ()
-    status: int = 200
-    message: str = ""
-    error_type: str | None = None
-    seconds: float = 0.0
-
-
-def text(content: str, *, chunks: int | None = None) -> Reply:
-    """A plain assistant reply; streamed word by word, or in ``chunks`` pieces."""
-    return Reply("text", text=content, chunks=chunks)
-
-
-def tool_calls(*calls: tuple[str, dict[str, Any] | str], text: str = "") -> Reply:
-    """One response asking for (parallel) tool calls. A ``str`` argument is sent verbatim."""
-    if not calls:
-        raise ValueError("tool_calls() needs at least one (name, arguments) pair")
-    return Reply("tool_calls", text=text, calls=tuple(calls))
-
-
-def error(status: int, message: str = "fake server error", *,
-          error_type: str | None = None) -> Reply:
-    """An HTTP error in the wire format of the request's path."""
-    return Reply("error", status=status, message=message, error_type=error_type)
-
-
-def drop(after_text: str) -> Reply:
-    """Stream ``after_text``, then close the connection without finishing the body."""
-    return Reply("drop", text=after_text)
-
-
-def stall(after_text: str, seconds: float) -> Reply:
-    """Stream ``after_text``, send nothing for ``seconds``, then finish the reply normally."""
-    return Reply("stall", text=after_text, seconds=seconds)
-
-
-def stream_error(after_text: str, message: str = "Overloaded") -> Reply:
-    """Stream ``after_text``, then an error event inside the stream (as an overloaded server
-    does); in a non-streamed reply, an HTTP 500 with ``message``."""
-    return Reply("stream_error", text=after_text, message=message, status=500)
-
-
-def reply_from_json(spec: dict[str, Any]) -> Reply:
-    """A Reply from one entry of a ``--script`` file (see the module docstring)."""
-    if "text" in spec and "tool_calls" not in spec:
-        return text(spec["text"], chunks=spec.get("chunks"))
-    if "tool_calls" in spec:
-        return tool_calls(*[(c[0], c[1]) for c in spec["tool_calls"]], text=spec.get("text", ""))
-    if "error" in spec:
-        return error(int(spec["error"]), spec.get("message", "fake server error"),
-                     error_type=spec.get("error_type"))
-    if "drop" in spec:
-        return drop(spec["drop"])
-    if "stall" in spec:
-        return stall(spec["stall"], float(spec.get("seconds", 5)))
-    if "stream_error" in spec:
-        return stream_error(spec["stream_error"], spec.get("message", "Overloaded"))
-    raise ValueError(f"unknown reply spec: {spec!r}")
-
-
-# --- helpers ------------------------------------------------------------------------------------
-
-_ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-                          403: "permission_error", 404: "not_found_error",
-                          413: "request_too_large", 429: "rate_limit_error",
-                          500: "api_error", 529: "overloaded_error"}
-_OPENAI_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
-                       403: "invalid_request_error", 404: "invalid_request_error",
-                       429: "rate_limit_error", 500: "server_error"}
-
-
-def _pieces(s: str, chunks: int | None) -> list[str]:
-    """Split ``s`` into streaming pieces (words keeping their spaces, or ``chunks`` parts)."""
-    if not s:
-        return []
-    if chunks and chunks > 0:
-        size = -(-len(s) // chunks)
-        return [s[i:i + size] for i in range(0, len(s), size)]
-    out, cur = [], ""
-    for ch in s:
-        cur += ch
-        if ch == " ":
-            out.append(cur)
-            cur = ""
-    if cur:
-        out.append(cur)
-    return out
-
-
-def _split3(s: str) -> list[str]:
-    """Split an argument string in (up to) three pieces, as real streams do."""
-    if len(s) < 3:
-        return [s]
-    a, b = len(s) // 3, 2 * len(s) // 3
-    return [s[:a], s[a:b], s[b:]]
-
-
-def _args_text(args: dict[str, Any] | str) -> str:
-    return args if isinstance(args, str) else json.dumps(args)
-
-
-def _usage(body: dict[str, Any], reply: Reply) -> tuple[int, int]:
-    n_messages = len(body.get("messages") or [])
-    return 10 * n_messages, max(1, len(reply.text.split()) + len(reply.calls))
-
-
-def _content_text(content: Any) -> str:
-    """Text of an OpenAI or Anthropic message ``content`` (string or list of parts/blocks)."""
-    if isinstance(content, str):
-        return content
-    out = []
-    for part in content or []:
-        if isinstance(part, dict):
-            if part.get("type") == "text":
-                out.append(part.get("text", ""))
-            elif part.get("type") == "tool_result":
-                out.append(_content_text(part.get("content")))
-    return "".join(out)
-
-
-def echo_reply(body: dict[str, Any]) -> Reply:
-    """The ``--echo`` behaviour: echo the last user message, or call the calculator."""
-    messages = body.get("messages") or []
-    last = messages[-1] if messages else {}
-    role = last.get("role")
-    content = last.get("content")
-    is_tool_result = role == "tool" or (
-        isinstance(content, list)
-        and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content))
-    said = _content_text(content)
-    if is_tool_result:
-        return text(f"tool said: {said}")
-    marker = "use calculator"
-    if marker in said.lower():
-        expr = said[said.lower().index(marker) + len(marker):].strip(" :") or "2+2"
-        return tool_calls(("calculator", {"expression": expr}))
-    return text(f"echo: {said}")
-
-
-# --- wire formats -------------------------------------------------------------------------------
-
-def _openai_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
-    inp, out = _usage(body, reply)
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
-    if reply.calls:
-        message["tool_calls"] = [
-            {"id": f"call_{i}", "type": "function",
-             "function": {"name": name, "arguments": _args_text(args)}}
-            for i, (name, args) in enumerate(reply.calls)]
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
-            "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": "tool_calls" if reply.calls else "stop"}],
-            "usage": {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out}}
-
-
-def _openai_chunks(body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any] | None]:
-    """Chunks of a streamed completion; ``None`` marks where drop/stall act."""
-    model = body.get("model", "fake")
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}]}
-
-    yield chunk({"role": "assistant", "content": ""})
-    for piece in _pieces(reply.text, reply.chunks):
-        yield chunk({"content": piece})
-    if reply.kind in ("drop", "stall", "stream_error"):
-        yield None
-    for i, (name, args) in enumerate(reply.calls):
-        yield chunk({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
-                                     "function": {"name": name, "arguments": ""}}]})
-        for piece in _split3(_args_text(args)):
-            yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
-    yield chunk({}, "tool_calls" if reply.calls else "stop")
-    if (body.get("stream_options") or {}).get("include_usage"):
-        inp, out = _usage(body, reply)
-        yield {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-               "model": model, "choices": [],
-               "usage": {"prompt_tokens": inp, "completion_tokens": out,
-                         "total_tokens": inp + out}}
-
-
-def _tool_input(args: dict[str, Any] | str) -> Any:
-    if isinstance(args, dict):
-        return args
-    try:
-        return json.loads(args)
-    except ValueError:
-        return args  # not JSON: sent as a bare string, as a broken server might
-
-
-def _anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
-    inp, out = _usage(body, reply)
-    content: list[dict[str, Any]] = []
-    if reply.text:
-        content.append({"type": "text", "text": reply.text})
-    for i, (name, args) in enumerate(reply.calls):
-        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": name,
-                        "input": _tool_input(args)})
-    return {"id": "msg_fake", "type": "message", "role": "assistant",
-            "model": body.get("model", "fake"), "content": content,
-            "stop_reason": "tool_use" if reply.calls else "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": inp, "output_tokens": out}}
-
-
-def _anthropic_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str, dict] | None]:
-    inp, out = _usage(body, reply)
-    yield "message_start", {"type": "message_start", "message": {
-        "id": "msg_fake", "type": "message", "role": "assistant",
-        "model": body.get("model", "fake"), "content": [], "stop_reason": None,
-        "stop_sequence": None, "usage": {"input_tokens": inp, "output_tokens": 1}}}
-    yield "ping", {"type": "ping"}
-    index = 0
-    if reply.text or not reply.calls:
-        yield "content_block_start", {"type": "content_block_start", "index": 0,
-                                      "content_block": {"type": "text", "text": ""}}
-        for piece in _pieces(reply.text, reply.chunks):
-            yield "content_block_delta", {"type": "content_block_delta", "index": 0,
-                                          "delta": {"type": "text_delta", "text": piece}}
-        if reply.kind in ("drop", "stall", "stream_error"):
-            yield None
-        yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-        index = 1
-    for i, (name, args) in enumerate(reply.calls):
-        yield "content_block_start", {
-            "type": "content_block_start", "index": index,
-            "content_block": {"type": "tool_use", "id": f"toolu_{i}", "name": name,
-                              "input": {}}}
-        for piece in _split3(_args_text(args)):
-            yield "content_block_delta", {
-                "type": "content_block_delta", "index": index,
-                "delta": {"type": "input_json_delta", "partial_json": piece}}
-        yield "content_block_stop", {"type": "content_block_stop", "index": index}
-        index += 1
-    yield "message_delta", {"type": "message_delta",
-                            "delta": {"stop_reason": "tool_use" if reply.calls else "end_turn",
-                                      "stop_sequence": None},
-                            "usage": {"output_tokens": out}}
-    yield "message_stop", {"type": "message_stop"}
-
-
-def _sse_frames(path: str, body: dict[str, Any], reply: Reply) -> Iterator[bytes | None]:
-    if path == ANTHROPIC_PATH:
-        for item in _anthropic_events(body, reply):
-            yield None if item is None else (
-                f"event: {item[0]}\ndata: {json.dumps(item[1])}\n\n".encode())
-        return
-    for chunk in _openai_chunks(body, reply):
-        yield None if chunk is None else f"data: {json.dumps(chunk)}\n\n".encode()
-    yield b"data: [DONE]\n\n"
-
-
-def _sse_error(path: str, reply: Reply) -> bytes:
-    """An error event inside a stream (Anthropic: overloaded_error; OpenAI: an error object)."""
-    if path == ANTHROPIC_PATH:
-        data = json.dumps(_error_body(path, replace(reply, status=529)))
-        return f"event: error\ndata: {data}\n\n".encode()
-    return f"data: {json.dumps(_error_body(path, reply))}\n\n".encode()
-
-
-def _error_body(path: str, reply: Reply) -> dict[str, Any]:
-    if path.startswith(ANTHROPIC_PATH):
-        etype = reply.error_type or _ANTHROPIC_ERROR_TYPES.get(reply.status, "api_error")
-        return {"type": "error", "error": {"type": etype, "message": reply.message}}
-    etype = reply.error_type or _OPENAI_ERROR_TYPES.get(reply.status, "server_error")
-    code = "model_not_found" if reply.status == 404 else None
-    return {"error": {"message": reply.message, "type": etype, "param": None, "code": code}}
-
-
-# --- the server ---------------------------------------------------------------------------------
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # chunked bodies, so a dropped stream is detectable
@@ -373,7 +110,13 @@ class _Handler(BaseHTTPRequestHandler):
                             retry=False)
             return
         body = body if isinstance(body, dict) else {}
-        reply = self.server.owner._next_reply(body)
+        owner = self.server.owner
+        invalid = null_content_error(body) if path == OPENAI_PATH else None
+        if invalid and owner.reject_null_content:
+            self._send_json(500, {"error": {"message": invalid, "type": "internal_server_error",
+                                            "param": None, "code": None}})
+            return
+        reply = owner._next_reply(body)
         if reply is None:
             self._send_raw(500, NO_REPLY_LEFT.encode(), "text/plain", retry=False)
             return
@@ -381,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(path, body, reply)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (e.g. after an idle timeout)
-            self.server.owner._client_gone()
+            owner._client_gone()
 
     # -- recording / sending
 
@@ -390,10 +133,13 @@ class _Handler(BaseHTTPRequestHandler):
                                    "headers": {k.lower(): v for k, v in self.headers.items()},
                                    "body": body, "raw": raw})
 
-    def _send_raw(self, status: int, data: bytes, ctype: str, *, retry: bool | None) -> None:
+    def _send_raw(self, status: int, data: bytes, ctype: str, *, retry: bool | None,
+                  headers: tuple[tuple[str, str], ...] = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
         if status >= 400:
             self.send_header("retry-after-ms", "10")
         if retry is not None:
@@ -404,8 +150,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, obj: Any, *, retry: bool | None = None) -> None:
         self._send_raw(status, json.dumps(obj).encode(), "application/json", retry=retry)
 
+    def _start_chunked(self, ctype: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _end_chunked(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
     def _abort(self) -> None:
@@ -417,50 +174,82 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _sleep(self, seconds: float) -> None:
-        self.server.owner._stopping.wait(seconds)
+    def _sleep(self, seconds: float) -> bool:
+        """Wait; False when the server is stopping (then stop sending)."""
+        return not self.server.owner._stopping.wait(seconds)
+
+    def _drip(self, byte: bytes, reply: Reply) -> None:
+        """One byte every ``interval`` s until the client hangs up or the server stops (or, with
+        ``give_up``, that many seconds have passed)."""
+        end = None if reply.give_up is None else time.monotonic() + reply.give_up
+        while self._sleep(reply.seconds) and (end is None or time.monotonic() < end):
+            self._write_chunk(byte)
+        self._abort()
 
     # -- answering
 
     def _answer(self, path: str, body: dict[str, Any], reply: Reply) -> None:
-        anthropic = path == ANTHROPIC_PATH
-        if reply.kind == "error" or (reply.kind == "stream_error" and not body.get("stream")):
-            self._send_json(reply.status, _error_body(path, reply), retry=False
+        streaming = bool(body.get("stream"))
+        if reply.kind == "raw":
+            self._send_raw(reply.status, reply.body, reply.content_type, retry=None,
+                           headers=reply.headers)
+            return
+        if reply.kind == "error" or (reply.kind == "stream_error" and not streaming):
+            self._send_json(reply.status, error_body(path, reply), retry=False
                             if reply.kind == "stream_error" else None)
             return
-        if not body.get("stream"):
-            if reply.kind == "stall":
-                self._sleep(reply.seconds)
-            obj = _anthropic_message(body, reply) if anthropic else _openai_message(body, reply)
-            data = json.dumps(obj).encode()
-            if reply.kind == "drop":  # promise more bytes than are sent, then hang up
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2])
+        if not streaming:
+            self._answer_json(path, body, reply)
+            return
+        self._start_chunked("text/event-stream")
+        for frame in sse_frames(path, body, reply):
+            if frame is not None:
+                self._write_chunk(frame)
+                continue
+            # where drop / stall / stream_error / drip / huge act
+            if reply.kind == "drop":
                 self._abort()
                 return
-            self._send_raw(200, data, "application/json", retry=None)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        for frame in _sse_frames(path, body, reply):
-            if frame is None:  # where drop / stall / stream_error act
-                if reply.kind == "drop":
-                    self._abort()
-                    return
-                if reply.kind == "stream_error":
-                    self._write_chunk(_sse_error(path, reply))
-                    break
-                self._sleep(reply.seconds)
+            if reply.kind == "stream_error":
+                self._write_chunk(sse_error(path, reply))
+                break
+            if reply.kind == "drip":
+                self._drip(b"\n", reply)  # blank lines: valid SSE, no event
+                return
+            if reply.kind == "huge":
+                for piece in huge_pieces(path, reply.size, streaming=True):
+                    self._write_chunk(piece)
                 continue
-            self._write_chunk(frame)
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+            if not self._sleep(reply.seconds):
+                self._abort()
+                return
+        self._end_chunked()
+
+    def _answer_json(self, path: str, body: dict[str, Any], reply: Reply) -> None:
+        if reply.kind == "drip":
+            self._start_chunked("application/json")
+            self._drip(b" ", reply)  # JSON whitespace, forever
+            return
+        if reply.kind == "huge":
+            self._start_chunked("application/json")
+            for piece in huge_pieces(path, reply.size, streaming=False):
+                self._write_chunk(piece)
+            self._end_chunked()
+            return
+        if reply.kind == "stall" and not self._sleep(reply.seconds):
+            return
+        obj = anthropic_message(body, reply) if path == ANTHROPIC_PATH else openai_message(
+            body, reply)
+        data = json.dumps(obj).encode()
+        if reply.kind == "drop":  # promise more bytes than are sent, then hang up
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self._abort()
+            return
+        self._send_raw(200, data, "application/json", retry=None)
 
 
 class _Server(ThreadingHTTPServer):
@@ -481,6 +270,7 @@ class FakeProviderServer:
     port: int = 0
     echo: bool = False
     verbose: bool = False
+    reject_null_content: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -510,7 +300,7 @@ class FakeProviderServer:
     def stop(self) -> None:
         if self._httpd is None:
             return
-        self._stopping.set()  # wakes stalled handlers
+        self._stopping.set()  # wakes stalled and dripping handlers
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
@@ -578,10 +368,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--echo", action="store_true",
                     help="after the script (default without --script): echo the last user "
                          "message; 'use calculator EXPR' gets a calculator tool call")
+    ap.add_argument("--accept-null-content", action="store_true",
+                    help="accept assistant messages with content: null (default: HTTP 500, as "
+                         "llama-cpp-python's server answers)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log each request to stderr")
     args = ap.parse_args(argv)
     srv = FakeProviderServer(port=args.port, echo=args.echo or not args.script,
-                             verbose=args.verbose)
+                             verbose=args.verbose,
+                             reject_null_content=not args.accept_null_content)
     if args.script:
         with open(args.script, encoding="utf-8") as f:
             specs = json.load(f)

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agentcli.cli import build_app
-from agentcli.config import (ProviderProfile, config_path, load_settings, resolve_profile,
-                             settings_as_dict)
+from agentcli.config import ProviderProfile, config_path, load_settings, settings_as_dict
+from agentcli.profiles import resolve_profile
 from agentcli.errors import ConfigError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,12 @@ def test_example_config_loads_and_documents_every_setting():
     ("tools:\n  allow: calculator\n", "tools.allow"),
     ("tools:\n  options:\n    file_read: 3\n", "tools.options.file_read"),
     ("default_provider: nowhere\n", "default_provider"),
+    ("max_response_bytes: 0\n", "max_response_bytes"),
+    ("max_response_bytes: 1.5\n", "max_response_bytes"),
+    ("providers:\n  x:\n    type: openai\n    base_url: notaurl\n", "providers.x.base_url"),
+    ("providers:\n  x:\n    type: openai\n    base_url: 'http://[::1'\n", "providers.x.base_url"),
+    ("providers:\n  x:\n    type: openai\n    base_url: localhost:11434/v1\n",
+     "providers.x.base_url"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key):
     path = write(tmp_path, text)
@@ -75,7 +81,7 @@ def test_env_config_path_and_home(tmp_path, monkeypatch):
 def test_provider_resolution_order(monkeypatch):
     s = load_settings()
     with pytest.raises(UsageError) as info:
-        monkeypatch.setattr("agentcli.config._local_available", lambda: False)
+        monkeypatch.setattr("agentcli.profiles.local_available", lambda: False)
         resolve_profile(s)
     assert "OPENAI_API_KEY" in info.value.hint and "agentcli[local]" in info.value.hint
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
@@ -98,13 +104,22 @@ def test_env_base_url_applies_when_profile_has_none(monkeypatch, tmp_path):
     assert resolve_profile(s, "pinned", base_url="http://flag/v1").base_url == "http://flag/v1"
 
 
-def test_config_show_redacts_keys(tmp_path, monkeypatch):
+def test_a_literal_api_key_in_the_file_is_refused_naming_file_and_key(tmp_path, monkeypatch):
     path = write(tmp_path, "providers:\n  v:\n    type: openai\n    api_key: sk-secret-123\n")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-secret")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(path) in str(info.value) and "'providers.v.api_key'" in str(info.value)
+    assert "api_key_env" in info.value.hint and "sk-secret-123" not in str(info.value)
+    result = CliRunner().invoke(build_app(), ["config", "show", "--config", str(path)])
+    assert result.exit_code == 2 and "sk-secret-123" not in result.output
+
+
+def test_config_show_never_prints_a_key(tmp_path, monkeypatch):
+    path = write(tmp_path, "providers:\n  v:\n    type: openai\n    api_key_env: MY_KEY\n")
+    monkeypatch.setenv("MY_KEY", "sk-env-secret")
     result = CliRunner().invoke(build_app(), ["config", "show", "--config", str(path)])
     assert result.exit_code == 0, result.output
-    assert "sk-secret-123" not in result.output and "sk-env-secret" not in result.output
-    assert "redacted" in result.output
+    assert "sk-env-secret" not in result.output and "api_key_set: true" in result.output
     assert repr(ProviderProfile("v", "openai", api_key="sk-x")).count("sk-x") == 0
 
 
@@ -126,3 +141,67 @@ def test_config_show_lists_local_model_settings_only_for_local_profiles():
     shown = settings_as_dict(load_settings(ROOT / "config.example.yaml"))["providers"]
     assert "n_ctx" not in shown["openai"] and "n_ctx" not in shown["anthropic"]
     assert shown["local"]["n_ctx"] == 4096
+
+
+def test_max_response_bytes_is_a_setting(tmp_path):
+    assert load_settings().max_response_bytes == 16 * 1024 * 1024
+    assert load_settings(write(tmp_path, "max_response_bytes: 1000\n")).max_response_bytes == 1000
+
+
+def test_agentcli_provider_that_names_nothing_is_blamed_on_the_variable(monkeypatch):
+    monkeypatch.setenv("AGENTCLI_PROVIDER", "nosuch")
+    with pytest.raises(UsageError) as info:
+        load_settings()
+    assert "AGENTCLI_PROVIDER is 'nosuch'" in str(info.value)
+    assert not isinstance(info.value, ConfigError) and "config.yaml" not in str(info.value)
+    assert "openai" in info.value.hint
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://[::1", "ftp://host/v1", "http://", "http://h:x/",
+                                 "http://h /v1"])
+def test_a_bad_base_url_flag_is_a_usage_error_at_once(url):
+    with pytest.raises(UsageError) as info:
+        resolve_profile(load_settings(), base_url=url)
+    assert str(info.value).startswith("--base-url ") and "http://localhost" in info.value.hint
+
+
+def test_a_bad_base_url_variable_is_blamed_on_the_variable(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:11434")
+    with pytest.raises(UsageError, match="^OPENAI_BASE_URL 'localhost:11434' must start with"):
+        resolve_profile(load_settings(), "openai")
+
+
+def test_base_url_without_p_means_an_openai_compatible_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    notices: list[str] = []
+    p = resolve_profile(load_settings(), base_url="http://127.0.0.1:9/v1", notice=notices.append)
+    assert (p.name, p.type, p.base_url, p.base_url_source) == (
+        "openai", "openai", "http://127.0.0.1:9/v1", "flag")
+    claude = load_settings(write(tmp_path, "default_provider: claude\n"
+                                           "providers:\n  claude: {type: anthropic}\n"))
+    p = resolve_profile(claude, base_url="http://127.0.0.1:9/v1", notice=notices.append)
+    assert p.type == "openai" and "not the default profile 'claude'" in notices[-1]
+    ollama = load_settings(write(tmp_path, "default_provider: ollama\nproviders:\n  ollama:\n"
+                                           "    type: openai\n    model: llama3.2\n"))
+    p = resolve_profile(ollama, base_url="http://127.0.0.1:9/v1")
+    assert (p.name, p.model, p.base_url) == ("ollama", "llama3.2", "http://127.0.0.1:9/v1")
+    assert resolve_profile(claude, "claude", base_url="http://127.0.0.1:9").type == "anthropic"
+
+
+def test_base_url_precedence_flag_then_profile_then_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    s = load_settings(write(tmp_path, "providers:\n  o:\n    type: openai\n"
+                                      "  pinned:\n    type: openai\n    base_url: http://x/v1\n"))
+    assert (resolve_profile(s, "o").base_url, resolve_profile(s, "o").base_url_source) == (
+        "http://127.0.0.1:1/v1", "env")
+    assert resolve_profile(s, "pinned").base_url_source == "file"
+    assert resolve_profile(s, "pinned", base_url="http://f/v1").base_url_source == "flag"
+
+
+def test_provider_precedence_flag_then_variable_then_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "default_provider: claude\nproviders:\n  claude: {type: anthropic}\n"
+                           "  mine: {type: openai, base_url: 'http://127.0.0.1:9/v1'}\n")
+    assert resolve_profile(load_settings(path)).name == "claude"
+    monkeypatch.setenv("AGENTCLI_PROVIDER", "mine")
+    assert resolve_profile(load_settings(path)).name == "mine"
+    assert resolve_profile(load_settings(path), "openai").name == "openai"

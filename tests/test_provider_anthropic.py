@@ -143,10 +143,11 @@ def test_placeholder_key_for_a_custom_base_url(fake_server):
     assert sent_key(fake_server.requests[0]) == "not-needed"
 
 
-def test_401_names_the_variable_not_the_key(fake_server):
+def test_401_names_the_variable_not_the_key(fake_server, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)  # with ANTHROPIC_BASE_URL beside it
     fake_server.script(error(401, f"invalid x-api-key {KEY}"))
     with pytest.raises(AuthenticationError) as info:
-        collect(provider(fake_server, retries=2))
+        collect(provider(fake_server, retries=2, api_key=None, base_url_source="env"))
     shown = f"{info.value} {info.value.hint}"
     assert "ANTHROPIC_API_KEY" in shown and KEY not in shown
     assert len(fake_server.requests) == 1

@@ -175,19 +175,22 @@ def test_local_server_needs_no_key(fake_server):
     assert fake_server.requests[0]["headers"]["authorization"] == "Bearer not-needed"
 
 
-def test_key_from_environment_is_sent(fake_server, monkeypatch):
+def test_key_from_environment_goes_only_with_its_base_url(fake_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    fake_server.script(text("ok"))
-    run(make(fake_server, api_key=None))
-    assert fake_server.requests[0]["headers"]["authorization"] == "Bearer sk-from-env"
+    fake_server.script(text("ok"), text("ok"))
+    run(make(fake_server, api_key=None, base_url_source="env"))  # OPENAI_BASE_URL beside it
+    run(make(fake_server, api_key=None, base_url_source="flag"))  # --base-url: not its host
+    assert [r["headers"]["authorization"] for r in fake_server.requests] == [
+        "Bearer sk-from-env", "Bearer not-needed"]
 
 
 # --- errors ---------------------------------------------------------------------------------------
 
-def test_401_names_the_variable_and_hides_the_key(fake_server):
+def test_401_names_the_variable_and_hides_the_key(fake_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     fake_server.script(error(401, f"Incorrect API key provided: {SECRET}"))
     with pytest.raises(AuthenticationError) as info:
-        run(make(fake_server))
+        run(make(fake_server, api_key=None, base_url_source="env"))
     shown = f"{info.value} {info.value.hint}"
     assert "OPENAI_API_KEY" in shown
     assert SECRET not in shown

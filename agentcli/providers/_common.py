@@ -1,49 +1,43 @@
-"""What the OpenAI and Anthropic adapters share: key resolution, timeouts and SDK-error mapping.
+"""What the OpenAI and Anthropic adapters share: the constructor (key, HTTP client, SDK client),
+the request shape, and SDK-error mapping.
 
-Both official SDKs are generated from the same template, so their exception classes have the
-same names (``APIStatusError``, ``APITimeoutError``, ``APIConnectionError``, ``APIError``); the
-mapping below is written once against those names and the transport errors underneath them.
+Both official SDKs are generated from the same template, so their client constructors take the
+same arguments and their exception classes have the same names (``APIStatusError``,
+``APITimeoutError``, ``APIConnectionError``, ``APIError``); the code below is written once
+against those names and the transport errors underneath them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
+from ..config import DEFAULT_BASE_URL_ENV, DEFAULT_KEY_ENV, DEFAULT_MODELS
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
-                      ProviderConnectionError, ProviderError, StreamInterruptedError, UsageError)
+                      ProviderConnectionError, ProviderError, StreamInterruptedError)
 from ..messages import ToolCall
-
-PLACEHOLDER_KEY = "not-needed"
-"""Sent to servers that need no key (Ollama, llama.cpp, ...): the SDKs refuse to run without one."""
+from ._transport import (PLACEHOLDER_KEY, Budget, CompressedReply, DeadlineExceeded,
+                         ResponseTooLarge, TransportLimit, guarded_client, host_of,
+                         resolve_api_key)
 
 CONNECT_TIMEOUT = 30.0
 _MAX_MESSAGE = 500
-
-
-def resolve_api_key(profile: Any, official_host: str) -> str:
-    """The profile's key; a placeholder for a non-official base URL that names no key variable
-    (Ollama, llama.cpp, ...); else a UsageError naming the variable to set."""
-    key = profile.resolved_api_key()
-    if key:
-        return key
-    host = urlsplit(profile.base_url).hostname if profile.base_url else None
-    if host and host != official_host and not profile.api_key_env:
-        return PLACEHOLDER_KEY
-    env = profile.key_env() or "an API key"
-    raise UsageError(f"no API key for provider '{profile.name}': {env} is not set",
-                     hint=f"export {env}=... , or set api_key_env for this profile in the config "
-                          "file; for a local OpenAI-compatible server pass --base-url")
+_KEPT = "the partial reply was kept; "
+# a 5xx whose body says the request itself is wrong fails the same way every time
+_DETERMINISTIC = re.compile(r"validat|invalid|unsupported|not supported|must be|no attribute|"
+                            r"schema", re.IGNORECASE)
 
 
 def sdk_timeout(sdk: ModuleType, settings: Any) -> Any:
-    """The SDK's Timeout: the read timeout applies per read, which is exactly an idle timeout."""
+    """The SDK's Timeout: the read timeout applies per read, which is exactly an idle timeout
+    (the overall deadline is the transport's, see ``_transport``)."""
     total = float(settings.request_timeout)
     return sdk.Timeout(total, connect=min(total, CONNECT_TIMEOUT),
-                       read=float(settings.idle_timeout))
+                       read=min(total, float(settings.idle_timeout)))
 
 
 def one_line(text: str, secret: str | None = None) -> str:
@@ -52,6 +46,14 @@ def one_line(text: str, secret: str | None = None) -> str:
         text = text.replace(secret, "***")
     text = " ".join(str(text).split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def first_bytes(data: bytes, n: int = 120) -> str:
+    """The start of a body that is not what was expected, as one printable line."""
+    text = data[:n].decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = " ".join(text.split())
+    return repr(text + ("..." if len(data) > n else ""))
 
 
 def server_message(e: Any) -> str:
@@ -90,6 +92,10 @@ def _is_transport(e: BaseException, kind: str) -> bool:
     return False
 
 
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
 @dataclass
 class ErrorMapper:
     """Turns one SDK's exceptions into agentcli's ProviderError tree (one line, no key)."""
@@ -97,27 +103,35 @@ class ErrorMapper:
     sdk: ModuleType
     who: str  # "OpenAI", "Anthropic" or "the server at <url>": the subject of messages
     base_url: str
-    key_env: str | None
+    key_source: str  # an environment variable, "placeholder", or a sentence
     settings: Any
     secret: str | None = field(default=None, repr=False)
+    vendor: str = ""
+    key_env: str = "the API key variable"  # the vendor's own: OPENAI_API_KEY, ...
+    url_env: str = "the base URL variable"  # OPENAI_BASE_URL, ...
 
     @classmethod
     def for_profile(cls, sdk: ModuleType, vendor: str, default_url: str, official_host: str,
-                    profile: Any, settings: Any, secret: str) -> ErrorMapper:
+                    profile: Any, settings: Any, key: str, key_source: str) -> ErrorMapper:
         url = (profile.base_url or default_url).rstrip("/")
         who = vendor if urlsplit(url).hostname == official_host else f"the server at {url}"
-        return cls(sdk, who, url, profile.key_env(), settings, secret=secret)
+        return cls(sdk, who, url, key_source, settings, secret=key, vendor=vendor,
+                   key_env=DEFAULT_KEY_ENV.get(profile.type) or cls.key_env,
+                   url_env=DEFAULT_BASE_URL_ENV.get(profile.type) or cls.url_env)
 
     def convert(self, e: Exception, *, partial: str | None) -> ProviderError | None:
         """The ProviderError for ``e``; ``partial`` is None before the reply started.
         None means "not an SDK/transport error": a bug, to be re-raised as is."""
         sdk = self.sdk
+        limit = next((c for c in _causes(e) if isinstance(c, TransportLimit)), None)
+        if limit is not None:
+            return self._limit(limit, partial)
         if isinstance(e, sdk.APIError) and partial is not None and not isinstance(
                 e, sdk.APIConnectionError):  # an error event inside the stream
             msg = one_line(server_message(e), self.secret)
             return StreamInterruptedError(
                 f"the reply was cut off by a server error: {msg}", partial_text=partial,
-                hint="the partial reply was kept; try again")
+                hint=_kept(partial) + "try again")
         if isinstance(e, sdk.APIStatusError):
             return self._status(e)
         if isinstance(e, sdk.APITimeoutError) or _is_transport(e, "TimeoutException"):
@@ -127,15 +141,14 @@ class ErrorMapper:
                     hint="check the base_url and that the server is running")
             return IdleTimeoutError(
                 f"no data from {self.base_url} for {self.settings.idle_timeout:g} s: "
-                "gave up waiting"
-                + (" (the partial reply was kept)" if partial else ""),
-                partial_text=partial or "",
-                hint="raise idle_timeout in the config file if the model is just slow")
+                "gave up waiting", partial_text=partial or "",
+                hint=_kept(partial) + "raise idle_timeout in the config file if the model is "
+                                      "just slow")
         if isinstance(e, sdk.APIConnectionError) or _is_transport(e, "TransportError"):
             if partial is not None and not _is_transport(e, "ConnectError"):
                 return StreamInterruptedError(
                     f"the reply was cut off: the connection to {self.base_url} closed mid-reply",
-                    partial_text=partial, hint="the partial reply was kept; try again")
+                    partial_text=partial, hint=_kept(partial) + "try again")
             if _is_transport(e, "ConnectError"):
                 return ProviderConnectionError(
                     f"cannot connect to {self.base_url}: {self._cause_text(e)}",
@@ -151,22 +164,57 @@ class ErrorMapper:
                                  f"{one_line(str(e))}")
         return None
 
+    def _limit(self, limit: TransportLimit, partial: str | None) -> ProviderError:
+        if isinstance(limit, DeadlineExceeded):
+            message = (f"no complete reply from {self.base_url} within request_timeout "
+                       f"({limit.seconds:g} s): gave up")
+            hint = "raise request_timeout in the config file if the model is just slow"
+        elif isinstance(limit, ResponseTooLarge):
+            message = (f"the reply from {self.base_url} is larger than max_response_bytes "
+                       f"({_size(limit.limit)}): stopped reading")
+            hint = "raise max_response_bytes in the config file if such a reply is expected"
+        elif isinstance(limit, CompressedReply):
+            message = (f"{self.who} compressed its reply ({limit.encoding}) although none was "
+                       "asked for: refused, its size could not be bounded")
+            hint = "check the base_url; a proxy in between may be rewriting the reply"
+        else:  # pragma: no cover - every TransportLimit is named above
+            message, hint = f"{self.who}: {limit}", None
+        if partial is None:
+            return ProviderError(message, hint=hint)
+        return StreamInterruptedError(message, partial_text=partial,
+                                      hint=_kept(partial) + (hint or "try again"))
+
     def _status(self, e: Any) -> ProviderError:
         status = getattr(e, "status_code", None)
         msg = one_line(server_message(e), self.secret)
         if status in (401, 403):
-            env = self.key_env or "the API key"
             what = "rejected the API key" if status == 401 else "refused access"
-            return AuthenticationError(
-                f"{self.who} {what} (HTTP {status}): {msg}",
-                hint=f"check {env}: export {env}=<your key>")
+            return AuthenticationError(f"{self.who} {what} (HTTP {status}): {msg}",
+                                       hint=self._key_hint())
         if status == 404:
-            return ModelNotFoundError(f"{self.who} says (HTTP 404): {msg}",
+            return ModelNotFoundError(f"{self.who} says (HTTP {status}): {msg}",
                                       hint="check the model name (--model) and the base_url")
         hint = None
         if status == 429 or (isinstance(status, int) and status >= 500):
-            hint = self._retry_hint()
+            headers = getattr(getattr(e, "response", None), "headers", None) or {}
+            if status != 429 and (_DETERMINISTIC.search(msg)
+                                  or headers.get("x-should-retry") == "false"):
+                hint = ("the server refused this request itself (not a temporary failure): "
+                        "retrying will not help; see its message")
+            else:
+                hint = self._retry_hint()
         return ProviderError(f"{self.who} returned an error (HTTP {status}): {msg}", hint=hint)
+
+    def _key_hint(self) -> str:
+        source = self.key_source
+        if source == "placeholder":
+            return (f"no key was sent: {self.key_env} goes only to {self.vendor}'s own host or "
+                    f"to the {self.url_env} exported beside it; if this server needs a key, "
+                    f"export {self.url_env}={self.base_url} beside {self.key_env}, or name the "
+                    "variable holding its key with api_key_env in a profile")
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", source):
+            return f"the key came from {source}: check it (export {source}=<your key>)"
+        return f"check {source}"
 
     def _retry_hint(self) -> str:
         n = self.settings.max_retries
@@ -180,6 +228,41 @@ class ErrorMapper:
         if _is_transport(e, "ConnectError") and ("refused" in root.lower() or not root):
             return "connection refused"
         return one_line(root, self.secret)
+
+    # -- what came back is not what was asked for ------------------------------------------------
+
+    def not_a_stream(self, response: Any) -> ProviderError | None:
+        """An error when a streamed request got something other than an event stream (an HTML
+        captive portal, a JSON body from a server that ignores ``stream``); else None."""
+        ctype = response.headers.get("content-type", "")
+        if not ctype or ctype.split(";")[0].strip().lower() == "text/event-stream":
+            return None
+        first = next(response.iter_bytes(), b"")
+        return ProviderError(
+            f"{self.who} answered with {one_line(ctype)} instead of an event stream: "
+            f"{first_bytes(first)}", hint=_odd_body_hint(ctype))
+
+    def not_json(self, response: Any) -> ProviderError | None:
+        """An error when a non-streamed request got something other than JSON."""
+        ctype = response.headers.get("content-type", "")
+        if "json" in ctype.lower():
+            return None
+        return ProviderError(
+            f"{self.who} answered with {one_line(ctype) or 'no content type'} instead of JSON: "
+            f"{first_bytes(response.content)}", hint=_odd_body_hint(ctype))
+
+    def wrong_shape(self, response: Any, what: str) -> ProviderError:
+        return ProviderError(f"{self.who} answered with JSON that is not {what}: "
+                             f"{first_bytes(response.content)}",
+                             hint="check the base_url: it should point at the API itself "
+                                  "(e.g. http://localhost:11434/v1 for Ollama)")
+
+    def empty_stream(self) -> ProviderError:
+        return ProviderError(
+            f"the stream from {self.base_url} ended without a reply (no text, no tool call, "
+            "no finish reason)",
+            hint="the server may have failed mid-request (llama-cpp-python's server does this "
+                 "for tool calls it cannot stream): try --no-stream")
 
     # -- running SDK calls ------------------------------------------------------------------------
 
@@ -200,6 +283,9 @@ class ErrorMapper:
         received so far). The HTTP response is closed however the iteration ends."""
         stream = self.call(open_stream)
         try:
+            odd = self.call(lambda: self.not_a_stream(stream.response))
+            if odd is not None:
+                raise odd
             for item in stream:
                 yield item
         except AgentCliError:
@@ -214,23 +300,67 @@ class ErrorMapper:
 
     def cut_off(self, partial: list[str], what: str) -> StreamInterruptedError:
         """The stream ended cleanly but without its final event (a proxy or server hung up)."""
+        text = "".join(partial)
         return StreamInterruptedError(
             f"the reply was cut off: the stream from {self.base_url} ended without {what}",
-            partial_text="".join(partial), hint="the partial reply was kept; try again")
+            partial_text=text, hint=_kept(text) + "try again")
+
+
+def _kept(partial: str | None) -> str:
+    """The "partial reply was kept" note, only when something was kept."""
+    return _KEPT if partial else ""
+
+
+def _odd_body_hint(ctype: str) -> str:
+    if "html" in ctype.lower():
+        return ("a web page, not an API: a captive portal or proxy login page? check the "
+                "network and the base_url")
+    return "check the base_url: it should point at the API itself"
 
 
 class SDKAdapter:
-    """The shared shape of the SDK adapters: build the request, then stream or not.
-    Subclasses provide ``_params`` (the SDK request), ``_stream`` and ``_complete``."""
+    """The shared shape of the SDK adapters: one constructor, build the request, then stream or
+    not. Subclasses set the class attributes and provide ``_params``, ``_stream``, ``_complete``.
+    """
 
-    profile: Any
+    sdk: ModuleType
+    client_class: Any  # sdk.OpenAI / sdk.Anthropic
+    vendor: str
+    official_host: str
+    default_url: str
+
+    def __init__(self, profile: Any, settings: Any) -> None:
+        self.name = profile.name
+        self.profile = profile
+        self.model = profile.model or DEFAULT_MODELS[profile.type] or ""
+        key, source = resolve_api_key(profile, self.official_host)
+        self.official = (host_of(profile.base_url) or self.official_host) == self.official_host
+        self.errors = ErrorMapper.for_profile(self.sdk, self.vendor, self.default_url,
+                                              self.official_host, profile, settings, key, source)
+        self.budget = Budget(settings.request_timeout, settings.max_response_bytes)
+        key_host = host_of(profile.base_url) or self.official_host
+        self.client = self.client_class(
+            api_key=key, base_url=profile.base_url or None, max_retries=settings.max_retries,
+            timeout=sdk_timeout(self.sdk, settings),
+            http_client=guarded_client(self.sdk, self.budget, key_host))
 
     def stream(self, messages: Sequence[Any], tools: Sequence[Any], *,
                system: str | None = None, stream: bool = True) -> Iterator[Any]:
         params = self._params(messages, tools, system)
         if self.profile.temperature is not None:
             params["temperature"] = self.profile.temperature
+        self.budget.start()  # request_timeout counts from here, the SDK's retries included
         yield from (self._stream(params) if stream else self._complete(params))
+
+    def _raw(self, create: Callable[..., Any], params: dict[str, Any]) -> Any:
+        """One non-streamed request through ``with_raw_response``: its HTTP response is checked
+        (JSON at all?) before the SDK parses it. Returns (parsed, http response)."""
+        raw = self.errors.call(lambda: create(**params))
+        http = raw.http_response
+        odd = self.errors.not_json(http)
+        if odd is not None:
+            raise odd
+        return self.errors.call(raw.parse), http
 
     def _params(self, messages: Sequence[Any], tools: Sequence[Any],
                 system: str | None) -> dict[str, Any]:

@@ -9,11 +9,9 @@ from typing import Any, Iterator, Sequence
 
 import anthropic as sdk
 
-from ..config import DEFAULT_MODELS, ProviderProfile, Settings
 from ..messages import (Message, Part, ResponseDone, StopReason, StreamEvent, TextDelta,
                         TextPart, ToolCall, ToolDefinition, ToolResult, Usage)
-from ._common import (ErrorMapper, SDKAdapter, parse_arguments, resolve_api_key,
-                      sdk_timeout)
+from ._common import SDKAdapter, parse_arguments
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_URL = "https://api.anthropic.com"
@@ -113,16 +111,11 @@ def _response(text: str, calls: list[ToolCall], stop: str | None, usage: Usage) 
 class AnthropicProvider(SDKAdapter):
     """Messages API over the official SDK; see ``providers.base`` for the contract."""
 
-    def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
-        self.name = profile.name
-        self.profile = profile
-        self.model = profile.model or DEFAULT_MODELS["anthropic"] or ""
-        key = resolve_api_key(profile, OFFICIAL_HOST)
-        self.errors = ErrorMapper.for_profile(sdk, "Anthropic", DEFAULT_URL, OFFICIAL_HOST, profile,
-                                              settings, key)
-        self.client = sdk.Anthropic(api_key=key, base_url=profile.base_url or None,
-                                    max_retries=settings.max_retries,
-                                    timeout=sdk_timeout(sdk, settings))
+    sdk = sdk
+    client_class = sdk.Anthropic
+    vendor = "Anthropic"
+    official_host = OFFICIAL_HOST
+    default_url = DEFAULT_URL
 
     def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
                 system: str | None) -> dict[str, Any]:
@@ -137,7 +130,7 @@ class AnthropicProvider(SDKAdapter):
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         text: list[str] = []
-        calls: list[ToolCall] = []
+        blocks: list[dict[str, Any]] = []  # finished tool_use blocks, in order
         usage = Usage.unknown()
         stop: str | None = None
         stopped = False
@@ -153,7 +146,9 @@ class AnthropicProvider(SDKAdapter):
                     block = ev.content_block
                     if block.type == "tool_use":
                         start = block.input if isinstance(block.input, dict) else None
-                        tool_blocks[ev.index] = {"id": block.id, "name": block.name,
+                        # a compatible server may leave the id out: the agent names it
+                        tool_blocks[ev.index] = {"id": getattr(block, "id", None) or "",
+                                                 "name": getattr(block, "name", None) or "",
                                                  "pieces": [], "start": start}
                     elif block.type == "text" and block.text:
                         text.append(block.text)
@@ -169,7 +164,7 @@ class AnthropicProvider(SDKAdapter):
                 elif kind == "content_block_stop":
                     tb = tool_blocks.pop(ev.index, None)
                     if tb is not None:
-                        calls.append(ToolCall(tb["id"], tb["name"], _arguments(tb)))
+                        blocks.append(tb)
                 elif kind == "message_delta":
                     stop = ev.delta.stop_reason or stop
                     usage = _usage(ev.usage, usage)
@@ -177,19 +172,27 @@ class AnthropicProvider(SDKAdapter):
                     stopped = True
         if not stopped:
             raise self.errors.cut_off(text, "message_stop")
-        yield _response("".join(text), calls, stop, usage)
+        yield _response("".join(text), merge_split_calls(blocks), stop, usage)
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
-        resp = self.errors.call(lambda: self.client.messages.create(**params))
+        resp, http = self._raw(self.client.messages.with_raw_response.create, params)
+        content = getattr(resp, "content", None)
+        if not isinstance(content, list):
+            raise self.errors.wrong_shape(http, "a Messages API reply")
         text: list[str] = []
-        calls: list[ToolCall] = []
-        for block in resp.content or ():
-            if block.type == "text" and block.text:
+        blocks: list[dict[str, Any]] = []
+        for block in content:
+            kind = getattr(block, "type", None)
+            if kind == "text" and getattr(block, "text", None):
                 text.append(block.text)
                 yield TextDelta(block.text)
-            elif block.type == "tool_use":
-                calls.append(ToolCall(block.id, block.name, json.dumps(block.input)))
-        yield _response("".join(text), calls, resp.stop_reason, _usage(resp.usage))
+            elif kind == "tool_use":
+                start = getattr(block, "input", None)
+                blocks.append({"id": getattr(block, "id", None) or "",
+                               "name": getattr(block, "name", None) or "", "pieces": [],
+                               "start": start if isinstance(start, dict) else None})
+        yield _response("".join(text), merge_split_calls(blocks),
+                        getattr(resp, "stop_reason", None), _usage(getattr(resp, "usage", None)))
 
 
 def _arguments(tool_block: dict[str, Any]) -> str:
@@ -197,3 +200,36 @@ def _arguments(tool_block: dict[str, Any]) -> str:
     if tool_block["pieces"]:
         return "".join(tool_block["pieces"])
     return json.dumps(tool_block["start"] or {})
+
+
+def merge_split_calls(blocks: list[dict[str, Any]]) -> list[ToolCall]:
+    """Tool calls from finished tool_use blocks. Consecutive blocks sharing one id are one call
+    a proxy split up (a LiteLLM proxy sent one call as 16 blocks, each with a piece of the
+    arguments): their pieces are joined. Blocks that are each a whole call stay apart (the agent
+    runs identical ones once and renames the rest); nothing is run blindly: arguments that are
+    not one JSON object are answered with an error result, never executed."""
+    calls: list[ToolCall] = []
+    group: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if len(group) > 1 and not all(_whole(b) for b in group):
+            pieces = [p for b in group
+                      for p in (b["pieces"] or ([json.dumps(b["start"])] if b["start"] else []))]
+            calls.append(ToolCall(group[0]["id"], group[0]["name"] or group[-1]["name"],
+                                  "".join(pieces)))
+        else:
+            calls.extend(ToolCall(b["id"], b["name"], _arguments(b)) for b in group)
+        group.clear()
+
+    for b in blocks:
+        if group and not (b["id"] and b["id"] == group[0]["id"]
+                          and b["name"] in ("", group[0]["name"])):
+            flush()
+        group.append(b)
+    flush()
+    return calls
+
+
+def _whole(block: dict[str, Any]) -> bool:
+    """Does this block alone carry a complete call (its arguments a JSON object)?"""
+    return parse_arguments(_arguments(block)) is not None

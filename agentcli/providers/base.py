@@ -13,10 +13,20 @@ back as events. Contract for ``stream``:
   conversation (and renames reused ids).
 - ``stream=False`` makes one non-streaming request but yields the same events.
 - Errors are raised only as ``ProviderError`` subclasses (converted from SDK errors with
-  ``raise ... from e``): 401/403 -> AuthenticationError naming the key variable; cannot connect
-  -> ProviderConnectionError naming the URL; unknown model -> ModelNotFoundError with the
-  server's message; a stream cut mid-reply -> StreamInterruptedError (the deltas already yielded
-  are the partial text); no bytes for ``idle_timeout`` seconds -> IdleTimeoutError.
+  ``raise ... from e``): 401/403 -> AuthenticationError whose hint names where the key came from
+  (or that none was sent); cannot connect -> ProviderConnectionError naming the URL; unknown
+  model -> ModelNotFoundError with the server's message; a stream cut mid-reply ->
+  StreamInterruptedError (the deltas already yielded are the partial text); no bytes for
+  ``idle_timeout`` seconds -> IdleTimeoutError; no complete reply within ``request_timeout``
+  seconds, or a reply over ``max_response_bytes`` -> StreamInterruptedError once text arrived,
+  else ProviderError; a 200 that is not what was asked for (HTML, JSON of the wrong shape, a
+  non-SSE body to a streamed request, a stream with nothing in it) -> ProviderError saying what
+  came. The hint "the partial reply was kept" appears only when text had arrived.
+- Real servers nobody here wrote: an OpenAI stream that ends cleanly without a finish reason is
+  taken as finished; no usage -> ``Usage.unknown()``; an Anthropic call split into several
+  ``tool_use`` blocks under one id is joined back into one call.
+- A key reaches only its own host (``_transport.resolve_api_key``); the HTTP client both SDKs
+  get enforces the deadline and the size cap (``_transport``).
 - Retries of 429/5xx are the SDK's own (``max_retries``); providers add no second layer.
 - ``KeyboardInterrupt`` propagates; closing the generator closes the HTTP response.
 - The adapter does nothing else: no printing, no history, no tool running.

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from contextlib import closing
 from typing import Any, Iterator, Sequence
-from urllib.parse import urlsplit
 
 import openai as sdk
 
-from ..config import DEFAULT_MODELS, ProviderProfile, Settings
 from ..messages import (Message, Part, ResponseDone, StopReason, StreamEvent, TextDelta,
                         TextPart, ToolCall, ToolDefinition, ToolResult, Usage)
-from ._common import (ErrorMapper, SDKAdapter, parse_arguments, resolve_api_key,
-                      sdk_timeout)
+from ._common import SDKAdapter, parse_arguments
 
 OFFICIAL_HOST = "api.openai.com"
 DEFAULT_URL = "https://api.openai.com/v1"
@@ -65,7 +62,9 @@ def _assistant(m: Message) -> dict[str, Any]:
                           "function": {"name": p.name, "arguments": args}})
         else:
             raise TypeError(f"an assistant message cannot hold {p!r}")
-    msg: dict[str, Any] = {"role": "assistant", "content": m.text or (None if calls else "")}
+    # never `content: null`: llama-cpp-python's server answers HTTP 500 to it (and to a missing
+    # content), while "" is accepted by it, OpenAI, Ollama, vLLM and llama.cpp alike
+    msg: dict[str, Any] = {"role": "assistant", "content": m.text}
     if calls:
         msg["tool_calls"] = calls
     return msg
@@ -130,18 +129,12 @@ class _CallSlots:
 class OpenAIProvider(SDKAdapter):
     """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
 
-    def __init__(self, profile: ProviderProfile, settings: Settings) -> None:
-        self.name = profile.name
-        self.profile = profile
-        self.model = profile.model or DEFAULT_MODELS["openai"] or ""
-        key = resolve_api_key(profile, OFFICIAL_HOST)
-        self.official = urlsplit(profile.base_url or DEFAULT_URL).hostname == OFFICIAL_HOST
-        self.errors = ErrorMapper.for_profile(sdk, "OpenAI", DEFAULT_URL, OFFICIAL_HOST, profile,
-                                              settings, key)
-        self.client = sdk.OpenAI(api_key=key, base_url=profile.base_url or None,
-                                 max_retries=settings.max_retries,
-                                 timeout=sdk_timeout(sdk, settings))
-        self._stream_options = True
+    sdk = sdk
+    client_class = sdk.OpenAI
+    vendor = "OpenAI"
+    official_host = OFFICIAL_HOST
+    default_url = DEFAULT_URL
+    _stream_options = True  # cleared on a server that refuses stream_options
 
     def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
                 system: str | None) -> dict[str, Any]:
@@ -149,6 +142,8 @@ class OpenAIProvider(SDKAdapter):
                                   "messages": convert_messages(messages, system)}
         if tools:
             params["tools"] = convert_tools(tools)
+            # OpenAI's default, but llama-cpp-python's server takes a missing one as "none"
+            params["tool_choice"] = "auto"
         if self.profile.max_tokens:
             key = "max_completion_tokens" if self.official else "max_tokens"
             params[key] = self.profile.max_tokens
@@ -176,9 +171,12 @@ class OpenAIProvider(SDKAdapter):
                             slots.add(piece)
                     if choice.finish_reason:
                         finish = choice.finish_reason
-        if finish is None:
-            raise self.errors.cut_off(text, "a finish reason")
-        yield _response("".join(text), slots.ready(), finish, usage)
+        calls = slots.ready()
+        if finish is None and not text and not calls:
+            raise self.errors.empty_stream()
+        # a stream that ended cleanly without a finish reason (some compatible servers never
+        # send one; a dropped connection is an error above) is taken as finished
+        yield _response("".join(text), calls, finish, usage)
 
     def _open_stream(self, params: dict[str, Any]) -> Any:
         create = self.client.chat.completions.create
@@ -192,17 +190,20 @@ class OpenAIProvider(SDKAdapter):
         return create(**params, stream=True)
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
-        resp = self.errors.call(lambda: self.client.chat.completions.create(**params))
-        choice = resp.choices[0] if resp.choices else None
-        message = choice.message if choice else None
-        calls = (message.tool_calls or []) if message else []
-        content = (message.content or "") if message is not None else ""
+        resp, http = self._raw(self.client.chat.completions.with_raw_response.create, params)
+        choices = getattr(resp, "choices", None)
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = getattr(choice, "message", None)
+        if message is None or isinstance(message, (str, list)):
+            raise self.errors.wrong_shape(http, "a chat completion")
+        content = getattr(message, "content", None) or ""
         if content:
             yield TextDelta(content)
         assembled = []
-        for c in calls:
+        for c in getattr(message, "tool_calls", None) or []:
             fn = getattr(c, "function", None)
-            assembled.append(ToolCall(c.id or "", (fn.name or "") if fn else "",
-                                      (fn.arguments or "") if fn else ""))
-        yield _response(content, assembled, choice.finish_reason if choice else None,
-                        _usage(resp.usage))
+            assembled.append(ToolCall(getattr(c, "id", None) or "",
+                                      getattr(fn, "name", None) or "",
+                                      getattr(fn, "arguments", None) or ""))
+        yield _response(content, assembled, getattr(choice, "finish_reason", None),
+                        _usage(getattr(resp, "usage", None)))
