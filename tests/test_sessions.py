@@ -109,7 +109,7 @@ def test_anthropic_history_continues_on_openai(fake_server):
     messages = fake_server.requests[-1]["body"]["messages"]
     assert messages == [
         {"role": "user", "content": Q1},
-        {"role": "assistant", "content": None, "tool_calls": [
+        {"role": "assistant", "content": "", "tool_calls": [
             {"id": "toolu_0", "type": "function",
              "function": {"name": "calculator", "arguments": '{"expression": "6*7"}'}}]},
         {"role": "tool", "tool_call_id": "toolu_0", "content": "42"},
