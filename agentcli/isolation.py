@@ -17,15 +17,17 @@ One call (POSIX)::
 - **W, the worker**: its own process group; imports the plugin and calls it (``job``); writes
   one length-prefixed JSON frame; ``os._exit``.
 - **P** reads frames until EOF, which comes only when C and everything else holding the pipe
-  are gone; so when ``run_isolated`` returns, nothing the tool started is left. At the timeout,
+  are gone (W's result is kept as soon as it is complete, then C gets ``GRACE`` seconds for its
+  cleanup); so when ``run_isolated`` returns, nothing the tool started is left. At the timeout,
   on Ctrl-C or on an over-long result it sends SIGTERM to C and keeps draining; if C is not
   gone ``GRACE`` seconds later, SIGKILL.
 
 Limits: elsewhere than Linux (macOS) there is no subreaper and no ``/proc``: only W's process
 group is killed, so a descendant that left the group (``setsid``, ``setpgid``) can outlive the
-call. Everywhere, a tool runs with the user's permissions: it can still open the terminal
-device by its path (``/dev/pts/N``); isolation stops accidents and misbehaving plugins, it is not
-a security sandbox. Without ``fork`` (Windows) ``run_threaded`` runs the job in a thread of
+call. Everywhere, only descendants are tracked: a process another service starts on the tool's
+behalf (``systemd-run``, ``at``) is not one. A tool runs with the user's permissions: it can
+still open the terminal device by its path (``/dev/pts/N``); isolation stops accidents and
+misbehaving plugins, it is not a security sandbox. Without ``fork`` (Windows) ``run_threaded`` runs the job in a thread of
 this process: a timeout is reported but cannot stop it.
 """
 
@@ -45,7 +47,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NoReturn
 
-GRACE = 2.0  # seconds C gets to clean up after SIGTERM before P uses SIGKILL
+GRACE = 2.0  # seconds C gets to clean up (after W's result, or SIGTERM) before P uses SIGKILL
 _HEADER = struct.Struct(">cQ")  # tag (R result, X job failed, S supervisor status), length
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -93,7 +95,6 @@ def describe_exception(e: BaseException) -> str:
 
 # --- the parent side ----------------------------------------------------------------------------
 
-
 def run_isolated(job: Callable[[], Any], *, timeout: float, max_bytes: int) -> ChildResult:
     """Run ``job()`` in a worker process under ``timeout`` seconds; what it returns must be
     JSON-serialisable and, encoded, at most ``max_bytes``. Never raises for what the job does;
@@ -138,8 +139,7 @@ def _drain(r: int, pid: int, frames: _Frames, timeout: float) -> str | None:
             _signal(pid, signal.SIGTERM)  # finishing too long: C's cleanup is stuck
             state, deadline = "stopping", time.monotonic() + GRACE
             continue
-        ready, _, _ = select.select([r], [], [], left)
-        if not ready:
+        if not _wait_readable(r, left):
             continue
         chunk = os.read(r, 65_536)
         if not chunk:
@@ -162,14 +162,20 @@ def _stop(pid: int, r: int) -> None:
     end = time.monotonic() + GRACE
     while (left := end - time.monotonic()) > 0:
         try:
-            ready, _, _ = select.select([r], [], [], left)
-            if ready and not os.read(r, 65_536):
+            if _wait_readable(r, left) and not os.read(r, 65_536):
                 return
         except KeyboardInterrupt:
             continue
         except OSError:
             break
     _signal(pid, signal.SIGKILL)
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    """poll, not select: agentcli may hold more than FD_SETSIZE descriptors (sessions, MCP)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -180,14 +186,10 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _reap(pid: int) -> None:
-    while True:
-        try:
-            os.waitpid(pid, 0)
-            return
-        except ChildProcessError:
-            return
-        except InterruptedError:  # pragma: no cover - PEP 475 retries; belt and braces
-            continue
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 class _Frames:

@@ -307,16 +307,15 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(tmp_path, monkey
                                                                  presses):
     """Ctrl-C (once, or again while the tree is being ended) stops the call and everything the
     tool started before the KeyboardInterrupt reaches the caller."""
-    import select as select_mod
+    import agentcli.isolation as isolation
 
     pid_file, worker_file = tmp_path / "pid", tmp_path / "worker"
-    real_select = select_mod.select
-
+    real_wait = isolation._wait_readable
     interrupted = []
 
-    def interrupt_once_started(*a, **k):
+    def interrupt_once_started(fd, timeout):
         if interrupted and len(interrupted) >= presses:
-            return real_select(*a, **k)
+            return real_wait(fd, timeout)
         if interrupted:
             interrupted.append(True)
             raise KeyboardInterrupt
@@ -324,10 +323,10 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(tmp_path, monkey
             if pid_file.exists() and pid_file.read_text() and worker_file.exists():
                 interrupted.append(True)
                 raise KeyboardInterrupt
-            real_select([], [], [], 0.01)
+            time.sleep(0.01)
         raise AssertionError("the tool never started")
 
-    monkeypatch.setattr("agentcli.isolation.select.select", interrupt_once_started)
+    monkeypatch.setattr(isolation, "_wait_readable", interrupt_once_started)
 
     def tool(n):
         start_escapee(pid_file, how)
@@ -392,6 +391,44 @@ def test_the_tool_has_no_controlling_terminal(tmp_path):
     assert "HOSTILE" not in out and "\x1b]52" not in out
     is_error, content = json.loads(out.split("RESULT ", 1)[1])
     assert is_error and "No such device or address" in content, content
+
+
+@pytest.mark.pty
+def test_ctrl_c_in_the_terminal_reaches_agentcli_not_the_tool(tmp_path):
+    """The tool is in its own session: the terminal's SIGINT goes to agentcli, which ends the
+    tool (and what it started) itself; the tool's own SIGINT handler never runs."""
+    pexpect = pytest.importorskip("pexpect")
+    ready, handled = tmp_path / "ready", tmp_path / "tool-saw-sigint"
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, time
+        from agentcli.approval import PolicyApprover
+        from agentcli.executor import Executor, Tool
+        from agentcli.messages import ToolCall, ToolDefinition
+
+        def patient():
+            signal.signal(signal.SIGINT, lambda *a: open({str(handled)!r}, "w").close())
+            open({str(ready)!r}, "w").write(str(os.getpid()))
+            time.sleep(60)
+        tool = Tool(ToolDefinition("t", "d"), load=lambda: patient, timeout=60)
+        try:
+            Executor({{"t": tool}}, PolicyApprover(yes=True)).execute(ToolCall("1", "t", "{{}}"))
+            print("NOT INTERRUPTED")
+        except KeyboardInterrupt:
+            print("INTERRUPTED")
+    """))
+    child = pexpect.spawn(sys.executable, [str(script)], cwd=str(tmp_path), timeout=60,
+                          env={**os.environ, "TERM": "dumb"})
+    for _ in range(3000):  # a safety net: at most 30 s
+        if ready.exists() and ready.read_text():
+            break
+        time.sleep(0.01)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert b"INTERRUPTED" in child.before and b"NOT" not in child.before
+    assert not handled.exists()
+    assert not alive(int(ready.read_text()))
 
 
 def test_cap_output_head_and_tail():
