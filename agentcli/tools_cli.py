@@ -88,16 +88,34 @@ def show_tool(name: str = typer.Argument(..., help="Tool name."),
         if t.options:
             lines.append(f"options set: {json.dumps(dict(t.options), default=str)}")
         lines += ["description:", *("  " + ln for ln in t.definition.description.splitlines())]
-        schema = m.get("options")
-        lines.append(f"options (tools.options.{t.name} in the config; JSON Schema): "
-                     + (json.dumps(schema, ensure_ascii=False) if schema else
-                        "none besides confirm"))
+        lines += [f"options (tools.options.{t.name} in the config file):",
+                  *_option_lines(m.get("options") or {})]
         lines += ["parameters (JSON Schema, sent to the model):",
                   json.dumps(t.definition.parameters, indent=2, ensure_ascii=False)]
         _out("\n".join(lines))
         return 0
 
     run_command(body)
+
+
+def _option_lines(schema: dict[str, Any]) -> list[str]:
+    """The manifest's options schema, one line per option: name, type and range, description."""
+    rows = [("confirm", "ask | never", "agentcli's own, any tool: overrides the approval default")]
+    for name, spec in (schema.get("properties") or {}).items():
+        spec = spec if isinstance(spec, dict) else {}
+        kind = spec.get("type", "any")
+        kind = " or ".join(kind) if isinstance(kind, list) else str(kind)
+        if "enum" in spec:
+            kind = " | ".join(json.dumps(v) for v in spec["enum"])
+        bounds = [f"{op} {spec[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                       ("maximum", "<="), ("exclusiveMaximum", "<"))
+                  if key in spec]
+        rows.append((str(name), ", ".join([kind, *bounds]), str(spec.get("description", ""))))
+    if schema.get("additionalProperties") not in (None, False) or schema.get("patternProperties"):
+        rows.append(("(other keys)", "allowed by the manifest", ""))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
 
 
 @tools_app.command("run")

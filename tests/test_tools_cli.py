@@ -49,8 +49,10 @@ def test_show(cli):
     assert "approval:    ask" in r.stdout and "entrypoint:  file_read:run" in r.stdout
     options, _, params = r.stdout.partition("parameters (JSON Schema, sent to the model):\n")
     assert json.loads(params)["required"] == ["path"]
-    declared = json.loads(options[options.index("JSON Schema): ") + 14:])
-    assert declared["properties"]["max_bytes"]["type"] == "integer"
+    rows = {line.split()[0]: line for line in options.split("options (tools.options.file_read in "
+                                                             "the config file):\n")[1].splitlines()}
+    assert set(rows) == {"confirm", "roots", "max_bytes"}
+    assert "integer, >= 1, <= 10000000  Most bytes returned per call" in rows["max_bytes"]
 
 
 def test_show_unknown_is_usage_error(cli):
