@@ -16,9 +16,10 @@ One call (POSIX)::
   (``/proc/<C>/task/<C>/children``), reaps them all, writes W's exit status and exits.
 - **W, the worker**: its own process group; imports the plugin and calls it (``job``); writes
   one length-prefixed JSON frame; ``os._exit``.
-- **P** reads frames until EOF, which comes only when C and everything else holding the pipe
-  are gone (W's result is kept as soon as it is complete, then C gets ``GRACE`` seconds for its
-  cleanup); so when ``run_isolated`` returns, nothing the tool started is left. At the timeout,
+- **P** reads frames until C's status frame, written only after the cleanup (or EOF, if C
+  died); W's result is kept as soon as it is complete, then C gets ``GRACE`` seconds for its
+  cleanup. So when ``run_isolated`` returns, nothing the tool started is left; C itself may still
+  be finishing its exit, and a daemon thread reaps it. At the timeout,
   on Ctrl-C or on an over-long result it sends SIGTERM to C and keeps draining; if C is not
   gone ``GRACE`` seconds later, SIGKILL.
 
@@ -47,7 +48,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NoReturn
 
-GRACE = 2.0  # seconds C gets to clean up (after W's result, or SIGTERM) before P uses SIGKILL
+GRACE = 5.0  # seconds C gets to clean up (after W's result, or SIGTERM) before P uses SIGKILL
 _HEADER = struct.Struct(">cQ")  # tag (R result, X job failed, S supervisor status), length
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -110,14 +111,21 @@ def run_isolated(job: Callable[[], Any], *, timeout: float, max_bytes: int) -> C
         _supervise(job, w, parent, prctl)
     os.close(w)
     frames = _Frames(max_bytes)
+    finished = False
     try:
         reason = _drain(r, pid, frames, timeout)
+        finished = frames.status_received
     except BaseException:
-        _stop(pid, r)
+        _stop(pid, r, frames)
         raise
     finally:
         os.close(r)
-        _reap(pid)
+        if finished and os.waitpid(pid, os.WNOHANG)[0] == 0:
+            # C reported its cleanup done and is exiting: do not wait for the kernel to tear
+            # down its address space (~1-2 ms); a daemon thread reaps it
+            threading.Thread(target=_reap, args=(pid,), daemon=True).start()
+        else:
+            _reap(pid)
     return frames.result(reason)
 
 
@@ -145,6 +153,8 @@ def _drain(r: int, pid: int, frames: _Frames, timeout: float) -> str | None:
         if not chunk:
             return reason
         frames.feed(chunk)
+        if frames.status_received:  # C's last word: the tree is gone
+            return reason
         if state != "running":
             continue
         if frames.overflow:
@@ -155,15 +165,19 @@ def _drain(r: int, pid: int, frames: _Frames, timeout: float) -> str | None:
             state, deadline = "finishing", time.monotonic() + GRACE
 
 
-def _stop(pid: int, r: int) -> None:
-    """Interrupted: ask C to end the tree and wait until the pipe closes; more Ctrl-C meanwhile
-    are ignored (C's cleanup takes milliseconds), and after GRACE seconds C gets SIGKILL."""
+def _stop(pid: int, r: int, frames: _Frames) -> None:
+    """Interrupted: ask C to end the tree and wait for its status (or EOF); more Ctrl-C
+    meanwhile are ignored (C's cleanup takes milliseconds), and after GRACE seconds C gets
+    SIGKILL."""
     _signal(pid, signal.SIGTERM)
     end = time.monotonic() + GRACE
     while (left := end - time.monotonic()) > 0:
         try:
-            if _wait_readable(r, left) and not os.read(r, 65_536):
-                return
+            if _wait_readable(r, left):
+                chunk = os.read(r, 65_536)
+                frames.feed(chunk)
+                if not chunk or frames.status_received:
+                    return
         except KeyboardInterrupt:
             continue
         except OSError:
@@ -225,6 +239,10 @@ class _Frames:
     def answered(self) -> bool:
         found = self.frames()
         return b"R" in found or b"X" in found
+
+    @property
+    def status_received(self) -> bool:
+        return b"S" in self.frames()
 
     def result(self, reason: str | None) -> ChildResult:
         found = self.frames()

@@ -320,7 +320,7 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(tmp_path, monkey
             interrupted.append(True)
             raise KeyboardInterrupt
         for _ in range(1000):  # a safety net: at most 10 s
-            if pid_file.exists() and pid_file.read_text() and worker_file.exists():
+            if all(f.exists() and f.read_text() for f in (pid_file, worker_file)):
                 interrupted.append(True)
                 raise KeyboardInterrupt
             time.sleep(0.01)
