@@ -24,6 +24,7 @@ anything else ``Type: message``).
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
@@ -73,6 +74,9 @@ class Tool:
     path: str | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     manifest: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    preload: tuple[str, ...] = ()
+    """Built-in tools only: agentcli's own dependencies (e.g. httpx) imported here once, before
+    the first fork, so each call's worker inherits them instead of importing them again."""
 
     @property
     def name(self) -> str:
@@ -158,6 +162,12 @@ class Executor:
         """Run an approved, validated call in the isolated worker; never raises
         (KeyboardInterrupt aside, after the worker and all it started are gone)."""
         cap = tool.output_cap
+        try:
+            for module in tool.preload:
+                importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - a broken install is an error result
+            return ToolResult(call.id, call.name, f"tool '{tool.name}' could not be loaded: "
+                              f"{describe_exception(e)}", is_error=True)
         job = _CallJob(tool.load, dict(args), ToolContext(tool.name, tool.options), cap)
         if hasattr(os, "fork"):
             outcome = run_isolated(job, timeout=tool.timeout, max_bytes=8 * cap + 65_536)

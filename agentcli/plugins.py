@@ -50,7 +50,8 @@ ENTRY_POINT_GROUP = "agentcli.tools"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 ENTRYPOINT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)$")
 MANIFEST_KEYS = {"name", "description", "entrypoint", "confirm", "timeout", "output_cap",
-                 "parameters", "options"}
+                 "parameters", "options", "preload"}
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 GENERIC_OPTIONS = ("confirm",)  # agentcli's own, for any tool; not passed to the tool
 MAX_TIMEOUT = 3600
 MAX_OUTPUT_CAP = 1_000_000
@@ -153,6 +154,10 @@ def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = Tru
     props = data["parameters"].get("properties") or {}
     if isinstance(props, dict) and "context" in props:
         raise bad("parameters/properties/context", "'context' is reserved for the tool context")
+    preload = data.get("preload", [])
+    if not isinstance(preload, list) or not all(isinstance(m, str) and MODULE_RE.match(m)
+                                                for m in preload):
+        raise bad("preload", "must be a list of module names")
     option_props = (data.get("options") or {}).get("properties") or {}
     for generic in GENERIC_OPTIONS:
         if isinstance(option_props, dict) and generic in option_props:
@@ -226,13 +231,16 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
         if not module_file.is_file():
             raise PluginError(f"{where}: field 'entrypoint': module file {module_file} not found")
         load = _file_loader(module_file, function, where)
+    if data.get("preload") and source != "builtin":
+        raise PluginError(f"{where}: field 'preload': only agentcli's built-in tools may preload "
+                          "modules (a plugin's code never runs inside agentcli)")
     options = dict(options or {})
     confirm = options.pop("confirm", None) or data["confirm"]  # checked with the config file
     return Tool(
         definition=ToolDefinition(data["name"], data["description"].strip(), data["parameters"]),
         load=load, confirm=confirm, timeout=data["timeout"], output_cap=data["output_cap"],
         source=source, path=where, options=MappingProxyType(options),
-        manifest=MappingProxyType(data),
+        manifest=MappingProxyType(data), preload=tuple(data.get("preload") or ()),
     )
 
 

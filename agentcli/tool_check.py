@@ -16,8 +16,8 @@ from .config import Settings
 from .errors import ConfigError, PluginError
 from .executor import Tool
 from .isolation import run_isolated
-from .plugins import (check_options, clash_message, find_manifests, load_tools, manifest_files,
-                      tool_from_manifest)
+from .plugins import (builtin_tools_dir, check_options, clash_message, find_manifests,
+                      load_tools, manifest_files, tool_from_manifest)
 
 
 def check_signature(fn: Callable[..., Any], schema: Mapping[str, Any], where: str) -> None:
@@ -78,7 +78,10 @@ def validate(settings: Settings, path: str | None, tools_dirs: Sequence[str],
     points). Options are checked against the config; name clashes are warnings."""
     file = str(settings.config_file) if settings.config_file else None
     if path is not None:
-        entries = [("validate", p, None) for p in find_manifests(path)]
+        builtin = builtin_tools_dir()
+        home = builtin.resolve() if builtin else None
+        entries = [("builtin" if p.resolve().parent == home else "validate", p, None)
+                   for p in find_manifests(path)]
         loaded = load_tools(settings, extra_dirs=tools_dirs, warn=lambda line: None)
     else:
         entries = list(manifest_files(settings, tools_dirs, warn))

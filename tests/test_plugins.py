@@ -3,6 +3,7 @@ entry points through a real (fake) installed distribution, built-ins inside the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -152,6 +153,10 @@ BROKEN = {
                          "reserved"),
     "no_module": ("name: x\ndescription: d\nentrypoint: missing:run\nparameters: {type: object}\n",
                   "not found"),
+    "bad_preload": ("name: x\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n"
+                    "preload: httpx\n", "'preload'"),
+    "plugin_preload": ("name: x\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n"
+                       "preload: [json]\n", "only agentcli's built-in tools may preload"),
 }
 
 
@@ -338,7 +343,6 @@ def test_wheel_ships_builtins_and_a_plain_install_finds_them(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    import json
 
     file, folder, names, answer = json.loads(run.stdout)
     assert file.startswith(str(target))
@@ -361,7 +365,6 @@ def test_example_tool_from_the_readme_loads_and_runs(tmp_path):
     ex = Executor(tools, build_approver(s, yes=False, prompter=None))
     r = ex.execute(ToolCall("1", "word_count", '{"text": "The cat and the hat", "top": 1}')).result
     assert not r.is_error, r.content
-    import json
 
     data = json.loads(r.content)
     assert data["words"] == 5 and data["characters"] == 19
@@ -426,3 +429,29 @@ def test_readme_example_tool_is_the_tested_one():
     for name, lang in (("word_count.yaml", "yaml"), ("word_count.py", "python")):
         block = readme.split(f"`{name}`:\n\n```{lang}\n", 1)[1].split("\n```\n", 1)[0]
         assert block + "\n" == (folder / name).read_text()
+
+
+def test_builtin_preload_warms_agentcli_dependencies_never_the_plugin(tmp_path):
+    """web_fetch's `preload` (httpx, httpcore) is imported in agentcli at the first call so
+    workers inherit it; the web_fetch module itself is still imported only in the worker."""
+    script = textwrap.dedent("""
+        import json, sys
+        from agentcli.approval import PolicyApprover
+        from agentcli.config import load_settings
+        from agentcli.executor import Executor
+        from agentcli.messages import ToolCall
+        from agentcli.plugins import load_tools
+
+        tools = load_tools(load_settings())
+        before = "httpx" in sys.modules
+        ex = Executor(tools, PolicyApprover(yes=True))
+        r = ex.execute(ToolCall("1", "web_fetch", '{"url": "http://127.0.0.1:9/"}')).result
+        print(json.dumps([before, "httpx" in sys.modules,
+                          [m for m in sys.modules if "web_fetch" in m], r.content]))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "AGENTCLI_HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    before, after, plugin_modules, content = json.loads(run.stdout)
+    assert (before, after, plugin_modules) == (False, True, [])
+    assert "loopback" in content  # the call itself ran, in the worker
