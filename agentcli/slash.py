@@ -149,13 +149,15 @@ def _tools(repl: ChatRepl, arg: str) -> None:
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
     table.add_column("tool", no_wrap=True, min_width=max(len(n) for n in names))
     table.add_column("approval", min_width=21, overflow="fold")
-    table.add_column("description", overflow="fold" if arg else "ellipsis", no_wrap=not arg)
+    # the description wraps: a no_wrap column would squeeze the approval column to nothing
+    table.add_column("description", overflow="fold")
     for name in names:
         tool = repl.tools.get(name)
         if tool is None:
             repl.error(f"unknown tool '{name}'", hint=f"tools: {', '.join(sorted(repl.tools))}")
             return
         desc = " ".join(tool.definition.description.split())
+        desc = desc if arg else _preview(desc, 80)
         table.add_row(Text(sanitize(name)), Text(sanitize(_approval_state(repl, name, tool))),
                       Text(sanitize(desc)))
     repl.err.print(table)

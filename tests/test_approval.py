@@ -317,3 +317,32 @@ def test_slash_tools_uses_the_approvers_real_policy(tmp_path):
     approver.grants.add("file_read")
     assert _approval_state(repl, "file_read", tool) == \
         "always (this session); denied if path=**/.env"
+
+
+@pytest.mark.parametrize("width", [120, 80])
+def test_slash_tools_shows_the_approval_column_with_real_descriptions(tmp_path, width):
+    """The built-ins' long descriptions used to squeeze the approval column to nothing."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from agentcli.plugins import load_tools
+    from agentcli.slash import _tools
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  allow:\n    - {tool: file_read, args: {path: 'docs/**'}}\n"
+                   "  deny:\n    - {tool: file_read, args: {path: '**/.env'}}\n")
+    settings = load_settings(cfg)
+    tools = load_tools(settings, warn=lambda line: None)
+    out = io.StringIO()
+    repl = SimpleNamespace(tools=tools, err=Console(file=out, width=width, force_terminal=False),
+                           executor=SimpleNamespace(approver=build_approver(
+                               settings, yes=False, prompter=FakePrompter())),
+                           notice=pytest.fail, error=pytest.fail)
+    _tools(repl, "")
+    header, *rows = out.getvalue().splitlines()
+    start, end = header.index("approval"), header.index("description")
+    column = " ".join(" ".join(row[start:end] for row in rows).split())
+    assert column == ("runs without asking asks; denied if path=**/.env; allowed if "
+                      "path=docs/** asks")
