@@ -28,8 +28,8 @@ group is killed, so a descendant that left the group (``setsid``, ``setpgid``) c
 call. Everywhere, only descendants are tracked: a process another service starts on the tool's
 behalf (``systemd-run``, ``at``) is not one. A tool runs with the user's permissions: it can
 still open the terminal device by its path (``/dev/pts/N``); isolation stops accidents and
-misbehaving plugins, it is not a security sandbox. Without ``fork`` (Windows) ``run_threaded`` runs the job in a thread of
-this process: a timeout is reported but cannot stop it.
+misbehaving plugins, it is not a security sandbox. Without ``fork`` (Windows) ``run_threaded``
+runs the job in a thread of this process: a timeout is reported but cannot stop it.
 """
 
 from __future__ import annotations
