@@ -11,8 +11,9 @@ the tool's module and calls it, under the tool's timeout. When the call ends - n
 an error, at the timeout or on Ctrl-C - the supervisor kills and reaps everything the tool
 started, including processes that called ``setsid()`` or double-forked, before the call
 returns. On macOS only the worker's process group is killed (no subreaper there). The module
-is imported afresh in every call (this process never imports it); a call to a stdlib-only tool
-costs about as much as two forks (``bench/bench_tools.py``). Without ``fork`` (Windows) the call
+is imported afresh in every call (this process never imports it; a built-in may ``preload``
+agentcli's own dependencies here); a call to a small tool costs about three times a bare fork
+of this process (``bench/bench_tools.py``). Without ``fork`` (Windows) the call
 runs in a daemon thread of this process and a timeout is reported but cannot stop it.
 
 Calling convention for tool functions: ``fn(**arguments)``; when the function has a parameter
