@@ -182,7 +182,11 @@ def _result(tool: Tool, call: ToolCall, outcome: ChildResult) -> ToolResult:
         return ToolResult(call.id, call.name, cap_output(text, tool.output_cap), is_error=True)
 
     if outcome.status == "done":
-        kind, text = outcome.value
+        value = outcome.value  # the worker's frame: a tool could have written its own there
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str)
+                                                                    for v in value)):
+            return err(f"tool '{tool.name}' failed: the tool process sent an unreadable result")
+        kind, text = value
         if kind == "ok":
             return ToolResult(call.id, call.name, text)
         if kind == "load_error":

@@ -310,12 +310,12 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(tmp_path, monkey
     import agentcli.isolation as isolation
 
     pid_file, worker_file = tmp_path / "pid", tmp_path / "worker"
-    real_wait = isolation._wait_readable
+    real_poll = isolation._poll
     interrupted = []
 
-    def interrupt_once_started(fd, timeout):
+    def interrupt_once_started(fds, timeout):
         if interrupted and len(interrupted) >= presses:
-            return real_wait(fd, timeout)
+            return real_poll(fds, timeout)
         if interrupted:
             interrupted.append(True)
             raise KeyboardInterrupt
@@ -326,7 +326,7 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(tmp_path, monkey
             time.sleep(0.01)
         raise AssertionError("the tool never started")
 
-    monkeypatch.setattr(isolation, "_wait_readable", interrupt_once_started)
+    monkeypatch.setattr(isolation, "_poll", interrupt_once_started)
 
     def tool(n):
         start_escapee(pid_file, how)
@@ -338,6 +338,49 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(tmp_path, monkey
     monkeypatch.undo()
     assert not alive(int(pid_file.read_text()))
     assert not alive(int(worker_file.read_text()))
+
+
+def frame(tag: bytes, payload: bytes) -> bytes:
+    from agentcli.supervisor import HEADER
+
+    return HEADER.pack(tag, len(payload)) + payload
+
+
+@pytest.mark.parametrize("payload,words", [
+    (b"not json", "sent an unreadable result"),
+    (b'"a string, not the [kind, text] pair"', "sent an unreadable result"),
+    (b'["ok"]', "sent an unreadable result"),
+])
+def test_a_tool_forging_its_result_frame_gets_an_error_not_a_crash(payload, words):
+    from agentcli.supervisor import RESULT_FD
+
+    def forger(n):
+        os.write(RESULT_FD, frame(b"R", payload))
+        os._exit(0)
+
+    r = run(make_tool(forger), {"n": 1})
+    assert r.is_error and words in r.content, r.content
+
+
+def test_a_tool_cannot_write_the_supervisors_status(tmp_path):
+    """A status frame written on every descriptor the tool has cannot make agentcli stop
+    waiting for the cleanup while the tool still runs (the status pipe is closed in W)."""
+    marker = tmp_path / "finished"
+
+    def forger(n):
+        fake = frame(b"S", b'{"worker": "exit code 0"}')
+        for fd in range(64):
+            try:
+                os.write(fd, fake)
+            except OSError:
+                pass
+        time.sleep(0.5)
+        marker.write_text("the tool ran to its end before the call returned")
+        return "finished"
+
+    r = run(make_tool(forger), {"n": 1})
+    assert marker.exists()
+    assert r.is_error and "unreadable result" in r.content  # its own result pipe: garbled
 
 
 def test_the_tool_sees_none_of_agentclis_descriptors(tmp_path):
