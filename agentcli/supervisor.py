@@ -61,7 +61,7 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
         gc.freeze()  # objects from agentcli are never collected (and finalised) in the tree
         wpid = os.fork()
         if wpid == 0:
-            _work(job)
+            _work(job, prctl)
         os.close(RESULT_FD)  # only W and what it starts hold it now
         worker = _wait_worker(wpid)
         _kill_tree(wpid)
@@ -154,10 +154,13 @@ def _children(pid: int) -> list[int] | None:
     return kids
 
 
-def _work(job: Callable[[], Any]) -> NoReturn:  # pragma: no cover - runs in W
+def _work(job: Callable[[], Any],
+          prctl: Callable[..., int] | None) -> NoReturn:  # pragma: no cover - runs in W
     code = 0
     try:
         os.close(STATUS_FD)  # the tool can never write the supervisor's status
+        if prctl is not None:  # should C ever die first, W goes with it
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         os.setpgid(0, 0)
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGCHLD", "SIGUSR1",
                      "SIGUSR2", "SIGWINCH"):

@@ -383,6 +383,29 @@ def test_a_tool_cannot_write_the_supervisors_status(tmp_path):
     assert r.is_error and "unreadable result" in r.content  # its own result pipe: garbled
 
 
+def test_a_tool_that_kills_its_supervisor_dies_with_it(tmp_path):
+    pid_file = tmp_path / "pid"
+
+    def parricide(n):
+        pid_file.write_text(str(os.getpid()))
+        os.kill(os.getppid(), 9)
+        time.sleep(60)
+
+    def running(pid: int) -> bool:  # its reaper is init now: a zombie counts as dead
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    r = run(make_tool(parricide, timeout=30), {"n": 1})
+    assert r.is_error and "supervisor process ended unexpectedly" in r.content
+    for _ in range(500):  # the kernel delivers the death signal asynchronously: at most 5 s
+        if not running(int(pid_file.read_text())):
+            break
+        time.sleep(0.01)
+    assert not running(int(pid_file.read_text()))
+
+
 def test_the_tool_sees_none_of_agentclis_descriptors(tmp_path):
     """The terminal, sockets and files agentcli has open are closed in the tool's process."""
     secret = open(tmp_path / "agentcli-private.txt", "w")  # noqa: SIM115
