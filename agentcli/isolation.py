@@ -16,9 +16,9 @@ One call (POSIX)::
   SIGKILLs W's process group and, generation by generation, every process re-parented to it
   (``/proc/<C>/task/<C>/children``), reaps them all, writes W's exit status on the status
   pipe and exits.
-- **W, the worker**: closes the status pipe (the tool cannot forge it), its own process group;
-  imports the plugin and calls it (``job``); writes one length-prefixed JSON frame on the result
-  pipe; ``os._exit``.
+- **W, the worker**: closes the status pipe (the tool cannot forge it), its own process group,
+  SIGKILL as its parent-death signal (a tool that kills C dies with it); imports the plugin and
+  calls it (``job``); writes one length-prefixed JSON frame on the result pipe; ``os._exit``.
 - **P** reads both pipes until C's status, written only after the cleanup (or EOF, if C died);
   W's result is kept as soon as it is complete (only its first frame counts, and it is
   bounded), then C gets ``GRACE`` seconds for its cleanup. So when ``run_isolated`` returns,
