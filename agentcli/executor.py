@@ -12,8 +12,8 @@ an error, at the timeout or on Ctrl-C - the supervisor kills and reaps everythin
 started, including processes that called ``setsid()`` or double-forked, before the call
 returns. On macOS only the worker's process group is killed (no subreaper there). The module
 is imported afresh in every call (this process never imports it; a built-in may ``preload``
-agentcli's own dependencies here); a call to a small tool costs about three times a bare fork
-of this process (``bench/bench_tools.py``). Without ``fork`` (Windows) the call
+agentcli's own dependencies here); a call to a small tool costs about four bare forks of this
+process (``bench/bench_tools.py``). Without ``fork`` (Windows) the call
 runs in a daemon thread of this process and a timeout is reported but cannot stop it.
 
 Calling convention for tool functions: ``fn(**arguments)``; when the function has a parameter
