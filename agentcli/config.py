@@ -290,6 +290,13 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         if not isinstance(opts, dict):
             raise ConfigError("expected a mapping of option -> value", file=file,
                               key=f"tools.options.{tname}")
+        if opts.get("confirm", "ask") not in ("ask", "never"):  # agentcli's option, any tool
+            raise ConfigError(f"{opts['confirm']!r} must be 'ask' or 'never'", file=file,
+                              key=f"tools.options.{tname}.confirm")
+    from .approval import parse_rules  # malformed rules: an error for every command
+
+    for key in ("allow", "deny"):
+        parse_rules(t.get(key) or (), f"tools.{key}", file)
     tools = ToolSettings(
         dirs=tuple(str(d) for d in (t.get("dirs") or ())),
         allow=tuple(t.get("allow") or ()),

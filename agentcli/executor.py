@@ -1,40 +1,45 @@
-"""Run one tool call: validate args -> approve -> run with a timeout -> cap output -> ToolResult.
+"""Run one tool call: validate args -> approve -> run isolated with a timeout -> cap -> ToolResult.
 
 ``Executor.execute`` never raises (KeyboardInterrupt aside): unknown tools, arguments that are
-not JSON or fail the schema, denials, exceptions and timeouts all become an error result the
-model can read and correct.
+not JSON or fail the schema, denials, exceptions, import failures and timeouts all become an
+error result the model can read and correct.
 
-Isolation: on POSIX each call runs in a forked child process (its own process group, stdin/stdout/
-stderr pointed at /dev/null), so a hung tool is really stopped (SIGKILL to the group, grandchildren
-included) and a tool that prints cannot garble the terminal. The tool module is imported in the
-parent on first use, so the child starts warm (a call costs about 6 ms here, most of it the fork
-of a ~90 MB process). Where ``fork`` does not exist, the call runs in a daemon thread and a
-timeout is reported but cannot stop it.
+Isolation (``isolation.py`` has the details): plugin code never runs in the agentcli process.
+Each call forks a supervisor in its own session (no controlling terminal, stdio on /dev/null,
+inherited descriptors closed; on Linux a child subreaper) which forks the worker that imports
+the tool's module and calls it, under the tool's timeout. When the call ends - normally, with
+an error, at the timeout or on Ctrl-C - the supervisor kills and reaps everything the tool
+started, including processes that called ``setsid()`` or double-forked, before the call
+returns. On macOS only the worker's process group is killed (no subreaper there). The module
+is imported afresh in every call (this process never imports it; a built-in may ``preload``
+agentcli's own dependencies here); a call to a small tool costs about four bare forks of this
+process (``bench/bench_tools.py``). Without ``fork`` (Windows) the call
+runs in a daemon thread of this process and a timeout is reported but cannot stop it.
 
 Calling convention for tool functions: ``fn(**arguments)``; when the function has a parameter
-named ``context`` it also gets ``context=ToolContext(...)`` with the tool's per-tool options from
-config (``tools.options.<name>``). Return a string or a JSON-serialisable value; raise to fail (an
-``AgentCliError``/``ToolError`` shows just its message, anything else ``Type: message``).
+named ``context`` it also gets ``context=ToolContext(...)`` with the tool's options from config
+(``tools.options.<name>``, checked against the manifest's ``options`` schema at load). Return a
+string or a JSON-serialisable value; raise to fail (a ``ToolError`` shows just its message,
+anything else ``Type: message``).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
-import select
-import signal
-import struct
-import sys
-import threading
-import time
-import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
 from .approval import Approver
+from .isolation import ChildResult, describe_exception, run_isolated, run_threaded
 from .messages import ToolCall, ToolDefinition, ToolResult
+
+__all__ = ["DEFAULT_OUTPUT_CAP", "DEFAULT_TIMEOUT", "Executor", "Tool", "ToolContext",
+           "ToolOutcome", "cap_output", "describe_exception", "make_validator", "to_text",
+           "validate_arguments"]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_OUTPUT_CAP = 32_000  # characters sent back to the model
@@ -54,9 +59,11 @@ class ToolContext:
 class Tool:
     """A runnable tool: what the model sees (``definition``) plus how to run it.
 
-    ``load`` returns the callable; it is called once, on first use, so startup imports nothing.
+    ``load`` returns the callable (it imports the plugin module): the executor calls it only
+    inside the isolated worker process, so agentcli itself never runs plugin code.
     ``source`` is a short label for `tools list` (builtin, user, config, tools-dir, entry-point);
-    ``path`` the manifest file (or entry point) it came from; ``options`` its config options.
+    ``path`` the manifest file (or entry point) it came from; ``options`` its config options
+    (``confirm`` excluded: that one is agentcli's).
     """
 
     definition: ToolDefinition
@@ -68,22 +75,18 @@ class Tool:
     path: str | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     manifest: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    _fn: Callable[..., Any] | None = field(default=None, repr=False)
+    preload: tuple[str, ...] = ()
+    """Built-in tools only: agentcli's own dependencies (e.g. httpx) imported here once, before
+    the first fork, so each call's worker inherits them instead of importing them again."""
 
     @property
     def name(self) -> str:
         return self.definition.name
 
     def function(self) -> Callable[..., Any]:
-        if self._fn is None:
-            self._fn = self.load()
-        return self._fn
-
-    def wants_context(self) -> bool:
-        try:
-            return "context" in inspect.signature(self.function()).parameters
-        except (TypeError, ValueError):
-            return False
+        """Import the plugin in *this* process: for tests of a tool's own logic and for the
+        isolated worker; never called by agentcli's own process."""
+        return self.load()
 
 
 @dataclass(frozen=True)
@@ -115,15 +118,6 @@ def to_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, indent=2, default=str)
     except (TypeError, ValueError):
         return repr(value)
-
-
-def describe_exception(e: BaseException) -> str:
-    from .errors import AgentCliError, ToolError
-
-    if isinstance(e, (AgentCliError, ToolError)):
-        return e.message
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 class Executor:
@@ -166,162 +160,80 @@ class Executor:
         return ToolOutcome(self.run(tool, call, args), decision)
 
     def run(self, tool: Tool, call: ToolCall, args: dict[str, Any]) -> ToolResult:
-        """Run an approved, validated call; never raises (KeyboardInterrupt aside)."""
+        """Run an approved, validated call in the isolated worker; never raises
+        (KeyboardInterrupt aside, after the worker and all it started are gone)."""
+        cap = tool.output_cap
         try:
-            fn = tool.function()
-            kwargs = dict(args)
-            if tool.wants_context():
-                if "context" in kwargs:
-                    raise ValueError("the argument name 'context' is reserved")
-                kwargs["context"] = ToolContext(tool.name, tool.options)
-        except Exception as e:  # noqa: BLE001 - import errors etc. are data
+            for module in tool.preload:
+                importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - a broken install is an error result
             return ToolResult(call.id, call.name, f"tool '{tool.name}' could not be loaded: "
                               f"{describe_exception(e)}", is_error=True)
-        runner = run_forked if hasattr(os, "fork") else run_threaded
-        status, text = runner(fn, kwargs, tool.timeout, tool.output_cap)
-        if status == "ok":
-            return ToolResult(call.id, call.name, text)
-        if status == "timeout":
-            text = f"tool '{tool.name}' timed out after {tool.timeout:g} s and was stopped"
-        elif status == "error":
-            text = f"tool '{tool.name}' failed: {text}"
+        job = _CallJob(tool.load, dict(args), ToolContext(tool.name, tool.options), cap)
+        if hasattr(os, "fork"):
+            outcome = run_isolated(job, timeout=tool.timeout, max_bytes=8 * cap + 65_536)
+        else:  # pragma: no cover - Windows
+            outcome = run_threaded(job, timeout=tool.timeout)
+        return _result(tool, call, outcome)
+
+
+def _result(tool: Tool, call: ToolCall, outcome: ChildResult) -> ToolResult:
+    def err(text: str) -> ToolResult:
         return ToolResult(call.id, call.name, cap_output(text, tool.output_cap), is_error=True)
 
+    if outcome.status == "done":
+        value = outcome.value  # the worker's frame: a tool could have written its own there
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str)
+                                                                    for v in value)):
+            return err(f"tool '{tool.name}' failed: the tool process sent an unreadable result")
+        kind, text = value
+        if kind == "ok":
+            return ToolResult(call.id, call.name, text)
+        if kind == "load_error":
+            return err(f"tool '{tool.name}' could not be loaded: {text}")
+        return err(f"tool '{tool.name}' failed: {text}")
+    if outcome.status == "timeout":
+        return err(f"tool '{tool.name}' timed out after {tool.timeout:g} s and was stopped")
+    if outcome.status == "toobig":
+        return err(f"tool '{tool.name}' failed: the tool's output was too large to transfer")
+    if outcome.status == "failed":
+        return err(f"tool '{tool.name}' failed: {outcome.detail}")
+    return err(f"tool '{tool.name}' failed: the tool process ended without a result "
+               f"({outcome.detail})")
 
-# --- running a function with a hard timeout -----------------------------------------------------
 
-def _child(fn: Callable[..., Any], kwargs: dict[str, Any], cap: int, w: int) -> None:
-    """In the forked child: never returns."""
-    code = 0
-    try:
+@dataclass(frozen=True)
+class _CallJob:
+    """What the worker process does for one call: import, call, make the result text (capped
+    there, so a huge result is never copied through the pipe)."""
+
+    load: Callable[[], Callable[..., Any]]
+    args: dict[str, Any]
+    context: ToolContext
+    cap: int
+
+    def __call__(self) -> list[str]:
         try:
-            os.setpgid(0, 0)
-        except OSError:
-            pass
+            fn = self.load()
+        except BaseException as e:  # noqa: BLE001 - import failures are data
+            return ["load_error", cap_output(describe_exception(e), self.cap)]
+        kwargs = dict(self.args)
         try:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-        except ValueError:  # not the main thread of the interpreter
-            pass
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        # Python-level streams may be proxies (prompt_toolkit, pytest): replace them too
-        quiet = open(os.devnull, "r+", encoding="utf-8")  # noqa: SIM115
-        sys.stdin = sys.stdout = sys.stderr = quiet
-        sys.__stdin__ = sys.__stdout__ = sys.__stderr__ = quiet
-        try:
-            payload = ["ok", cap_output(to_text(fn(**kwargs)), cap)]
+            if _wants_context(fn):
+                if "context" in kwargs:
+                    raise ValueError("the argument name 'context' is reserved")
+                kwargs["context"] = self.context
+            value = fn(**kwargs)
         except BaseException as e:  # noqa: BLE001 - tool failures are data
-            payload = ["error", cap_output(describe_exception(e), cap)]
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")
-        data = struct.pack(">Q", len(data)) + data
-        view = memoryview(data)
-        while view:
-            n = os.write(w, view)
-            view = view[n:]
-    except BaseException:  # noqa: BLE001
-        code = 1
-    finally:
-        os._exit(code)
+            return ["error", cap_output(describe_exception(e), self.cap)]
+        return ["ok", cap_output(to_text(value), self.cap)]
 
 
-def _kill_group(pid: int) -> None:
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            target()
-        except OSError:
-            pass
-
-
-def run_forked(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: float,
-               cap: int) -> tuple[str, str]:
-    """Run ``fn(**kwargs)`` in a forked child; ("ok"|"error"|"timeout"|"crash", text)."""
-    r, w = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        _child(fn, kwargs, cap, w)
-    os.close(w)
+def _wants_context(fn: Callable[..., Any]) -> bool:
     try:
-        os.setpgid(pid, pid)  # also here, so killpg works even before the child ran
-    except OSError:
-        pass
-    limit = 8 * cap + 65_536 + 8
-    buf = bytearray()
-    deadline = time.monotonic() + timeout
-    status = "crash"
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                status = "timeout"
-                break
-            ready, _, _ = select.select([r], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(r, 65_536)
-            if not chunk:
-                break
-            buf += chunk
-            if len(buf) >= 8 and len(buf) >= 8 + struct.unpack(">Q", buf[:8])[0]:
-                status = "done"
-                break
-            if len(buf) > limit:
-                status = "toobig"
-                break
-    except BaseException:
-        _kill_group(pid)
-        _reap(pid)
-        os.close(r)
-        raise
-    os.close(r)
-    if status != "done":
-        _kill_group(pid)
-    exit_info = _reap(pid)
-    if status == "timeout":
-        return "timeout", ""
-    if status == "toobig":
-        return "error", "the tool's output was too large to transfer"
-    if status == "crash":
-        return "error", f"the tool process ended without a result ({exit_info})"
-    try:
-        kind, text = json.loads(bytes(buf[8:]).decode("utf-8", "replace"))
-    except (ValueError, TypeError):
-        return "error", "the tool process sent an unreadable result"
-    return ("ok" if kind == "ok" else "error"), str(text)
-
-
-def _reap(pid: int) -> str:
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        return "already reaped"
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit code {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else "unknown status"
-
-
-def run_threaded(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: float,
-                 cap: int) -> tuple[str, str]:
-    """Fallback without fork: a timeout is reported but the thread keeps running."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn(**kwargs)
-        except BaseException as e:  # noqa: BLE001 - tool failures are data
-            box["error"] = e
-
-    worker = threading.Thread(target=target, name="agentcli-tool", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        return "timeout", ""
-    if "error" in box:
-        return "error", cap_output(describe_exception(box["error"]), cap)
-    return "ok", cap_output(to_text(box.get("value")), cap)
+        return "context" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any],

@@ -9,6 +9,9 @@ A tool is ``NAME.yaml`` plus a module beside it::
     timeout: 10                      # seconds, default 30, at most 3600
     output_cap: 20000                # characters sent back, default 32000
     parameters: {type: object, properties: {text: {type: string}}, required: [text]}
+    options:                         # JSON Schema of tools.options.word_count in config
+      type: object
+      properties: {ignore_case: {type: boolean}}
 
 Sources, in order (the first one loaded wins a name clash, with a warning naming both):
 built-ins (``tools/`` of the checkout / ``agentcli/_builtin_tools`` in the wheel), the user's
@@ -17,7 +20,13 @@ tools folder (``<config dir>/tools``), ``tools.dirs`` from config (relative to t
 package (``mytools = "mytools_pkg"``) whose folder holds manifests; their entrypoint module is
 imported as ``mytools_pkg.<module>``. A ``tools/`` folder in the current project is never read
 unless named. Only manifests are read at startup (``yaml.safe_load``); a broken manifest is a
-warning naming the file and field, and every other tool still loads.
+warning naming the file and field, and every other tool still loads. Plugin modules are never
+imported here: the executor imports them in the isolated worker of each call.
+
+Config options (``tools.options.<tool>``) are checked at load against the manifest's ``options``
+schema (unknown keys are errors unless the schema sets ``additionalProperties``; a manifest
+without ``options`` takes none): a ``ConfigError`` naming the config file and the key, exit 2.
+``confirm`` (any tool) is agentcli's own option, checked with the config file itself.
 """
 
 from __future__ import annotations
@@ -30,10 +39,10 @@ import re
 import sys
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .config import Settings
-from .errors import PluginError
+from .errors import ConfigError, PluginError
 from .executor import DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT, Tool
 from .messages import ToolDefinition
 
@@ -41,7 +50,9 @@ ENTRY_POINT_GROUP = "agentcli.tools"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 ENTRYPOINT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)$")
 MANIFEST_KEYS = {"name", "description", "entrypoint", "confirm", "timeout", "output_cap",
-                 "parameters"}
+                 "parameters", "options", "preload"}
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+GENERIC_OPTIONS = ("confirm",)  # agentcli's own, for any tool; not passed to the tool
 MAX_TIMEOUT = 3600
 MAX_OUTPUT_CAP = 1_000_000
 MAX_MANIFEST_BYTES = 256_000
@@ -125,21 +136,33 @@ def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = Tru
     cap = data.get("output_cap", DEFAULT_OUTPUT_CAP)
     if isinstance(cap, bool) or not isinstance(cap, int) or not 100 <= cap <= MAX_OUTPUT_CAP:
         raise bad("output_cap", f"{cap!r} must be an integer in [100, {MAX_OUTPUT_CAP}]")
-    params = data["parameters"]
-    if not isinstance(params, dict) or params.get("type") != "object":
-        raise bad("parameters", "must be a JSON Schema object with 'type: object'")
-    if check_schema:
-        import jsonschema
+    for key in ("parameters", "options"):
+        schema = data.get(key)
+        if key == "options" and schema is None:
+            continue
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise bad(key, "must be a JSON Schema object with 'type: object'")
+        if check_schema:
+            import jsonschema
 
-        try:
-            jsonschema.validators.validator_for(params).check_schema(params)
-        except jsonschema.SchemaError as e:
-            path = "/".join(str(p) for p in e.path)
-            raise bad("parameters" + (f"/{path}" if path else ""),
-                      f"not a valid JSON Schema: {e.message}") from e
-    props = params.get("properties") or {}
+            try:
+                jsonschema.validators.validator_for(schema).check_schema(schema)
+            except jsonschema.SchemaError as e:
+                path = "/".join(str(p) for p in e.path)
+                raise bad(key + (f"/{path}" if path else ""),
+                          f"not a valid JSON Schema: {e.message}") from e
+    props = data["parameters"].get("properties") or {}
     if isinstance(props, dict) and "context" in props:
         raise bad("parameters/properties/context", "'context' is reserved for the tool context")
+    preload = data.get("preload", [])
+    if not isinstance(preload, list) or not all(isinstance(m, str) and MODULE_RE.match(m)
+                                                for m in preload):
+        raise bad("preload", "must be a list of module names")
+    option_props = (data.get("options") or {}).get("properties") or {}
+    for generic in GENERIC_OPTIONS:
+        if isinstance(option_props, dict) and generic in option_props:
+            raise bad(f"options/properties/{generic}", f"'{generic}' is agentcli's own option "
+                      "(any tool has it); do not declare it")
     return {**data, "confirm": confirm, "timeout": float(timeout), "output_cap": cap}
 
 
@@ -188,10 +211,12 @@ def _get_function(module: Any, function: str, where: str) -> Callable[..., Any]:
 
 
 def tool_from_manifest(path: Path, source: str, package: str | None = None,
-                       all_options: Mapping[str, Mapping[str, Any]] | None = None) -> Tool:
+                       all_options: Mapping[str, Mapping[str, Any]] | None = None, *,
+                       full_check: bool = False) -> Tool:
     """A Tool for one manifest file (module not imported). ``package``: entry-point packages;
-    ``all_options``: ``tools.options`` from config (the tool gets its own entry)."""
-    data = parse_manifest(path, builtin=source == "builtin")
+    ``all_options``: ``tools.options`` from config (the tool gets its own entry);
+    ``full_check``: meta-check the schemas of built-ins too (`tools validate`)."""
+    data = parse_manifest(path, builtin=source == "builtin" and not full_check)
     options = (all_options or {}).get(data["name"])
     module, function = data["entrypoint"].split(":")
     where = str(path)
@@ -206,16 +231,42 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
         if not module_file.is_file():
             raise PluginError(f"{where}: field 'entrypoint': module file {module_file} not found")
         load = _file_loader(module_file, function, where)
-    options = MappingProxyType(dict(options or {}))
-    confirm = options.get("confirm", data["confirm"])
-    if confirm not in ("ask", "never"):
-        raise PluginError(f"tools.options.{data['name']}.confirm: {confirm!r} must be 'ask' "
-                          "or 'never'")
+    if data.get("preload") and source != "builtin":
+        raise PluginError(f"{where}: field 'preload': only agentcli's built-in tools may preload "
+                          "modules (a plugin's code never runs inside agentcli)")
+    options = dict(options or {})
+    confirm = options.pop("confirm", None) or data["confirm"]  # checked with the config file
     return Tool(
         definition=ToolDefinition(data["name"], data["description"].strip(), data["parameters"]),
         load=load, confirm=confirm, timeout=data["timeout"], output_cap=data["output_cap"],
-        source=source, path=where, options=options, manifest=MappingProxyType(data),
+        source=source, path=where, options=MappingProxyType(options),
+        manifest=MappingProxyType(data), preload=tuple(data.get("preload") or ()),
     )
+
+
+def check_options(tool: Tool, config_file: str | None) -> None:
+    """The tool's config options against its manifest's ``options`` schema; a ConfigError names
+    the config file and the key (``tools.options.web_fetch.allow_private``)."""
+    if not tool.options:
+        return  # nothing configured: nothing to check (and jsonschema stays unimported)
+    prefix = f"tools.options.{tool.name}"
+    hint = f"see the options of `agentcli tools show {tool.name}`"
+    schema = dict(tool.manifest.get("options") or {"type": "object", "properties": {}})
+    declared = schema.get("properties") or {}
+    if "additionalProperties" not in schema and "patternProperties" not in schema:
+        for key in tool.options:
+            if key not in declared:
+                known = ", ".join(sorted(declared)) or "none besides confirm"
+                raise ConfigError(f"unknown option '{key}' for tool {tool.name} (its options: "
+                                  f"{known})", file=config_file, key=f"{prefix}.{key}", hint=hint)
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(dict(tool.options)), key=lambda e: list(map(str, e.path)))
+    if errors:
+        e = errors[0]
+        key = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path)
+        raise ConfigError(f"invalid option: {e.message}", file=config_file, key=key, hint=hint)
 
 
 def manifests_in(folder: Path) -> list[Path]:
@@ -277,11 +328,10 @@ def _entry_points() -> list[Any]:
         return []
 
 
-def load_tools(settings: Settings, extra_dirs: Sequence[str] = (),
-               warn: Callable[[str], None] = _stderr_warn) -> dict[str, Tool]:
-    """Every tool from every source, manifests only; problems become warnings."""
-    tools: dict[str, Tool] = {}
-    options = settings.tools.options
+def manifest_files(settings: Settings, extra_dirs: Sequence[str] = (),
+                   warn: Callable[[str], None] = _stderr_warn
+                   ) -> Iterator[tuple[str, Path, str | None]]:
+    """(source label, manifest file, package) of every source, in load order."""
     for label, folder, package in _sources(settings, extra_dirs, warn):
         try:
             paths = manifests_in(folder)
@@ -289,18 +339,38 @@ def load_tools(settings: Settings, extra_dirs: Sequence[str] = (),
             warn(f"cannot read tools folder {folder}: {e}")
             continue
         for path in paths:
-            try:
-                tool = tool_from_manifest(path, label, package, options)
-            except PluginError as e:
-                warn(f"skipped tool: {e.message}")
-                continue
-            if tool.name in tools:
-                kept = tools[tool.name]
-                warn(f"tool '{tool.name}' from {path} ({label}) clashes with {kept.path} "
-                     f"({kept.source}); keeping the {kept.source} one")
-                continue
-            tools[tool.name] = tool
+            yield label, path, package
+
+
+def load_tools(settings: Settings, extra_dirs: Sequence[str] = (),
+               warn: Callable[[str], None] = _stderr_warn) -> dict[str, Tool]:
+    """Every tool from every source, manifests only; a broken manifest is a warning, a bad
+    option in the config a ConfigError."""
+    tools: dict[str, Tool] = {}
+    options = settings.tools.options
+    for label, path, package in manifest_files(settings, extra_dirs, warn):
+        try:
+            tool = tool_from_manifest(path, label, package, options)
+        except PluginError as e:
+            warn(f"skipped tool: {e.message}")
+            continue
+        if tool.name in tools:
+            warn(clash_message(tool, tools[tool.name]))
+            continue
+        tools[tool.name] = tool
+    file = str(settings.config_file) if settings.config_file else None
+    for name in options:
+        if name not in tools:
+            warn(f"tools.options.{name} in {file}: no tool named '{name}' is loaded; "
+                 "its options are not used")
+    for tool in tools.values():
+        check_options(tool, file)
     return tools
+
+
+def clash_message(tool: Tool, kept: Tool) -> str:
+    return (f"tool '{tool.name}' from {tool.path} ({tool.source}) clashes with {kept.path} "
+            f"({kept.source}); keeping the {kept.source} one")
 
 
 def find_manifests(path: str) -> list[Path]:
@@ -314,29 +384,3 @@ def find_manifests(path: str) -> list[Path]:
     if not p.is_file():
         raise PluginError(f"{p}: no such manifest file or folder")
     return [p]
-
-
-def check_signature(tool: Tool) -> None:
-    """The function accepts the schema's properties and needs nothing the schema may omit."""
-    import inspect
-
-    fn = tool.function()
-    where = tool.path or tool.name
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return
-    schema = tool.definition.parameters
-    props = set((schema.get("properties") or {}).keys())
-    required = set(schema.get("required") or ())
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    for prop in sorted(props):
-        if prop not in params and not var_kw:
-            raise PluginError(f"{where}: field 'parameters': property '{prop}' is not a "
-                              f"parameter of {fn.__name__}()")
-    for pname, p in params.items():
-        if pname == "context" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-            continue
-        if p.default is p.empty and pname not in required:
-            raise PluginError(f"{where}: field 'parameters': {fn.__name__}() needs '{pname}' "
-                              "but the schema does not list it under 'required'")

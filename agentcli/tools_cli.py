@@ -91,14 +91,36 @@ def show_tool(name: str = typer.Argument(..., help="Tool name."),
                  f"entrypoint:  {m.get('entrypoint', '?')}", f"approval:    {t.confirm}",
                  f"timeout:     {t.timeout:g} s", f"output cap:  {t.output_cap} characters"]
         if t.options:
-            lines.append(f"options:     {json.dumps(dict(t.options), default=str)}")
-        lines += ["description:", *("  " + ln for ln in t.definition.description.splitlines()),
-                  "parameters (JSON Schema, sent to the model):",
+            lines.append(f"options set: {json.dumps(dict(t.options), default=str)}")
+        lines += ["description:", *("  " + ln for ln in t.definition.description.splitlines())]
+        lines += [f"options (tools.options.{t.name} in the config file):",
+                  *_option_lines(m.get("options") or {})]
+        lines += ["parameters (JSON Schema, sent to the model):",
                   json.dumps(t.definition.parameters, indent=2, ensure_ascii=False)]
         _out("\n".join(lines))
         return 0
 
     run_command(body)
+
+
+def _option_lines(schema: dict[str, Any]) -> list[str]:
+    """The manifest's options schema, one line per option: name, type and range, description."""
+    rows = [("confirm", "ask | never", "agentcli's own, any tool: overrides the approval default")]
+    for name, spec in (schema.get("properties") or {}).items():
+        spec = spec if isinstance(spec, dict) else {}
+        kind = spec.get("type", "any")
+        kind = " or ".join(kind) if isinstance(kind, list) else str(kind)
+        if "enum" in spec:
+            kind = " | ".join(json.dumps(v) for v in spec["enum"])
+        bounds = [f"{op} {spec[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                       ("maximum", "<="), ("exclusiveMaximum", "<"))
+                  if key in spec]
+        rows.append((str(name), ", ".join([kind, *bounds]), str(spec.get("description", ""))))
+    if schema.get("additionalProperties") not in (None, False) or schema.get("patternProperties"):
+        rows.append(("(other keys)", "allowed by the manifest", ""))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return [f"  {a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
 
 
 @tools_app.command("run")
@@ -148,30 +170,29 @@ def run_tool(name: str = typer.Argument(..., help="Tool name."),
 
 
 @tools_app.command("validate")
-def validate_tool(path: str = typer.Argument(..., help="A manifest file, or a folder of them."),
+def validate_tool(path: Optional[str] = typer.Argument(
+                      None, help="A manifest file, or a folder of them (default: every tool "
+                                 "agentcli would load)."),
                   config: Optional[str] = ConfigOpt,
                   tools_dir: Optional[List[str]] = ToolsDirOpt) -> None:
-    """Check manifests and import their modules: exit 0 when all are fine, 2 otherwise."""
+    """Check manifests, their options in the config, and import each module in an isolated
+    process: exit 0 when all are fine, 2 otherwise."""
 
     def body() -> int:
-        from pathlib import Path
-
+        from .config import load_settings
         from .errors import PluginError
-        from .plugins import check_signature, find_manifests, tool_from_manifest
+        from .tool_check import validate
 
-        problems = []
-        for manifest in find_manifests(path):
-            try:
-                tool = tool_from_manifest(Path(manifest), "validate")
-                tool.function()
-                check_signature(tool)
-            except PluginError as e:
-                problems.append(e.message)
-                print(f"error: {e.message}", file=sys.stderr)
-                continue
-            print(f"ok: {tool.name} ({manifest})")
+        settings = load_settings(config)
+        problems = 0
+        for checked, problem in validate(settings, path, tuple(tools_dir or ()), warn):
+            if problem:
+                problems += 1
+                print(f"error: {problem}", file=sys.stderr)
+            else:
+                print(f"ok: {checked}")
         if problems:
-            raise PluginError(f"{len(problems)} manifest(s) failed validation")
+            raise PluginError(f"{problems} manifest(s) failed validation")
         return 0
 
     run_command(body)

@@ -10,7 +10,7 @@ import pytest
 
 from agentcli.approval import (NO_TERMINAL, Decision, PolicyApprover, Rule, TerminalPrompter,
                                build_approver, decide, format_call, open_tty_prompter,
-                               parse_rules)
+                               parse_rules, policy_summary)
 from agentcli.config import ToolSettings, load_settings
 from agentcli.errors import ConfigError
 from agentcli.messages import ToolCall
@@ -117,12 +117,17 @@ def test_malformed_rules_are_config_errors(bad, key):
     assert key in e.value.message and "/x/config.yaml" in e.value.message
 
 
-def test_malformed_config_rule_never_falls_back_to_allow(tmp_path):
+def test_malformed_config_rule_is_an_error_when_the_config_is_loaded(tmp_path):
+    """One validation, at load, for every command (it used to wait for build_approver, so
+    `config show` and `tools list` passed a broken rule silently)."""
     cfg = tmp_path / "config.yaml"
     cfg.write_text("tools:\n  allow:\n    - {tool: file_read, args: nonsense}\n")
-    settings = load_settings(cfg)
-    with pytest.raises(ConfigError):
-        build_approver(settings, yes=False, prompter=None)
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    assert "tools.allow[0].args" in e.value.message and str(cfg) in e.value.message
+    broken = replace(load_settings(), tools=ToolSettings(allow=({"tool": "x", "args": 1},)))
+    with pytest.raises(ConfigError):  # Settings made in code: still never a silent allow
+        build_approver(broken, yes=False, prompter=None)
 
 
 class FakePrompter:
@@ -270,3 +275,74 @@ def test_config_example_rules_parse():
     s = replace(s, tools=ToolSettings(allow=("calculator",), deny=({"tool": "web_fetch"},)))
     approver = build_approver(s, yes=False, prompter=None)
     assert approver.allow[0].tool == "calculator" and approver.deny[0].tool == "web_fetch"
+
+
+# --- /tools: what the policy says about each tool, argument-scoped rules included ---------------
+
+@pytest.mark.parametrize("tool,confirm,yes,allow,deny,grants,expected", [
+    ("file_read", "ask", False, [], [], set(), "asks"),
+    ("file_read", "ask", False, [ALLOW_DOCS], [DENY_ENV], set(),
+     "asks; denied if path=**/.env; allowed if path=docs/**"),
+    ("file_read", "ask", True, [ALLOW_DOCS], [DENY_ENV], set(),
+     "allowed (--yes); denied if path=**/.env"),          # deny rules beat --yes: still shown
+    ("file_read", "ask", False, [Rule("file_read", {}, "tools.allow[0]")], [DENY_ENV], set(),
+     "allowed by config; denied if path=**/.env"),
+    ("file_read", "ask", False, [], [DENY_ENV], {"file_read"},
+     "always (this session); denied if path=**/.env"),
+    ("web_fetch", "ask", True, [], [DENY_WEB], set(), "denied by config"),
+    ("web_fetch", "ask", False, [], [Rule("web_*", {}, "tools.deny[0]")], set(),
+     "denied by config"),
+    ("calculator", "never", False, [ALLOW_DOCS], [DENY_ENV], set(), "runs without asking"),
+    ("web_fetch", "ask", False, [ALLOW_DOCS], [DENY_ENV], set(), "asks"),  # others' rules: none
+])
+def test_policy_summary_is_honest_about_argument_rules(tool, confirm, yes, allow, deny, grants,
+                                                        expected):
+    assert policy_summary(tool, confirm, yes=yes, allow=allow, deny=deny,
+                          grants=frozenset(grants)) == expected
+
+
+def test_slash_tools_uses_the_approvers_real_policy(tmp_path):
+    from types import SimpleNamespace
+
+    from agentcli.slash import _approval_state
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  allow:\n    - {tool: file_read, args: {path: 'docs/**'}}\n"
+                   "  deny:\n    - {tool: file_read, args: {path: '**/.env'}}\n")
+    approver = build_approver(load_settings(cfg), yes=False, prompter=FakePrompter())
+    repl = SimpleNamespace(executor=SimpleNamespace(approver=approver))
+    tool = SimpleNamespace(confirm="ask")
+    assert _approval_state(repl, "file_read", tool) == \
+        "asks; denied if path=**/.env; allowed if path=docs/**"
+    approver.grants.add("file_read")
+    assert _approval_state(repl, "file_read", tool) == \
+        "always (this session); denied if path=**/.env"
+
+
+@pytest.mark.parametrize("width", [120, 80])
+def test_slash_tools_shows_the_approval_column_with_real_descriptions(tmp_path, width):
+    """The built-ins' long descriptions used to squeeze the approval column to nothing."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from agentcli.plugins import load_tools
+    from agentcli.slash import _tools
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  allow:\n    - {tool: file_read, args: {path: 'docs/**'}}\n"
+                   "  deny:\n    - {tool: file_read, args: {path: '**/.env'}}\n")
+    settings = load_settings(cfg)
+    tools = load_tools(settings, warn=lambda line: None)
+    out = io.StringIO()
+    repl = SimpleNamespace(tools=tools, err=Console(file=out, width=width, force_terminal=False),
+                           executor=SimpleNamespace(approver=build_approver(
+                               settings, yes=False, prompter=FakePrompter())),
+                           notice=pytest.fail, error=pytest.fail)
+    _tools(repl, "")
+    header, *rows = out.getvalue().splitlines()
+    start, end = header.index("approval"), header.index("description")
+    column = " ".join(" ".join(row[start:end] for row in rows).split())
+    assert column == ("runs without asking asks; denied if path=**/.env; allowed if "
+                      "path=docs/** asks")

@@ -3,6 +3,7 @@ entry points through a real (fake) installed distribution, built-ins inside the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentcli.config import Settings, ToolSettings, load_settings
+from agentcli.errors import ConfigError
 from agentcli.plugins import builtin_tools_dir, load_tools, parse_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,13 +56,27 @@ class Warnings(list):
 
 def test_builtins_load_manifest_only(tmp_path):
     warns = Warnings()
+    before = set(sys.modules)
     tools = load_tools(settings(tmp_path), warn=warns)
     assert {"calculator", "file_read", "web_fetch"} <= set(tools)
     assert warns == []
     assert tools["calculator"].confirm == "never"
     assert tools["file_read"].confirm == "ask" and tools["web_fetch"].confirm == "ask"
     assert all(t.source == "builtin" for t in tools.values())
-    assert all(t._fn is None for t in tools.values()), "no module imported at startup"
+    assert not [m for m in set(sys.modules) - before if "tool" in m], "no plugin imported"
+
+
+def test_running_a_tool_never_imports_it_in_agentcli(tmp_path):
+    from agentcli.approval import PolicyApprover
+    from agentcli.executor import Executor
+    from agentcli.messages import ToolCall
+
+    write_tool(tmp_path / "t", name="echo_iso")
+    tools = load_tools(settings(tmp_path), extra_dirs=[str(tmp_path / "t")], warn=Warnings())
+    r = Executor(tools, PolicyApprover(yes=True)).execute(
+        ToolCall("1", "echo_iso", '{"text": "hi"}')).result
+    assert r.content == "echo: hi"
+    assert not [m for m in sys.modules if "echo_iso" in m]
 
 
 def test_extra_dir_tool_runs_and_imports_lazily(tmp_path):
@@ -137,6 +153,10 @@ BROKEN = {
                          "reserved"),
     "no_module": ("name: x\ndescription: d\nentrypoint: missing:run\nparameters: {type: object}\n",
                   "not found"),
+    "bad_preload": ("name: x\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n"
+                    "preload: httpx\n", "'preload'"),
+    "plugin_preload": ("name: x\ndescription: d\nentrypoint: m:run\nparameters: {type: object}\n"
+                       "preload: [json]\n", "only agentcli's built-in tools may preload"),
 }
 
 
@@ -178,11 +198,82 @@ def test_parse_manifest_defaults(tmp_path):
     assert data["confirm"] == "ask" and data["timeout"] == 30.0 and data["output_cap"] == 32000
 
 
-def test_options_reach_tool_and_can_override_confirm(tmp_path):
-    write_tool(tmp_path / "t")
+WITH_OPTIONS = GOOD + """\
+options:
+  type: object
+  properties:
+    x: {{type: integer, minimum: 0}}
+    flag: {{type: boolean}}
+"""
+
+
+def test_options_reach_tool_and_confirm_overrides_the_default(tmp_path):
+    write_tool(tmp_path / "t", manifest=WITH_OPTIONS.format(name="echo", module="echo"))
     s = settings(tmp_path, options={"echo": {"confirm": "ask", "x": 1}})
     tool = load_tools(s, extra_dirs=[str(tmp_path / "t")], warn=Warnings())["echo"]
-    assert tool.confirm == "ask" and tool.options["x"] == 1
+    assert tool.confirm == "ask" and dict(tool.options) == {"x": 1}  # confirm is agentcli's
+
+
+def config_with(tmp_path: Path, options_yaml: str) -> Path:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  options:\n" + textwrap.indent(options_yaml, "    "))
+    return cfg
+
+
+@pytest.mark.parametrize("options_yaml,key,words", [
+    ("web_fetch:\n  allow_private: 'yes'\n", "tools.options.web_fetch.allow_private",
+     "'yes' is not of type 'boolean'"),
+    ("web_fetch:\n  max_bytes: -1\n", "tools.options.web_fetch.max_bytes",
+     "-1 is less than the minimum of 1"),
+    ("web_fetch:\n  alow_private: true\n", "tools.options.web_fetch.alow_private",
+     "unknown option 'alow_private'"),
+    ("file_read:\n  roots: [7]\n", "tools.options.file_read.roots[0]", "not of type"),
+    ("file_read:\n  max_bytes: 1.5\n", "tools.options.file_read.max_bytes",
+     "not of type 'integer'"),
+    ("calculator:\n  precision: 5\n", "tools.options.calculator.precision",
+     "none besides confirm"),
+])
+def test_bad_options_are_config_errors_naming_file_and_key(tmp_path, options_yaml, key, words):
+    cfg = config_with(tmp_path, options_yaml)
+    with pytest.raises(ConfigError) as e:
+        load_tools(load_settings(cfg), warn=Warnings())
+    assert f"in {cfg}" in e.value.message and f"at key '{key}'" in e.value.message
+    assert words in e.value.message and e.value.exit_code == 2
+
+
+def test_good_builtin_options_pass(tmp_path):
+    cfg = config_with(tmp_path, "web_fetch:\n  allow_private: true\n  max_bytes: 1000\n"
+                                "  max_redirects: 0\n  timeout: 2.5\n"
+                                "file_read:\n  roots: ['.', '~/notes']\n  max_bytes: 10\n"
+                                "calculator:\n  confirm: ask\n")
+    tools = load_tools(load_settings(cfg), warn=Warnings())
+    assert tools["web_fetch"].options["allow_private"] is True
+    assert tools["calculator"].confirm == "ask" and not tools["calculator"].options
+
+
+def test_manifest_options_schema_rules(tmp_path):
+    folder = tmp_path / "t"
+    open_schema = GOOD + "options: {{type: object, additionalProperties: true}}\n"
+    write_tool(folder, name="open_opts", manifest=open_schema.format(name="open_opts",
+                                                                     module="open_opts"))
+    write_tool(folder, name="no_opts")
+    bad = GOOD + "options: {{type: object, properties: {{confirm: {{type: string}}}}}}\n"
+    write_tool(folder, name="claims_confirm", manifest=bad.format(name="claims_confirm",
+                                                                  module="claims_confirm"))
+    broken = GOOD + "options: {{type: object, properties: {{a: {{type: 12}}}}}}\n"
+    write_tool(folder, name="broken_opts", manifest=broken.format(name="broken_opts",
+                                                                 module="broken_opts"))
+    warns = Warnings()
+    s = settings(tmp_path, options={"open_opts": {"anything": [1]}, "ghost": {"x": 1}})
+    tools = load_tools(s, extra_dirs=[str(folder)], warn=warns)
+    assert tools["open_opts"].options["anything"] == [1]  # the schema allows unknown keys
+    assert "claims_confirm" not in tools and "broken_opts" not in tools
+    assert any("claims_confirm.yaml" in w and "agentcli's own option" in w for w in warns)
+    assert any("broken_opts.yaml" in w and "options/properties/a" in w for w in warns)
+    assert any("tools.options.ghost" in w and "no tool named 'ghost'" in w for w in warns)
+    with pytest.raises(ConfigError, match="tools.options.no_opts.x"):
+        load_tools(settings(tmp_path, options={"no_opts": {"x": 1}}), extra_dirs=[str(folder)],
+                   warn=Warnings())
 
 
 def test_entry_point_package(tmp_path, monkeypatch):
@@ -252,7 +343,6 @@ def test_wheel_ships_builtins_and_a_plain_install_finds_them(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    import json
 
     file, folder, names, answer = json.loads(run.stdout)
     assert file.startswith(str(target))
@@ -275,7 +365,6 @@ def test_example_tool_from_the_readme_loads_and_runs(tmp_path):
     ex = Executor(tools, build_approver(s, yes=False, prompter=None))
     r = ex.execute(ToolCall("1", "word_count", '{"text": "The cat and the hat", "top": 1}')).result
     assert not r.is_error, r.content
-    import json
 
     data = json.loads(r.content)
     assert data["words"] == 5 and data["characters"] == 19
@@ -284,13 +373,14 @@ def test_example_tool_from_the_readme_loads_and_runs(tmp_path):
     assert bad.is_error and "invalid arguments" in bad.content
 
 
-def test_bad_confirm_override_in_config_skips_the_tool_never_auto_approves(tmp_path):
-    write_tool(tmp_path / "t")
-    warns = Warnings()
-    s = settings(tmp_path, options={"echo": {"confirm": "sometimes"}})
-    tools = load_tools(s, extra_dirs=[str(tmp_path / "t")], warn=warns)
-    assert "echo" not in tools
-    assert any("tools.options.echo.confirm" in w for w in warns)
+def test_bad_confirm_in_config_is_a_config_error_naming_file_and_key(tmp_path):
+    """It used to drop the tool with a warning naming no file, exit 0."""
+    cfg = config_with(tmp_path, "calculator:\n  confirm: sometimes\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    assert f"in {cfg}" in e.value.message
+    assert "at key 'tools.options.calculator.confirm'" in e.value.message
+    assert "'sometimes' must be 'ask' or 'never'" in e.value.message
 
 
 def test_builtin_manifests_pass_the_full_schema_check():
@@ -311,3 +401,57 @@ def test_user_manifest_with_bad_schema_is_still_refused(tmp_path):
 
     tools = load_tools(load_settings(), extra_dirs=[str(tmp_path)], warn=warns.append)
     assert "bad" not in tools and any("not a valid JSON Schema" in w for w in warns)
+
+
+def test_the_example_configs_tool_options_pass_the_manifests(tmp_path):
+    """config.example.yaml, with its commented-out tool options switched on, loads cleanly."""
+    import re
+
+    text = (REPO / "config.example.yaml").read_text()
+    head, _, tools_part = text.partition("\ntools:\n")
+    enabled = re.sub(r"(?m)^(      )# (\w+: )", r"\1\2", tools_part)
+    enabled = re.sub(r"(?m)^    # (calculator:)\n    #   (confirm: ask)", r"    \1\n      \2",
+                     enabled)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(head + "\ntools:\n" + enabled)
+    s = load_settings(cfg)
+    assert s.tools.options["web_fetch"]["max_redirects"] == 5
+    assert s.tools.options["calculator"]["confirm"] == "ask"
+    tools = load_tools(s, warn=Warnings())
+    assert tools["file_read"].options["max_bytes"] == 100000
+    assert tools["calculator"].confirm == "ask"
+
+
+def test_readme_example_tool_is_the_tested_one():
+    """The README's "Write your own tool" files are tests/data/example_tool, byte for byte."""
+    readme = (REPO / "README.md").read_text()
+    folder = Path(__file__).parent / "data" / "example_tool"
+    for name, lang in (("word_count.yaml", "yaml"), ("word_count.py", "python")):
+        block = readme.split(f"`{name}`:\n\n```{lang}\n", 1)[1].split("\n```\n", 1)[0]
+        assert block + "\n" == (folder / name).read_text()
+
+
+def test_builtin_preload_warms_agentcli_dependencies_never_the_plugin(tmp_path):
+    """web_fetch's `preload` (httpx, httpcore) is imported in agentcli at the first call so
+    workers inherit it; the web_fetch module itself is still imported only in the worker."""
+    script = textwrap.dedent("""
+        import json, sys
+        from agentcli.approval import PolicyApprover
+        from agentcli.config import load_settings
+        from agentcli.executor import Executor
+        from agentcli.messages import ToolCall
+        from agentcli.plugins import load_tools
+
+        tools = load_tools(load_settings())
+        before = "httpx" in sys.modules
+        ex = Executor(tools, PolicyApprover(yes=True))
+        r = ex.execute(ToolCall("1", "web_fetch", '{"url": "http://127.0.0.1:9/"}')).result
+        print(json.dumps([before, "httpx" in sys.modules,
+                          [m for m in sys.modules if "web_fetch" in m], r.content]))
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "AGENTCLI_HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    before, after, plugin_modules, content = json.loads(run.stdout)
+    assert (before, after, plugin_modules) == (False, True, [])
+    assert "loopback" in content  # the call itself ran, in the worker

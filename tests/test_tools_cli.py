@@ -47,8 +47,12 @@ def test_show(cli):
     r = cli("show", "file_read")
     assert r.exit_code == 0
     assert "approval:    ask" in r.stdout and "entrypoint:  file_read:run" in r.stdout
-    schema = json.loads(r.stdout[r.stdout.index("{"):])
-    assert schema["required"] == ["path"]
+    options, _, params = r.stdout.partition("parameters (JSON Schema, sent to the model):\n")
+    assert json.loads(params)["required"] == ["path"]
+    rows = {line.split()[0]: line for line in options.split("options (tools.options.file_read in "
+                                                             "the config file):\n")[1].splitlines()}
+    assert set(rows) == {"confirm", "roots", "max_bytes"}
+    assert "integer, >= 1, <= 10000000  Most bytes returned per call" in rows["max_bytes"]
 
 
 def test_show_unknown_is_usage_error(cli):
@@ -86,6 +90,26 @@ def test_run_prompts_on_the_terminal(cli, tmp_path, monkeypatch):
     r = cli("run", "file_read", "--args", '{"path": "a.txt"}')
     assert r.exit_code == 1 and "denied by the user: not now" in r.stderr
     assert '"path": "a.txt"' in shown.getvalue()
+
+
+def test_run_hint_comes_from_the_verdict_not_the_reason_text(cli, tmp_path, monkeypatch):
+    """A user's denial that reads like the no-terminal one gets no --yes hint: the hint is
+    chosen by ``verdict.source``, never by parsing the reason."""
+    import io
+
+    from agentcli.approval import NO_TERMINAL, TerminalPrompter
+
+    monkeypatch.setattr("agentcli.approval.open_tty_prompter",
+                        lambda *a, **k: TerminalPrompter(io.StringIO(f"n\n{NO_TERMINAL}\n"),
+                                                         io.StringIO()))
+    (tmp_path / "a.txt").write_text("hello\n")
+    monkeypatch.chdir(tmp_path)
+    r = cli("run", "file_read", "--args", '{"path": "a.txt"}')
+    assert r.exit_code == 1 and "denied by the user: denied: there is no terminal" in r.stderr
+    assert "hint: rerun with --yes" not in r.stderr
+    monkeypatch.setattr("agentcli.approval.open_tty_prompter", lambda *a, **k: None)
+    r = cli("run", "file_read", "--args", '{"path": "a.txt"}')
+    assert r.exit_code == 1 and "hint: rerun with --yes to approve it" in r.stderr
 
 
 def test_run_deny_rule_beats_yes(cli, tmp_path):
@@ -210,3 +234,191 @@ def test_ctrl_c_at_the_prompt_denies(tmp_path):
     child.close()
     assert child.exitstatus == 1
     assert "denied by the user" in child.before
+
+
+# --- plugin code never runs in agentcli (end to end, the installed command) --------------------
+
+HOSTILE_IMPORTS = {
+    "exits": "import os\nos._exit(0)\n",
+    "prints": "print('\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07 import-time noise')\n",
+    "hangs": "import time\ntime.sleep(20)\n",
+}
+
+
+def hostile_tool(folder: Path, kind: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{kind}.yaml").write_text(
+        f"name: {kind}\ndescription: d\nentrypoint: {kind}:run\nconfirm: never\ntimeout: 1\n"
+        "parameters: {type: object}\n")
+    (folder / f"{kind}.py").write_text(HOSTILE_IMPORTS[kind] + "def run():\n    return 'ran'\n")
+    return folder
+
+
+def run_installed(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    exe = _agentcli()
+    if exe is None:
+        pytest.skip("agentcli is not installed as a command")
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**__import__("os").environ, "NO_COLOR": "1"},
+                          start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("kind,code,out,words", [
+    ("exits", 1, "", "ended without a result (exit code 0)"),   # was: agentcli exit 0, silent
+    ("prints", 0, "ran\n", ""),                                   # was: the escapes on stdout
+    ("hangs", 1, "", "timed out after 1 s"),                      # was: hung for 20 s
+])
+def test_tools_run_with_a_hostile_import(tmp_path, kind, code, out, words):
+    folder = hostile_tool(tmp_path / "t", kind)
+    r = run_installed("tools", "run", kind, "--tools-dir", str(folder), cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (code, out), r.stderr
+    assert words in r.stderr and "\x1b" not in r.stdout + r.stderr
+
+
+def test_ask_json_survives_a_tool_whose_import_exits(fake_server, tmp_path):
+    """`os._exit(0)` at import used to end `agentcli ask --json` with exit 0 and no JSON."""
+    from fake_server import text, tool_calls
+
+    folder = hostile_tool(tmp_path / "t", "exits")
+    fake_server.script(tool_calls(("exits", {})), text("the tool broke"))
+    r = run_installed("ask", "--json", "-p", "openai", "--base-url", fake_server.openai_base_url,
+                      "-m", "m", "--tools-dir", str(folder), "go", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["text"] == "the tool broke"
+    [call] = data["tool_calls"]
+    assert call["is_error"] and "ended without a result (exit code 0)" in call["result"]
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("exits", "ended its process while importing (exit code 0)"),
+    ("hangs", "took longer than the tool's timeout (1 s)"),
+])
+def test_validate_imports_in_an_isolated_process(tmp_path, kind, words):
+    folder = hostile_tool(tmp_path / "t", kind)
+    r = run_installed("tools", "validate", str(folder / f"{kind}.yaml"), cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr, (r.returncode, r.stderr)
+
+
+def test_validate_ignores_import_time_output(tmp_path):
+    folder = hostile_tool(tmp_path / "t", "prints")
+    r = run_installed("tools", "validate", str(folder), cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == f"ok: prints ({folder / 'prints.yaml'})\n"
+
+
+# --- tools validate honours --config and --tools-dir ----------------------------------------------
+
+def test_validate_checks_the_options_in_config(cli, tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  options:\n    word_count:\n      ignore_case: 'yes'\n")
+    r = cli("validate", str(EXAMPLE / "word_count.yaml"), "--config", str(cfg))
+    assert r.exit_code == 2
+    assert "tools.options.word_count.ignore_case" in r.stderr and str(cfg) in r.stderr
+    cfg.write_text("tools:\n  options:\n    word_count:\n      ignore_case: false\n")
+    assert cli("validate", str(EXAMPLE / "word_count.yaml"), "--config", str(cfg)).exit_code == 0
+
+
+def test_validate_without_path_checks_every_tool_agentcli_would_load(cli, tmp_path):
+    r = cli("validate", "--tools-dir", str(EXAMPLE))
+    assert r.exit_code == 0, r.stderr
+    checked = sorted(line.split()[1] for line in r.stdout.splitlines())
+    assert checked == ["calculator", "file_read", "web_fetch", "word_count"]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.yaml").write_text("name: bad\n")
+    r = cli("validate", "--tools-dir", str(EXAMPLE), "--tools-dir", str(broken))
+    assert r.exit_code == 2 and "bad.yaml" in r.stderr and "ok: word_count" in r.stdout
+
+
+def test_validate_warns_when_a_tools_dir_tool_would_shadow_the_path(cli, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in EXAMPLE.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    r = cli("validate", str(other / "word_count.yaml"), "--tools-dir", str(EXAMPLE))
+    assert r.exit_code == 0
+    assert "has the name of" in r.stderr and str(EXAMPLE / "word_count.yaml") in r.stderr
+
+
+# --- config problems are errors for every tools command -----------------------------------------
+
+BAD_CONFIGS = {
+    "option type": ("tools:\n  options:\n    web_fetch:\n      allow_private: 'yes'\n",
+                    "tools.options.web_fetch.allow_private"),
+    "unknown option": ("tools:\n  options:\n    web_fetch:\n      max_byte: 5\n",
+                       "tools.options.web_fetch.max_byte"),
+    "confirm": ("tools:\n  options:\n    calculator:\n      confirm: sometimes\n",
+                "tools.options.calculator.confirm"),
+    "allow rule": ("tools:\n  allow:\n    - {tool: file_read, args: nonsense}\n",
+                   "tools.allow[0].args"),
+    "deny rule": ("tools:\n  deny:\n    - 12\n", "tools.deny[0]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+@pytest.mark.parametrize("command", [("list",), ("show", "calculator"),
+                                     ("run", "calculator", "--args", '{"expression": "1"}'),
+                                     ("validate",)])
+def test_bad_config_is_exit_2_for_every_tools_command(cli, tmp_path, case, command):
+    text, key = BAD_CONFIGS[case]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(text)
+    r = cli(*command, "--config", str(cfg))
+    assert r.exit_code == 2, r.output
+    assert f"in {cfg}" in r.stderr and f"at key '{key}'" in r.stderr
+    if command[0] != "validate":  # validate reports each manifest; the others print nothing
+        assert r.stdout == ""
+
+
+@pytest.mark.parametrize("case,command", [
+    *((case, ("ask", "hi")) for case in sorted(BAD_CONFIGS)),
+    # `config show` loads no tool manifests: it checks confirm and the rules, not options;
+    # piped `chat` stops at "needs a terminal" before loading tools (the pty test covers it)
+    *((case, command) for case in ("confirm", "allow rule", "deny rule")
+      for command in [("config", "show"), ("chat",)]),
+])
+def test_bad_config_is_exit_2_for_config_show_ask_and_chat(fake_server, tmp_path, case, command):
+    """Malformed rules used to pass `config show` (and `tools list`/`show`) silently; no request
+    is ever sent with a bad config."""
+    from agentcli.cli import build_app
+
+    text, key = BAD_CONFIGS[case]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(text)
+    provider = ["-p", "openai", "--base-url", fake_server.openai_base_url, "-m", "m"]
+    args = [*command, "--config", str(cfg), *(provider if command[0] != "config" else [])]
+    r = CliRunner().invoke(build_app(), args, input="piped text")
+    assert r.exit_code == 2, r.output
+    assert f"in {cfg}" in r.stderr and f"at key '{key}'" in r.stderr
+    assert fake_server.requests == []
+
+
+def test_ask_with_bad_tool_options_is_exit_2_before_any_request(fake_server, tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  options:\n    web_fetch:\n      max_bytes: -1\n")
+    r = run_installed("ask", "-p", "openai", "--base-url", fake_server.openai_base_url, "-m", "m",
+                      "--config", str(cfg), "hi", cwd=tmp_path)
+    assert r.returncode == 2 and "tools.options.web_fetch.max_bytes" in r.stderr
+    assert str(cfg) in r.stderr and fake_server.requests == []
+
+
+@pytest.mark.pty
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_exit_2_for_chat_in_a_terminal(fake_server, tmp_path, case):
+    pexpect = pytest.importorskip("pexpect")
+    exe = _agentcli()
+    if exe is None:
+        pytest.skip("agentcli is not installed as a command")
+    text, key = BAD_CONFIGS[case]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(text)
+    child = pexpect.spawn(exe, ["chat", "-p", "openai", "--base-url", fake_server.openai_base_url,
+                                "-m", "m", "--config", str(cfg)], cwd=str(tmp_path),
+                          encoding="utf-8", timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "AGENTCLI_HOME": str(tmp_path / "h"),
+                               "TERM": "dumb"})
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2, child.before
+    assert f"at key '{key}'" in child.before.replace("\r\n", "")
+    assert fake_server.requests == []

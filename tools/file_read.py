@@ -7,7 +7,8 @@ Options (config ``tools.options.file_read``):
 Containment is checked on the real path (symlinks resolved) by path components, so ``root-evil``
 is not inside ``root``; the opened file descriptor is checked again (no race with a swapped
 symlink). Devices, FIFOs, sockets and directories are refused after ``stat`` and the file is
-opened with ``O_NONBLOCK``, so nothing ever blocks. Binary files (NUL bytes) are refused.
+opened with ``O_NONBLOCK``, so nothing ever blocks. Binary files are refused: a NUL byte in the
+first 8 KB or anywhere in what would be returned.
 """
 
 from __future__ import annotations
@@ -90,8 +91,7 @@ def run(path: str, offset: int | None = None, limit: int | None = None,
 def _read(f: Any, shown: str, size: int, offset: int | None, limit: int | None,
           max_bytes: int) -> str:
     head = f.read(SNIFF_BYTES)
-    if b"\x00" in head:
-        raise ToolError(f"'{shown}' looks like a binary file (it contains NUL bytes); refused")
+    _refuse_binary(head, shown, 0)
     notes: list[str] = []
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     replaced = False
@@ -108,6 +108,7 @@ def _read(f: Any, shown: str, size: int, offset: int | None, limit: int | None,
     if offset is None and limit is None:
         data = head + f.read(max(0, max_bytes - len(head)))
         data = data[:max_bytes]
+        _refuse_binary(data, shown, 0)  # all of what is returned, not just the first bytes
         truncated = size > len(data)
         if not truncated:
             text = _decode_all(data)
@@ -139,6 +140,7 @@ def _read(f: Any, shown: str, size: int, offset: int | None, limit: int | None,
         if used + len(raw) > max_bytes:
             stopped_by_cap = True
             break
+        _refuse_binary(raw, shown, lineno)
         used += len(raw)
         lines.append(decode(raw))
     text = "".join(lines) + decode(b"", True)
@@ -157,6 +159,13 @@ def _read(f: Any, shown: str, size: int, offset: int | None, limit: int | None,
                      "with U+FFFD]")
     sep = "" if not text or text.endswith("\n") else "\n"
     return header + "\n" + text + (sep + "\n".join(notes) if notes else "")
+
+
+def _refuse_binary(data: bytes, shown: str, line: int) -> None:
+    if b"\x00" in data:
+        where = f" on line {line}" if line else ""
+        raise ToolError(f"'{shown}' looks like a binary file (it contains NUL bytes{where}); "
+                        "refused")
 
 
 def _decode_all(data: bytes, strict: bool = False) -> Any:

@@ -6,6 +6,9 @@ Options (config ``tools.options.web_fetch``):
   max_redirects: 5       each hop is checked again
   timeout: 15            seconds per connect/read
 
+A body is text only when its type says so and, decoded (gzip/deflate, then the charset), it has
+no NUL characters; anything else gets a one-line note instead of its bytes.
+
 SSRF guard: the host is resolved once; every address it resolves to must be public (IPv4-mapped,
 6to4, Teredo and NAT64 IPv6 addresses are judged by the IPv4 address inside), and the connection
 goes to that checked address (no second lookup, so a DNS answer that changes cannot slip past).
@@ -22,7 +25,6 @@ from typing import Any, Iterable
 
 import httpcore
 import httpx
-import trafilatura
 
 from agentcli.errors import ToolError
 
@@ -235,20 +237,23 @@ def _read(resp: Any, url: str, max_bytes: int) -> str:
             del body[max_bytes:]
             break
     data = bytes(body)
-    if not mime and b"\x00" in data[:1024]:
-        return head + "\n[binary content (no content type, NUL bytes); not shown]"
     charset = ""
     for param in ctype.split(";")[1:]:
         k, _, v = param.partition("=")
         if k.strip().lower() == "charset":
             charset = v.strip().strip("\"'")
+    try:
+        text = data.decode(charset or "utf-8", "replace")
+    except LookupError:
+        text = data.decode("utf-8", "replace")
+    if "\x00" in text:  # judged on the decoded body, all of what would be returned
+        note = (f"[binary content ({mime or 'no content type'}, NUL characters in the decoded "
+                "body); not shown]")
+        if resp.status >= 400:
+            raise ToolError(f"HTTP {status.strip()} from {url}\n{note}")
+        return head + "\n" + note
     if mime in ("text/html", "application/xhtml+xml") or (not mime and b"<html" in data[:2048].lower()):
         text = html_to_text(data, charset)
-    else:
-        try:
-            text = data.decode(charset or "utf-8", "replace")
-        except LookupError:
-            text = data.decode("utf-8", "replace")
     if resp.status >= 400:
         raise ToolError(f"HTTP {status.strip()} from {url}\n{text[:1000]}")
     note = (f"\n\n[truncated: the body is larger than {max_bytes} bytes (after decoding); "
@@ -257,7 +262,10 @@ def _read(resp: Any, url: str, max_bytes: int) -> str:
 
 
 def html_to_text(data: bytes, charset: str = "") -> str:
-    """Readable text from HTML with trafilatura (main content first, whole page as fallback)."""
+    """Readable text from HTML with trafilatura (main content first, whole page as fallback).
+    Imported here: it costs ~0.3 s and each call imports the tool afresh in its own process."""
+    import trafilatura
+
     source: Any = data
     if charset:
         try:

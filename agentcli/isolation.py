@@ -1,0 +1,286 @@
+"""Run plugin code in a disposable process tree, never in the agentcli process.
+
+One call (POSIX)::
+
+    agentcli (P) --fork--> supervisor (C) --fork--> worker (W) --> anything the tool starts
+         ^<------------------ status pipe -------'           |
+         ^<----------------------------------- result pipe --'
+
+- **C, the supervisor**, runs no plugin code. It starts a new session (``setsid``: no
+  controlling terminal, so ``/dev/tty`` cannot be opened, and Ctrl-C in the terminal never
+  reaches the tool directly), points fds 0-2 at ``/dev/null``, closes every other inherited
+  descriptor but the two pipes (the terminal, sockets, the prompt's /dev/tty), and on Linux
+  becomes a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``: a process the tool started that
+  double-forks or calls ``setsid()`` is re-parented to C, not to init) with SIGTERM as its
+  parent-death signal. It waits until W exits or it gets SIGTERM (P's timeout or Ctrl-C), then
+  SIGKILLs W's process group and, generation by generation, every process re-parented to it
+  (``/proc/<C>/task/<C>/children``), reaps them all, writes W's exit status on the status
+  pipe and exits.
+- **W, the worker**: closes the status pipe (the tool cannot forge it), its own process group,
+  SIGKILL as its parent-death signal (a tool that kills C dies with it); imports the plugin and
+  calls it (``job``); writes one length-prefixed JSON frame on the result pipe; ``os._exit``.
+- **P** reads both pipes until C's status, written only after the cleanup (or EOF, if C died);
+  W's result is kept as soon as it is complete (only its first frame counts, and it is
+  bounded), then C gets ``GRACE`` seconds for its cleanup. So when ``run_isolated`` returns,
+  nothing the tool started is left; C may still be finishing its exit, and a thread reaps it.
+  At the timeout, on Ctrl-C or on an over-long result P sends SIGTERM to C and keeps draining;
+  if C has not reported ``GRACE`` seconds later, SIGKILL.
+
+Limits: elsewhere than Linux (macOS) there is no subreaper and no ``/proc``: only W's process
+group is killed, so a descendant that left the group (``setsid``, ``setpgid``) can outlive the
+call. Everywhere, only descendants are tracked: a process another service starts on the tool's
+behalf (``systemd-run``, ``at``) is not one. A tool runs with the user's permissions: it can
+still open the terminal device by its path (``/dev/pts/N``); isolation stops accidents and
+misbehaving plugins, it is not a security sandbox. Without ``fork`` (Windows) ``run_threaded``
+runs the job in a thread of this process: a timeout is reported but cannot stop it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from .supervisor import HEADER, reap, signal_quietly, supervise
+
+GRACE = 5.0  # seconds C gets to clean up (after W's result, or SIGTERM) before P uses SIGKILL
+
+Status = Literal["done", "failed", "timeout", "crash", "toobig"]
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """How an isolated job ended. ``done``: ``value`` is what the job returned; ``failed``:
+    the job raised, ``detail`` describes it; ``timeout``; ``toobig``: the result frame was over
+    the limit; ``crash``: the worker ended without a result, ``detail`` says how (``exit code
+    3``, ``killed by signal 9``)."""
+
+    status: Status
+    value: Any = None
+    detail: str = ""
+
+
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl on Linux (looked up once, in the parent, so children pay nothing)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def describe_exception(e: BaseException) -> str:
+    """Our own errors (AgentCliError, the plugin API's ToolError) read as just their message,
+    anything else as ``Type: message``."""
+    from .errors import AgentCliError, ToolError
+
+    if isinstance(e, (AgentCliError, ToolError)):
+        return e.message
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+# --- the parent side ----------------------------------------------------------------------------
+
+def run_isolated(job: Callable[[], Any], *, timeout: float, max_bytes: int) -> ChildResult:
+    """Run ``job()`` in a worker process under ``timeout`` seconds; what it returns must be
+    JSON-serialisable and, encoded, at most ``max_bytes``. Never raises for what the job does;
+    KeyboardInterrupt (or any exception here) first ends the whole tree, then propagates."""
+    prctl = _prctl()
+    parent = os.getpid()
+    result_r, result_w = os.pipe()
+    status_r, status_w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the supervisor
+        os.close(result_r)
+        os.close(status_r)
+        supervise(job, result_w, status_w, parent, prctl)
+    os.close(result_w)
+    os.close(status_w)
+    pipes = _Pipes(result_r, status_r, max_bytes)
+    reported = False
+    try:
+        reason = _drain(pid, pipes, timeout)
+        reported = pipes.status is not None
+    except BaseException:
+        _stop(pid, pipes)
+        raise
+    finally:
+        pipes.close()
+        if reported and os.waitpid(pid, os.WNOHANG)[0] == 0:
+            # C reported its cleanup done and is exiting: do not wait for the kernel to tear
+            # down its address space (~1-2 ms); a daemon thread reaps it
+            threading.Thread(target=reap, args=(pid,), daemon=True).start()
+        else:
+            reap(pid)
+    return pipes.result(reason)
+
+
+def _drain(pid: int, pipes: _Pipes, timeout: float) -> str | None:
+    """Read both pipes until C's status (or EOF). running -> (W's result) finishing -> status;
+    running -> (timeout or an over-long result) stopping: SIGTERM to C, SIGKILL if it has not
+    reported GRACE seconds later. Returns why C was stopped, None when the job ended itself."""
+    reason: str | None = None
+    state = "running"
+    deadline = time.monotonic() + timeout
+    while not pipes.finished:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if state == "stopping":
+                signal_quietly(pid, signal.SIGKILL)
+                return reason
+            if state == "running":
+                reason = "timeout"
+            signal_quietly(pid, signal.SIGTERM)  # or: finishing too long, C's cleanup is stuck
+            state, deadline = "stopping", time.monotonic() + GRACE
+            continue
+        pipes.read(left)
+        if state != "running":
+            continue
+        if pipes.overflow:
+            reason = "toobig"
+            signal_quietly(pid, signal.SIGTERM)
+            state, deadline = "stopping", time.monotonic() + GRACE
+        elif pipes.answered:
+            state, deadline = "finishing", time.monotonic() + GRACE
+    pipes.read_rest()
+    return reason
+
+
+def _stop(pid: int, pipes: _Pipes) -> None:
+    """Interrupted: ask C to end the tree and wait for its status; more Ctrl-C meanwhile are
+    ignored (C's cleanup takes milliseconds), and after GRACE seconds C gets SIGKILL."""
+    signal_quietly(pid, signal.SIGTERM)
+    end = time.monotonic() + GRACE
+    while not pipes.finished and (left := end - time.monotonic()) > 0:
+        try:
+            pipes.read(left)
+        except KeyboardInterrupt:
+            continue
+        except OSError:
+            break
+    if not pipes.finished:
+        signal_quietly(pid, signal.SIGKILL)
+
+
+def _poll(fds: list[int], timeout: float) -> list[int]:
+    """The readable ones (poll, not select: agentcli may hold more than FD_SETSIZE fds)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return [fd for fd, _ in poller.poll(max(0, int(timeout * 1000) + 1))]
+
+
+def _frame(buf: bytes | bytearray) -> tuple[bytes, bytes] | None:
+    """The first complete frame in ``buf``: (tag, payload)."""
+    if len(buf) < HEADER.size:
+        return None
+    tag, size = HEADER.unpack_from(buf, 0)
+    if len(buf) - HEADER.size < size:
+        return None
+    return tag, bytes(buf[HEADER.size:HEADER.size + size])
+
+
+class _Pipes:
+    """W's result pipe (its first frame: R value or X failure; anything after it is ignored,
+    and it is bounded) and C's status pipe (one S frame, written after the cleanup; W and the
+    tool's processes never hold it, so it cannot be forged)."""
+
+    def __init__(self, result_fd: int, status_fd: int, max_bytes: int) -> None:
+        self.fds = {result_fd: bytearray(), status_fd: bytearray()}
+        self.result_fd, self.status_fd = result_fd, status_fd
+        self.limit = max_bytes + HEADER.size
+        self.overflow = False
+        self.open = [result_fd, status_fd]
+
+    def read(self, timeout: float) -> None:
+        for fd in _poll(self.open, timeout):
+            chunk = os.read(fd, 65_536)
+            if not chunk:
+                self.open.remove(fd)
+            elif fd == self.status_fd or not self.overflow:
+                self.fds[fd] += chunk
+                if fd == self.result_fd and len(self.fds[fd]) > self.limit:
+                    self.overflow = True
+                    self.fds[fd].clear()
+
+    def read_rest(self) -> None:
+        """After C's status every writer of the result pipe is gone: take what is left."""
+        for _ in range(1024):
+            if self.result_fd not in self.open or not _poll([self.result_fd], 0):
+                return
+            self.read(0)
+
+    @property
+    def answered(self) -> bool:
+        return _frame(self.fds[self.result_fd]) is not None
+
+    @property
+    def status(self) -> dict[str, Any] | None:
+        found = _frame(self.fds[self.status_fd])
+        try:
+            value = json.loads(found[1]) if found and found[0] == b"S" else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not None or self.status_fd not in self.open
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+
+    def result(self, reason: str | None) -> ChildResult:
+        found = _frame(self.fds[self.result_fd])
+        if found is not None:
+            tag, payload = found
+            try:
+                if tag == b"R":
+                    return ChildResult("done", json.loads(payload.decode("utf-8")))
+                if tag == b"X":
+                    return ChildResult("failed", detail=payload.decode("utf-8", "replace"))
+            except ValueError:
+                pass
+            return ChildResult("crash", detail="the tool process sent an unreadable result")
+        if reason in ("toobig", "timeout"):
+            return ChildResult(reason)  # type: ignore[arg-type]
+        worker = (self.status or {}).get("worker", "its supervisor process ended unexpectedly")
+        return ChildResult("crash", detail=str(worker))
+
+
+# --- without fork ---------------------------------------------------------------------------------
+
+def run_threaded(job: Callable[[], Any], *, timeout: float) -> ChildResult:
+    """Where fork does not exist: a daemon thread; a timeout is reported but cannot stop it."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = job()
+        except BaseException as e:  # noqa: BLE001 - failures are data
+            box["error"] = describe_exception(e)
+
+    worker = threading.Thread(target=target, name="agentcli-tool", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        return ChildResult("timeout")
+    if "error" in box:
+        return ChildResult("failed", detail=box["error"])
+    return ChildResult("done", box.get("value"))
