@@ -169,14 +169,16 @@ def _tools(repl: ChatRepl, arg: str) -> None:
         rows.append([Text(sanitize(name)), Text(sanitize(getattr(tool, "source", ""))),
                      Text(sanitize(_approval_state(repl, name, tool))),
                      Text(sanitize(shown_description(tool)))])
+    widths = [max(len(r[i]) for r in [[Text(h) for h in ("tool", "source", "approval")],
+                                      *rows]) for i in range(3)]
+    widths[2] = min(widths[2], 30)  # a long policy (argument-scoped rules) wraps in its column
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold")
-    for title in ("tool", "source", "approval"):
-        table.add_column(title, no_wrap=True)
+    for title, width in zip(("tool", "source", "approval"), widths):
+        table.add_column(title, no_wrap=title != "approval", width=width, overflow="fold")
     table.add_column("description", overflow="fold")
     if not arg:  # one line per tool: cut the description to what is left of the width (rich
         # would otherwise squeeze the other columns away)
-        used = sum(max(len(r[i]) for r in [[Text(h) for h in ("tool", "source", "approval")],
-                                           *rows]) for i in range(3)) + 4 * 4
+        used = sum(widths) + 4 * 4  # each column is padded 2 on both sides
         for r in rows:
             r[3].truncate(max(10, repl.err.width - used), overflow="ellipsis")
     for r in rows:
