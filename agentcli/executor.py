@@ -26,16 +26,19 @@ anything else ``Type: message``).
 from __future__ import annotations
 
 import importlib
-import inspect
-import json
 import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .approval import Approver
-from .isolation import ChildResult, describe_exception, run_isolated, run_threaded
+from .isolation import ChildResult, run_isolated, run_threaded
 from .messages import ToolCall, ToolDefinition, ToolResult
+from .toolhost_job import (CallJob, ToolContext, cap_output, describe_exception, job_to_wire,
+                           to_text)
+
+if TYPE_CHECKING:
+    from .toolhost import HostPool
 
 __all__ = ["DEFAULT_OUTPUT_CAP", "DEFAULT_TIMEOUT", "Executor", "Tool", "ToolContext",
            "ToolOutcome", "cap_output", "describe_exception", "make_validator", "to_text",
@@ -44,15 +47,6 @@ __all__ = ["DEFAULT_OUTPUT_CAP", "DEFAULT_TIMEOUT", "Executor", "Tool", "ToolCon
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_OUTPUT_CAP = 32_000  # characters sent back to the model
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-@dataclass(frozen=True)
-class ToolContext:
-    """What a tool function may receive as ``context=``: its config options, read-only."""
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    cwd: str = field(default_factory=os.getcwd)
 
 
 @dataclass
@@ -98,36 +92,38 @@ class ToolOutcome:
     verdict: Any = None
 
 
-def cap_output(text: str, cap: int) -> str:
-    """Keep head and tail of an over-long output with a note of what was cut."""
-    if len(text) <= cap:
-        return text
-    head = cap * 2 // 3
-    tail = cap - head
-    cut = len(text) - head - tail
-    return (f"{text[:head]}\n\n[... {cut} characters cut: output was {len(text)} characters, "
-            f"the cap is {cap} ...]\n\n{text[-tail:] if tail else ''}")
-
-
-def to_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False, indent=2, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
 class Executor:
-    def __init__(self, tools: Mapping[str, Tool], approver: Approver) -> None:
+    """Runs the calls of one agentcli run. ``hosts``: the tool hosts to use (tests share one
+    pool); by default the Executor starts its own on the first call (or on ``warm``)."""
+
+    def __init__(self, tools: Mapping[str, Tool], approver: Approver, *,
+                 hosts: HostPool | None = None) -> None:
         self.tools = dict(tools)
         self.approver = approver
         self._validators: dict[str, Any] = {}
+        self._hosts = hosts
 
     def definitions(self) -> Sequence[ToolDefinition]:
         return [t.definition for t in self.tools.values()]
+
+    @property
+    def hosts(self) -> HostPool:
+        if self._hosts is None:
+            from .toolhost import HostPool
+
+            self._hosts = HostPool()
+        return self._hosts
+
+    def warm(self) -> None:
+        """Start the tool host now, so that it is ready by the first call (cheap: it is a new
+        process, started without waiting for it)."""
+        if self.tools and hasattr(os, "fork"):
+            self.hosts.warm()
+
+    def close(self) -> None:
+        """Let the tool hosts go (they also exit on their own when agentcli does)."""
+        if self._hosts is not None:
+            self._hosts.close()
 
     def execute(self, call: ToolCall) -> ToolOutcome:
         def error(msg: str, verdict: Any = None) -> ToolOutcome:
@@ -163,17 +159,23 @@ class Executor:
         """Run an approved, validated call in the isolated worker; never raises
         (KeyboardInterrupt aside, after the worker and all it started are gone)."""
         cap = tool.output_cap
-        try:
-            for module in tool.preload:
-                importlib.import_module(module)
-        except Exception as e:  # noqa: BLE001 - a broken install is an error result
-            return ToolResult(call.id, call.name, f"tool '{tool.name}' could not be loaded: "
-                              f"{describe_exception(e)}", is_error=True)
-        job = _CallJob(tool.load, dict(args), ToolContext(tool.name, tool.options), cap)
-        if hasattr(os, "fork"):
-            outcome = run_isolated(job, timeout=tool.timeout, max_bytes=8 * cap + 65_536)
-        else:  # pragma: no cover - Windows
-            outcome = run_threaded(job, timeout=tool.timeout)
+        job = CallJob(tool.load, dict(args), ToolContext(tool.name, tool.options), cap)
+        limits = {"timeout": tool.timeout, "max_bytes": 8 * cap + 65_536}
+        wire = job_to_wire(job) if hasattr(os, "fork") else None
+        outcome = None
+        if wire is not None:
+            outcome = self.hosts.run({**wire, "preload": list(tool.preload)}, **limits)
+        if outcome is None:  # a Python callable, or no tool host here: this process forks
+            try:
+                for module in tool.preload:
+                    importlib.import_module(module)
+            except Exception as e:  # noqa: BLE001 - a broken install is an error result
+                return ToolResult(call.id, call.name, f"tool '{tool.name}' could not be "
+                                  f"loaded: {describe_exception(e)}", is_error=True)
+            if hasattr(os, "fork"):
+                outcome = run_isolated(job, **limits)
+            else:  # pragma: no cover - Windows
+                outcome = run_threaded(job, timeout=tool.timeout)
         return _result(tool, call, outcome)
 
 
@@ -198,42 +200,14 @@ def _result(tool: Tool, call: ToolCall, outcome: ChildResult) -> ToolResult:
         return err(f"tool '{tool.name}' failed: the tool's output was too large to transfer")
     if outcome.status == "failed":
         return err(f"tool '{tool.name}' failed: {outcome.detail}")
+    if outcome.status == "unstarted":
+        return err(f"tool '{tool.name}' could not be loaded: {outcome.detail}")
+    if outcome.status == "lost":
+        return err(f"tool '{tool.name}' failed: {outcome.detail}")
+    if outcome.status == "cancelled":
+        return err(f"tool '{tool.name}' was stopped before it finished")
     return err(f"tool '{tool.name}' failed: the tool process ended without a result "
                f"({outcome.detail})")
-
-
-@dataclass(frozen=True)
-class _CallJob:
-    """What the worker process does for one call: import, call, make the result text (capped
-    there, so a huge result is never copied through the pipe)."""
-
-    load: Callable[[], Callable[..., Any]]
-    args: dict[str, Any]
-    context: ToolContext
-    cap: int
-
-    def __call__(self) -> list[str]:
-        try:
-            fn = self.load()
-        except BaseException as e:  # noqa: BLE001 - import failures are data
-            return ["load_error", cap_output(describe_exception(e), self.cap)]
-        kwargs = dict(self.args)
-        try:
-            if _wants_context(fn):
-                if "context" in kwargs:
-                    raise ValueError("the argument name 'context' is reserved")
-                kwargs["context"] = self.context
-            value = fn(**kwargs)
-        except BaseException as e:  # noqa: BLE001 - tool failures are data
-            return ["error", cap_output(describe_exception(e), self.cap)]
-        return ["ok", cap_output(to_text(value), self.cap)]
-
-
-def _wants_context(fn: Callable[..., Any]) -> bool:
-    try:
-        return "context" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any],

@@ -50,10 +50,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from .supervisor import HEADER, reap, signal_quietly, supervise
+from .toolhost_job import describe_exception
+
+__all__ = ["GRACE", "ChildResult", "describe_exception", "run_isolated", "run_threaded",
+           "run_tree"]
 
 GRACE = 5.0  # seconds C gets to clean up (after W's result, or SIGTERM) before P uses SIGKILL
 
-Status = Literal["done", "failed", "timeout", "crash", "toobig"]
+Status = Literal["done", "failed", "timeout", "crash", "toobig", "cancelled", "lost",
+                 "unstarted"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,10 @@ class ChildResult:
     """How an isolated job ended. ``done``: ``value`` is what the job returned; ``failed``:
     the job raised, ``detail`` describes it; ``timeout``; ``toobig``: the result frame was over
     the limit; ``crash``: the worker ended without a result, ``detail`` says how (``exit code
-    3``, ``killed by signal 9``)."""
+    3``, ``killed by signal 9``); ``cancelled``: stopped through ``cancel_fd``; ``lost``: the
+    tool host ended or stopped answering during the call (``toolhost.py``), ``detail`` says
+    how; ``unstarted``: the tool host could not prepare the call (a ``preload`` module failed
+    to import, agentcli's folder is gone), ``detail`` says why."""
 
     status: Status
     value: Any = None
@@ -81,23 +89,26 @@ def _prctl() -> Callable[..., int] | None:
         return None
 
 
-def describe_exception(e: BaseException) -> str:
-    """Our own errors (AgentCliError, the plugin API's ToolError) read as just their message,
-    anything else as ``Type: message``."""
-    from .errors import AgentCliError, ToolError
-
-    if isinstance(e, (AgentCliError, ToolError)):
-        return e.message
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 # --- the parent side ----------------------------------------------------------------------------
 
 def run_isolated(job: Callable[[], Any], *, timeout: float, max_bytes: int) -> ChildResult:
     """Run ``job()`` in a worker process under ``timeout`` seconds; what it returns must be
     JSON-serialisable and, encoded, at most ``max_bytes``. Never raises for what the job does;
     KeyboardInterrupt (or any exception here) first ends the whole tree, then propagates."""
+    result, pid = run_tree(job, timeout=timeout, max_bytes=max_bytes)
+    if pid is not None:
+        # C reported its cleanup done and is exiting: do not wait for the kernel to tear down
+        # its address space (~1-2 ms); a daemon thread reaps it
+        threading.Thread(target=reap, args=(pid,), daemon=True).start()
+    return result
+
+
+def run_tree(job: Callable[[], Any], *, timeout: float, max_bytes: int,
+             cancel_fd: int | None = None) -> tuple[ChildResult, int | None]:
+    """``run_isolated`` without the reaping: also returns C's pid when C has reported its
+    cleanup but not exited yet (the caller must ``reap`` it; the tool host does so after
+    answering), else None. ``cancel_fd``: when it becomes readable (data or EOF) the call is
+    stopped like at a timeout and ends as ``cancelled``; nothing is read from it here."""
     prctl = _prctl()
     parent = os.getpid()
     result_r, result_w = os.pipe()
@@ -111,7 +122,7 @@ def run_isolated(job: Callable[[], Any], *, timeout: float, max_bytes: int) -> C
         supervise(job, result_w, status_w, parent, prctl)
     os.close(result_w)
     os.close(status_w)
-    pipes = _Pipes(result_r, status_r, max_bytes)
+    pipes = _Pipes(result_r, status_r, max_bytes, cancel_fd)
     reported = False
     try:
         reason = _drain(pid, pipes, timeout)
@@ -121,19 +132,17 @@ def run_isolated(job: Callable[[], Any], *, timeout: float, max_bytes: int) -> C
         raise
     finally:
         pipes.close()
-        if reported and os.waitpid(pid, os.WNOHANG)[0] == 0:
-            # C reported its cleanup done and is exiting: do not wait for the kernel to tear
-            # down its address space (~1-2 ms); a daemon thread reaps it
-            threading.Thread(target=reap, args=(pid,), daemon=True).start()
-        else:
+        if not (reported and os.waitpid(pid, os.WNOHANG)[0] == 0):
             reap(pid)
-    return pipes.result(reason)
+            pid = 0
+    return pipes.result(reason), (pid or None)
 
 
 def _drain(pid: int, pipes: _Pipes, timeout: float) -> str | None:
     """Read both pipes until C's status (or EOF). running -> (W's result) finishing -> status;
-    running -> (timeout or an over-long result) stopping: SIGTERM to C, SIGKILL if it has not
-    reported GRACE seconds later. Returns why C was stopped, None when the job ended itself."""
+    running or finishing -> (timeout, cancel, or an over-long result) stopping: SIGTERM to C,
+    SIGKILL if it has not reported GRACE seconds later. Returns why C was stopped, None when
+    the job ended itself."""
     reason: str | None = None
     state = "running"
     deadline = time.monotonic() + timeout
@@ -149,14 +158,19 @@ def _drain(pid: int, pipes: _Pipes, timeout: float) -> str | None:
             state, deadline = "stopping", time.monotonic() + GRACE
             continue
         pipes.read(left)
-        if state != "running":
+        if state == "stopping":
             continue
-        if pipes.overflow:
+        if pipes.cancelled:
+            reason = "cancelled"
+        elif state == "running" and pipes.overflow:
             reason = "toobig"
-            signal_quietly(pid, signal.SIGTERM)
-            state, deadline = "stopping", time.monotonic() + GRACE
-        elif pipes.answered:
+        elif state == "running" and pipes.answered:
             state, deadline = "finishing", time.monotonic() + GRACE
+            continue
+        else:
+            continue
+        signal_quietly(pid, signal.SIGTERM)
+        state, deadline = "stopping", time.monotonic() + GRACE
     pipes.read_rest()
     return reason
 
@@ -200,15 +214,22 @@ class _Pipes:
     and it is bounded) and C's status pipe (one S frame, written after the cleanup; W and the
     tool's processes never hold it, so it cannot be forged)."""
 
-    def __init__(self, result_fd: int, status_fd: int, max_bytes: int) -> None:
+    def __init__(self, result_fd: int, status_fd: int, max_bytes: int,
+                 cancel_fd: int | None = None) -> None:
         self.fds = {result_fd: bytearray(), status_fd: bytearray()}
         self.result_fd, self.status_fd = result_fd, status_fd
         self.limit = max_bytes + HEADER.size
         self.overflow = False
         self.open = [result_fd, status_fd]
+        self.cancel_fd = cancel_fd
+        self.cancelled = False
 
     def read(self, timeout: float) -> None:
-        for fd in _poll(self.open, timeout):
+        watched = self.open if self.cancel_fd is None else [*self.open, self.cancel_fd]
+        for fd in _poll(watched, timeout):
+            if fd == self.cancel_fd:  # left unread: the caller reads what it was
+                self.cancelled, self.cancel_fd = True, None
+                continue
             chunk = os.read(fd, 65_536)
             if not chunk:
                 self.open.remove(fd)
@@ -258,7 +279,7 @@ class _Pipes:
             except ValueError:
                 pass
             return ChildResult("crash", detail="the tool process sent an unreadable result")
-        if reason in ("toobig", "timeout"):
+        if reason in ("toobig", "timeout", "cancelled"):
             return ChildResult(reason)  # type: ignore[arg-type]
         worker = (self.status or {}).get("worker", "its supervisor process ended unexpectedly")
         return ChildResult("crash", detail=str(worker))

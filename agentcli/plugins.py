@@ -1,4 +1,4 @@
-"""Tool plugins: YAML manifests -> ``Tool`` objects; the Python module is imported on first call.
+"""Tool plugins: YAML manifests -> ``Tool`` objects; the Python module is imported in each call.
 
 A tool is ``NAME.yaml`` plus a module beside it::
 
@@ -21,7 +21,9 @@ package (``mytools = "mytools_pkg"``) whose folder holds manifests; their entryp
 imported as ``mytools_pkg.<module>``. A ``tools/`` folder in the current project is never read
 unless named. Only manifests are read at startup (``yaml.safe_load``); a broken manifest is a
 warning naming the file and field, and every other tool still loads. Plugin modules are never
-imported here: the executor imports them in the isolated worker of each call.
+imported here: a Tool's ``load`` is an entry (``toolhost_job.FileEntry`` / ``ModuleEntry``), a
+plain value that can be sent to the tool host, and only the isolated worker of a call imports
+the module.
 
 Config options (``tools.options.<tool>``) are checked at load against the manifest's ``options``
 schema (unknown keys are errors unless the schema sets ``additionalProperties``; a manifest
@@ -31,8 +33,6 @@ without ``options`` takes none): a ``ConfigError`` naming the config file and th
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import importlib.metadata
 import importlib.util
 import re
@@ -45,6 +45,7 @@ from .config import Settings
 from .errors import ConfigError, PluginError
 from .executor import DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT, Tool
 from .messages import ToolDefinition
+from .toolhost_job import Entry, FileEntry, ModuleEntry
 
 ENTRY_POINT_GROUP = "agentcli.tools"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -166,50 +167,6 @@ def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = Tru
     return {**data, "confirm": confirm, "timeout": float(timeout), "output_cap": cap}
 
 
-# --- lazy loading ---------------------------------------------------------------------------------
-
-def _file_loader(module_file: Path, function: str, where: str) -> Callable[[], Callable[..., Any]]:
-    def load() -> Callable[..., Any]:
-        digest = hashlib.sha1(str(module_file).encode()).hexdigest()[:10]
-        mod_name = f"agentcli_tool_{module_file.stem}_{digest}"
-        module = sys.modules.get(mod_name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(mod_name, module_file)
-            if spec is None or spec.loader is None:
-                raise PluginError(f"{where}: cannot import {module_file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException as e:
-                sys.modules.pop(mod_name, None)
-                raise PluginError(f"{where}: module {module_file} failed to import: "
-                                  f"{type(e).__name__}: {e}") from e
-        return _get_function(module, function, where)
-
-    return load
-
-
-def _module_loader(module_name: str, function: str, where: str) -> Callable[[], Callable[..., Any]]:
-    def load() -> Callable[..., Any]:
-        try:
-            module = importlib.import_module(module_name)
-        except BaseException as e:
-            raise PluginError(f"{where}: module {module_name} failed to import: "
-                              f"{type(e).__name__}: {e}") from e
-        return _get_function(module, function, where)
-
-    return load
-
-
-def _get_function(module: Any, function: str, where: str) -> Callable[..., Any]:
-    fn = getattr(module, function, None)
-    if not callable(fn):
-        raise PluginError(f"{where}: field 'entrypoint': the module has no function "
-                          f"'{function}'")
-    return fn
-
-
 def tool_from_manifest(path: Path, source: str, package: str | None = None,
                        all_options: Mapping[str, Mapping[str, Any]] | None = None, *,
                        full_check: bool = False) -> Tool:
@@ -225,12 +182,12 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
         if not (beside.with_suffix(".py").is_file() or (beside / "__init__.py").is_file()):
             raise PluginError(f"{where}: field 'entrypoint': module {package}.{module} not "
                               "found beside the manifest")
-        load = _module_loader(f"{package}.{module}", function, where)
+        load: Entry = ModuleEntry(f"{package}.{module}", function, where)
     else:
         module_file = path.parent / f"{module}.py"
         if not module_file.is_file():
             raise PluginError(f"{where}: field 'entrypoint': module file {module_file} not found")
-        load = _file_loader(module_file, function, where)
+        load = FileEntry(str(module_file), function, where)
     if data.get("preload") and source != "builtin":
         raise PluginError(f"{where}: field 'preload': only agentcli's built-in tools may preload "
                           "modules (a plugin's code never runs inside agentcli)")

@@ -175,7 +175,7 @@ def _work(job: Callable[[], Any],
         try:
             tag, data = b"R", json.dumps(job(), ensure_ascii=False, default=str)
         except BaseException as e:  # noqa: BLE001 - failures are data
-            from .isolation import describe_exception
+            from .toolhost_job import describe_exception
 
             tag, data = b"X", describe_exception(e)
         write_frame(RESULT_FD, tag, data.encode("utf-8", "replace"))

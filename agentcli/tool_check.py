@@ -1,73 +1,48 @@
 """`agentcli tools validate`: manifests, config options, and the module imported in isolation.
 
-The import and the signature check run in the same isolated worker process as a tool call
-(``isolation.run_isolated``, under the manifest's timeout), so validating a plugin never runs
-its code inside agentcli either: an import that hangs, exits or prints is reported, not obeyed.
+The import and the signature check run in the same isolated worker process as a tool call (one
+tool host for the whole command, ``toolhost.py``; under the manifest's timeout), so validating
+a plugin never runs its code inside agentcli either: an import that hangs, exits or prints is
+reported, not obeyed.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from .config import Settings
 from .errors import ConfigError, PluginError
 from .executor import Tool
 from .isolation import run_isolated
+from .toolhost_job import CheckJob, check_signature, job_to_wire
 from .plugins import (builtin_tools_dir, check_options, clash_message, find_manifests,
                       load_tools, manifest_files, tool_from_manifest)
 
+if TYPE_CHECKING:
+    from .toolhost import HostPool
 
-def check_signature(fn: Callable[..., Any], schema: Mapping[str, Any], where: str) -> None:
-    """The function accepts the schema's properties and needs nothing the schema may omit."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return
-    name = getattr(fn, "__name__", "the function")
-    props = set((schema.get("properties") or {}).keys())
-    required = set(schema.get("required") or ())
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    for prop in sorted(props):
-        if prop not in params and not var_kw:
-            raise PluginError(f"{where}: field 'parameters': property '{prop}' is not a "
-                              f"parameter of {name}()")
-    for pname, p in params.items():
-        if pname == "context" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-            continue
-        if p.default is p.empty and pname not in required:
-            raise PluginError(f"{where}: field 'parameters': {name}() needs '{pname}' "
-                              "but the schema does not list it under 'required'")
+__all__ = ["check_module", "check_signature", "validate"]
 
 
-@dataclass(frozen=True)
-class _ImportCheck:
-    """Runs in the isolated worker: import the module, find the function, check it."""
-
-    load: Callable[[], Callable[..., Any]]
-    schema: Mapping[str, Any]
-    where: str
-
-    def __call__(self) -> str:
-        check_signature(self.load(), self.schema, self.where)
-        return "ok"
-
-
-def check_module(tool: Tool) -> str | None:
+def check_module(tool: Tool, hosts: HostPool | None = None) -> str | None:
     """None when the tool's module imports and its function fits the schema; else the
     problem, one line. Never imports the plugin in this process."""
     where = tool.path or tool.name
-    outcome = run_isolated(_ImportCheck(tool.load, tool.definition.parameters, where),
-                           timeout=tool.timeout, max_bytes=65_536)
+    job = CheckJob(tool.load, tool.definition.parameters, where)
+    wire = job_to_wire(job) if hosts is not None else None
+    outcome = hosts.run(wire, timeout=tool.timeout, max_bytes=65_536) if wire else None
+    if outcome is None:
+        outcome = run_isolated(job, timeout=tool.timeout, max_bytes=65_536)
     if outcome.status == "done":
         return None
-    if outcome.status == "failed":
+    if outcome.status in ("failed", "unstarted"):
         return outcome.detail
     if outcome.status == "timeout":
         return (f"{where}: importing the module took longer than the tool's timeout "
                 f"({tool.timeout:g} s)")
+    if outcome.status == "lost":
+        return f"{where}: {outcome.detail}"
     return f"{where}: the module ended its process while importing ({outcome.detail})"
 
 
@@ -87,6 +62,18 @@ def validate(settings: Settings, path: str | None, tools_dirs: Sequence[str],
         entries = list(manifest_files(settings, tools_dirs, warn))
         loaded = {}
     seen: dict[str, Tool] = dict(loaded)
+    from .toolhost import HostPool
+
+    hosts = HostPool()
+    try:
+        yield from _check_each(entries, settings, file, path, seen, warn, hosts)
+    finally:
+        hosts.close()
+
+
+def _check_each(entries: list[tuple[str, Path, str | None]], settings: Settings,
+                file: str | None, path: str | None, seen: dict[str, Tool],
+                warn: Callable[[str], None], hosts: HostPool) -> Iterator[tuple[str, str | None]]:
     for label, manifest, package in entries:
         try:
             tool = tool_from_manifest(Path(manifest), label, package, settings.tools.options,
@@ -101,4 +88,4 @@ def validate(settings: Settings, path: str | None, tools_dirs: Sequence[str],
                  f"tool '{tool.name}' ({manifest}) has the name of {kept.path} "
                  f"({kept.source}), which agentcli loads first")
         seen.setdefault(tool.name, tool)
-        yield f"{tool.name} ({manifest})", check_module(tool)
+        yield f"{tool.name} ({manifest})", check_module(tool, hosts)

@@ -1,20 +1,25 @@
-"""Tool-step overhead: what one tool call costs agentcli, measured through ``Executor.execute``.
+"""Tool-step overhead: what one tool call costs agentcli, and what a tool step costs end to end.
 
-Each call runs in an isolated process tree (agentcli/isolation.py): two forks, the plugin
-module imported in the worker, everything killed and reaped before the call returns. The parent
-imports the openai SDK and makes a client first, so it is as big as a real `agentcli ask`.
-Reported: median and p90 milliseconds per call for a no-op plugin, the calculator, file_read of
-a small file and web_fetch of a small text page from a loopback server (SSRF guard off for it,
-as in the tests), next to the cost of one bare fork + exit + wait of this same process.
+Part 1 (per call, through ``Executor.execute``): a no-op plugin, the calculator, file_read of a
+small file and web_fetch of a small text page from a loopback server (SSRF guard off for it, as
+in the tests), each run two ways, interleaved call by call:
+  host  - how agentcli runs tools: the tool host (agentcli/toolhost.py), a small fresh
+          interpreter, forks the supervisor and worker;
+  fork  - agentcli forks them itself (the design before the tool host; still the path of a Tool
+          whose ``load`` is a Python callable, or where no host can start).
+The parent imports the openai SDK and makes a client first, so it is as big as a real `ask`;
+then the same again with tiktoken's o200k tables loaded (as after a context-fitted request).
+Target: the no-op call through the host costs at most 5 ms median (issue 11: a tool step at
+most 5 ms above a bare SDK loop; the call is most of that step).
 
-Target: a no-op tool call costs at most 50 ms median (the bound the unit test that this bench
-replaces used to assert). For context the ratio to one bare fork + exit + wait of the same
-process is printed: isolation is two forks, two exits (one of which the call does not wait
-for) and four hand-offs between processes, so on a loaded 2-core VM it costs ~3.5-4.5x a bare
-fork where the one-fork design without isolation cost ~1x (2026-11, load ~4: no-op 27 ms vs
-8 ms before; web_fetch, with httpx preloaded, 54-56 ms vs 17-28 ms before).
+Part 2 (end to end, ``--chain``): `agentcli ask -y -t calculator` against the loopback fake
+server scripted with STEPS tool calls and a final text, next to a bare openai-SDK loop making the
+same streamed requests and computing the same calculator results in-process (the floor: no
+isolation, no rendering, no approval). Each is run with 0 and STEPS steps, so the per-step
+figure is the difference of slopes, free of start-up costs: (agentcli(STEPS) - agentcli(0) -
+(bare(STEPS) - bare(0))) / STEPS.
 
-    python bench/bench_tools.py [-n 60]
+    python bench/bench_tools.py [-n 40] [--chain] [--steps 20] [--runs 7]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -33,8 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-TARGET_MS = 50.0
+TARGET_MS = 5.0
 
 
 class _Text(BaseHTTPRequestHandler):
@@ -50,10 +57,25 @@ class _Text(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("-n", type=int, default=60)
-    n = ap.parse_args().n
+def _ms(values: list[float]) -> str:
+    values = sorted(values)
+    p90 = values[max(0, int(len(values) * 0.9) - 1)]
+    return f"median {statistics.median(values) * 1000:6.1f} ms  p90 {p90 * 1000:6.1f} ms"
+
+
+def _bare_fork_ms(n: int) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def per_call(n: int) -> bool:
     home = tempfile.mkdtemp(prefix="agentcli-bench-tools-")
     os.environ["AGENTCLI_HOME"] = home
     import openai
@@ -65,6 +87,7 @@ def main() -> int:
     from agentcli.executor import Executor
     from agentcli.messages import ToolCall
     from agentcli.plugins import load_tools
+    from agentcli.toolhost import HostPool
 
     plugin = Path(home) / "plugins"
     plugin.mkdir()
@@ -72,53 +95,154 @@ def main() -> int:
                                       "confirm: never\nparameters: {type: object}\n")
     (plugin / "noop.py").write_text("def run():\n    return 'ok'\n")
     (Path(home) / "small.txt").write_text("hello\n" * 10)
-
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Text)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-
-    settings = load_settings()
-    settings = replace(settings, tools=ToolSettings(
-        options={"web_fetch": {"allow_private": True},
-                 "file_read": {"roots": [home]}}))
+    settings = replace(load_settings(), tools=ToolSettings(
+        options={"web_fetch": {"allow_private": True}, "file_read": {"roots": [home]}}))
     tools = load_tools(settings, extra_dirs=[str(plugin)], warn=lambda line: None)
-    ex = Executor(tools, PolicyApprover(yes=True))
     cases = [("noop", {}), ("calculator", {"expression": "37*91"}),
              ("file_read", {"path": str(Path(home) / "small.txt")}), ("web_fetch", {"url": url})]
-    forks = []
-    for _ in range(n):
-        t = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        forks.append(time.perf_counter() - t)
-    print(f"{n} calls each; one bare fork + exit + wait of this process: "
-          f"{statistics.median(forks) * 1000:.1f} ms median")
     ok = True
-    for name, args in cases:
-        call = ToolCall("b", name, json.dumps(args))
-        first = time.perf_counter()
-        result = ex.execute(call).result
-        first = time.perf_counter() - first
-        if result.is_error:
-            print(f"{name}: error {result.content}")
-            return 1
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            ex.execute(call)
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times) * 1000
-        p90 = sorted(times)[int(len(times) * 0.9) - 1] * 1000
-        line = f"{name:<11} median {med:6.1f} ms  p90 {p90:6.1f} ms  first {first * 1000:6.1f} ms"
-        if name == "noop":
-            ratio = med / (statistics.median(forks) * 1000)
-            ok = med <= TARGET_MS
-            verdict = "PASS" if ok else "FAIL"
-            line += f"  {ratio:.1f}x a fork  {verdict} (target <= {TARGET_MS:g} ms)"
-        print(line)
+    for parent in ("openai loaded", "openai + tiktoken o200k loaded"):
+        if "tiktoken" in parent:
+            from agentcli.tokens import load_encoding
+
+            load_encoding("o200k_base")
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\nagentcli-like parent: {parent} (peak RSS {rss:.0f} MiB); one bare fork + exit "
+              f"+ wait of it: {_bare_fork_ms(n):.1f} ms median; {n} calls each")
+        forced = HostPool()
+        forced.broken = "bench: agentcli forks"
+        executors = {"host": Executor(tools, PolicyApprover(yes=True)),
+                     "fork": Executor(tools, PolicyApprover(yes=True), hosts=forced)}
+        for name, args in cases:
+            call = ToolCall("b", name, json.dumps(args))
+            times: dict[str, list[float]] = {"host": [], "fork": []}
+            first = {}
+            for mode, ex in executors.items():
+                t = time.perf_counter()
+                result = ex.execute(call).result
+                first[mode] = time.perf_counter() - t
+                if result.is_error:
+                    print(f"{name} ({mode}): error {result.content}")
+                    return False
+            for _ in range(n):
+                for mode in random.sample(list(executors), 2):
+                    t = time.perf_counter()
+                    executors[mode].execute(call)
+                    times[mode].append(time.perf_counter() - t)
+            for mode in executors:
+                line = (f"{name:<11} {mode:<5} {_ms(times[mode])}  first "
+                        f"{first[mode] * 1000:6.1f} ms")
+                if name == "noop" and mode == "host":
+                    good = statistics.median(times[mode]) * 1000 <= TARGET_MS
+                    ok &= good
+                    line += f"  {'PASS' if good else 'FAIL'} (target <= {TARGET_MS:g} ms)"
+                print(line)
+        for ex in executors.values():
+            ex.close()
     httpd.shutdown()
+    return ok
+
+
+BARE_LOOP = """
+import json, sys, openai
+sys.path.insert(0, sys.argv[2])
+from calculator import run as calculate
+client = openai.OpenAI(base_url=sys.argv[1], api_key="x")
+tools = [{"type": "function", "function": json.loads(sys.argv[3])}]
+messages = [{"role": "user", "content": "go"}]
+while True:
+    stream = client.chat.completions.create(model="m", messages=messages, tools=tools,
+        tool_choice="auto", stream=True, stream_options={"include_usage": True})
+    text, calls = [], {}
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        if delta.content:
+            text.append(delta.content)
+            sys.stdout.write(delta.content)
+        for tc in delta.tool_calls or ():
+            c = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+            c["id"] = tc.id or c["id"]
+            if tc.function and tc.function.name:
+                c["name"] = tc.function.name
+            if tc.function and tc.function.arguments:
+                c["arguments"] += tc.function.arguments
+    if not calls:
+        break
+    messages.append({"role": "assistant", "content": "".join(text), "tool_calls": [
+        {"id": c["id"], "type": "function",
+         "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls.values()]})
+    for c in calls.values():
+        result = calculate(**json.loads(c["arguments"]))
+        messages.append({"role": "tool", "tool_call_id": c["id"], "content": str(result)})
+"""
+
+
+def chain(steps: int, runs: int) -> None:
+    from _util import agentcli_bin, run_child
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_server import FakeProviderServer, text, tool_calls
+
+    import yaml
+
+    manifest = yaml.safe_load((ROOT / "tools" / "calculator.yaml").read_text())
+    spec = json.dumps({"name": "calculator", "description": manifest["description"],
+                       "parameters": manifest["parameters"]})
+    home = tempfile.mkdtemp(prefix="agentcli-bench-chain-")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AGENTCLI_CONFIG")}
+    env.update(AGENTCLI_HOME=home, NO_COLOR="1", OPENAI_API_KEY="x")
+    exe = agentcli_bin()
+    with FakeProviderServer() as srv:
+        base = srv.openai_base_url
+        env["OPENAI_BASE_URL"] = base
+        argv = {"agentcli": [exe, "ask", "-y", "-p", "openai", "-m", "m", "-t", "calculator",
+                             "--max-steps", str(steps + 1), "--no-save", "go"],
+                "bare SDK loop": [sys.executable, "-c", BARE_LOOP, base, str(ROOT / "tools"),
+                                  spec]}
+        walls: dict[tuple[str, int], list[float]] = {(k, s): [] for k in argv for s in (0, steps)}
+        order = list(walls)
+        for round_ in range(runs + 1):  # round 0 warms the file cache, not counted
+            random.shuffle(order)
+            for who, count in order:
+                srv.script(*[tool_calls(("calculator", {"expression": f"{i}*7+1"}))
+                             for i in range(count)], text("done"))
+                wall, _, code, _ = run_child(argv[who], env=env)
+                if code != 0 or srv.pending:
+                    sys.exit(f"{who} ({count} steps) failed: exit {code}, "
+                             f"{srv.pending} replies left")
+                if round_:
+                    walls[(who, count)].append(wall)
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    print(f"\n{steps}-step tool chain, median of {runs} interleaved runs (wall s, min-max):")
+    for (who, count), values in walls.items():
+        print(f"  {who:<14} {count:>3} steps  {med[(who, count)]:.3f}  "
+              f"({min(values):.3f}-{max(values):.3f})")
+    slope = {who: (med[(who, steps)] - med[(who, 0)]) / steps for who in argv}
+    over = (slope["agentcli"] - slope["bare SDK loop"]) * 1000
+    print(f"  per step: agentcli {slope['agentcli'] * 1000:.1f} ms, bare SDK loop "
+          f"{slope['bare SDK loop'] * 1000:.1f} ms: agentcli's overhead {over:.1f} ms per step "
+          f"({'PASS' if over <= TARGET_MS else 'FAIL'}, target <= {TARGET_MS:g} ms)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=40, help="calls per tool and mode (part 1)")
+    ap.add_argument("--chain", action="store_true", help="also run part 2")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=7, help="runs per chain variant (part 2)")
+    opts = ap.parse_args()
+    ok = per_call(opts.n)
+    if opts.chain:
+        chain(opts.steps, opts.runs)
     return 0 if ok else 1
 
 

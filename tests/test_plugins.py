@@ -431,9 +431,10 @@ def test_readme_example_tool_is_the_tested_one():
         assert block + "\n" == (folder / name).read_text()
 
 
-def test_builtin_preload_warms_agentcli_dependencies_never_the_plugin(tmp_path):
-    """web_fetch's `preload` (httpx, httpcore) is imported in agentcli at the first call so
-    workers inherit it; the web_fetch module itself is still imported only in the worker."""
+def test_builtin_preload_is_for_the_tool_host_never_agentcli_nor_the_plugin(tmp_path):
+    """web_fetch's `preload` (httpx, httpcore) is imported by the tool host (which workers are
+    forked from; tests/test_isolation_host.py), not by agentcli; the web_fetch module itself
+    is imported only in the worker."""
     script = textwrap.dedent("""
         import json, sys
         from agentcli.approval import PolicyApprover
@@ -453,5 +454,5 @@ def test_builtin_preload_warms_agentcli_dependencies_never_the_plugin(tmp_path):
                          timeout=60, env={**os.environ, "AGENTCLI_HOME": str(tmp_path)})
     assert run.returncode == 0, run.stderr
     before, after, plugin_modules, content = json.loads(run.stdout)
-    assert (before, after, plugin_modules) == (False, True, [])
+    assert (before, after, plugin_modules) == (False, False, [])
     assert "loopback" in content  # the call itself ran, in the worker

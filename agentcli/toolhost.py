@@ -1,0 +1,265 @@
+"""agentcli's side of the tool host: a small process that forks the tool calls, so agentcli never
+forks itself.
+
+Forking agentcli for every call (``isolation.run_isolated``) costs time in proportion to its
+size: the SDKs, rich, prompt-toolkit and often tiktoken's ~110 MiB of tables make one fork cost
+5-20 ms, and a call needs two. The tool host (``toolhost_main.py``) is a fresh interpreter,
+``sys.executable -I -c BOOT`` (``-I``: no PYTHON* variables, no user site, not the current
+folder; it is given agentcli's ``sys.path`` and UTF-8/bytecode/optimise flags instead, so a
+plugin imports what it would have imported in agentcli), in a session of its own with stdio on
+pipes and no other descriptor. It imports no SDK and no plugin, so its forks are cheap; the
+supervisor and worker it forks are exactly those of ``isolation.py``, with every guarantee.
+
+``HostPool`` keeps the hosts of one ``Executor``: a call takes an idle host (one is started on
+the first call, or earlier by ``warm``), and a second one starts only when calls overlap
+(`mcp serve` runs calls in threads). A host found dead before a job reaches it is replaced
+silently; one that dies during a call (a tool killed it) makes that call an error result
+(``lost``; the call is never re-run, it may have had effects) and is replaced at the next call.
+A host that cannot start at all (no ``sys.executable``, a frozen app) marks the pool broken and
+every call falls back to ``run_isolated``: slower, equally isolated.
+
+Ctrl-C during a call: the KeyboardInterrupt is caught here, agentcli sends ``C`` and waits (at
+most ``2 * GRACE`` seconds, more Ctrl-C ignored) for the host to answer, which it does once the
+supervisor has ended the tree; then the KeyboardInterrupt propagates. A host that does not
+answer in time is SIGKILLed (its supervisors then end their trees on their parent-death signal).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+from . import isolation
+from .isolation import GRACE, ChildResult
+from .supervisor import HEADER, signal_quietly, write_frame
+
+BOOT = ("import sys, json\n"
+        "sys.path[:] = json.loads(sys.argv[1])\n"
+        "from agentcli.toolhost_main import main\n"
+        "main()\n")
+SLACK = 5.0  # seconds past the timeout and the host's own GRACE periods before it is given up
+
+
+class _NotDelivered(Exception):
+    """The host was gone before the job reached it: nothing ran, another host may take it."""
+
+
+class ToolHost:
+    """One host process; one job at a time (``HostPool`` sees to that)."""
+
+    def __init__(self) -> None:
+        if not sys.executable:
+            raise OSError("no Python executable to start the tool host with")
+        main_thread = threading.current_thread() is threading.main_thread()
+        argv = [sys.executable, "-I", *_interpreter_flags(), "-c", BOOT,
+                json.dumps(sys.path, default=str), str(os.getpid()), "1" if main_thread else "0"]
+        self._env = dict(os.environ)
+        self._path = list(sys.path)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, bufsize=0, close_fds=True,
+                                     start_new_session=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._to, self._from = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self._buf = bytearray()
+        self._ids = itertools.count(1)
+        self.ready = False  # it said hello: it started, and it reads jobs
+        self.usable = True
+
+    @property
+    def alive(self) -> bool:
+        return self.usable and self.proc.poll() is None
+
+    def run(self, job: dict[str, Any], *, timeout: float, max_bytes: int) -> ChildResult:
+        """Send the job and wait for its answer. Raises _NotDelivered when the host was already
+        gone; KeyboardInterrupt after the host has stopped the call."""
+        job_id = next(self._ids)
+        message = {**job, "id": job_id, "timeout": timeout, "max_bytes": max_bytes}
+        try:
+            message["cwd"] = os.getcwd()
+        except OSError:
+            message["cwd"] = "/"
+        env = dict(os.environ)
+        if env != self._env:
+            message["env"] = self._env = env
+        if sys.path != self._path:
+            self._path = list(sys.path)
+            message["path"] = self._path
+        payload = json.dumps(message, ensure_ascii=False, default=str).encode("utf-8", "replace")
+        try:
+            write_frame(self._to, b"J", payload)
+        except OSError as e:
+            self.usable = False
+            raise _NotDelivered(str(e)) from None
+        limit = 6 * max_bytes + 65_536  # the worker's frame, re-encoded by the host
+        try:
+            return self._answer(job_id, time.monotonic() + timeout + 2 * GRACE + SLACK, limit)
+        except BaseException:
+            self._cancel(job_id, limit)
+            raise
+
+    def _cancel(self, job_id: int, limit: int) -> None:
+        try:
+            write_frame(self._to, b"C", json.dumps({"id": job_id}).encode())
+        except OSError:
+            return
+        end = time.monotonic() + 2 * GRACE
+        while self.usable:
+            try:
+                self._answer(job_id, end, limit)
+                return
+            except KeyboardInterrupt:  # more Ctrl-C while the tree is being ended
+                continue
+
+    def _answer(self, job_id: int, deadline: float, limit: int) -> ChildResult:
+        while True:
+            frame = self._frame(deadline, limit)
+            if isinstance(frame, ChildResult):
+                return frame
+            tag, payload = frame
+            if tag == b"H":
+                self.ready = True
+                continue
+            try:
+                data = json.loads(payload) if tag == b"A" else None
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("id") == job_id:
+                return ChildResult(str(data.get("status")), data.get("value"),  # type: ignore[arg-type]
+                                   str(data.get("detail") or ""))
+
+    def _frame(self, deadline: float, limit: int) -> tuple[bytes, bytes] | ChildResult:
+        """The next frame from the host, or a ``lost`` result (and the host is given up)."""
+        while True:
+            if len(self._buf) >= HEADER.size:
+                tag, size = HEADER.unpack_from(self._buf, 0)
+                if size > limit:
+                    return self._lose("the tool host sent an over-long answer")
+                if len(self._buf) >= HEADER.size + size:
+                    payload = bytes(self._buf[HEADER.size:HEADER.size + size])
+                    del self._buf[:HEADER.size + size]
+                    return tag, payload
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self._lose("the tool host stopped answering and was stopped")
+            if isolation._poll([self._from], left):
+                chunk = os.read(self._from, 65_536)
+                if not chunk:
+                    return self._lose(None)
+                self._buf += chunk
+
+    def _lose(self, why: str | None) -> ChildResult:
+        self.usable = False
+        if why is not None:
+            signal_quietly(self.proc.pid, signal.SIGKILL)
+        try:
+            code = self.proc.wait(GRACE)
+        except subprocess.TimeoutExpired:
+            code = None
+        if why is None:
+            how = ("still running" if code is None else f"exit code {code}" if code >= 0
+                   else f"killed by signal {-code}")
+            why = f"the tool host process ended during the call ({how})"
+        return ChildResult("lost", detail=f"{why}; a new one starts with the next call")
+
+    def close(self) -> None:
+        """Close its pipes: the host sees EOF and exits (a daemon thread reaps it)."""
+        self.usable = False
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        threading.Thread(target=self.proc.wait, daemon=True).start()
+
+
+def _interpreter_flags() -> list[str]:
+    """agentcli's own interpreter flags that ``-I`` would otherwise drop (PYTHONUTF8, ...)."""
+    flags = ["-O"] * min(sys.flags.optimize, 2)
+    if sys.flags.dont_write_bytecode:
+        flags.append("-B")
+    if sys.flags.utf8_mode:
+        flags += ["-X", "utf8"]
+    return flags
+
+
+class HostPool:
+    """The tool hosts of one Executor; thread-safe."""
+
+    def __init__(self) -> None:
+        self._idle: list[ToolHost] = []
+        self._lock = threading.Lock()
+        self.broken: str | None = None
+        """Why no host can start here (then ``run`` returns None and callers fork agentcli)."""
+        finalizer = weakref.finalize(self, _close_all, self._idle)
+        finalizer.atexit = False  # at exit the kernel closes the pipes: the hosts see EOF
+
+    def warm(self) -> None:
+        """Start a host now (it gets ready while agentcli does other work), unless one waits."""
+        with self._lock:
+            if self._idle or self.broken:
+                return
+        host = self._spawn()
+        if host is not None:
+            with self._lock:
+                self._idle.append(host)
+
+    def run(self, job: dict[str, Any], *, timeout: float, max_bytes: int) -> ChildResult | None:
+        """The job's outcome, or None when no host can run it (the caller runs it itself)."""
+        for _ in range(2):  # a host found dead before the job reached it is replaced once
+            host = self._take()
+            if host is None:
+                return None
+            try:
+                result = host.run(job, timeout=timeout, max_bytes=max_bytes)
+            except _NotDelivered:
+                continue
+            finally:
+                self._give(host)
+            if result.status == "lost" and not host.ready:  # it never even started
+                self.broken = result.detail
+                return None
+            return result
+        return None
+
+    def _take(self) -> ToolHost | None:
+        with self._lock:
+            while self._idle:
+                host = self._idle.pop()
+                if host.alive:
+                    return host
+                host.close()
+            if self.broken:
+                return None
+        return self._spawn()
+
+    def _give(self, host: ToolHost) -> None:
+        if host.alive:
+            with self._lock:
+                self._idle.append(host)
+        else:
+            host.close()
+
+    def _spawn(self) -> ToolHost | None:
+        try:
+            return ToolHost()
+        except (OSError, ValueError) as e:
+            self.broken = f"the tool host could not start: {e}"
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            _close_all(self._idle)
+
+
+def _close_all(hosts: list[ToolHost]) -> None:
+    while hosts:
+        hosts.pop().close()

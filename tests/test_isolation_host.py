@@ -1,0 +1,277 @@
+"""The tool host: one small fresh interpreter per agentcli run forks the calls, so agentcli never
+forks itself; it dies with agentcli, is replaced when it dies, and never imports plugin code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from plugin_kit import alive, parent_of, plugin, read_pid, run, running, wait_until
+
+import agentcli.toolhost as toolhost
+from agentcli.approval import PolicyApprover
+from agentcli.executor import Executor
+from agentcli.messages import ToolCall
+from agentcli.toolhost import HostPool
+
+LINEAGE = """
+import os, sys
+WATCHED = {"openai", "anthropic", "httpx", "rich", "prompt_toolkit", "tiktoken", "yaml",
+           "jsonschema"}
+def run(n):
+    supervisor = os.getppid()
+    stat = open(f"/proc/{supervisor}/stat").read().rsplit(")", 1)[1].split()
+    host = int(stat[1])
+    return {"worker": os.getpid(), "supervisor": supervisor, "host": host,
+            "host_cmdline": open(f"/proc/{host}/cmdline", "rb").read().decode().split("\\0"),
+            "modules": sorted(m for m in sys.modules if m.split(".")[0] in WATCHED
+                              or m.startswith(("agentcli", "preloaded")))}
+"""
+
+
+def lineage_tool(folder: Path, **kw):
+    return plugin(folder, LINEAGE, cap=100_000, **kw)
+
+
+@pytest.fixture
+def hosts():
+    pool = HostPool()
+    yield pool
+    pool.close()
+
+
+def lineage(tool, hosts) -> dict:
+    r = run(tool, {"n": 1}, hosts=hosts)
+    assert not r.is_error, r.content
+    return json.loads(r.content)
+
+
+def test_calls_run_under_one_fresh_small_interpreter_and_agentcli_never_forks(
+        tmp_path, hosts, monkeypatch):
+    """The worker's grandparent is the host: not agentcli, not a fork of it (its command line
+    is the boot code), the same for every call; and it never imported the SDKs, rich, yaml,
+    jsonschema or a plugin module (the worker, its fork, would have them)."""
+    pytest.importorskip("openai")
+    import openai  # noqa: F401 - agentcli has it loaded; the host must not
+
+    def no_fork():
+        raise AssertionError("agentcli forked itself for a tool call")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    first = plugin(tmp_path / "a", "def run(n):\n    return n\n", name="first")
+    assert run(first, {"n": 1}, hosts=hosts).content == "1"
+    tool = lineage_tool(tmp_path / "b")
+    seen = [lineage(tool, hosts) for _ in range(3)]
+    host = seen[0]["host"]
+    assert host != os.getpid() and parent_of(host) == os.getpid()
+    assert all(s["host"] == host for s in seen)
+    assert len({s["supervisor"] for s in seen}) == 3 and len({s["worker"] for s in seen}) == 3
+    assert "agentcli.toolhost_main" in " ".join(seen[0]["host_cmdline"])
+    loaded = set(seen[0]["modules"])
+    for heavy in ("openai", "anthropic", "httpx", "rich", "prompt_toolkit", "tiktoken", "yaml",
+                  "jsonschema", "agentcli.executor", "agentcli.config"):
+        assert heavy not in loaded, heavy
+    assert not [m for m in loaded if m.startswith("agentcli_tool_first")]  # first's module
+    assert [m for m in loaded if m.startswith("agentcli_tool_t_")]  # its own, in the worker
+
+
+def test_a_host_killed_between_calls_is_replaced_without_an_error(tmp_path, hosts):
+    tool = lineage_tool(tmp_path)
+    host = lineage(tool, hosts)["host"]
+    os.kill(host, signal.SIGKILL)
+    assert wait_until(lambda: not running(host))
+    assert lineage(tool, hosts)["host"] != host
+
+
+def test_a_tool_that_kills_the_host_fails_and_takes_nothing_with_it(tmp_path, hosts):
+    """The call is an error result (never re-run: it may have had effects); what the tool
+    started dies with the tree (the supervisor's parent-death signal); the next call gets a
+    new host."""
+    pid = tmp_path / "pid"
+    killer = plugin(tmp_path / "k", f"""
+        def run(n):
+            start_escapee({str(pid)!r}, "setsid")
+            host = int(open(f"/proc/{{os.getppid()}}/stat").read().rsplit(")", 1)[1].split()[1])
+            os.kill(host, 9)
+            time.sleep(60)
+    """, name="killer", escapee=True, timeout=30)
+    r = run(killer, {"n": 1}, hosts=hosts)
+    assert r.is_error and "the tool host process ended during the call (killed by signal 9)" \
+        in r.content, r.content
+    assert wait_until(lambda: not running(read_pid(pid)))
+    assert lineage(lineage_tool(tmp_path / "l"), hosts)["host"] > 0
+
+
+def test_a_host_that_stops_answering_is_given_up(tmp_path, hosts, monkeypatch):
+    """A stopped (SIGSTOP) host: past the timeout and its grace periods agentcli kills it, the
+    call is an error result, and the next call gets a new host."""
+    monkeypatch.setattr(toolhost, "GRACE", 0.2)
+    monkeypatch.setattr(toolhost, "SLACK", 0.2)
+    freezer = plugin(tmp_path / "f", """
+        import os, signal, time
+        def run(n):
+            host = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])
+            os.kill(host, signal.SIGSTOP)
+            return "the host is frozen"
+    """, name="freezer", timeout=0.5)
+    r = run(freezer, {"n": 1}, hosts=hosts)
+    assert r.is_error and "the tool host stopped answering" in r.content, r.content
+    assert lineage(lineage_tool(tmp_path / "l"), hosts)["host"] > 0
+
+
+@pytest.mark.parametrize("how", ["no executable", "boot fails"])
+def test_without_a_host_calls_fall_back_to_forking_agentcli(tmp_path, monkeypatch, how):
+    if how == "no executable":
+        monkeypatch.setattr(sys, "executable", "")
+    else:
+        monkeypatch.setattr(toolhost, "BOOT", "import sys\nsys.exit(3)\n")
+    pool = HostPool()
+    tool = lineage_tool(tmp_path)
+    for _ in range(2):
+        assert lineage(tool, pool)["host"] == os.getpid()  # the supervisor is agentcli's child
+    assert pool.broken
+
+
+def test_preload_happens_once_in_the_host_never_in_agentcli(tmp_path, hosts, monkeypatch):
+    """A built-in's ``preload`` (web_fetch: httpx) is imported by the host, once, so every
+    worker inherits it; agentcli itself does not import it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    log = tmp_path / "imports"
+    (lib / "preloaded_dep.py").write_text(f"import os\nopen({str(log)!r}, 'a').write("
+                                          "f'{os.getpid()}\\n')\n")
+    monkeypatch.syspath_prepend(str(lib))
+    tool = lineage_tool(tmp_path / "p", preload=["preloaded_dep"])
+    seen = [lineage(tool, hosts) for _ in range(3)]
+    assert log.read_text().split() == [str(seen[0]["host"])]
+    assert all("preloaded_dep" in s["modules"] for s in seen)
+    assert "preloaded_dep" not in sys.modules
+    broken = lineage_tool(tmp_path / "q", name="broken", preload=["no_such_dependency"])
+    r = run(broken, {"n": 1}, hosts=hosts)
+    assert r.content == ("tool 'broken' could not be loaded: ModuleNotFoundError: No module "
+                         "named 'no_such_dependency'")
+
+
+def test_the_worker_runs_in_agentclis_folder_and_environment(tmp_path, hosts, monkeypatch):
+    tool = plugin(tmp_path / "t", """
+        import os
+        def run(n, context):
+            return [os.getcwd(), context.cwd, os.environ.get("AGENTCLI_TEST_VAR")]
+    """)
+    assert json.loads(run(tool, {"n": 1}, hosts=hosts).content)[2] is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("AGENTCLI_TEST_VAR", "set after the host started")
+    assert json.loads(run(tool, {"n": 1}, hosts=hosts).content) == [
+        str(elsewhere), str(elsewhere), "set after the host started"]
+    monkeypatch.delenv("AGENTCLI_TEST_VAR")
+    assert json.loads(run(tool, {"n": 1}, hosts=hosts).content)[2] is None
+
+
+def test_overlapping_calls_each_get_a_host(tmp_path, hosts):
+    """`mcp serve` runs calls in threads: two calls that each wait for the other both finish
+    (they run at the same time, in two hosts)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    tool = plugin(tmp_path / "p", f"""
+        import os, time
+        def run(n):
+            open(os.path.join({str(marks)!r}, str(n)), "w").close()
+            other = os.path.join({str(marks)!r}, str(1 - n))
+            for _ in range(1000):
+                if os.path.exists(other):
+                    return "met"
+                time.sleep(0.01)
+            return "alone"
+    """, timeout=30)
+    ex = Executor({"t": tool}, PolicyApprover(yes=True), hosts=hosts)
+    box: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda n=n: box.__setitem__(
+        n, ex.execute(ToolCall(str(n), "t", json.dumps({"n": n}))).result.content))
+        for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert box == {0: "met", 1: "met"}
+
+
+def test_after_ctrl_c_the_same_host_serves_the_next_call(tmp_path, hosts, monkeypatch):
+    import agentcli.isolation as isolation
+
+    ready = tmp_path / "ready"
+    slow = plugin(tmp_path / "s", f"""
+        import os, time
+        def run(n):
+            open({str(ready)!r}, "w").write(str(os.getpid()))
+            time.sleep(60)
+    """, name="slow", timeout=30)
+    tool = lineage_tool(tmp_path / "l")
+    host = lineage(tool, hosts)["host"]
+    real_poll = isolation._poll
+
+    def interrupt(fds, timeout):
+        monkeypatch.setattr(isolation, "_poll", real_poll)
+        assert wait_until(lambda: ready.exists() and ready.read_text() != "")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(isolation, "_poll", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run(slow, {"n": 1}, hosts=hosts)
+    assert not alive(int(ready.read_text()))
+    assert lineage(tool, hosts)["host"] == host
+
+
+AGENTCLI_SCRIPT = """
+import json, os, sys, time
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from plugin_kit import plugin, run
+
+tool = plugin(Path({folder!r}), {body!r}, timeout=60, escapee=True)
+print(run(tool, {{"n": 1}}).content, flush=True)
+"""
+
+
+def agentcli_process(tmp_path: Path, body: str) -> subprocess.Popen:
+    script = tmp_path / "agentcli_like.py"
+    script.write_text(AGENTCLI_SCRIPT.format(tests=os.path.dirname(__file__),
+                                             folder=str(tmp_path / "plugin"),
+                                             body=textwrap.dedent(body)))
+    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+
+
+def test_the_host_exits_when_agentcli_does(tmp_path):
+    proc = agentcli_process(tmp_path, """
+        def run(n):
+            return int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])
+    """)
+    out, _ = proc.communicate(timeout=60)
+    host = int(out)
+    assert proc.returncode == 0 and host != proc.pid
+    assert wait_until(lambda: not running(host))
+
+
+def test_killing_agentcli_mid_call_ends_the_host_and_the_tools_tree(tmp_path):
+    pid, host_file = tmp_path / "pid", tmp_path / "host"
+    proc = agentcli_process(tmp_path, f"""
+        def run(n):
+            start_escapee({str(pid)!r}, "setsid")
+            host = open(f"/proc/{{os.getppid()}}/stat").read().rsplit(")", 1)[1].split()[1]
+            open({str(host_file)!r}, "w").write(host)
+            time.sleep(60)
+    """)
+    try:
+        host, escapee = read_pid(host_file), read_pid(pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert wait_until(lambda: not running(host) and not running(escapee))
