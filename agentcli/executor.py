@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from .approval import Approver
 from .isolation import ChildResult, run_isolated, run_threaded
 from .messages import ToolCall, ToolDefinition, ToolResult
-from .toolhost_job import (CallJob, ToolContext, cap_output, describe_exception, job_to_wire,
-                           to_text)
+from .toolhost_job import (CallJob, FileEntry, ModuleEntry, ToolContext, cap_output,
+                           describe_exception, job_to_wire, to_text)
 
 if TYPE_CHECKING:
     from .toolhost import HostPool
@@ -104,6 +104,9 @@ class Executor:
         self._hosts = hosts
 
     def definitions(self) -> Sequence[ToolDefinition]:
+        """What the model is offered. The agent asks for them right before each request, so
+        this is where the tool host starts (``warm``): it boots while the model answers."""
+        self.warm()
         return [t.definition for t in self.tools.values()]
 
     @property
@@ -115,9 +118,11 @@ class Executor:
         return self._hosts
 
     def warm(self) -> None:
-        """Start the tool host now, so that it is ready by the first call (cheap: it is a new
-        process, started without waiting for it)."""
-        if self.tools and hasattr(os, "fork"):
+        """Start the tool host now, so that it is ready by the first call. Cheap here: a new
+        process is spawned (~0.5 ms) and boots on its own; only when some tool can run in it
+        (a manifest's entry, not a Python callable)."""
+        if hasattr(os, "fork") and any(isinstance(t.load, (FileEntry, ModuleEntry))
+                                       for t in self.tools.values()):
             self.hosts.warm()
 
     def close(self) -> None:

@@ -49,11 +49,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from .supervisor import HEADER, reap, signal_quietly, supervise
+from .supervisor import HEADER, reap, signal_quietly, supervise, write_frame
 from .toolhost_job import describe_exception
 
-__all__ = ["GRACE", "ChildResult", "describe_exception", "run_isolated", "run_threaded",
-           "run_tree"]
+__all__ = ["GRACE", "ChildResult", "Tree", "describe_exception", "run_isolated",
+           "run_threaded", "run_tree"]
 
 GRACE = 5.0  # seconds C gets to clean up (after W's result, or SIGTERM) before P uses SIGKILL
 
@@ -107,35 +107,72 @@ def run_tree(job: Callable[[], Any], *, timeout: float, max_bytes: int,
              cancel_fd: int | None = None) -> tuple[ChildResult, int | None]:
     """``run_isolated`` without the reaping: also returns C's pid when C has reported its
     cleanup but not exited yet (the caller must ``reap`` it; the tool host does so after
-    answering), else None. ``cancel_fd``: when it becomes readable (data or EOF) the call is
-    stopped like at a timeout and ends as ``cancelled``; nothing is read from it here."""
-    prctl = _prctl()
-    parent = os.getpid()
-    result_r, result_w = os.pipe()
-    status_r, status_w = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the supervisor
-        os.close(result_r)
-        os.close(status_r)
-        supervise(job, result_w, status_w, parent, prctl)
-    os.close(result_w)
-    os.close(status_w)
-    pipes = _Pipes(result_r, status_r, max_bytes, cancel_fd)
-    reported = False
-    try:
-        reason = _drain(pid, pipes, timeout)
-        reported = pipes.status is not None
-    except BaseException:
-        _stop(pid, pipes)
-        raise
-    finally:
-        pipes.close()
-        if not (reported and os.waitpid(pid, os.WNOHANG)[0] == 0):
+    answering), else None. ``cancel_fd``: see ``Tree.finish``."""
+    return Tree(job).finish(timeout=timeout, max_bytes=max_bytes, cancel_fd=cancel_fd)
+
+
+class Tree:
+    """One call's supervisor and worker, forked at construction. ``deferred``: the worker
+    waits for its job on a pipe (``send``), so the forks can happen before the call (the tool
+    host keeps one such spare); ``job`` then reads it (``JOB_FD``)."""
+
+    def __init__(self, job: Callable[[], Any], *, deferred: bool = False) -> None:
+        prctl = _prctl()
+        parent = os.getpid()
+        result_r, result_w = os.pipe()
+        status_r, status_w = os.pipe()
+        job_r, self.job_w = os.pipe() if deferred else (None, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the supervisor
+            for fd in (result_r, status_r, self.job_w):
+                if fd is not None:
+                    os.close(fd)
+            supervise(job, result_w, status_w, parent, prctl, job_r)
+        for fd in (result_w, status_w, job_r):
+            if fd is not None:
+                os.close(fd)
+        self.pid, self.result_r, self.status_r = pid, result_r, status_r
+
+    def send(self, payload: bytes) -> None:
+        """Give a deferred worker its job (OSError: the worker is gone)."""
+        fd, self.job_w = self.job_w, None
+        assert fd is not None, "send() needs a deferred Tree, once"
+        try:
+            write_frame(fd, b"J", payload)
+        finally:
+            os.close(fd)
+
+    def finish(self, *, timeout: float, max_bytes: int,
+               cancel_fd: int | None = None) -> tuple[ChildResult, int | None]:
+        """Wait for the call (at most ``timeout`` seconds from now) and the cleanup; see
+        ``run_tree``. ``cancel_fd``: when it becomes readable (data or EOF) the call is
+        stopped like at a timeout and ends as ``cancelled``; nothing is read from it here."""
+        if self.job_w is not None:  # never sent: the worker reads EOF and exits
+            os.close(self.job_w)
+            self.job_w = None
+        pid = self.pid
+        pipes = _Pipes(self.result_r, self.status_r, max_bytes, cancel_fd)
+        reported = False
+        try:
+            reason = _drain(pid, pipes, timeout)
+            reported = pipes.status is not None
+        except BaseException:
+            _stop(pid, pipes)
+            raise
+        finally:
+            pipes.close()
+            if not (reported and os.waitpid(pid, os.WNOHANG)[0] == 0):
+                reap(pid)
+                pid = 0
+        return pipes.result(reason), (pid or None)
+
+    def discard(self) -> None:
+        """End a spare that will not be used, and reap it."""
+        _, pid = self.finish(timeout=0, max_bytes=0)
+        if pid is not None:
             reap(pid)
-            pid = 0
-    return pipes.result(reason), (pid or None)
 
 
 def _drain(pid: int, pipes: _Pipes, timeout: float) -> str | None:

@@ -14,9 +14,15 @@ import struct
 import sys
 from typing import Any, Callable, NoReturn
 
+try:
+    import fcntl  # here, not at the call: importing it in every supervisor cost ~2 ms a call
+except ImportError:  # pragma: no cover - Windows, where nothing here runs
+    fcntl = None  # type: ignore[assignment]
+
 HEADER = struct.Struct(">cQ")  # tag (R value, X the job raised, S status), payload length
 RESULT_FD = 3  # W -> P: the job's frame
 STATUS_FD = 4  # C -> P: the supervisor's status, written after its cleanup; W closes it
+JOB_FD = 5  # P -> W: the job of a worker forked ahead of it (the tool host's spare)
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _MAX_ROUNDS = 10_000  # kill-and-reap rounds in C (each round ends one generation)
@@ -42,8 +48,31 @@ def write_frame(fd: int, tag: bytes, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def read_frame(fd: int) -> tuple[bytes, bytes] | None:
+    """Exactly one frame from a blocking fd, never a byte more; None at EOF."""
+    head = _read_exactly(fd, HEADER.size)
+    if head is None:
+        return None
+    tag, size = HEADER.unpack(head)
+    payload = _read_exactly(fd, size)
+    return None if payload is None else (tag, payload)
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = os.read(fd, size - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
 def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
-              prctl: Callable[..., int] | None) -> NoReturn:  # pragma: no cover - in C
+              prctl: Callable[..., int] | None,
+              job_r: int | None = None) -> NoReturn:  # pragma: no cover - in C
+    """C's whole life. ``job_r``: a pipe W reads its job from (a worker forked ahead of its job;
+    it sits on fd ``JOB_FD`` in W and is closed in C)."""
     code = 0
     try:
         os.setsid()  # no controlling terminal; out of the terminal's process group
@@ -57,12 +86,14 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # never SIG_IGN: we wait for children
         except (ValueError, OSError):
             pass
-        _quiet_descriptors(result_w, status_w)
+        _quiet_descriptors(result_w, status_w, job_r)
         gc.freeze()  # objects from agentcli are never collected (and finalised) in the tree
         wpid = os.fork()
         if wpid == 0:
             _work(job, prctl)
         os.close(RESULT_FD)  # only W and what it starts hold it now
+        if job_r is not None:
+            os.close(JOB_FD)
         worker = _wait_worker(wpid)
         _kill_tree(wpid)
         write_frame(STATUS_FD, b"S", json.dumps({"worker": worker}).encode())
@@ -72,14 +103,13 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
         os._exit(code)
 
 
-def _quiet_descriptors(result_w: int, status_w: int) -> None:
-    """fds 0-2 on /dev/null, the result pipe on fd 3, the status pipe on fd 4 (both closed on
-    exec), every other inherited descriptor closed."""
-    import fcntl
-
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (result_w, status_w)]  # out of the way
-    os.dup2(high[0], RESULT_FD, inheritable=False)
-    os.dup2(high[1], STATUS_FD, inheritable=False)
+def _quiet_descriptors(result_w: int, status_w: int, job_r: int | None) -> None:
+    """fds 0-2 on /dev/null, the result pipe on fd 3, the status pipe on fd 4, the job pipe (if
+    any) on fd 5 (all closed on exec), every other inherited descriptor closed."""
+    kept = [result_w, status_w] + ([] if job_r is None else [job_r])
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in kept]  # out of the way
+    for fd, target in zip(high, (RESULT_FD, STATUS_FD, JOB_FD)):
+        os.dup2(fd, target, inheritable=False)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
@@ -87,7 +117,8 @@ def _quiet_descriptors(result_w: int, status_w: int) -> None:
         limit = os.sysconf("SC_OPEN_MAX")
     except (OSError, ValueError):
         limit = 65_536
-    os.closerange(STATUS_FD + 1, max(limit, STATUS_FD + 2))
+    last = RESULT_FD + len(kept) - 1
+    os.closerange(last + 1, max(limit, last + 2))
 
 
 def _wait_worker(wpid: int) -> str:

@@ -170,7 +170,8 @@ class ToolHost:
         return ChildResult("lost", detail=f"{why}; a new one starts with the next call")
 
     def close(self) -> None:
-        """Close its pipes: the host sees EOF and exits (a daemon thread reaps it)."""
+        """Close its pipes: the host sees EOF and exits. Not waited for: ``subprocess`` reaps
+        it later (or, when agentcli exits first, init does)."""
         self.usable = False
         for f in (self.proc.stdin, self.proc.stdout):
             try:
@@ -178,7 +179,6 @@ class ToolHost:
                     f.close()
             except OSError:
                 pass
-        threading.Thread(target=self.proc.wait, daemon=True).start()
 
 
 def _interpreter_flags() -> list[str]:
@@ -205,7 +205,7 @@ class HostPool:
     def warm(self) -> None:
         """Start a host now (it gets ready while agentcli does other work), unless one waits."""
         with self._lock:
-            if self._idle or self.broken:
+            if self.broken or any(host.alive for host in self._idle):
                 return
         host = self._spawn()
         if host is not None:

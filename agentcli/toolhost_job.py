@@ -227,6 +227,29 @@ def job_to_wire(job: CallJob | CheckJob) -> dict[str, Any] | None:
             "context": {"name": ctx.name, "options": dict(ctx.options), "cwd": ctx.cwd}}
 
 
+@dataclass(frozen=True)
+class WireJob:
+    """The job of a worker forked before its call (the tool host's spare): read its JSON from
+    ``JOB_FD``, take agentcli's folder (and environment and ``sys.path`` when they came along),
+    then run it. EOF instead of a job: the spare was discarded, it just exits."""
+
+    def __call__(self) -> Any:
+        from .supervisor import JOB_FD, read_frame
+
+        frame = read_frame(JOB_FD)
+        os.close(JOB_FD)
+        if frame is None:
+            os._exit(0)
+        data = json.loads(frame[1])
+        if "env" in data:
+            os.environ.clear()
+            os.environ.update(data["env"])
+        if "path" in data:
+            sys.path[:] = data["path"]
+        os.chdir(data["cwd"])
+        return job_from_wire(data)()
+
+
 def job_from_wire(data: Mapping[str, Any]) -> CallJob | CheckJob:
     """The inverse of ``job_to_wire``, in the tool host (no plugin code is imported here)."""
     spec = data["entry"]

@@ -19,7 +19,7 @@ isolation, no rendering, no approval). Each is run with 0 and STEPS steps, so th
 figure is the difference of slopes, free of start-up costs: (agentcli(STEPS) - agentcli(0) -
 (bare(STEPS) - bare(0))) / STEPS.
 
-    python bench/bench_tools.py [-n 40] [--chain] [--steps 20] [--runs 7]
+    python bench/bench_tools.py [-n 40] [--chain] [--steps 20] [--runs 9] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ while True:
 """
 
 
-def chain(steps: int, runs: int) -> None:
+def chain(steps: int, runs: int, compare: str | None = None) -> None:
     from _util import agentcli_bin, run_child
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -207,6 +207,10 @@ def chain(steps: int, runs: int) -> None:
                              "--max-steps", str(steps + 1), "--no-save", "go"],
                 "bare SDK loop": [sys.executable, "-c", BARE_LOOP, base, str(ROOT / "tools"),
                                   spec]}
+        envs = {who: env for who in argv}
+        if compare:  # another checkout of agentcli (e.g. the commit before the tool host)
+            argv["agentcli@other"] = [sys.executable, "-m", "agentcli", *argv["agentcli"][1:]]
+            envs["agentcli@other"] = {**env, "PYTHONPATH": compare}
         walls: dict[tuple[str, int], list[float]] = {(k, s): [] for k in argv for s in (0, steps)}
         order = list(walls)
         for round_ in range(runs + 1):  # round 0 warms the file cache, not counted
@@ -214,7 +218,7 @@ def chain(steps: int, runs: int) -> None:
             for who, count in order:
                 srv.script(*[tool_calls(("calculator", {"expression": f"{i}*7+1"}))
                              for i in range(count)], text("done"))
-                wall, _, code, _ = run_child(argv[who], env=env)
+                wall, _, code, _ = run_child(argv[who], env=envs[who])
                 if code != 0 or srv.pending:
                     sys.exit(f"{who} ({count} steps) failed: exit {code}, "
                              f"{srv.pending} replies left")
@@ -226,10 +230,15 @@ def chain(steps: int, runs: int) -> None:
         print(f"  {who:<14} {count:>3} steps  {med[(who, count)]:.3f}  "
               f"({min(values):.3f}-{max(values):.3f})")
     slope = {who: (med[(who, steps)] - med[(who, 0)]) / steps for who in argv}
-    over = (slope["agentcli"] - slope["bare SDK loop"]) * 1000
-    print(f"  per step: agentcli {slope['agentcli'] * 1000:.1f} ms, bare SDK loop "
-          f"{slope['bare SDK loop'] * 1000:.1f} ms: agentcli's overhead {over:.1f} ms per step "
-          f"({'PASS' if over <= TARGET_MS else 'FAIL'}, target <= {TARGET_MS:g} ms)")
+    floor = slope["bare SDK loop"]
+    for who in argv:
+        if who == "bare SDK loop":
+            continue
+        over = (slope[who] - floor) * 1000
+        print(f"  per step: {who} {slope[who] * 1000:.1f} ms, bare SDK loop {floor * 1000:.1f} "
+              f"ms: overhead {over:.1f} ms per step"
+              + (f" ({'PASS' if over <= TARGET_MS else 'FAIL'}, target <= {TARGET_MS:g} ms)"
+                 if who == "agentcli" else ""))
 
 
 def main() -> int:
@@ -238,11 +247,13 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=40, help="calls per tool and mode (part 1)")
     ap.add_argument("--chain", action="store_true", help="also run part 2")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--runs", type=int, default=7, help="runs per chain variant (part 2)")
+    ap.add_argument("--runs", type=int, default=9, help="runs per chain variant (part 2)")
+    ap.add_argument("--compare", metavar="DIR", help="part 2: also time the agentcli checkout "
+                    "in DIR (run as `python -m agentcli` with PYTHONPATH=DIR)")
     opts = ap.parse_args()
-    ok = per_call(opts.n)
+    ok = per_call(opts.n) if opts.n > 0 else True  # -n 0: part 2 only
     if opts.chain:
-        chain(opts.steps, opts.runs)
+        chain(opts.steps, opts.runs, opts.compare)
     return 0 if ok else 1
 
 

@@ -275,3 +275,36 @@ def test_killing_agentcli_mid_call_ends_the_host_and_the_tools_tree(tmp_path):
         proc.kill()
         proc.wait()
     assert wait_until(lambda: not running(host) and not running(escapee))
+
+
+def test_a_spare_worker_killed_while_idle_is_replaced(tmp_path, hosts):
+    """The host forks the next call's supervisor and worker ahead of time; if they are gone
+    when the call comes, the call gets fresh ones."""
+    tool = lineage_tool(tmp_path)
+    first = lineage(tool, hosts)
+    host = first["host"]
+
+    def spare() -> list[int]:
+        return [int(p) for p in Path(f"/proc/{host}/task/{host}/children").read_text().split()]
+
+    assert wait_until(lambda: len(spare()) == 1)  # the spare supervisor, forked after the call
+    os.kill(spare()[0], signal.SIGKILL)
+    second = lineage(tool, hosts)
+    assert second["host"] == host and second["worker"] != first["worker"]
+
+
+def test_offering_tools_starts_the_host_before_the_first_call(tmp_path, hosts):
+    """The agent asks for the definitions right before each request: the host boots while
+    the model answers (once), and only when a tool can run in it."""
+    callable_only = Executor({"c": plugin(tmp_path / "c", "def run(n):\n    return n\n",
+                                          via="fork")}, PolicyApprover(yes=True), hosts=hosts)
+    callable_only.definitions()
+    assert hosts._idle == []
+    ex = Executor({"t": lineage_tool(tmp_path / "t")}, PolicyApprover(yes=True), hosts=hosts)
+    ex.definitions()
+    ex.definitions()
+    assert len(hosts._idle) == 1
+    started = hosts._idle[0].proc.pid
+    assert parent_of(started) == os.getpid()
+    r = ex.execute(ToolCall("1", "t", '{"n": 1}')).result
+    assert json.loads(r.content)["host"] == started
