@@ -4,17 +4,23 @@
 not JSON or fail the schema, denials, exceptions, import failures and timeouts all become an
 error result the model can read and correct.
 
-Isolation (``isolation.py`` has the details): plugin code never runs in the agentcli process.
-Each call forks a supervisor in its own session (no controlling terminal, stdio on /dev/null,
-inherited descriptors closed; on Linux a child subreaper) which forks the worker that imports
-the tool's module and calls it, under the tool's timeout. When the call ends - normally, with
-an error, at the timeout or on Ctrl-C - the supervisor kills and reaps everything the tool
-started, including processes that called ``setsid()`` or double-forked, before the call
-returns. On macOS only the worker's process group is killed (no subreaper there). The module
-is imported afresh in every call (this process never imports it; a built-in may ``preload``
-agentcli's own dependencies here); a call to a small tool costs about four bare forks of this
-process (``bench/bench_tools.py``). Without ``fork`` (Windows) the call
-runs in a daemon thread of this process and a timeout is reported but cannot stop it.
+Isolation (``isolation.py`` and ``toolhost.py`` have the details): plugin code never runs in
+the agentcli process. A tool from a manifest runs through the tool host, a small fresh Python
+interpreter that agentcli starts once per run (when tools are first offered to the model, so it
+boots while the model answers; else at the first call) and that dies with agentcli. For each call the host hands the
+job to a supervisor and worker it forked ahead of time: the supervisor is in its own session
+(no controlling terminal, stdio on /dev/null, no descriptor of agentcli's; on Linux a child
+subreaper), the worker imports the tool's module and calls it, under the tool's timeout. When
+the call ends - normally, with an error, at the timeout or on Ctrl-C - the supervisor kills and
+reaps everything the tool started, including processes that called ``setsid()`` or
+double-forked, before the call returns. On macOS only the worker's process group is killed (no
+subreaper there). The module is imported afresh in every call; neither agentcli nor the host
+ever imports it (a built-in may ``preload`` agentcli's own dependencies into the host). A small
+tool's call costs a few milliseconds (``bench/bench_tools.py``). A Tool whose ``load`` is a
+Python callable (tests, embedding code), or any tool when no host can start, is forked from
+agentcli itself: the same guarantees, at the cost of two forks of a big process. Without
+``fork`` (Windows) the call runs in a daemon thread of this process and a timeout is reported
+but cannot stop it.
 
 Calling convention for tool functions: ``fn(**arguments)``; when the function has a parameter
 named ``context`` it also gets ``context=ToolContext(...)`` with the tool's options from config
@@ -54,7 +60,9 @@ class Tool:
     """A runnable tool: what the model sees (``definition``) plus how to run it.
 
     ``load`` returns the callable (it imports the plugin module): the executor calls it only
-    inside the isolated worker process, so agentcli itself never runs plugin code.
+    inside the isolated worker process, so agentcli itself never runs plugin code. A manifest's
+    ``load`` is an entry (``toolhost_job.FileEntry`` / ``ModuleEntry``), a value the tool host
+    can be sent; any other callable makes agentcli fork the call itself.
     ``source`` is a short label for `tools list` (builtin, user, config, tools-dir, entry-point);
     ``path`` the manifest file (or entry point) it came from; ``options`` its config options
     (``confirm`` excluded: that one is agentcli's).
@@ -70,8 +78,9 @@ class Tool:
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     manifest: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     preload: tuple[str, ...] = ()
-    """Built-in tools only: agentcli's own dependencies (e.g. httpx) imported here once, before
-    the first fork, so each call's worker inherits them instead of importing them again."""
+    """Built-in tools only: agentcli's own dependencies (e.g. httpx) imported once by the tool
+    host (by agentcli when it forks the call itself), so each call's worker inherits them
+    instead of importing them again."""
 
     @property
     def name(self) -> str:

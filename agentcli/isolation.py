@@ -2,37 +2,45 @@
 
 One call (POSIX)::
 
-    agentcli (P) --fork--> supervisor (C) --fork--> worker (W) --> anything the tool starts
-         ^<------------------ status pipe -------'           |
-         ^<----------------------------------- result pipe --'
+    P --fork--> supervisor (C) --fork--> worker (W) --> anything the tool starts
+    ^<------------- status pipe ----'             |
+    ^<-------------------------------- result pipe '
+
+P, the process that forks, is the tool host (``toolhost.py``: a small fresh interpreter that
+agentcli starts once per run; it forks C and W *before* the call, and W reads its job from a
+third pipe, ``Tree(deferred=True)``), or agentcli itself (``run_isolated``) for a Tool whose
+``load`` is a Python callable, or when no host can start.
 
 - **C, the supervisor**, runs no plugin code. It starts a new session (``setsid``: no
   controlling terminal, so ``/dev/tty`` cannot be opened, and Ctrl-C in the terminal never
   reaches the tool directly), points fds 0-2 at ``/dev/null``, closes every other inherited
-  descriptor but the two pipes (the terminal, sockets, the prompt's /dev/tty), and on Linux
+  descriptor but its pipes (the terminal, sockets, the prompt's /dev/tty), and on Linux
   becomes a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``: a process the tool started that
   double-forks or calls ``setsid()`` is re-parented to C, not to init) with SIGTERM as its
-  parent-death signal. It waits until W exits or it gets SIGTERM (P's timeout or Ctrl-C), then
-  SIGKILLs W's process group and, generation by generation, every process re-parented to it
-  (``/proc/<C>/task/<C>/children``), reaps them all, writes W's exit status on the status
-  pipe and exits.
+  parent-death signal (P dies, however: C ends the tree). It waits until W exits or it gets
+  SIGTERM (P's timeout, Ctrl-C, a cancel), then SIGKILLs W's process group and, generation by
+  generation, every process re-parented to it (``/proc/<C>/task/<C>/children``), reaps them
+  all, writes W's exit status on the status pipe and exits.
 - **W, the worker**: closes the status pipe (the tool cannot forge it), its own process group,
   SIGKILL as its parent-death signal (a tool that kills C dies with it); imports the plugin and
   calls it (``job``); writes one length-prefixed JSON frame on the result pipe; ``os._exit``.
 - **P** reads both pipes until C's status, written only after the cleanup (or EOF, if C died);
   W's result is kept as soon as it is complete (only its first frame counts, and it is
-  bounded), then C gets ``GRACE`` seconds for its cleanup. So when ``run_isolated`` returns,
-  nothing the tool started is left; C may still be finishing its exit, and a thread reaps it.
-  At the timeout, on Ctrl-C or on an over-long result P sends SIGTERM to C and keeps draining;
-  if C has not reported ``GRACE`` seconds later, SIGKILL.
+  bounded), then C gets ``GRACE`` seconds for its cleanup. So when ``Tree.finish`` returns,
+  nothing the tool started is left; C may still be finishing its exit (``run_isolated`` reaps
+  it in a thread, the host after answering). At the timeout, on Ctrl-C, when ``cancel_fd``
+  becomes readable (the host's stdin: agentcli sent a cancel, or died) or on an over-long
+  result P sends SIGTERM to C and keeps draining; if C has not reported ``GRACE`` seconds
+  later, SIGKILL.
 
 Limits: elsewhere than Linux (macOS) there is no subreaper and no ``/proc``: only W's process
 group is killed, so a descendant that left the group (``setsid``, ``setpgid``) can outlive the
 call. Everywhere, only descendants are tracked: a process another service starts on the tool's
 behalf (``systemd-run``, ``at``) is not one. A tool runs with the user's permissions: it can
-still open the terminal device by its path (``/dev/pts/N``); isolation stops accidents and
-misbehaving plugins, it is not a security sandbox. Without ``fork`` (Windows) ``run_threaded``
-runs the job in a thread of this process: a timeout is reported but cannot stop it.
+still open the terminal device by its path (``/dev/pts/N``) or another process's pipes under
+``/proc``; isolation stops accidents and misbehaving plugins, it is not a security sandbox.
+Without ``fork`` (Windows) ``run_threaded`` runs the job in a thread of this process: a timeout
+is reported but cannot stop it.
 """
 
 from __future__ import annotations

@@ -5,27 +5,32 @@ Forking agentcli for every call (``isolation.run_isolated``) costs time in propo
 size: the SDKs, rich, prompt-toolkit and often tiktoken's ~110 MiB of tables make one fork cost
 5-20 ms, and a call needs two. The tool host (``toolhost_main.py``) is a fresh interpreter,
 ``sys.executable -I -c BOOT`` (``-I``: no PYTHON* variables, no user site, not the current
-folder; it is given agentcli's ``sys.path`` and UTF-8/bytecode/optimise flags instead, so a
-plugin imports what it would have imported in agentcli), in a session of its own with stdio on
-pipes and no other descriptor. It imports no SDK and no plugin, so its forks are cheap; the
-supervisor and worker it forks are exactly those of ``isolation.py``, with every guarantee.
+folder; it is given agentcli's ``sys.path`` and its optimise/bytecode/UTF-8 flags instead, so a
+plugin imports what it would have imported in agentcli), in a session of its own, with only
+its two protocol pipes. It imports no SDK and no plugin, so its forks are cheap, and it forks
+each call's supervisor and worker ahead of the call; they are exactly those of
+``isolation.py``, with every guarantee. Each job carries agentcli's current folder, and its
+environment and ``sys.path`` when they changed: the worker runs where and as agentcli would.
 
-``HostPool`` keeps the hosts of one ``Executor``: a call takes an idle host (one is started on
-the first call, or earlier by ``warm``), and a second one starts only when calls overlap
-(`mcp serve` runs calls in threads). A host found dead before a job reaches it is replaced
-silently; one that dies during a call (a tool killed it) makes that call an error result
-(``lost``; the call is never re-run, it may have had effects) and is replaced at the next call.
-A host that cannot start at all (no ``sys.executable``, a frozen app) marks the pool broken and
-every call falls back to ``run_isolated``: slower, equally isolated.
+``HostPool`` keeps the hosts of one ``Executor``: ``warm`` starts one without waiting for it
+(``Executor.definitions`` calls it, so it boots while the model answers), a call takes an idle
+host (starting one if none), and a second one starts only when calls overlap (`mcp serve` runs
+calls in threads). A host found dead before a job reaches it is replaced silently; one that
+dies during a call (a tool killed it) makes that call an error result (``lost``; the call is
+never re-run, it may have had effects) and is replaced at the next call. A host that cannot
+start at all (no ``sys.executable``, a frozen app) marks the pool broken and every call falls
+back to ``run_isolated``: slower, equally isolated.
 
 Ctrl-C during a call: the KeyboardInterrupt is caught here, agentcli sends ``C`` and waits (at
 most ``2 * GRACE`` seconds, more Ctrl-C ignored) for the host to answer, which it does once the
 supervisor has ended the tree; then the KeyboardInterrupt propagates. A host that does not
-answer in time is SIGKILLed (its supervisors then end their trees on their parent-death signal).
+answer within the call's timeout plus its grace periods is SIGKILLed (its supervisors then end
+their trees on their parent-death signal) and the call is a ``lost`` error result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -35,7 +40,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, Iterator
 
 from . import isolation
 from .isolation import GRACE, ChildResult
@@ -93,21 +98,26 @@ class ToolHost:
             self._path = list(sys.path)
             message["path"] = self._path
         payload = json.dumps(message, ensure_ascii=False, default=str).encode("utf-8", "replace")
-        try:
-            write_frame(self._to, b"J", payload)
-        except OSError as e:
-            self.usable = False
-            raise _NotDelivered(str(e)) from None
         limit = 6 * max_bytes + 65_536  # the worker's frame, re-encoded by the host
+        sent = False
         try:
+            with _no_sigint():  # a Ctrl-C meanwhile is raised once the frame is whole
+                try:
+                    write_frame(self._to, b"J", payload)
+                except OSError as e:
+                    self.usable = False
+                    raise _NotDelivered(str(e)) from None
+                sent = True
             return self._answer(job_id, time.monotonic() + timeout + 2 * GRACE + SLACK, limit)
         except BaseException:
-            self._cancel(job_id, limit)
+            if sent:
+                self._cancel(job_id, limit)
             raise
 
     def _cancel(self, job_id: int, limit: int) -> None:
         try:
-            write_frame(self._to, b"C", json.dumps({"id": job_id}).encode())
+            with _no_sigint():
+                write_frame(self._to, b"C", json.dumps({"id": job_id}).encode())
         except OSError:
             return
         end = time.monotonic() + 2 * GRACE
@@ -149,11 +159,12 @@ class ToolHost:
             left = deadline - time.monotonic()
             if left <= 0:
                 return self._lose("the tool host stopped answering and was stopped")
-            if isolation._poll([self._from], left):
-                chunk = os.read(self._from, 65_536)
+            if isolation._poll([self._from], left):  # Ctrl-C lands here, while waiting
+                with _no_sigint():
+                    chunk = os.read(self._from, 65_536)
+                    self._buf += chunk
                 if not chunk:
                     return self._lose(None)
-                self._buf += chunk
 
     def _lose(self, why: str | None) -> ChildResult:
         self.usable = False
@@ -179,6 +190,18 @@ class ToolHost:
                     f.close()
             except OSError:
                 pass
+
+
+@contextlib.contextmanager
+def _no_sigint() -> Iterator[None]:
+    """Ctrl-C is held back while a frame is written or a chunk read and kept, so it never
+    leaves half a frame on a pipe (the host would read the next one wrong); it is raised as
+    soon as the frame is whole."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _interpreter_flags() -> list[str]:

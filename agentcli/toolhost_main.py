@@ -2,26 +2,29 @@
 
 Started by ``toolhost.ToolHost`` (never imported by agentcli itself). It imports only the
 standard library and agentcli's stdlib-only modules (``isolation``, ``supervisor``,
-``toolhost_job``, ``errors``): never the SDKs, rich or tiktoken, and never plugin code, so a
-fork of it costs a fraction of a fork of agentcli. For each job it forks the usual supervisor
-and worker (``isolation.run_tree``): the worker imports the plugin and calls it, exactly as when
-agentcli forks them itself, and the host answers once the supervisor has ended everything the
-tool started. Only ``preload`` modules of built-in tools (agentcli's own dependencies, e.g.
-httpx) are imported in the host, once, so every later worker inherits them.
+``toolhost_job``, ``errors``), plus ``COMMON`` stdlib modules most plugins import: never the
+SDKs, rich or tiktoken, and never plugin code, so a fork of it costs a fraction of a fork of
+agentcli. It keeps a *spare*: a supervisor and worker (``isolation.Tree(deferred=True)``)
+forked before the call, the worker waiting for its job on a pipe; a call hands the job over,
+waits for the worker's result and the supervisor's cleanup, answers, then forks the next spare
+while agentcli is busy with the model. Only ``preload`` modules of built-in tools (agentcli's
+own dependencies, e.g. httpx) are imported in the host, once; a spare forked before such an
+import is replaced, so every worker inherits them.
 
 Protocol (frames of ``supervisor.HEADER``: tag + length + JSON), one job at a time:
     host -> agentcli  H {}                once, when ready
     agentcli -> host  J {"id", "kind", "entry", ..., "timeout", "max_bytes", "preload",
-                         "cwd", "env"?, "path"?}
+                         "cwd", "env"?, "path"?}   (the worker gets the same bytes)
     host -> agentcli  A {"id", "status", "value", "detail"}    exactly one per job
     agentcli -> host  C {"id"}            Ctrl-C: stop the job now (answered "cancelled")
-A job's ``env`` and ``path`` (agentcli's ``os.environ`` and ``sys.path``) come when they
-changed since the last job; ``cwd`` always: the worker runs where agentcli is.
+``env`` and ``path`` (agentcli's ``os.environ`` and ``sys.path``) come when they changed since
+the last job: the host takes them for later spares, and the job's worker applies them itself.
 
 Lifetime: fd 0 at EOF (agentcli exited, however it died) ends the host, after stopping the
 job in progress: the host watches fd 0 during a job (anything readable stops it). When started
-from agentcli's main thread it also has SIGTERM as its parent-death signal (Linux). When the
-host dies anyway, each supervisor has SIGTERM as *its* parent-death signal and ends its tree.
+from agentcli's main thread it also has SIGTERM as its parent-death signal (Linux; tied to the
+thread that started it, hence only then). When the host dies anyway, each supervisor (the
+spare's too) has SIGTERM as *its* parent-death signal and ends its tree.
 """
 
 from __future__ import annotations

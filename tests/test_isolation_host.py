@@ -19,12 +19,13 @@ import agentcli.toolhost as toolhost
 from agentcli.approval import PolicyApprover
 from agentcli.executor import Executor
 from agentcli.messages import ToolCall
+from agentcli.supervisor import HEADER
 from agentcli.toolhost import HostPool
 
 LINEAGE = """
 import os, sys
 WATCHED = {"openai", "anthropic", "httpx", "rich", "prompt_toolkit", "tiktoken", "yaml",
-           "jsonschema"}
+           "jsonschema", "pathlib", "subprocess", "typing"}
 def run(n):
     supervisor = os.getppid()
     stat = open(f"/proc/{supervisor}/stat").read().rsplit(")", 1)[1].split()
@@ -78,6 +79,7 @@ def test_calls_run_under_one_fresh_small_interpreter_and_agentcli_never_forks(
     for heavy in ("openai", "anthropic", "httpx", "rich", "prompt_toolkit", "tiktoken", "yaml",
                   "jsonschema", "agentcli.executor", "agentcli.config"):
         assert heavy not in loaded, heavy
+    assert {"pathlib", "subprocess", "typing"} <= loaded  # the README: already loaded
     assert not [m for m in loaded if m.startswith("agentcli_tool_first")]  # first's module
     assert [m for m in loaded if m.startswith("agentcli_tool_t_")]  # its own, in the worker
 
@@ -308,3 +310,32 @@ def test_offering_tools_starts_the_host_before_the_first_call(tmp_path, hosts):
     assert parent_of(started) == os.getpid()
     r = ex.execute(ToolCall("1", "t", '{"n": 1}')).result
     assert json.loads(r.content)["host"] == started
+
+
+def test_ctrl_c_while_the_job_is_sent_stops_that_call_and_spoils_nothing(tmp_path, hosts,
+                                                                       monkeypatch):
+    """Ctrl-C arriving while agentcli writes the job is held until the frame is whole (half a
+    frame would garble the next call), then stops the call like any Ctrl-C."""
+    ran = tmp_path / "ran"
+    slow = plugin(tmp_path / "s", f"""
+        import time
+        def run(n):
+            time.sleep(2)
+            open({str(ran)!r}, "w").write("the interrupted call ran to its end")
+    """, name="slow", timeout=30)
+    tool = lineage_tool(tmp_path / "l")
+    host = lineage(tool, hosts)["host"]
+    real_write = toolhost.write_frame
+
+    def interrupted(fd, tag, data):
+        monkeypatch.setattr(toolhost, "write_frame", real_write)  # this frame only
+        frame = HEADER.pack(tag, len(data)) + data
+        os.write(fd, frame[:10])
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between the two halves
+        os.write(fd, frame[10:])
+
+    monkeypatch.setattr(toolhost, "write_frame", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(slow, {"n": 1}, hosts=hosts)
+    assert lineage(tool, hosts)["host"] == host
+    assert not ran.exists()
