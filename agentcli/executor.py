@@ -212,12 +212,10 @@ def _result(tool: Tool, call: ToolCall, outcome: ChildResult) -> ToolResult:
         return err(f"tool '{tool.name}' timed out after {tool.timeout:g} s and was stopped")
     if outcome.status == "toobig":
         return err(f"tool '{tool.name}' failed: the tool's output was too large to transfer")
-    if outcome.status == "failed":
+    if outcome.status in ("failed", "lost"):  # lost: the tool host ended during the call
         return err(f"tool '{tool.name}' failed: {outcome.detail}")
-    if outcome.status == "unstarted":
+    if outcome.status == "unstarted":  # the tool host could not preload
         return err(f"tool '{tool.name}' could not be loaded: {outcome.detail}")
-    if outcome.status == "lost":
-        return err(f"tool '{tool.name}' failed: {outcome.detail}")
     if outcome.status == "cancelled":
         return err(f"tool '{tool.name}' was stopped before it finished")
     return err(f"tool '{tool.name}' failed: the tool process ended without a result "

@@ -25,15 +25,16 @@ from agentcli.toolhost import HostPool
 LINEAGE = """
 import os, sys
 WATCHED = {"openai", "anthropic", "httpx", "rich", "prompt_toolkit", "tiktoken", "yaml",
-           "jsonschema", "pathlib", "subprocess", "typing"}
+           "jsonschema", "pathlib", "subprocess", "typing", "agentcli.executor",
+           "agentcli.config"}
 def run(n):
     supervisor = os.getppid()
     stat = open(f"/proc/{supervisor}/stat").read().rsplit(")", 1)[1].split()
     host = int(stat[1])
     return {"worker": os.getpid(), "supervisor": supervisor, "host": host,
             "host_cmdline": open(f"/proc/{host}/cmdline", "rb").read().decode().split("\\0"),
-            "modules": sorted(m for m in sys.modules if m.split(".")[0] in WATCHED
-                              or m.startswith(("agentcli", "preloaded")))}
+            "modules": sorted(m for m in sys.modules if m in WATCHED
+                              or m.startswith(("agentcli_tool_", "preloaded")))}
 """
 
 
