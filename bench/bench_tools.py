@@ -184,6 +184,13 @@ while True:
 """
 
 
+OTHER = ("import sys\n"
+         "sys.path.insert(0, sys.argv.pop(1))  # before this checkout (python -m would put "
+         "the current folder first)\n"
+         "from agentcli.__main__ import main\n"
+         "main()\n")
+
+
 def chain(steps: int, runs: int, compare: str | None = None) -> None:
     from _util import agentcli_bin, run_child
 
@@ -207,10 +214,9 @@ def chain(steps: int, runs: int, compare: str | None = None) -> None:
                              "--max-steps", str(steps + 1), "--no-save", "go"],
                 "bare SDK loop": [sys.executable, "-c", BARE_LOOP, base, str(ROOT / "tools"),
                                   spec]}
-        envs = {who: env for who in argv}
         if compare:  # another checkout of agentcli (e.g. the commit before the tool host)
-            argv["agentcli@other"] = [sys.executable, "-m", "agentcli", *argv["agentcli"][1:]]
-            envs["agentcli@other"] = {**env, "PYTHONPATH": compare}
+            argv["agentcli@other"] = [sys.executable, "-c", OTHER, compare,
+                                      *argv["agentcli"][1:]]
         walls: dict[tuple[str, int], list[float]] = {(k, s): [] for k in argv for s in (0, steps)}
         order = list(walls)
         for round_ in range(runs + 1):  # round 0 warms the file cache, not counted
@@ -218,7 +224,7 @@ def chain(steps: int, runs: int, compare: str | None = None) -> None:
             for who, count in order:
                 srv.script(*[tool_calls(("calculator", {"expression": f"{i}*7+1"}))
                              for i in range(count)], text("done"))
-                wall, _, code, _ = run_child(argv[who], env=envs[who])
+                wall, _, code, _ = run_child(argv[who], env=env)
                 if code != 0 or srv.pending:
                     sys.exit(f"{who} ({count} steps) failed: exit {code}, "
                              f"{srv.pending} replies left")
@@ -249,7 +255,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--runs", type=int, default=9, help="runs per chain variant (part 2)")
     ap.add_argument("--compare", metavar="DIR", help="part 2: also time the agentcli checkout "
-                    "in DIR (run as `python -m agentcli` with PYTHONPATH=DIR)")
+                    "in DIR (e.g. `git archive <commit> | tar -x -C DIR`)")
     opts = ap.parse_args()
     ok = per_call(opts.n) if opts.n > 0 else True  # -n 0: part 2 only
     if opts.chain:
