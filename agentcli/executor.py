@@ -5,22 +5,23 @@ not JSON or fail the schema, denials, exceptions, import failures and timeouts a
 error result the model can read and correct.
 
 Isolation (``isolation.py`` and ``toolhost.py`` have the details): plugin code never runs in
-the agentcli process. A tool from a manifest runs through the tool host, a small fresh Python
-interpreter that agentcli starts once per run (when tools are first offered to the model, so it
-boots while the model answers; else at the first call) and that dies with agentcli. For each call the host hands the
-job to a supervisor and worker it forked ahead of time: the supervisor is in its own session
-(no controlling terminal, stdio on /dev/null, no descriptor of agentcli's; on Linux a child
-subreaper), the worker imports the tool's module and calls it, under the tool's timeout. When
-the call ends - normally, with an error, at the timeout or on Ctrl-C - the supervisor kills and
-reaps everything the tool started, including processes that called ``setsid()`` or
-double-forked, before the call returns. On macOS only the worker's process group is killed (no
-subreaper there). The module is imported afresh in every call; neither agentcli nor the host
-ever imports it (a built-in may ``preload`` agentcli's own dependencies into the host). A small
-tool's call costs a few milliseconds (``bench/bench_tools.py``). A Tool whose ``load`` is a
-Python callable (tests, embedding code), or any tool when no host can start, is forked from
-agentcli itself: the same guarantees, at the cost of two forks of a big process. Without
-``fork`` (Windows) the call runs in a daemon thread of this process and a timeout is reported
-but cannot stop it.
+the agentcli process. Each call runs in a worker process under a supervisor: the supervisor is
+in its own session (no controlling terminal, stdio on /dev/null, no descriptor of agentcli's;
+on Linux a child subreaper), the worker imports the tool's module and calls it, under the
+tool's timeout. When the call ends - normally, with an error, at the timeout or on Ctrl-C - the
+supervisor kills and reaps everything the tool started, including processes that called
+``setsid()`` or double-forked, before the call returns. On macOS only the worker's process
+group is killed (no subreaper there). The module is imported afresh in every call.
+
+Who forks them: the tool host, a small fresh Python interpreter that agentcli starts at the
+first call of a run (or ``warm``) and that dies with agentcli; it forks each call's supervisor
+and worker ahead of time, so a small tool's call costs a few milliseconds
+(``bench/bench_tools.py``). Calls made before the host is up (the first one of a run), calls to
+a Tool whose ``load`` is a Python callable (tests, embedding code), and every call when no host
+can start, are forked from agentcli itself: the same guarantees, at the cost of two forks of a
+big process. Neither agentcli nor the host ever imports a plugin module (a built-in may
+``preload`` agentcli's own dependencies into the host). Without ``fork`` (Windows) the call
+runs in a daemon thread of this process and a timeout is reported but cannot stop it.
 
 Calling convention for tool functions: ``fn(**arguments)``; when the function has a parameter
 named ``context`` it also gets ``context=ToolContext(...)`` with the tool's options from config
@@ -113,9 +114,6 @@ class Executor:
         self._hosts = hosts
 
     def definitions(self) -> Sequence[ToolDefinition]:
-        """What the model is offered. The agent asks for them right before each request, so
-        this is where the tool host starts (``warm``): it boots while the model answers."""
-        self.warm()
         return [t.definition for t in self.tools.values()]
 
     @property
@@ -127,9 +125,10 @@ class Executor:
         return self._hosts
 
     def warm(self) -> None:
-        """Start the tool host now, so that it is ready by the first call. Cheap here: a new
-        process is spawned (~0.5 ms) and boots on its own; only when some tool can run in it
-        (a manifest's entry, not a Python callable)."""
+        """Start the tool host now, so that even the first call runs in it (by default the
+        first call starts it, and agentcli forks that call itself). Cheap here: a process is
+        spawned (~0.5 ms) and boots on its own, ~50 ms of CPU; only when some tool can run in
+        it (a manifest's entry, not a Python callable)."""
         if hasattr(os, "fork") and any(isinstance(t.load, (FileEntry, ModuleEntry))
                                        for t in self.tools.values()):
             self.hosts.warm()

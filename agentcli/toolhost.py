@@ -77,10 +77,27 @@ class ToolHost:
         self._ids = itertools.count(1)
         self.ready = False  # it said hello: it started, and it reads jobs
         self.usable = True
+        self.failure = ""
 
     @property
     def alive(self) -> bool:
         return self.usable and self.proc.poll() is None
+
+    def poll_ready(self, wait: float = 0) -> bool:
+        """Whether the host has said hello (read here when it is there; waits at most ``wait``
+        seconds). False while it boots, and for good when it ended first: then ``failure``
+        says how."""
+        if self.ready or not self.usable:
+            return self.ready
+        if not isolation._poll([self._from], wait):
+            return False
+        frame = self._frame(time.monotonic() + GRACE, 64)
+        if isinstance(frame, ChildResult) or frame[0] != b"H":
+            self.usable = False
+            self.failure = frame.detail if isinstance(frame, ChildResult) else "no hello"
+            return False
+        self.ready = True
+        return True
 
     def run(self, job: dict[str, Any], *, timeout: float, max_bytes: int) -> ChildResult:
         """Send the job and wait for its answer. Raises _NotDelivered when the host was already
@@ -225,44 +242,60 @@ class HostPool:
         finalizer = weakref.finalize(self, _close_all, self._idle)
         finalizer.atexit = False  # at exit the kernel closes the pipes: the hosts see EOF
 
-    def warm(self) -> None:
-        """Start a host now (it gets ready while agentcli does other work), unless one waits."""
+    def warm(self, wait: float = 0) -> bool:
+        """Start a host unless one is idle or starting (it boots while agentcli does other
+        work); with ``wait``, block up to that many seconds until one is ready. True when a
+        host is ready."""
         with self._lock:
-            if self.broken or any(host.alive for host in self._idle):
-                return
-        host = self._spawn()
-        if host is not None:
+            self._take(keep=True)
+        end = time.monotonic() + wait
+        while True:
             with self._lock:
-                self._idle.append(host)
+                for host in self._idle:
+                    if host.poll_ready(min(0.05, max(0.0, end - time.monotonic()))):
+                        return True
+                if self.broken or not self._idle or time.monotonic() >= end:
+                    return False
+                self._take(keep=True)  # notes a host that ended while booting
 
     def run(self, job: dict[str, Any], *, timeout: float, max_bytes: int) -> ChildResult | None:
-        """The job's outcome, or None when no host can run it (the caller runs it itself)."""
+        """The job's outcome, or None when no host is ready to run it: the caller runs it
+        itself (forking agentcli) while a host boots for the next calls."""
         for _ in range(2):  # a host found dead before the job reached it is replaced once
-            host = self._take()
+            with self._lock:
+                host = self._take()
             if host is None:
                 return None
             try:
-                result = host.run(job, timeout=timeout, max_bytes=max_bytes)
+                return host.run(job, timeout=timeout, max_bytes=max_bytes)
             except _NotDelivered:
                 continue
             finally:
                 self._give(host)
-            if result.status == "lost" and not host.ready:  # it never even started
-                self.broken = result.detail
-                return None
-            return result
         return None
 
-    def _take(self) -> ToolHost | None:
-        with self._lock:
-            while self._idle:
-                host = self._idle.pop()
-                if host.alive:
-                    return host
-                host.close()
-            if self.broken:
-                return None
-        return self._spawn()
+    def _take(self, keep: bool = False) -> ToolHost | None:
+        """An idle host that is ready, removed from the pool (``keep``: left there); else None,
+        after starting one unless one is booting. Hosts that ended are dropped; one that ended
+        before its hello marks the pool broken. Call with the lock held."""
+        booting = False
+        for host in list(self._idle):
+            if host.poll_ready():
+                if not keep:
+                    self._idle.remove(host)
+                return host
+            if host.alive:
+                booting = True
+                continue
+            self._idle.remove(host)
+            if not host.ready:
+                self.broken = f"the tool host did not start ({host.failure or 'it ended'})"
+            host.close()
+        if not booting and not self.broken:
+            started = self._spawn()
+            if started is not None:
+                self._idle.append(started)
+        return None
 
     def _give(self, host: ToolHost) -> None:
         if host.alive:

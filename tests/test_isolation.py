@@ -41,6 +41,8 @@ def make(tmp_path, via):
 @pytest.fixture
 def call(pool, via):
     def call_tool(tool, args=None):
+        if via == "host":  # a host is up, so the call goes through it (not the first-call fork)
+            assert pool.warm(wait=30), pool.broken
         return run(tool, {"n": 1} if args is None else args, hosts=pool)
     return call_tool
 
@@ -314,11 +316,14 @@ import json, os, sys
 sys.path.insert(0, {tests!r})
 from plugin_kit import plugin, run
 from pathlib import Path
+from agentcli.toolhost import HostPool
 
 open("/dev/tty", "w").close()  # this process has a terminal
 tool = plugin(Path({folder!r}), {body!r}, via={via!r}, timeout=60, schema={{"type": "object"}})
+hosts = HostPool()
+assert {via!r} == "fork" or hosts.warm(wait=30)
 try:
-    r = run(tool, {{}})
+    r = run(tool, {{}}, hosts=hosts)
     print("RESULT", json.dumps([r.is_error, r.content]))
 except KeyboardInterrupt:
     print("INTERRUPTED")

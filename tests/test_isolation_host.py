@@ -44,7 +44,9 @@ def lineage_tool(folder: Path, **kw):
 
 @pytest.fixture
 def hosts():
+    """A pool with a host up, so that even the first call goes through it."""
     pool = HostPool()
+    assert pool.warm(wait=30), pool.broken
     yield pool
     pool.close()
 
@@ -86,11 +88,13 @@ def test_calls_run_under_one_fresh_small_interpreter_and_agentcli_never_forks(
 
 
 def test_a_host_killed_between_calls_is_replaced_without_an_error(tmp_path, hosts):
+    """The next call runs (agentcli forks it while a new host starts), then the new host."""
     tool = lineage_tool(tmp_path)
     host = lineage(tool, hosts)["host"]
     os.kill(host, signal.SIGKILL)
     assert wait_until(lambda: not running(host))
-    assert lineage(tool, hosts)["host"] != host
+    assert lineage(tool, hosts)["host"] == os.getpid()
+    assert hosts.warm(wait=30) and lineage(tool, hosts)["host"] not in (host, os.getpid())
 
 
 def test_a_tool_that_kills_the_host_fails_and_takes_nothing_with_it(tmp_path, hosts):
@@ -109,7 +113,7 @@ def test_a_tool_that_kills_the_host_fails_and_takes_nothing_with_it(tmp_path, ho
     assert r.is_error and "the tool host process ended during the call (killed by signal 9)" \
         in r.content, r.content
     assert wait_until(lambda: not running(read_pid(pid)))
-    assert lineage(lineage_tool(tmp_path / "l"), hosts)["host"] > 0
+    assert hosts.warm(wait=30) and lineage(lineage_tool(tmp_path / "l"), hosts)["host"] > 0
 
 
 def test_a_host_that_stops_answering_is_given_up(tmp_path, hosts, monkeypatch):
@@ -126,7 +130,7 @@ def test_a_host_that_stops_answering_is_given_up(tmp_path, hosts, monkeypatch):
     """, name="freezer", timeout=0.5)
     r = run(freezer, {"n": 1}, hosts=hosts)
     assert r.is_error and "the tool host stopped answering" in r.content, r.content
-    assert lineage(lineage_tool(tmp_path / "l"), hosts)["host"] > 0
+    assert hosts.warm(wait=30) and lineage(lineage_tool(tmp_path / "l"), hosts)["host"] > 0
 
 
 @pytest.mark.parametrize("how", ["no executable", "boot fails"])
@@ -179,9 +183,10 @@ def test_the_worker_runs_in_agentclis_folder_and_environment(tmp_path, hosts, mo
     assert json.loads(run(tool, {"n": 1}, hosts=hosts).content)[2] is None
 
 
-def test_overlapping_calls_each_get_a_host(tmp_path, hosts):
+def test_overlapping_calls_run_at_the_same_time(tmp_path, hosts):
     """`mcp serve` runs calls in threads: two calls that each wait for the other both finish
-    (they run at the same time, in two hosts)."""
+    (they run at the same time: one in the host, the other forked by agentcli while a second
+    host starts for later overlaps)."""
     marks = tmp_path / "marks"
     marks.mkdir()
     tool = plugin(tmp_path / "p", f"""
@@ -238,32 +243,46 @@ import json, os, sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from plugin_kit import plugin, run
+from agentcli.toolhost import HostPool
 
-tool = plugin(Path({folder!r}), {body!r}, timeout=60, escapee=True)
-print(run(tool, {{"n": 1}}).content, flush=True)
+def main():
+    tool = plugin(Path({folder!r}), {body!r}, timeout=60, escapee=True)
+    hosts = HostPool()
+    assert hosts.warm(wait=30)
+    print(run(tool, {{"n": 1}}, hosts=hosts).content, flush=True)
+
+if {threaded!r}:  # a host started off the main thread has no parent-death signal: EOF only
+    import threading
+    worker = threading.Thread(target=main)
+    worker.start()
+    worker.join()
+else:
+    main()
 """
 
 
-def agentcli_process(tmp_path: Path, body: str) -> subprocess.Popen:
+def agentcli_process(tmp_path: Path, body: str, threaded: bool = False) -> subprocess.Popen:
     script = tmp_path / "agentcli_like.py"
     script.write_text(AGENTCLI_SCRIPT.format(tests=os.path.dirname(__file__),
                                              folder=str(tmp_path / "plugin"),
-                                             body=textwrap.dedent(body)))
+                                             body=textwrap.dedent(body), threaded=threaded))
     return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
 
 
-def test_the_host_exits_when_agentcli_does(tmp_path):
+@pytest.mark.parametrize("threaded", [False, True])
+def test_the_host_exits_when_agentcli_does(tmp_path, threaded):
     proc = agentcli_process(tmp_path, """
         def run(n):
             return int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])
-    """)
+    """, threaded)
     out, _ = proc.communicate(timeout=60)
     host = int(out)
     assert proc.returncode == 0 and host != proc.pid
     assert wait_until(lambda: not running(host))
 
 
-def test_killing_agentcli_mid_call_ends_the_host_and_the_tools_tree(tmp_path):
+@pytest.mark.parametrize("threaded", [False, True])
+def test_killing_agentcli_mid_call_ends_the_host_and_the_tools_tree(tmp_path, threaded):
     pid, host_file = tmp_path / "pid", tmp_path / "host"
     proc = agentcli_process(tmp_path, f"""
         def run(n):
@@ -271,7 +290,7 @@ def test_killing_agentcli_mid_call_ends_the_host_and_the_tools_tree(tmp_path):
             host = open(f"/proc/{{os.getppid()}}/stat").read().rsplit(")", 1)[1].split()[1]
             open({str(host_file)!r}, "w").write(host)
             time.sleep(60)
-    """)
+    """, threaded)
     try:
         host, escapee = read_pid(host_file), read_pid(pid)
     finally:
@@ -296,21 +315,31 @@ def test_a_spare_worker_killed_while_idle_is_replaced(tmp_path, hosts):
     assert second["host"] == host and second["worker"] != first["worker"]
 
 
-def test_offering_tools_starts_the_host_before_the_first_call(tmp_path, hosts):
-    """The agent asks for the definitions right before each request: the host boots while
-    the model answers (once), and only when a tool can run in it."""
-    callable_only = Executor({"c": plugin(tmp_path / "c", "def run(n):\n    return n\n",
-                                          via="fork")}, PolicyApprover(yes=True), hosts=hosts)
-    callable_only.definitions()
-    assert hosts._idle == []
-    ex = Executor({"t": lineage_tool(tmp_path / "t")}, PolicyApprover(yes=True), hosts=hosts)
-    ex.definitions()
-    ex.definitions()
-    assert len(hosts._idle) == 1
-    started = hosts._idle[0].proc.pid
-    assert parent_of(started) == os.getpid()
-    r = ex.execute(ToolCall("1", "t", '{"n": 1}')).result
-    assert json.loads(r.content)["host"] == started
+def test_the_first_call_starts_the_host_and_does_not_wait_for_it(tmp_path):
+    """No host is up at a run's first call: agentcli forks that call itself (no ~50 ms wait
+    for an interpreter to boot) and starts the host, which the next calls use. Offering tools
+    starts nothing, and neither do tools that are Python callables."""
+    pool = HostPool()
+    try:
+        callable_only = Executor({"c": plugin(tmp_path / "c", "def run(n):\n    return n\n",
+                                              via="fork")}, PolicyApprover(yes=True), hosts=pool)
+        callable_only.definitions()
+        assert callable_only.execute(ToolCall("0", "c", '{"n": 1}')).result.content == "1"
+        assert pool._idle == []
+        ex = Executor({"t": lineage_tool(tmp_path / "t")}, PolicyApprover(yes=True), hosts=pool)
+        ex.definitions()
+        assert pool._idle == []
+
+        def host_of(call_id: str) -> int:
+            return json.loads(ex.execute(ToolCall(call_id, "t", '{"n": 1}')).result.content)[
+                "host"]
+
+        assert host_of("1") == os.getpid()
+        assert len(pool._idle) == 1 and pool.warm(wait=30)
+        started = pool._idle[0].proc.pid
+        assert host_of("2") == started and parent_of(started) == os.getpid()
+    finally:
+        pool.close()
 
 
 def test_ctrl_c_while_the_job_is_sent_stops_that_call_and_spoils_nothing(tmp_path, hosts,

@@ -443,9 +443,13 @@ def test_builtin_preload_is_for_the_tool_host_never_agentcli_nor_the_plugin(tmp_
         from agentcli.messages import ToolCall
         from agentcli.plugins import load_tools
 
+        from agentcli.toolhost import HostPool
+
         tools = load_tools(load_settings())
         before = "httpx" in sys.modules
-        ex = Executor(tools, PolicyApprover(yes=True))
+        hosts = HostPool()
+        assert hosts.warm(wait=30)  # a host is up: the call is not the run's first-call fork
+        ex = Executor(tools, PolicyApprover(yes=True), hosts=hosts)
         r = ex.execute(ToolCall("1", "web_fetch", '{"url": "http://127.0.0.1:9/"}')).result
         print(json.dumps([before, "httpx" in sys.modules,
                           [m for m in sys.modules if "web_fetch" in m], r.content]))
