@@ -8,8 +8,9 @@ One call (POSIX)::
 
 P, the process that forks, is the tool host (``toolhost.py``: a small fresh interpreter that
 agentcli starts once per run; it forks C and W *before* the call, and W reads its job from a
-third pipe, ``Tree(deferred=True)``), or agentcli itself (``run_isolated``) for a Tool whose
-``load`` is a Python callable, or when no host can start.
+third pipe, ``Tree(deferred=True)``), or agentcli itself (``run_isolated``): for a call made
+before the host is up (a run's first), for a Tool whose ``load`` is a Python callable, and when
+no host can start.
 
 - **C, the supervisor**, runs no plugin code. It starts a new session (``setsid``: no
   controlling terminal, so ``/dev/tty`` cannot be opened, and Ctrl-C in the terminal never

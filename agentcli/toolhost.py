@@ -1,5 +1,5 @@
-"""agentcli's side of the tool host: a small process that forks the tool calls, so agentcli never
-forks itself.
+"""agentcli's side of the tool host: a small process that forks the tool calls, so that agentcli,
+a big process, need not fork itself for each one.
 
 Forking agentcli for every call (``isolation.run_isolated``) costs time in proportion to its
 size: the SDKs, rich, prompt-toolkit and often tiktoken's ~110 MiB of tables make one fork cost
@@ -12,14 +12,15 @@ each call's supervisor and worker ahead of the call; they are exactly those of
 ``isolation.py``, with every guarantee. Each job carries agentcli's current folder, and its
 environment and ``sys.path`` when they changed: the worker runs where and as agentcli would.
 
-``HostPool`` keeps the hosts of one ``Executor``: ``warm`` starts one without waiting for it
-(``Executor.definitions`` calls it, so it boots while the model answers), a call takes an idle
-host (starting one if none), and a second one starts only when calls overlap (`mcp serve` runs
-calls in threads). A host found dead before a job reaches it is replaced silently; one that
-dies during a call (a tool killed it) makes that call an error result (``lost``; the call is
-never re-run, it may have had effects) and is replaced at the next call. A host that cannot
-start at all (no ``sys.executable``, a frozen app) marks the pool broken and every call falls
-back to ``run_isolated``: slower, equally isolated.
+``HostPool`` keeps the hosts of one ``Executor``. A call takes an idle host that is ready; when
+there is none (the first call of a run, or calls that overlap: `mcp serve` runs calls in
+threads) it starts one, unless one is booting, and returns None: the caller forks that call
+from agentcli itself rather than wait ~50 ms for an interpreter to boot, and a run that calls
+no tool starts no host. ``warm`` starts one ahead (and can wait for it). A host found dead
+before a job reaches it is replaced; one that dies during a call (a tool killed it) makes that
+call an error result (``lost``; the call is never re-run, it may have had effects). A host that
+cannot start at all (no ``sys.executable``, a frozen app) marks the pool broken and every call
+is forked from agentcli: slower, equally isolated.
 
 Ctrl-C during a call: the KeyboardInterrupt is caught here, agentcli sends ``C`` and waits (at
 most ``2 * GRACE`` seconds, more Ctrl-C ignored) for the host to answer, which it does once the
@@ -280,7 +281,7 @@ class HostPool:
         before its hello marks the pool broken. Call with the lock held."""
         booting = False
         for host in list(self._idle):
-            if host.poll_ready():
+            if host.alive and host.poll_ready():
                 if not keep:
                     self._idle.remove(host)
                 return host

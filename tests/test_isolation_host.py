@@ -1,5 +1,6 @@
-"""The tool host: one small fresh interpreter per agentcli run forks the calls, so agentcli never
-forks itself; it dies with agentcli, is replaced when it dies, and never imports plugin code."""
+"""The tool host: one small fresh interpreter per agentcli run forks the calls (all but the
+first), so agentcli does not fork itself; it dies with agentcli, is replaced when it dies, and
+never imports plugin code."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def lineage(tool, hosts) -> dict:
     return json.loads(r.content)
 
 
-def test_calls_run_under_one_fresh_small_interpreter_and_agentcli_never_forks(
+def test_once_the_host_is_up_calls_run_under_it_and_agentcli_does_not_fork(
         tmp_path, hosts, monkeypatch):
     """The worker's grandparent is the host: not agentcli, not a fork of it (its command line
     is the boot code), the same for every call; and it never imported the SDKs, rich, yaml,
