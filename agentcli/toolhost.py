@@ -12,15 +12,16 @@ each call's supervisor and worker ahead of the call; they are exactly those of
 ``isolation.py``, with every guarantee. Each job carries agentcli's current folder, and its
 environment and ``sys.path`` when they changed: the worker runs where and as agentcli would.
 
-``HostPool`` keeps the hosts of one ``Executor``. A call takes an idle host that is ready; when
-there is none (the first call of a run, or calls that overlap: `mcp serve` runs calls in
-threads) it starts one, unless one is booting, and returns None: the caller forks that call
-from agentcli itself rather than wait ~50 ms for an interpreter to boot, and a run that calls
-no tool starts no host. ``warm`` starts one ahead (and can wait for it). A host found dead
-before a job reaches it is replaced; one that dies during a call (a tool killed it) makes that
-call an error result (``lost``; the call is never re-run, it may have had effects). A host that
-cannot start at all (no ``sys.executable``, a frozen app) marks the pool broken and every call
-is forked from agentcli: slower, equally isolated.
+``HostPool`` keeps the hosts of one ``Executor``. A call takes an idle host, even one still
+booting (the job waits in its pipe). When there is none - the first call of a run, or calls
+that overlap (`mcp serve` runs calls in threads) - it starts one for the next calls and returns
+None: the caller forks that call from agentcli itself rather than wait ~50 ms for an
+interpreter to boot, and a run that calls no tool starts no host. ``warm`` starts one ahead
+(and can wait for it). A host found dead before a job reaches it is replaced; one that dies
+during a call (a tool killed it) makes that call an error result (``lost``; the call is never
+re-run, it may have had effects). A host that cannot start at all (no ``sys.executable``, a
+frozen app) marks the pool broken and every call is forked from agentcli: slower, equally
+isolated.
 
 Ctrl-C during a call: the KeyboardInterrupt is caught here, agentcli sends ``C`` and waits (at
 most ``2 * GRACE`` seconds, more Ctrl-C ignored) for the host to answer, which it does once the
@@ -260,28 +261,34 @@ class HostPool:
                 self._take(keep=True)  # notes a host that ended while booting
 
     def run(self, job: dict[str, Any], *, timeout: float, max_bytes: int) -> ChildResult | None:
-        """The job's outcome, or None when no host is ready to run it: the caller runs it
-        itself (forking agentcli) while a host boots for the next calls."""
+        """The job's outcome, or None when no host can take it now: the caller runs it itself
+        (forking agentcli). An idle host takes it even while it boots (it reads the job once
+        up); with no idle host one is started for the next calls and this call gets None."""
         for _ in range(2):  # a host found dead before the job reached it is replaced once
             with self._lock:
                 host = self._take()
             if host is None:
                 return None
             try:
-                return host.run(job, timeout=timeout, max_bytes=max_bytes)
+                result = host.run(job, timeout=timeout, max_bytes=max_bytes)
             except _NotDelivered:
                 continue
             finally:
                 self._give(host)
+            if result.status == "lost" and not host.ready:  # it never started: the job never ran
+                self.broken = f"the tool host did not start ({result.detail})"
+                return None
+            return result
         return None
 
     def _take(self, keep: bool = False) -> ToolHost | None:
-        """An idle host that is ready, removed from the pool (``keep``: left there); else None,
-        after starting one unless one is booting. Hosts that ended are dropped; one that ended
-        before its hello marks the pool broken. Call with the lock held."""
+        """An idle host, ready or booting, removed from the pool (``keep``: only a ready one,
+        left there); else None, after starting one (unless ``keep`` finds one booting). Hosts
+        that ended are dropped; one that ended before its hello marks the pool broken. Call
+        with the lock held."""
         booting = False
         for host in list(self._idle):
-            if host.alive and host.poll_ready():
+            if host.alive and (host.poll_ready() or not keep):
                 if not keep:
                     self._idle.remove(host)
                 return host

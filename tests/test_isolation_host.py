@@ -317,8 +317,9 @@ def test_a_spare_worker_killed_while_idle_is_replaced(tmp_path, hosts):
 
 
 def test_the_first_call_starts_the_host_and_does_not_wait_for_it(tmp_path):
-    """No host is up at a run's first call: agentcli forks that call itself (no ~50 ms wait
-    for an interpreter to boot) and starts the host, which the next calls use. Offering tools
+    """No host exists at a run's first call: agentcli forks that call itself (no ~50 ms wait
+    for an interpreter to boot) and starts the host, which the next calls use (waiting for it
+    if it still boots: one more fork of agentcli would only slow its boot). Offering tools
     starts nothing, and neither do tools that are Python callables."""
     pool = HostPool()
     try:
@@ -336,9 +337,10 @@ def test_the_first_call_starts_the_host_and_does_not_wait_for_it(tmp_path):
                 "host"]
 
         assert host_of("1") == os.getpid()
-        assert len(pool._idle) == 1 and pool.warm(wait=30)
-        started = pool._idle[0].proc.pid
+        assert len(pool._idle) == 1
+        started = pool._idle[0].proc.pid  # booting, most likely: the next call waits for it
         assert host_of("2") == started and parent_of(started) == os.getpid()
+        assert host_of("3") == started
     finally:
         pool.close()
 
