@@ -12,8 +12,8 @@ from fake_server import drop, error, stall, stream_error, text, tool_calls
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import (AuthenticationError, IdleTimeoutError, ModelNotFoundError,
                              ProviderConnectionError, StreamInterruptedError, UsageError)
-from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
-                               ToolDefinition, ToolResult, ResponseDone, Usage)
+from agentcli.messages import (Message, TextDelta, TextPart, ToolCall, ToolDefinition,
+                               ToolResult, Usage)
 from agentcli.providers.anthropic import AnthropicProvider, convert_messages
 
 KEY = "sk-ant-test-SECRET-987"

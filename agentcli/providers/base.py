@@ -34,7 +34,7 @@ back as events. Contract for ``stream``:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 from ..errors import UsageError
 
@@ -80,8 +80,10 @@ def _import_on_fresh_stack(module: str) -> Any:
     return box["module"]
 
 
-def create_provider(profile: ProviderProfile, settings: Settings) -> Provider:
-    """Build the adapter for ``profile``; the SDK is imported only here, on first use."""
+def create_provider(profile: ProviderProfile, settings: Settings,
+                    warn: Callable[[str], None] | None = None) -> Provider:
+    """Build the adapter for ``profile``; the SDK is imported only here, on first use.
+    ``warn``: where the local model's one-time warnings go (the REPL passes its own)."""
     adapters = {"openai": ("openai", "OpenAIProvider"),
                 "anthropic": ("anthropic", "AnthropicProvider"),
                 "local": ("local", "LocalProvider")}
@@ -89,4 +91,7 @@ def create_provider(profile: ProviderProfile, settings: Settings) -> Provider:
         raise UsageError(f"unknown provider type '{profile.type}'",
                          hint="use openai, anthropic or local")
     module, cls = adapters[profile.type]
-    return getattr(_import_on_fresh_stack(f"{__package__}.{module}"), cls)(profile, settings)
+    adapter = getattr(_import_on_fresh_stack(f"{__package__}.{module}"), cls)
+    if profile.type == "local":
+        return adapter(profile, settings, warn=warn)
+    return adapter(profile, settings)
