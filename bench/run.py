@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--words", type=int, default=5000, help="render: N and 4N words")
     ap.add_argument("--steps", type=int, default=20, help="tool chain: S and 4S steps")
     ap.add_argument("--timeout", type=float, default=900, help="one run's limit, seconds")
+    ap.add_argument("--slow", type=float, default=60,
+                    help="a peer's case whose warm-up run took longer (seconds) is measured "
+                         "by that run alone (default 60)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="where the peers' virtualenvs live (default: $AGENTCLI_BENCH_CACHE or "
                          "~/.cache/agentcli-bench)")
@@ -89,12 +92,22 @@ def main(argv: list[str] | None = None) -> int:
             for c in cases:
                 c.env.setdefault("GPTME_TIKTOKEN_TIMEOUT", "0")
         imports, notable = check_imports(cases) if "cold" in scenarios else ({}, {})
-        if not args.quick:
-            say(f"warm-up: {len(cases)} cases once (not counted)")
-            cases, skips = warm_up(cases, skips, home)
         results: report.Results = {c.key: [] for c in cases}
+        measured = cases
+        if not args.quick:
+            say(f"warm-up: {len(cases)} cases once (not counted, except slow peers)")
+            cases, skips, slow = warm_up(cases, skips, home, args.slow)
+            results = {c.key: [] for c in cases}
+            for case, sample in slow.items():
+                results[case.key].append(sample)
+                took = (f"was stopped after {sample.wall:.0f} s" if sample.error
+                        else f"took {sample.wall:.0f} s")
+                skips.append(Skip(case.scenario, case.variant, case.tool,
+                                  f"measured once: its warm-up run {took} (over --slow "
+                                  f"{args.slow:g} s), so it is not repeated"))
+            measured = [c for c in cases if c not in slow]
         for r in range(runs):
-            order = cases[:]
+            order = measured[:]
             random.shuffle(order)
             t0 = time.perf_counter()
             for case in order:
@@ -144,22 +157,27 @@ def serve() -> Iterator[str]:
             proc.wait()
 
 
-def warm_up(cases: list[Case], skips: list[Skip], home: Path) -> tuple[list[Case], list[Skip]]:
+def warm_up(cases: list[Case], skips: list[Skip], home: Path, slow_limit: float
+            ) -> tuple[list[Case], list[Skip], dict[Case, Sample]]:
     """Run each case once (file caches, first-run setup of the peers); a peer's case that fails
     here is skipped with the error as the reason. agentcli's and the floor's are kept (their
-    failures are reported, and fail the bench)."""
+    failures are reported, and fail the bench). A peer's case slower than ``slow_limit`` is
+    measured by this run alone (shell-gpt renders 5,000 words in minutes)."""
     kept = []
+    slow: dict[Case, Sample] = {}
     order = cases[:]
     random.shuffle(order)
     for case in order:
         s = run(list(case.argv), case.env, tty=case.tty, marker=case.marker, expect=case.expect,
                 timeout=case.timeout, cwd=str(home / "work"))
-        if s.error and case.tool in peer_mod.SPECS:
+        if s.error and case.tool in peer_mod.SPECS and not s.error.startswith("no exit"):
             say(f"  skipping {case.tool}, {case.scenario} {case.variant}: {s.error}")
             skips.append(Skip(case.scenario, case.variant, case.tool, f"failed: {s.error}"))
-        else:
-            kept.append(case)
-    return [c for c in cases if c in kept], skips
+            continue
+        kept.append(case)
+        if case.tool in peer_mod.SPECS and (s.wall > slow_limit or s.error):
+            slow[case] = s
+    return [c for c in cases if c in kept], skips, slow
 
 
 def check_imports(cases: list[Case]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -236,7 +254,7 @@ def render(st, cases, skips, tgts, imports, notable, plan: Plan, runs: int, peer
             f"`{k}`: {', '.join(v) or 'none'}" for k, v in imports.items()) +
             ". Others of note: " + "; ".join(
             f"`{k}`: {', '.join(v) or 'none'}" for k, v in notable.items()) + ".", ""]
-    lines += ["## Skipped", "", report.skipped(skips, st)]
+    lines += ["## Skipped, and measured once", "", report.skipped(skips, st)]
     return "\n".join(lines)
 
 
