@@ -97,7 +97,7 @@ def calculator(expression: str) -> str:
     return str(int(a) + int(b or 0))
 '''
 
-SGPT_FUNCTION = '''"""A calculator function for shell-gpt (bench): adds two integers written as "A+B"."""
+SGPT_FUNCTION = '''"""A calculator function for shell-gpt (bench): adds two integers, "A+B"."""
 from typing import Any, Dict
 
 from pydantic import BaseModel, Field

@@ -211,7 +211,8 @@ def detail_tables(st: dict[tuple[str, str, str], Stat], cases: list[Case]) -> st
         variants = list(dict.fromkeys(k[1] for k in keys))
         keys.sort(key=lambda k: (variants.index(k[1]), order.get(k[2], 99)))
         out.append(f"### {scenario}\n")
-        out.append("| case | tool | wall: median (min–max) | CPU | peak RSS | first word | runs |")
+        out.append("| case | tool | wall: median (min–max) | CPU | peak RSS | first word "
+                   "| runs |")
         out.append("|---|---|---|---|---|---|---|")
         for key in keys:
             s = st[key]

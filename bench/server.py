@@ -137,7 +137,7 @@ def bench_reply(body: dict[str, Any]) -> Reply:
             return tool_calls(("calculator", {"expression": f"{made}+1"}))
         reply = f"{FIRST_WORD}: the chain is done after {made} calls. {END_MARK}."
     else:
-        reply = f"{FIRST_WORD} from the bench server: a short reply to a short question. {END_MARK}."
+        reply = f"{FIRST_WORD} from the bench server: a short reply to a question. {END_MARK}."
     return tool_calls(*ending, text=reply) if ending else text(reply)
 
 
