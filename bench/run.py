@@ -15,6 +15,7 @@ import os
 import platform
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out if args.out is not None else (None if args.quick else
                                                   str(HERE / "results.md"))
 
+    # a TERM (or Ctrl-C) unwinds normally: the server stops and the temporary home is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cache = args.cache or peer_mod.default_cache()
     peers = [peer_mod.install(p, cache, log=say) for p in wanted]
     started = time.time()
@@ -175,6 +178,8 @@ def warm_up(cases: list[Case], skips: list[Skip], home: Path, slow_limit: float
             skips.append(Skip(case.scenario, case.variant, case.tool, f"failed: {s.error}"))
             continue
         kept.append(case)
+        if s.wall > 30:
+            say(f"  {case.tool}, {case.scenario} {case.variant}: {s.wall:.0f} s")
         if case.tool in peer_mod.SPECS and (s.wall > slow_limit or s.error):
             slow[case] = s
     return [c for c in cases if c in kept], skips, slow
