@@ -5,7 +5,9 @@ What a run records, all from the harness's side of the child (no instrumentation
 - ``wall``: from just before the fork to the child's exit (a pidfd becomes readable then, so the
   exit is seen at once, not at the next poll);
 - ``cpu``: user + system seconds of the child and its waited-for children (``wait4``);
-- ``rss``: peak resident set size in MiB (``wait4``'s ``ru_maxrss``);
+- ``rss``: peak resident set size of the program in MiB: its ``VmHWM`` (``/proc/PID/status``),
+  read every few milliseconds while it runs (``wait4``'s ``ru_maxrss`` cannot serve: it keeps the
+  RSS the child had before ``exec``, i.e. the harness's own);
 - ``first``: when ``marker`` (the reply's first word) first appeared in the output: time to first
   byte of the reply as the user sees it, startup included.
 
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pty
 import select
 import signal
 import struct
@@ -28,6 +29,7 @@ import time
 from dataclasses import dataclass
 
 COLS, ROWS = 100, 40
+HWM_EVERY = 0.005  # seconds between reads of the peak RSS while the program runs
 _CPR = b"\x1b[6n"  # "where is the cursor?" (prompt-toolkit asks it): answered, or it waits
 
 
@@ -45,21 +47,27 @@ def run(argv: list[str], env: dict[str, str], *, tty: bool, marker: bytes | None
     """Run ``argv`` once (stdin is /dev/null, or the terminal in ``tty`` mode)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        if tty:
-            pid, fd = _spawn_pty(argv, env, cwd)
+        if tty:  # the terminal is the child's stdin, stdout, stderr and controlling terminal
+            fd, child_end = os.openpty()
+            fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=child_end, stdout=child_end,
+                                    stderr=child_end, start_new_session=True,
+                                    preexec_fn=_take_terminal)
+            os.close(child_end)
         else:
             proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=err, start_new_session=True)
-            pid, fd = proc.pid, proc.stdout.fileno()  # type: ignore[union-attr]
-        out, first, status, usage, end = _collect(pid, fd, t0, marker, tty, timeout)
-        if not tty:
-            proc.stdout.close()  # type: ignore[union-attr]
-            proc.returncode = 0  # reaped by wait4 below: keep Popen from waiting again
-        else:
+            fd = proc.stdout.fileno()  # type: ignore[union-attr]
+        # Popen returns once the exec succeeded: from here /proc/PID is the program's own
+        out, first, status, usage, end, hwm = _collect(proc.pid, fd, t0, marker, tty, timeout)
+        proc.returncode = 0  # reaped by wait4: keep Popen from waiting again
+        if tty:
             os.close(fd)
+        else:
+            proc.stdout.close()  # type: ignore[union-attr]
         wall = end - t0
         cpu = usage.ru_utime + usage.ru_stime if usage else 0.0
-        rss = usage.ru_maxrss / 1024 if usage else 0.0
+        rss = hwm / 1024
         error = None
         if status is None:
             error = f"no exit within {timeout:g} s (killed)"
@@ -72,21 +80,25 @@ def run(argv: list[str], env: dict[str, str], *, tty: bool, marker: bytes | None
         return Sample(wall, cpu, rss, first, error)
 
 
-def _spawn_pty(argv: list[str], env: dict[str, str], cwd: str | None) -> tuple[int, int]:
-    pid, fd = pty.fork()  # the child gets the terminal as stdin/stdout/stderr and its ctty
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-            if cwd:
-                os.chdir(cwd)
-            os.execvpe(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    return pid, fd
+def _take_terminal() -> None:  # pragma: no cover - in the child, after setsid
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _hwm(pid: int) -> int:
+    """The process's peak RSS so far, KiB (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _collect(pid: int, fd: int, t0: float, marker: bytes | None, tty: bool, timeout: float):
-    """Read the output until the child exits; (output, first, status, rusage, exit time)."""
+    """Read the output until the child exits; (output, first, status, rusage, exit time,
+    peak RSS in KiB)."""
     pidfd = os.pidfd_open(pid)
     deadline = t0 + timeout
     buf = bytearray()
@@ -94,6 +106,7 @@ def _collect(pid: int, fd: int, t0: float, marker: bytes | None, tty: bool, time
     status = usage = None
     end = time.perf_counter()
     open_fds = [fd, pidfd]
+    hwm = _hwm(pid)
     try:
         while True:
             left = deadline - time.perf_counter()
@@ -102,8 +115,9 @@ def _collect(pid: int, fd: int, t0: float, marker: bytes | None, tty: bool, time
                 _, status, usage = os.wait4(pid, 0)
                 status, end = None, time.perf_counter()
                 break
-            ready, _, _ = select.select(open_fds, [], [], left)
+            ready, _, _ = select.select(open_fds, [], [], min(left, HWM_EVERY))
             now = time.perf_counter()
+            hwm = max(hwm, _hwm(pid))
             if fd in ready:
                 data = _read(fd)
                 if data is None:
@@ -128,7 +142,7 @@ def _collect(pid: int, fd: int, t0: float, marker: bytes | None, tty: bool, time
                 break
     finally:
         os.close(pidfd)
-    return bytes(buf), first, status, usage, end
+    return bytes(buf), first, status, usage, end, hwm
 
 
 def _read(fd: int) -> bytes | None:

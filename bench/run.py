@@ -239,7 +239,7 @@ def render(st, cases, skips, tgts, imports, notable, plan: Plan, runs: int, peer
     lines = ["# Benchmark results", "",
              "Written by `python bench/run.py` (bench/README.md says what each case does). "
              f"{runs} interleaved, shuffled round(s) after a warm-up; medians, min–max in "
-             "brackets.", ""]
+             "brackets.", "", f"Options: {' '.join(sys.argv[1:]) or '(defaults)'}.", ""]
     if quick:
         lines += ["**Quick mode: one run, small sizes, no peers — a smoke test, not a "
                   "measurement.**", ""]
