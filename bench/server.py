@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--dump", help="append every request (JSON lines) to this file")
     args = ap.parse_args(argv)
-    srv = BenchServer(port=args.port)
+    # peers and the bare SDK loop send an assistant's `content: null` back, as OpenAI accepts
+    srv = BenchServer(port=args.port, reject_null_content=False)
     srv.dump = args.dump
     srv.start()
     print(f"listening on {srv.url}", flush=True)

@@ -316,3 +316,35 @@ def test_conftest_blocks_the_real_network():
         socket.create_connection(("192.0.2.1", 443), timeout=1)
     with socket.socket(socket.AF_INET6) as s, pytest.raises(RuntimeError, match="network"):
         s.connect(("2001:db8::1", 443))
+
+
+def test_streamed_requests_skip_the_sdk_body_transform_but_send_the_same_body(fake_server,
+                                                                              monkeypatch):
+    """The SDK's maybe_transform re-walks the whole history on every request (quadratic over a
+    long tool chain); our body is plain JSON, so it is posted as is — and is what create() sends."""
+    import openai._utils._transform as transform
+    from openai.types.chat import completion_create_params
+
+    history = [Message.user("go")]
+    for i in range(5):
+        call = ToolCall(f"c{i}", "calculator", json.dumps({"expression": f"{i}+{i}"}))
+        history += [Message("assistant", (TextPart("computing "), call)),
+                    Message("tool", (ToolResult(f"c{i}", "calculator", str(2 * i)),))]
+    calls = {"n": 0}
+    real = transform.maybe_transform
+
+    def counting(*a, **kw):
+        calls["n"] += 1
+        return real(*a, **kw)
+
+    monkeypatch.setattr(transform, "maybe_transform", counting)
+    fake_server.script(text("done"))
+    provider = make(fake_server)
+    run(provider, history, tools=[CALC], system="be brief")
+    assert calls["n"] == 0
+    sent = fake_server.requests[0]["body"]
+    expected = real({**provider._params(history, [CALC], "be brief"), "stream": True,
+                     "stream_options": {"include_usage": True}},
+                    completion_create_params.CompletionCreateParamsStreaming)
+    assert sent == json.loads(json.dumps(expected))
+    assert fake_server.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"

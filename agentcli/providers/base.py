@@ -77,7 +77,18 @@ def _import_on_fresh_stack(module: str) -> Any:
     worker.join()
     if "error" in box:
         raise box["error"]
+    settle_gc()
     return box["module"]
+
+
+def settle_gc() -> None:
+    """After the big imports: freeze what exists out of the collector (later collections, e.g.
+    once per tool step, no longer re-walk the SDK's objects) and restore the default thresholds
+    that ``__main__`` raised for the start."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(700, 10, 10)
 
 
 def create_provider(profile: ProviderProfile, settings: Settings,
