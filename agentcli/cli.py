@@ -6,9 +6,8 @@ the top; everything else is imported inside the command that needs it.
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Any, Callable, List, NoReturn, Optional
+from typing import Any, List, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -19,8 +18,11 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, AgentCliError, UsageError, debug_enabled
-from .render import color, eprint, report_error
+from .cli_common import (BaseUrlOpt, ConfigOpt, ContinueOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt,
+                         NoSaveOpt, NoToolsOpt, ProviderOpt, RoleOpt, SessionOpt, SystemOpt,
+                         ToolOpt, ToolsDirOpt, YesOpt, run_command)
+from .errors import AgentCliError, UsageError
+from .render import eprint, report_error
 
 EPILOG_MAIN = """\b
 Examples:
@@ -61,35 +63,6 @@ Examples:
   agentcli chat -c                    continue the latest conversation (--session ID: that one)
 Type /help inside the REPL for keys and slash commands.
 """
-
-
-# --- error funnel -------------------------------------------------------------------------------
-
-def run_command(fn: Callable[[], int | None]) -> NoReturn:
-    """Run a command body; every way out becomes an exit code, never a traceback."""
-    try:
-        code = fn() or 0
-    except AgentCliError as e:
-        report_error(e)
-        code = e.exit_code
-    except KeyboardInterrupt:
-        eprint("interrupted")
-        code = EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head`): not an error worth a message
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
-        except OSError:
-            pass
-        code = 0
-    except Exception as e:  # a bug: one line, and how to get the details
-        if debug_enabled():
-            raise
-        eprint(color("31", "internal error: ") + f"{type(e).__name__}: {e} "
-               "(this is a bug in agentcli; rerun with AGENTCLI_DEBUG=1 for the traceback "
-               "and please report it)")
-        code = 1
-    raise typer.Exit(code)
 
 
 class OneLineErrors(TyperGroup):
@@ -161,35 +134,6 @@ def _run_options(config: str | None, provider: str | None, model: str | None,
                       role=role)
 
 
-ConfigOpt = typer.Option(None, "--config", envvar="AGENTCLI_CONFIG", metavar="PATH",
-                         help="Config file (default: <config dir>/config.yaml).")
-ProviderOpt = typer.Option(None, "--provider", "-p", metavar="NAME",
-                           help="Provider profile from config, or openai | anthropic | local.")
-ModelOpt = typer.Option(None, "--model", "-m", metavar="NAME", help="Model name.")
-BaseUrlOpt = typer.Option(None, "--base-url", metavar="URL",
-                          help="API base URL (e.g. http://localhost:11434/v1 for Ollama).")
-SystemOpt = typer.Option(None, "--system", "-s", metavar="TEXT", help="System prompt.")
-YesOpt = typer.Option(False, "--yes", "-y", help="Approve every tool call without asking.")
-NoToolsOpt = typer.Option(False, "--no-tools", help="Do not offer any tool to the model.")
-ToolOpt = typer.Option(None, "--tool", "-t", metavar="NAME",
-                       help="Offer only this tool (repeatable, or comma-separated).")
-ToolsDirOpt = typer.Option(None, "--tools-dir", metavar="DIR",
-                           help="Also load tool plugins from DIR (repeatable).")
-MaxStepsOpt = typer.Option(None, "--max-steps", metavar="N",
-                           help="Most model requests in one turn (default 10).")
-MaxTokensOpt = typer.Option(None, "--max-tokens", metavar="N",
-                            help="Reply token budget per request (a reply cut by it is "
-                                 "reported, exit 1).")
-# conversations (sessions issue)
-ContinueOpt = typer.Option(False, "--continue", "-c",
-                           help="Continue the latest saved conversation.")
-SessionOpt = typer.Option(None, "--session", metavar="ID",
-                          help="Continue the saved conversation ID (or a unique start of it).")
-NoSaveOpt = typer.Option(False, "--no-save", help="Save nothing of this run (private).")
-RoleOpt = typer.Option(None, "--role", metavar="NAME",
-                       help="Use the system prompt of role NAME from the config (-s overrides).")
-
-
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="agentcli",
@@ -219,8 +163,9 @@ def build_app() -> typer.Typer:
                                                             False, None, None, None)))
             else:
                 print(ctx.get_help())
-                eprint("error: no command given (hint: use `agentcli ask PROMPT` when piping, "
-                       "or run `agentcli` in a terminal for the chat REPL)")
+                report_error(UsageError("no command given",
+                                        hint="use `agentcli ask PROMPT` when piping, or run "
+                                             "`agentcli` in a terminal for the chat REPL"))
                 raise typer.Exit(2)
 
     @app.command(epilog=EPILOG_ASK)

@@ -14,6 +14,10 @@ costs O(n²); here every finished block is rendered exactly once and never redra
   no syscall of its own and the last words before a pause in the stream still show.
 - ``PlainStream`` is used when the output is not a terminal: sanitised text, nothing else.
 
+The first words must show at once: the first preview text of a stream (or after a pause) is
+flushed immediately, and rich's markdown parser and syntax highlighter (markdown-it, pygments;
+~50 ms to import) are imported only when the first block is rendered, not before the first word.
+
 All text is sanitised (``render.sanitize``) before it is parsed, so escape sequences from the
 model are inert; HTML is shown as text (never dropped), images and links show their real target.
 """
@@ -21,41 +25,58 @@ model are inert; HTML is shown as text (never dropped), images and links show th
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Callable, TextIO
-
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.syntax import Syntax
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from .markdown_blocks import Block, BlockSplitter
 from .render import sanitize
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.syntax import Syntax
+
 
 # --- rendering ----------------------------------------------------------------------------------
 
-class SafeMarkdown(Markdown):
-    """rich Markdown that loses nothing and hides no target: raw HTML is shown as text, links
-    and images show their real destination, an autolink shows its URL once. No leading blank
-    line (rich puts one before lists and quotes; the stream spaces blocks itself)."""
+@lru_cache(maxsize=None)
+def _safe_markdown_class() -> type:
+    """SafeMarkdown, defined on first use: subclassing rich's Markdown imports markdown-it."""
+    from rich.markdown import Markdown
 
-    def __init__(self, markup: str, *, parser: Any = None, template: Markdown | None = None,
-                 **kwargs: Any) -> None:
-        if template is not None:  # skip rich's own parser construction and parse of ""
-            self.__dict__.update(template.__dict__)
-        else:
-            super().__init__("", hyperlinks=False, **kwargs)
-        self.markup = markup
-        self.parsed = _parse(markup, parser or new_parser())
+    class SafeMarkdown(Markdown):
+        """rich Markdown that loses nothing and hides no target: raw HTML is shown as text,
+        links and images show their real destination, an autolink shows its URL once. No
+        leading blank line (rich puts one before lists and quotes; the stream spaces blocks
+        itself)."""
 
-    def __rich_console__(self, console: Console, options: Any) -> Any:
-        started = False
-        for segment in super().__rich_console__(console, options):
-            if not started:
-                if segment.text == "\n" and not segment.control:
-                    continue
-                started = True
-            yield segment
+        def __init__(self, markup: str, *, parser: Any = None,
+                     template: Markdown | None = None, **kwargs: Any) -> None:
+            if template is not None:  # skip rich's own parser construction and parse of ""
+                self.__dict__.update(template.__dict__)
+            else:
+                super().__init__("", hyperlinks=False, **kwargs)
+            self.markup = markup
+            self.parsed = _parse(markup, parser or new_parser())
+
+        def __rich_console__(self, console: Console, options: Any) -> Any:
+            started = False
+            for segment in super().__rich_console__(console, options):
+                if not started:
+                    if segment.text == "\n" and not segment.control:
+                        continue
+                    started = True
+                yield segment
+
+    return SafeMarkdown
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SafeMarkdown":  # the class is made on first use (see _safe_markdown_class)
+        return _safe_markdown_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def new_parser() -> Any:
@@ -89,6 +110,8 @@ def _parse(markup: str, parser: Any) -> list[Any]:
 
 def _code_renderable(code: str, info: str, theme: str, lexers: dict[str, Any]) -> Syntax:
     """Highlighted code; ``lexers`` caches one pygments lexer per language for the stream."""
+    from rich.syntax import Syntax
+
     name = info.lower() or "text"
     lexer = lexers.get(name)
     if lexer is None:
@@ -130,10 +153,19 @@ class _Flusher:
         self.file = file
         self.lock = lock
         self.dirty = False
+        self._last = float("-inf")  # when the terminal was last flushed (time.monotonic)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def mark(self) -> None:
+        """Preview text was written (the caller holds ``lock``). Nothing flushed for a frame (the
+        first words of a reply, or the first after a pause): flush now, so they show at once;
+        otherwise leave it to the thread, which coalesces the rest of the frame."""
+        now = time.monotonic()
+        if now - self._last >= FLUSH_INTERVAL:
+            self.dirty = False
+            self._flush(now)
+            return
         self.dirty = True
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="agentcli-flush", daemon=True)
@@ -144,10 +176,16 @@ class _Flusher:
             if self.dirty:
                 with self.lock:
                     self.dirty = False
-                    try:
-                        self.file.flush()
-                    except (OSError, ValueError):
+                    if not self._flush(time.monotonic()):
                         return
+
+    def _flush(self, now: float) -> bool:
+        self._last = now
+        try:
+            self.file.flush()
+        except (OSError, ValueError):
+            return False
+        return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -232,10 +270,12 @@ class MarkdownStream:
                                                 self._lexers))
         else:
             if self._template is None:
+                from rich.markdown import Markdown
+
                 self._parser = new_parser()
                 self._template = Markdown("", code_theme=self.code_theme, hyperlinks=False)
-            self.console.print(SafeMarkdown(block.text, parser=self._parser,
-                                            template=self._template))
+            self.console.print(_safe_markdown_class()(block.text, parser=self._parser,
+                                                      template=self._template))
         self._blocks_printed += 1
 
     def _show(self, text: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from .cli import ConfigOpt, ToolOpt, ToolsDirOpt, run_command
+from .cli_common import ConfigOpt, ToolOpt, ToolsDirOpt, run_command
 from .render import eprint, warn
 
 mcp_app = typer.Typer(

@@ -60,7 +60,9 @@ MAX_MANIFEST_BYTES = 256_000
 
 
 def _stderr_warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from .render import warn
+
+    warn(message)
 
 
 def builtin_tools_dir() -> Path | None:

@@ -22,7 +22,7 @@ def local_available() -> bool:
 
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    from .providers.local import default_model_path  # stdlib-only at module level
+    from .providers.local_files import default_model_path  # stdlib only: no llama_cpp import
 
     return default_model_path() is not None
 

@@ -18,7 +18,6 @@ next prompt).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import replace
@@ -60,7 +59,8 @@ class ChatRepl:
         self.err = err
         self.piped_text = piped_text
         self.tty_fd = tty_fd
-        self._make_provider = make_provider or runtime.make_provider
+        self._make_provider = make_provider or (
+            lambda settings, profile: runtime.make_provider(settings, profile, self.warn))
         self.guard = SigintGuard()
         self.last_input_tokens = 0
         self.last_turn_usage: Any = None  # the last turn's Usage (/tokens)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.input import Input
     from prompt_toolkit.output import Output
 
-    from .repl import ChatRepl
+    from .repl_api import Repl as ChatRepl
 
 
 def open_history(path: Path, warn: Any) -> History:

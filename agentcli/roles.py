@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from .cli import ConfigOpt, run_command
+from .cli_common import ConfigOpt, run_command
 from .errors import UsageError
 
 if TYPE_CHECKING:

@@ -78,10 +78,11 @@ def resolve(settings: Settings, opts: RunOptions, notice: Notice | None = None) 
     return profile
 
 
-def make_provider(settings: Settings, profile: ProviderProfile) -> Provider:
+def make_provider(settings: Settings, profile: ProviderProfile,
+                  warn: Notice | None = None) -> Provider:
     from .providers.base import create_provider
 
-    return create_provider(profile, settings)
+    return create_provider(profile, settings, warn)
 
 
 def select_tools(settings: Settings, opts: RunOptions, warn: Notice) -> dict[str, Tool]:

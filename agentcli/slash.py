@@ -15,7 +15,7 @@ from .messages import Message
 from .render import sanitize
 
 if TYPE_CHECKING:
-    from .repl import ChatRepl
+    from .repl_api import Repl as ChatRepl
 
 EXIT = object()
 """Returned by a command that ends the session."""
@@ -100,32 +100,36 @@ def _clear(repl: ChatRepl, arg: str) -> None:
                 "grants stay")
 
 
-def _model(repl: ChatRepl, arg: str) -> None:
-    if not arg:
-        repl.notice(f"model: {repl.model} (change it with /model NAME)")
-        return
-    try:
-        repl.switch(model=arg)
-    except AgentCliError as e:
-        repl.error(e)
-        return
-    repl.notice(f"model: {repl.model} (provider {repl.profile.name}; conversation kept)")
-
-
-def _provider(repl: ChatRepl, arg: str) -> None:
+def _providers_shown(repl: ChatRepl) -> str:
     from .config import PROVIDER_TYPES
 
-    if not arg:
-        names = list(dict.fromkeys([*repl.settings.providers, *PROVIDER_TYPES]))
-        shown = ", ".join(f"{n} (current)" if n == repl.profile.name else n for n in names)
-        repl.notice(f"providers: {shown} (change with /provider NAME)")
-        return
-    try:
-        repl.switch(provider=arg)
-    except AgentCliError as e:
-        repl.error(e)
-        return
-    repl.notice(f"provider: {repl.profile.name} · model {repl.model} (conversation kept)")
+    names = list(dict.fromkeys([*repl.settings.providers, *PROVIDER_TYPES]))
+    shown = ", ".join(f"{n} (current)" if n == repl.profile.name else n for n in names)
+    return f"providers: {shown} (change with /provider NAME)"
+
+
+def _switcher(what: str, current: Callable[[ChatRepl], str],
+              after: Callable[[ChatRepl], str]) -> Callable[[ChatRepl, str], None]:
+    """/model and /provider: no argument shows, an argument switches (the conversation stays)."""
+
+    def command(repl: ChatRepl, arg: str) -> None:
+        if not arg:
+            repl.notice(current(repl))
+            return
+        try:
+            repl.switch(**{what: arg})
+        except AgentCliError as e:
+            repl.error(e)
+            return
+        repl.notice(after(repl))
+
+    return command
+
+
+_model = _switcher("model", lambda r: f"model: {r.model} (change it with /model NAME)",
+                   lambda r: f"model: {r.model} (provider {r.profile.name}; conversation kept)")
+_provider = _switcher("provider", _providers_shown,
+                      lambda r: f"provider: {r.profile.name} · model {r.model} (conversation kept)")
 
 
 def _system(repl: ChatRepl, arg: str) -> None:

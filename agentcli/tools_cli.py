@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from .cli import ConfigOpt, ToolsDirOpt, run_command
+from .cli_common import ConfigOpt, ToolsDirOpt, run_command
 from .render import warn
 
 tools_app = typer.Typer(
@@ -181,6 +181,7 @@ def validate_tool(path: Optional[str] = typer.Argument(
     def body() -> int:
         from .config import load_settings
         from .errors import PluginError
+        from .render import report_error
         from .tool_check import validate
 
         settings = load_settings(config)
@@ -188,7 +189,7 @@ def validate_tool(path: Optional[str] = typer.Argument(
         for checked, problem in validate(settings, path, tuple(tools_dir or ()), warn):
             if problem:
                 problems += 1
-                print(f"error: {problem}", file=sys.stderr)
+                report_error(PluginError(problem))
             else:
                 print(f"ok: {checked}")
         if problems:

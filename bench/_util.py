@@ -1,4 +1,7 @@
-"""Shared helpers for the benchmark scripts: timing child processes and their peak memory."""
+"""Shared helpers of the standalone benchmark scripts (bench_sessions, bench_mcp, bench_hostile,
+bench_tools): timing child processes. ``run.py`` (the peers comparison) measures with measure.py
+instead, which reads a program's own peak RSS from /proc; ``ru_maxrss`` here also counts the
+small harness process the child was forked from, so treat its peaks as upper bounds."""
 
 from __future__ import annotations
 

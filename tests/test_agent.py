@@ -15,8 +15,8 @@ from agentcli.approval import PolicyApprover
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ProviderConnectionError, StreamInterruptedError
 from agentcli.executor import Executor, Tool
-from agentcli.messages import (AgentDone, HistoryAppended, Message, Notice, ResponseDone,
-                               TextDelta, ToolCallReady, ToolDefinition, ToolResultReady, Usage)
+from agentcli.messages import (AgentDone, HistoryAppended, Message, Notice, TextDelta,
+                               ToolDefinition, ToolResultReady, Usage)
 from agentcli.providers.base import create_provider
 
 # Tools may run in a forked child process: they record their runs in a file, not in memory.

@@ -167,10 +167,8 @@ def test_a_hostile_server_cannot_hang_or_crash_ask(fake_server, tmp_path, mode):
     cfg = write_config(tmp_path, {"bad": {"command": sys.executable, "startup_timeout": 3,
                                           "args": [str(HERE / "hostile_server.py"), mode]}})
     fake_server.script(tool_calls(("calculator", {"expression": "6*7"})), text("42"))
-    began = time.monotonic()
-    r = ask(fake_server, cfg, "-y", "what is 6*7?", timeout=30)
+    r = ask(fake_server, cfg, "-y", "what is 6*7?", timeout=30)  # a hang fails by timeout
     assert r.returncode == 0 and r.stdout == "42\n", r.stderr
-    assert time.monotonic() - began < 20
     assert "MCP server 'bad'" in r.stderr and "Traceback" not in r.stderr
 
 

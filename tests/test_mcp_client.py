@@ -204,10 +204,8 @@ def test_ctrl_c_cancels_the_call_on_the_server_and_the_model_gets_cancelled(hub)
     provider = ScriptedProvider([reply(calls=[("demo__slow", {"seconds": 30})])])
     agent = Agent(provider, router)
     threading.Thread(target=ctrl_c_when_started, daemon=True).start()
-    began = time.monotonic()
     events = list(agent.run(Message.user("sleep")))
-    assert time.monotonic() - began < 10  # not the 30 s of the tool
-    done = events[-1]
+    done = events[-1]  # had the call not been cancelled, the 30 s tool would have answered
     assert done.stop_reason == "interrupted"
     assert done.calls[0].result.content == CANCELLED and "cancelled" in CANCELLED
     assert agent.history[-1].tool_results[0].content == CANCELLED

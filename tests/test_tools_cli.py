@@ -138,7 +138,11 @@ def test_run_tool_failure_is_one_line_exit_1(cli):
 def test_validate_good(cli):
     r = cli("validate", str(EXAMPLE / "word_count.yaml"))
     assert r.exit_code == 0 and "ok: word_count" in r.stdout
-    builtins = cli("validate", str(Path(__file__).parent.parent / "tools"))
+    from agentcli.plugins import builtin_tools_dir
+
+    # the built-ins as installed (a wheel's copy, or the checkout's tools/ when editable): a copy
+    # elsewhere is a plugin, and only the real built-ins may `preload`
+    builtins = cli("validate", str(builtin_tools_dir()))
     assert builtins.exit_code == 0 and builtins.stdout.count("ok: ") == 3
 
 

@@ -34,7 +34,7 @@ back as events. Contract for ``stream``:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 from ..errors import UsageError
 
@@ -77,11 +77,24 @@ def _import_on_fresh_stack(module: str) -> Any:
     worker.join()
     if "error" in box:
         raise box["error"]
+    settle_gc()
     return box["module"]
 
 
-def create_provider(profile: ProviderProfile, settings: Settings) -> Provider:
-    """Build the adapter for ``profile``; the SDK is imported only here, on first use."""
+def settle_gc() -> None:
+    """After the big imports: freeze what exists out of the collector (later collections, e.g.
+    once per tool step, no longer re-walk the SDK's objects) and restore the default thresholds
+    that ``__main__`` raised for the start."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(700, 10, 10)
+
+
+def create_provider(profile: ProviderProfile, settings: Settings,
+                    warn: Callable[[str], None] | None = None) -> Provider:
+    """Build the adapter for ``profile``; the SDK is imported only here, on first use.
+    ``warn``: where the local model's one-time warnings go (the REPL passes its own)."""
     adapters = {"openai": ("openai", "OpenAIProvider"),
                 "anthropic": ("anthropic", "AnthropicProvider"),
                 "local": ("local", "LocalProvider")}
@@ -89,4 +102,7 @@ def create_provider(profile: ProviderProfile, settings: Settings) -> Provider:
         raise UsageError(f"unknown provider type '{profile.type}'",
                          hint="use openai, anthropic or local")
     module, cls = adapters[profile.type]
-    return getattr(_import_on_fresh_stack(f"{__package__}.{module}"), cls)(profile, settings)
+    adapter = getattr(_import_on_fresh_stack(f"{__package__}.{module}"), cls)
+    if profile.type == "local":
+        return adapter(profile, settings, warn=warn)
+    return adapter(profile, settings)

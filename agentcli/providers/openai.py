@@ -4,6 +4,7 @@ imports this module."""
 
 from __future__ import annotations
 
+import functools
 from contextlib import closing
 from typing import Any, Iterator, Sequence
 
@@ -126,6 +127,17 @@ class _CallSlots:
         return [ToolCall(c["id"], c["name"], "".join(c["arguments"])) for c in self.calls]
 
 
+@functools.lru_cache(maxsize=1)
+def _request_options() -> Any:
+    """The request options ``create`` passes: newer SDKs add the bearer key only when asked."""
+    from openai._base_client import make_request_options
+
+    try:
+        return make_request_options(security={"bearer_auth": True})
+    except TypeError:  # an SDK without per-request security always sends the key
+        return make_request_options()
+
+
 class OpenAIProvider(SDKAdapter):
     """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
 
@@ -179,15 +191,26 @@ class OpenAIProvider(SDKAdapter):
         yield _response("".join(text), calls, finish, usage)
 
     def _open_stream(self, params: dict[str, Any]) -> Any:
-        create = self.client.chat.completions.create
         if self._stream_options:
             try:
-                return create(**params, stream=True, stream_options={"include_usage": True})
+                return self._post_stream({**params, "stream_options": {"include_usage": True}})
             except sdk.BadRequestError as e:
                 if "stream_options" not in str(e):
                     raise
                 self._stream_options = False  # an older compatible server: no usage then
-        return create(**params, stream=True)
+        return self._post_stream(params)
+
+    def _post_stream(self, params: dict[str, Any]) -> Any:
+        """What ``client.chat.completions.create(stream=True)`` does — the same client, request,
+        retries, errors and SSE parsing — minus its ``maybe_transform`` of the body, which
+        re-walks every message against the SDK's TypedDicts on each request (26 ms for a
+        120-message history here, so a long tool chain grew quadratically). Our body is plain
+        JSON already (``convert_messages``), which that transform leaves unchanged."""
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        return self.client.post("/chat/completions", body={**params, "stream": True},
+                                cast_to=ChatCompletion, options=_request_options(),
+                                stream=True, stream_cls=sdk.Stream[ChatCompletionChunk])
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         resp, http = self._raw(self.client.chat.completions.with_raw_response.create, params)

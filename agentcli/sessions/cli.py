@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from ..cli import ConfigOpt, run_command
+from ..cli_common import ConfigOpt, run_command
 
 sessions_app = typer.Typer(
     name="sessions", no_args_is_help=True, add_completion=False, rich_markup_mode=None,

@@ -13,7 +13,7 @@ from .recorder import load_from
 from .store import describe_failure, open_store
 
 if TYPE_CHECKING:
-    from ..repl import ChatRepl
+    from ..repl_api import Repl as ChatRepl
 
 RECENT = 10
 
