@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from .toolhost import HostPool
 
 __all__ = ["DEFAULT_OUTPUT_CAP", "DEFAULT_TIMEOUT", "Executor", "Tool", "ToolContext",
-           "ToolOutcome", "cap_output", "describe_exception", "make_validator", "to_text",
+           "ToolOutcome", "admit_call", "cap_output", "describe_exception", "make_validator", "to_text",
            "validate_arguments"]
 
 DEFAULT_TIMEOUT = 30.0
@@ -139,34 +139,15 @@ class Executor:
             self._hosts.close()
 
     def execute(self, call: ToolCall) -> ToolOutcome:
-        def error(msg: str, verdict: Any = None) -> ToolOutcome:
-            return ToolOutcome(ToolResult(call.id, call.name, msg, is_error=True), verdict)
-
         tool = self.tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
-            return error(f"unknown tool '{call.name}'; available tools: {known}")
-        try:
-            args = call.parsed_arguments()
-        except ValueError as e:
-            return error(f"{e}; the tool was not run. Send arguments as a JSON object.")
-        try:
-            validator = self._validators.get(tool.name)
-            if validator is None:
-                validator = self._validators[tool.name] = make_validator(tool.definition.parameters)
-            problem = validate_arguments(args, tool.definition.parameters, validator)
-        except Exception as e:  # noqa: BLE001 - a broken schema is the tool's fault, not a crash
-            problem = f"the tool's schema could not be checked ({describe_exception(e)})"
-        if problem:
-            return error(f"invalid arguments: {problem}; the tool was not run.")
-        try:
-            decision = self.approver.approve(call, args, tool.confirm)
-        except Exception as e:  # noqa: BLE001 - never approve on a failure
-            return error(f"not run: approval failed ({describe_exception(e)})")
-        if not decision.approved:
-            reason = decision.reason or "denied by the user"
-            return error(f"{reason} (the tool was not run)", decision)
-        return ToolOutcome(self.run(tool, call, args), decision)
+            return error_outcome(call, f"unknown tool '{call.name}'; available tools: {known}")
+        admitted = admit_call(call, tool, self._validators, self.approver)
+        if isinstance(admitted, ToolOutcome):
+            return admitted
+        args, verdict = admitted
+        return ToolOutcome(self.run(tool, call, args), verdict)
 
     def run(self, tool: Tool, call: ToolCall, args: dict[str, Any]) -> ToolResult:
         """Run an approved, validated call in the isolated worker; never raises
@@ -241,3 +222,39 @@ def make_validator(schema: Mapping[str, Any]) -> Any:
     import jsonschema
 
     return jsonschema.validators.validator_for(schema)(schema)
+
+
+def error_outcome(call: ToolCall, message: str, verdict: Any = None) -> ToolOutcome:
+    return ToolOutcome(ToolResult(call.id, call.name, message, is_error=True), verdict)
+
+
+def admit_call(call: ToolCall, tool: Any, validators: dict[str, Any], approver: Approver, *,
+               schema_owner: str = "tool's",
+               describe: Callable[[BaseException], str] = describe_exception,
+               ) -> tuple[dict[str, Any], Any] | ToolOutcome:
+    """The steps every call passes before it runs, whoever runs it (plugins, MCP servers):
+    arguments parsed as a JSON object, checked against the tool's schema (``validators`` caches
+    the compiled schema per tool name), then approved. Returns ``(arguments, verdict)`` or the
+    error outcome the model gets instead; never raises."""
+    try:
+        args = call.parsed_arguments()
+    except ValueError as e:
+        return error_outcome(call, f"{e}; the tool was not run. Send arguments as a JSON object.")
+    schema = tool.definition.parameters
+    try:
+        validator = validators.get(tool.name)
+        if validator is None:
+            validator = validators[tool.name] = make_validator(schema)
+        problem = validate_arguments(args, schema, validator)
+    except Exception as e:  # noqa: BLE001 - a broken schema is the tool's fault, not a crash
+        problem = f"the {schema_owner} schema could not be checked ({describe(e)})"
+    if problem:
+        return error_outcome(call, f"invalid arguments: {problem}; the tool was not run.")
+    try:
+        verdict = approver.approve(call, args, tool.confirm)
+    except Exception as e:  # noqa: BLE001 - never approve on a failure
+        return error_outcome(call, f"not run: approval failed ({describe(e)})")
+    if not verdict.approved:
+        reason = verdict.reason or "denied by the user"
+        return error_outcome(call, f"{reason} (the tool was not run)", verdict)
+    return args, verdict

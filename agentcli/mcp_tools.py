@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from .executor import (DEFAULT_OUTPUT_CAP, ToolOutcome, cap_output, make_validator,
-                       validate_arguments)
+from .executor import DEFAULT_OUTPUT_CAP, ToolOutcome, admit_call, cap_output, error_outcome
 from .mcp_client import McpCallError, McpHub, describe_error, start_hub
 from .mcp_config import SEPARATOR, parse_servers, pattern_server_names, prefixed_name
 from .messages import ToolCall, ToolDefinition, ToolResult
@@ -162,33 +161,14 @@ class McpExecutor:
         return [t.definition for t in self.tools().values()]
 
     def execute(self, call: ToolCall) -> ToolOutcome:
-        def error(msg: str, verdict: Any = None) -> ToolOutcome:
-            return ToolOutcome(ToolResult(call.id, call.name, msg, is_error=True), verdict)
-
         tool = self.tools().get(call.name)
         if tool is None:
-            return error(f"unknown tool '{call.name}'")
-        try:
-            args = call.parsed_arguments()
-        except ValueError as e:
-            return error(f"{e}; the tool was not run. Send arguments as a JSON object.")
-        try:
-            validator = self._validators.get(tool.name)
-            if validator is None:
-                validator = self._validators[tool.name] = make_validator(
-                    tool.definition.parameters)
-            problem = validate_arguments(args, tool.definition.parameters, validator)
-        except Exception as e:  # noqa: BLE001 - the server's schema is broken, not us
-            problem = f"the server's schema could not be checked ({describe_error(e)})"
-        if problem:
-            return error(f"invalid arguments: {problem}; the tool was not run.")
-        try:
-            verdict = self.approver.approve(call, args, tool.confirm)
-        except Exception as e:  # noqa: BLE001 - never approve on a failure
-            return error(f"not run: approval failed ({describe_error(e)})")
-        if not verdict.approved:
-            return error(f"{verdict.reason or 'denied by the user'} (the tool was not run)",
-                         verdict)
+            return error_outcome(call, f"unknown tool '{call.name}'")
+        admitted = admit_call(call, tool, self._validators, self.approver,
+                              schema_owner="server's", describe=describe_error)
+        if isinstance(admitted, ToolOutcome):
+            return admitted
+        args, verdict = admitted
         try:
             result = self.hub.call(tool.server, tool.remote_name, args)
         except McpCallError as e:
@@ -199,7 +179,7 @@ class McpExecutor:
                 self._warned.add(f"{tool.server}/hung")  # once: the model is told every time
                 self.warn(f"MCP server '{tool.server}' did not answer {tool.name} within "
                           f"{st.spec.timeout:g} s; the call was cancelled (log: {st.log})")
-            return error(f"MCP tool {tool.name} failed: {e}", verdict)
+            return error_outcome(call, f"MCP tool {tool.name} failed: {e}", verdict)
         text = cap_output(result_text(result), tool.output_cap)
         return ToolOutcome(ToolResult(call.id, call.name, text, is_error=bool(result.is_error)),
                            verdict)
@@ -230,8 +210,7 @@ class ToolRouter:
         plugins = getattr(self.plugins, "tools", None)
         if plugins is not None and call.name not in plugins:  # name them all, not half
             known = ", ".join(sorted([*plugins, *mcp])) or "none"
-            return ToolOutcome(ToolResult(call.id, call.name, f"unknown tool '{call.name}'; "
-                                          f"available tools: {known}", is_error=True))
+            return error_outcome(call, f"unknown tool '{call.name}'; available tools: {known}")
         return self.plugins.execute(call)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fake_server import FakeProviderServer, Reply, text, tool_calls  # noqa: E402
+from fake_server import FakeProviderServer, Reply, serve, text, tool_calls  # noqa: E402
 
 FIRST_WORD = "Firstword"
 """Every text reply starts with it: time to first byte is when it shows in the output."""
@@ -166,15 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     # peers and the bare SDK loop send an assistant's `content: null` back, as OpenAI accepts
     srv = BenchServer(port=args.port, reject_null_content=False)
     srv.dump = args.dump
-    srv.start()
-    print(f"listening on {srv.url}", flush=True)
-    try:
-        sys.stdin.read()  # the harness closes our stdin (or dies): stop then
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
-    return 0
+    return serve(srv, sys.stdin.read)  # the harness closes our stdin (or dies): stop then
 
 
 if __name__ == "__main__":

@@ -380,13 +380,18 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.script, encoding="utf-8") as f:
             specs = json.load(f)
         srv.script(*[reply_from_json(s) for s in specs])
+    return serve(srv, lambda: time.sleep(1e9), banner=True)
+
+
+def serve(srv: FakeProviderServer, wait: Any, banner: bool = False) -> int:
+    """Start ``srv``, say where it listens, serve until ``wait()`` returns or Ctrl-C, stop."""
     srv.start()
     print(f"listening on {srv.url}", flush=True)
-    print(f"  OpenAI:    --base-url {srv.openai_base_url}", flush=True)
-    print(f"  Anthropic: --base-url {srv.anthropic_base_url}", flush=True)
+    if banner:
+        print(f"  OpenAI:    --base-url {srv.openai_base_url}", flush=True)
+        print(f"  Anthropic: --base-url {srv.anthropic_base_url}", flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        wait()
     except KeyboardInterrupt:
         pass
     finally:
