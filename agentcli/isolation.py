@@ -177,6 +177,14 @@ class Tree:
                 pid = 0
         return pipes.result(reason), (pid or None)
 
+    def alive(self) -> bool:
+        """Whether the supervisor is still running (a spare can be killed from outside while
+        it waits); it is not reaped here."""
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
+
     def discard(self) -> None:
         """End a spare that will not be used, and reap it."""
         _, pid = self.finish(timeout=0, max_bytes=0)

@@ -145,6 +145,7 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
                     data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
                     await process.stdin.send((data + "\n").encode("utf-8"))
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            await exited()  # a broken pipe: most likely it exited; say so before the end
             await read_writer.aclose()  # the session sees the end instead of waiting forever
 
     async def watcher() -> None:

@@ -101,7 +101,7 @@ def _serve(job: dict[str, Any], payload: bytes,
     except Exception as e:  # noqa: BLE001 - a broken install: data
         answer.update(status="unstarted", detail=describe_exception(e))
         return answer, None, spare
-    if spare is not None and len(sys.modules) != before:
+    if spare is not None and (len(sys.modules) != before or not spare.alive()):
         spare.discard()
         spare = None
     tree = spare or Tree(WireJob(), deferred=True)

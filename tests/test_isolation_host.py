@@ -300,6 +300,14 @@ def test_killing_agentcli_mid_call_ends_the_host_and_the_tools_tree(tmp_path, th
     assert wait_until(lambda: not running(host) and not running(escapee))
 
 
+def dead(pid: int) -> bool:
+    """Gone, or a zombie not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_a_spare_worker_killed_while_idle_is_replaced(tmp_path, hosts):
     """The host forks the next call's supervisor and worker ahead of time; if they are gone
     when the call comes, the call gets fresh ones."""
@@ -311,7 +319,9 @@ def test_a_spare_worker_killed_while_idle_is_replaced(tmp_path, hosts):
         return [int(p) for p in Path(f"/proc/{host}/task/{host}/children").read_text().split()]
 
     assert wait_until(lambda: len(spare()) == 1)  # the spare supervisor, forked after the call
-    os.kill(spare()[0], signal.SIGKILL)
+    killed = spare()[0]
+    os.kill(killed, signal.SIGKILL)
+    assert wait_until(lambda: dead(killed))  # killed *while idle*: dead before the call comes
     second = lineage(tool, hosts)
     assert second["host"] == host and second["worker"] != first["worker"]
 
