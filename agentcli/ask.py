@@ -149,11 +149,9 @@ class AskOutput:
 
     def _markdown(self, delta: str) -> None:
         if self._stream is None:
-            from rich.console import Console
+            from .markdown_stream import LazyConsole, MarkdownStream
 
-            from .markdown_stream import MarkdownStream
-
-            self._stream = MarkdownStream(Console(file=sys.stdout, soft_wrap=False))
+            self._stream = MarkdownStream(LazyConsole(sys.stdout, soft_wrap=False))
         self._stream.feed(delta)
 
     def handle(self, event: AgentEvent) -> None:

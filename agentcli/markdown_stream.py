@@ -17,6 +17,7 @@ costs O(n²); here every finished block is rendered exactly once and never redra
 The first words must show at once: the first preview text of a stream (or after a pause) is
 flushed immediately, and rich's markdown parser and syntax highlighter (markdown-it, pygments;
 ~50 ms to import) are imported only when the first block is rendered, not before the first word.
+Given a ``LazyConsole`` (as ``ask`` does), rich itself waits until then too.
 
 All text is sanitised (``render.sanitize``) before it is parsed, so escape sequences from the
 model are inert; HTML is shown as text (never dropped), images and links show their real target.
@@ -24,6 +25,7 @@ model are inert; HTML is shown as text (never dropped), images and links show th
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -194,6 +196,69 @@ class _Flusher:
             self._thread = None
 
 
+class LazyConsole:
+    """Stands in for rich's ``Console`` until the first block is rendered, so that ``ask`` in a
+    terminal shows its first words before rich is imported (``rich.console`` costs ~25 ms,
+    which would otherwise come before the first word). It answers what the preview needs - the
+    file, whether it is a terminal, the size - by rich's own rules, and makes the real Console
+    (with ``kwargs``) on the first ``print``, then defers to it."""
+
+    def __init__(self, file: TextIO, **kwargs: Any) -> None:
+        self.file = file
+        self._kwargs = kwargs
+        self._console: Console | None = None
+
+    @property
+    def real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.file, **self._kwargs)
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self.real.print(*objects, **kwargs)
+
+    @property
+    def is_terminal(self) -> bool:
+        if self._console is not None:
+            return self._console.is_terminal
+        env = os.environ
+        if env.get("TTY_COMPATIBLE") in ("0", "1"):
+            return env["TTY_COMPATIBLE"] == "1"
+        if "FORCE_COLOR" in env:
+            return env["FORCE_COLOR"] != ""
+        isatty = getattr(self.file, "isatty", None)
+        try:
+            return bool(isatty and isatty())
+        except ValueError:
+            return False
+
+    def _size(self) -> tuple[int, int]:
+        env = os.environ
+        if env.get("TERM", "").lower() in ("dumb", "unknown"):
+            return 80, 25
+        width = height = 0
+        for fd in (0, 1, 2):
+            try:
+                width, height = os.get_terminal_size(fd)
+                break
+            except (AttributeError, ValueError, OSError):
+                pass
+        columns, lines = env.get("COLUMNS", ""), env.get("LINES", "")
+        width = int(columns) if columns.isdigit() else width
+        height = int(lines) if lines.isdigit() else height
+        return width or 80, height or 25
+
+    @property
+    def width(self) -> int:
+        return self._console.width if self._console is not None else self._size()[0]
+
+    @property
+    def height(self) -> int:
+        return self._console.height if self._console is not None else self._size()[1]
+
+
 class MarkdownStream:
     """Feed deltas, call ``finish()`` once; see the module docstring for the method.
 
@@ -201,7 +266,7 @@ class MarkdownStream:
     interrupt (Ctrl-C) never lands halfway through a redraw (the REPL defers SIGINT there).
     """
 
-    def __init__(self, console: Console, *, code_theme: str = "monokai", preview: bool = True,
+    def __init__(self, console: Console | LazyConsole, *, code_theme: str = "monokai", preview: bool = True,
                  critical: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
         self.console = console
         self.code_theme = code_theme

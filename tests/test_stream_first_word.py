@@ -71,3 +71,41 @@ def test_safe_markdown_is_still_importable_by_name():
     buf = io.StringIO()
     Console(file=buf, width=80, color_system=None).print(SafeMarkdown("[a](http://x.example)"))
     assert "a (http://x.example)" in buf.getvalue()
+
+
+def test_ask_in_a_terminal_shows_the_first_words_before_rich_is_imported():
+    """`ask` gives its stream a LazyConsole: rich.console (~25 ms to import) loads with the
+    first rendered block, after the first words are on screen."""
+    code = textwrap.dedent("""
+        import io, sys
+        from agentcli.markdown_stream import LazyConsole, MarkdownStream
+        class Tty(io.StringIO):
+            def isatty(self): return True
+        out = Tty()
+        s = MarkdownStream(LazyConsole(out, soft_wrap=False, color_system=None))
+        s.feed("First words ")
+        print("before:", "rich.console" in sys.modules, "First words" in out.getvalue())
+        s.feed("of a **paragraph**.\\n\\nand more")
+        s.finish()
+        print("after:", "rich.console" in sys.modules)
+        print("rendered:", "paragraph" in out.getvalue() and "**" not in out.getvalue())
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["before: False True", "after: True", "rendered: True"]
+
+
+def test_lazy_console_sizes_the_preview_as_rich_would(monkeypatch):
+    from agentcli.markdown_stream import LazyConsole
+
+    cases = [{"COLUMNS": "123", "LINES": "45"}, {"COLUMNS": "x"}, {"TERM": "dumb"},
+             {"TTY_COMPATIBLE": "0"}, {"TTY_COMPATIBLE": "1"}, {"FORCE_COLOR": "1"}, {}]
+    for env in cases:
+        for key in ("COLUMNS", "LINES", "TERM", "TTY_COMPATIBLE", "FORCE_COLOR"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        lazy, real = LazyConsole(io.StringIO()), Console(file=io.StringIO())
+        assert (lazy.width, lazy.height, lazy.is_terminal) == \
+            (real.width, real.height, real.is_terminal), env
