@@ -264,7 +264,8 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
         model = getattr(provider, "model", None) or profile.model or ""
         executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
         agent = runtime.make_agent(settings, opts, provider, executor, profile=profile,
-                                   history=resumed.history if resumed else None)
+                                   history=resumed.history if resumed else None,
+                                   recorder=recorder)
         agent.system = runtime.conversation_system(settings, opts, resumed)
         out = AskOutput(json_out)
         handle = out.handle

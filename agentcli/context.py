@@ -9,11 +9,17 @@ itself is never touched: the store keeps everything, only what is sent is trimme
 Counting is lazy: a token is at least one byte for every tokenizer used here (and the estimate is
 a third of the bytes), so while the UTF-8 size of the request fits the budget nothing is counted
 and no tokenizer is loaded. Counts are cached per message, so each request counts only what is
-new.
+new. Exact counts can also be given (``seed``, ``seed_fixed``): the session store keeps them
+beside the messages (``count_key`` names the tokenizer they were made with), so resuming a long
+conversation needs no tokenizer. Then only the new messages are unknown. Before the tokenizer is
+loaded for them, the fit is decided twice, once with each unknown message at its smallest
+possible size and once at its largest (its UTF-8 size). When both give the same messages, that
+is the exact answer, and nothing is counted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -36,6 +42,7 @@ DEFAULT_REPLY_RESERVE = {"openai": 4096, "anthropic": 4096, "local": 512}
 MESSAGE_OVERHEAD = 4  # role and framing tokens per message (OpenAI documents 3, plus one)
 PART_OVERHEAD = 8  # a tool call's or a tool result's framing (type, id, name keys)
 REPLY_PRIMING = 3  # every reply is primed with <|start|>assistant<|message|>
+COUNT_VERSION = 1  # bump when the sizes above change: stored counts made with others are unused
 
 
 def default_window(model: str | None) -> int | None:
@@ -84,6 +91,7 @@ class ContextFitter:
         # the message is kept so its id cannot be reused while the entry exists
         self._costs: dict[int, tuple[Message, int]] = {}
         self._bounds: dict[int, tuple[Message, int]] = {}
+        self._fixed: dict[str, int] = {}  # fixed_key(tools, system) -> its exact size
 
     @property
     def left_out(self) -> int:
@@ -122,6 +130,37 @@ class ContextFitter:
             found = self._bounds[id(message)] = (message, self._size(message, utf8_len))
         return found[1]
 
+    @property
+    def count_key(self) -> str | None:
+        """What exact counts are made with (tokenizer and sizing version), for the store;
+        None when counts are estimates (cheap to redo, never stored)."""
+        if not self.counter.exact:
+            return None
+        return f"{self.counter.encoding}/{COUNT_VERSION}"
+
+    def seed(self, message: Message, cost: int) -> None:
+        """A size counted earlier with ``count_key`` (from the store)."""
+        self._costs[id(message)] = (message, cost)
+
+    def known(self, message: Message) -> int | None:
+        """The message's size when it has been counted (or seeded), else None."""
+        found = self._costs.get(id(message))
+        return found[1] if found is not None and found[0] is message else None
+
+    @staticmethod
+    def fixed_key(tools: Sequence[ToolDefinition], system: str | None) -> str:
+        """Names the fixed part (system prompt and tool definitions) by its content."""
+        h = hashlib.sha256((system or "").encode("utf-8", "surrogatepass"))
+        for t in tools:
+            h.update(b"\0" + _spec(t).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()[:32]
+
+    def seed_fixed(self, key: str, cost: int) -> None:
+        self._fixed[key] = cost
+
+    def known_fixed(self) -> dict[str, int]:
+        return dict(self._fixed)
+
     def forget(self, keep: Sequence[Message]) -> None:
         """Drop cached sizes of messages no longer in ``keep`` (the history after /undo)."""
         alive = {id(m) for m in keep}
@@ -134,15 +173,19 @@ class ContextFitter:
         """The system prompt, the tool definitions and the reply priming."""
         total = REPLY_PRIMING + (MESSAGE_OVERHEAD + count(system) if system else 0)
         for t in tools:
-            spec = json.dumps({"name": t.name, "description": t.description,
-                               "parameters": t.parameters}, ensure_ascii=False)
-            total += PART_OVERHEAD + count(spec)
+            total += PART_OVERHEAD + count(_spec(t))
         return total
+
+    def _fixed_exact(self, tools: Sequence[ToolDefinition], system: str | None) -> int:
+        key = self.fixed_key(tools, system)
+        if key not in self._fixed:
+            self._fixed[key] = self.fixed(tools, system, self.counter.count)
+        return self._fixed[key]
 
     def measure(self, history: Sequence[Message], tools: Sequence[ToolDefinition],
                 system: str | None) -> int:
         """Tokens a request with all of ``history`` would take (for /tokens)."""
-        return self.fixed(tools, system, self.counter.count) + sum(map(self.cost, history))
+        return self._fixed_exact(tools, system) + sum(map(self.cost, history))
 
     # -- the hook
 
@@ -153,30 +196,11 @@ class ContextFitter:
         if self._fits_by_bytes(history, tools, system):
             self._left_out = []
             return history, []
-        fixed = self.fixed(tools, system, self.counter.count)
-        last_user = max((i for i, m in enumerate(history) if m.role == "user"), default=0)
-        current = list(history[last_user:])
-        newest = fixed + (self.cost(current[0]) if current else 0)
-        if newest > self.budget:
-            raise self._too_big(current[0] if current else None, fixed)
-        whole = len(current)
-        current = self._fit_current(current, fixed)
-        used = fixed + sum(map(self.cost, current))
-        start = last_user
-        older = _turn_starts(history[:last_user]) if len(current) == whole else []
-        for turn_start in reversed(older):  # none when the newest turn itself lost rounds
-            turn_cost = sum(map(self.cost, history[turn_start:start]))
-            if used + turn_cost > self.budget:
-                break
-            used += turn_cost
-            start = turn_start
-        kept = [*history[start:last_user], *current]
-        sent = {id(m) for m in current}
-        self._left_out = [*history[:start], *(m for m in history[last_user:]
-                                              if id(m) not in sent)]
-        dropped = len(self._left_out)
+        kept, left_out = self._decide_without_counting(history, tools, system) or \
+            self._decide(history, self._fixed_exact(tools, system), self.cost)
+        self._left_out = left_out
         notes: list[str] = []
-        if dropped and not self.told:
+        if left_out and not self.told:
             self.told = True
             how = "" if self.counter.exact else " (token counts for this model are estimates)"
             notes.append(f"the conversation no longer fits {self.model}'s context window "
@@ -184,6 +208,60 @@ class ContextFitter:
                          f"oldest messages are left out of what is sent from now on{how}; "
                          "everything stays saved, and /tokens shows how much is left out")
         return kept, notes
+
+    def _decide_without_counting(self, history: Sequence[Message],
+                                 tools: Sequence[ToolDefinition], system: str | None
+                                 ) -> tuple[list[Message], list[Message]] | None:
+        """The fit, when the sizes already known (seeded from the store) decide it whatever
+        the unknown messages' exact sizes are; None when something must be counted."""
+        if self.counter.loaded or not self._costs:
+            return None  # counting is cheap now (or nothing is known): just count
+        fixed = self._fixed.get(self.fixed_key(tools, system))
+        if fixed is None:
+            return None
+
+        def low(m: Message) -> int:
+            known = self.known(m)
+            return known if known is not None else _smallest(m)
+
+        def high(m: Message) -> int:
+            known = self.known(m)
+            return known if known is not None else self.bound(m)
+
+        try:
+            lo = self._decide(history, fixed, low)
+            hi = self._decide(history, fixed, high)
+        except (_Undecided, AgentCliError):
+            return None  # an error names exact sizes: count them
+        if [id(m) for m in lo[0]] != [id(m) for m in hi[0]]:
+            return None
+        return hi
+
+    def _decide(self, history: Sequence[Message], fixed: int, cost: Callable[[Message], int]
+                ) -> tuple[list[Message], list[Message]]:
+        """What is sent and what is left out, with message sizes from ``cost``."""
+        last_user = max((i for i, m in enumerate(history) if m.role == "user"), default=0)
+        current = list(history[last_user:])
+        newest = fixed + (cost(current[0]) if current else 0)
+        if newest > self.budget:
+            if cost != self.cost:
+                raise _Undecided  # the error names the exact size
+            raise self._too_big(current[0] if current else None, fixed)
+        whole = len(current)
+        current = self._fit_current(current, fixed, cost)
+        used = fixed + sum(map(cost, current))
+        start = last_user
+        older = _turn_starts(history[:last_user]) if len(current) == whole else []
+        for turn_start in reversed(older):  # none when the newest turn itself lost rounds
+            turn_cost = sum(map(cost, history[turn_start:start]))
+            if used + turn_cost > self.budget:
+                break
+            used += turn_cost
+            start = turn_start
+        kept = [*history[start:last_user], *current]
+        sent = {id(m) for m in current}
+        left_out = [*history[:start], *(m for m in history[last_user:] if id(m) not in sent)]
+        return kept, left_out
 
     def _fits_by_bytes(self, history: Sequence[Message], tools: Sequence[ToolDefinition],
                        system: str | None) -> bool:
@@ -195,13 +273,14 @@ class ContextFitter:
                 return False
         return total <= self.budget
 
-    def _fit_current(self, current: list[Message], fixed: int) -> list[Message]:
+    def _fit_current(self, current: list[Message], fixed: int,
+                     cost: Callable[[Message], int]) -> list[Message]:
         """The newest turn alone is too long (big tool results): leave out its oldest tool
         rounds, each call together with its result, keeping the user message and the newest."""
         units = _units(current[1:])
-        used = fixed + self.cost(current[0]) + sum(self.cost(m) for u in units for m in u)
+        used = fixed + cost(current[0]) + sum(cost(m) for u in units for m in u)
         while used > self.budget and len(units) > 1:
-            used -= sum(map(self.cost, units.pop(0)))
+            used -= sum(map(cost, units.pop(0)))
         if used > self.budget:
             raise AgentCliError(
                 f"the newest tool results ({used - fixed:,} tokens with your message) do not fit "
@@ -221,6 +300,29 @@ class ContextFitter:
             f"window allows ({self.window:,} tokens, {self.reserve:,} of them kept for the "
             "reply); nothing was sent",
             hint="send less (e.g. `head -c 100000`), or use a model with a larger window")
+
+
+class _Undecided(Exception):
+    """The bounds cannot decide without an exact count."""
+
+
+def _spec(t: ToolDefinition) -> str:
+    return json.dumps({"name": t.name, "description": t.description,
+                       "parameters": t.parameters}, ensure_ascii=False)
+
+
+def _smallest(message: Message) -> int:
+    """The least ``ContextFitter._size`` can be for this message: every non-empty text is at
+    least one token."""
+    total = MESSAGE_OVERHEAD
+    for p in message.parts:
+        if isinstance(p, TextPart):
+            total += 1 if p.text else 0
+        elif isinstance(p, ToolCall):
+            total += PART_OVERHEAD + (1 if p.name else 0) + (1 if p.arguments else 0)
+        elif isinstance(p, ToolResult):
+            total += PART_OVERHEAD + MESSAGE_OVERHEAD + (1 if p.content else 0)
+    return total
 
 
 def _turn_starts(history: Sequence[Message]) -> list[int]:

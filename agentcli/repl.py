@@ -85,7 +85,8 @@ class ChatRepl:
             self.resumed = runtime.resume(self.settings, opts, self.recorder)
             self.agent = runtime.make_agent(self.settings, opts, provider, self.executor,
                                             history=self.resumed.history if self.resumed
-                                            else None, profile=self.profile)
+                                            else None, profile=self.profile,
+                                            recorder=self.recorder)
             self.agent.system = runtime.conversation_system(self.settings, opts, self.resumed)
             self.role = runtime.conversation_role(opts, self.resumed)
             self.session = build_session(self)
@@ -256,7 +257,8 @@ class ChatRepl:
         profile = runtime.resolve(self.settings, opts, self.notice)
         new_provider = self._make_provider(self.settings, profile)
         agent = runtime.make_agent(self.settings, opts, new_provider, self.executor,
-                                   history=self.agent.history, profile=profile)
+                                   history=self.agent.history, profile=profile,
+                                   recorder=self.recorder)
         agent.system = self.agent.system
         agent.usage = self.agent.usage  # the session's tokens, whichever model spent them
         self.opts, self.profile, self.agent = opts, profile, agent

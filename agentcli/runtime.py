@@ -131,8 +131,10 @@ def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
 
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,
                history: list[Message] | None = None,
-               profile: ProviderProfile | None = None) -> Agent:
-    """The agent; with ``profile``, each request is fitted to the model's context window."""
+               profile: ProviderProfile | None = None,
+               recorder: SessionRecorder | None = None) -> Agent:
+    """The agent; with ``profile``, each request is fitted to the model's context window (and
+    ``recorder`` keeps the fitter's exact token counts with the conversation)."""
     from .agent import Agent
 
     prepare = None
@@ -140,6 +142,8 @@ def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executo
         from .context import make_fitter
 
         prepare = make_fitter(settings, profile, getattr(provider, "model", None) or profile.model)
+    if recorder is not None:
+        recorder.link(prepare)
     return Agent(provider, executor, system=settings.system, max_steps=settings.max_steps,
                  history=history, stream=opts.stream, prepare=prepare)
 

@@ -106,6 +106,12 @@ class TokenCounter:
         return self.encoding is not None and self.problem is None
 
     @property
+    def loaded(self) -> bool:
+        """Whether a count costs nothing more to start: the tokenizer is built, or none is
+        needed (an estimate)."""
+        return self._enc is not None or not self.exact
+
+    @property
     def label(self) -> str:
         if self.exact:
             return f"exact ({self.encoding})"

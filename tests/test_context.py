@@ -183,3 +183,90 @@ def test_context_window_comes_from_the_profile_then_config_then_defaults():
     fitter = make_fitter(settings, profile(type="anthropic"), "claude-sonnet-4-6")
     assert fitter.reserve == 4096 and fitter.budget == 200_000 - 4096
     assert make_fitter(settings, profile(max_tokens=1000), "gpt-4o").reserve == 1000
+
+
+class WordTokenizer:
+    """A stand-in tokenizer (one token per word and per punctuation run), counting its use."""
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode_ordinary(self, text: str) -> list[str]:
+        self.encoded += 1
+        return text.replace(".", " .").split() or [text]
+
+
+class CountingLoader:
+    def __init__(self) -> None:
+        self.loads = 0
+        self.tokenizer = WordTokenizer()
+
+    def __call__(self, name: str) -> WordTokenizer:
+        self.loads += 1
+        return self.tokenizer
+
+
+def words_turn(i: int, size: int) -> list[Message]:
+    cid = f"w{i}"
+    return [Message.user(f"question {i} " + "word " * size),
+            Message("assistant", (TextPart("reading"),
+                                  ToolCall(cid, "file_read", json.dumps({"path": f"f{i}"})))),
+            Message("tool", (ToolResult(cid, "file_read", "line " * size),)),
+            Message("assistant", (TextPart(f"answer {i} " + "done " * size),))]
+
+
+def exact_fitter(window: int, reserve: int) -> tuple[ContextFitter, CountingLoader]:
+    loader = CountingLoader()
+    return ContextFitter(TokenCounter("gpt-4o", loader=loader), window, reserve), loader
+
+
+def seeded_from(first: ContextFitter, history: list[Message]
+                ) -> tuple[ContextFitter, CountingLoader]:
+    """A new fitter given the counts ``first`` made, as the session store gives them back."""
+    fitter, loader = exact_fitter(window=first.window, reserve=first.reserve)
+    for m in history:
+        if first.known(m) is not None:
+            fitter.seed(m, first.known(m))
+    for key, n in first.known_fixed().items():
+        fitter.seed_fixed(key, n)
+    return fitter, loader
+
+
+def test_counts_from_an_earlier_run_decide_the_fit_without_loading_the_tokenizer():
+    """A resumed conversation: every stored message's exact size is given back (as the
+    session store does); only the new message is unknown. The fit is the exact one, and the
+    tokenizer is never loaded, because the new message's smallest and largest possible sizes
+    lead to the same messages being sent."""
+    tools = [ToolDefinition("file_read", "Read a file.", {"type": "object"})]
+    history = [m for i in range(40) for m in words_turn(i, 50)]
+    new = Message.user("and the next one?")
+
+    first, first_loader = exact_fitter(window=3000, reserve=500)
+    first(history + [Message.user("the previous question")], tools, "Be brief.")
+    assert first_loader.loads == 1 and first.count_key == "o200k_base/1"
+
+    resumed, loader = seeded_from(first, history)
+    sent, notes = resumed(history + [new], tools, "Be brief.")
+    assert loader.loads == 0  # decided by the bounds: no tokenizer built
+
+    counted, _ = exact_fitter(window=3000, reserve=500)
+    expected, _ = counted(history + [new], tools, "Be brief.")
+    assert [id(m) for m in sent] == [id(m) for m in expected]
+    assert sent[-1] is new and 1 < len(sent) < len(history) and notes
+
+
+def test_when_the_new_message_could_change_the_fit_it_is_counted_exactly():
+    """A new message big enough that its exact size matters: the tokenizer is loaded, and
+    the answer is the one counting everything gives."""
+    tools: list[ToolDefinition] = []
+    history = [m for i in range(40) for m in words_turn(i, 50)]
+    new = Message.user("x " * 900)  # between its smallest and largest size lie whole turns
+
+    first, _ = exact_fitter(window=3000, reserve=500)
+    first(history + [Message.user("earlier")], tools, None)
+    resumed, loader = seeded_from(first, history)
+    sent, _ = resumed(history + [new], tools, None)
+    assert loader.loads == 1
+    counted, _ = exact_fitter(window=3000, reserve=500)
+    expected, _ = counted(history + [new], tools, None)
+    assert [id(m) for m in sent] == [id(m) for m in expected]

@@ -364,3 +364,69 @@ def test_a_long_conversation_is_trimmed_on_resume_and_the_store_keeps_it_all(fak
     assert json.loads(json.dumps(sent))[0].startswith("question")  # starts at a turn
     store = open_store(home(), create=False)
     assert len(store.messages(store.latest().id)) == 12  # everything stays saved
+
+
+def test_resuming_a_long_conversation_reuses_its_stored_token_counts(tmp_path):
+    """The exact counts made while a conversation was fitted are kept with it; resuming it
+    gives them back, so the fit of the next request is decided without building the
+    tokenizer (0.35 s for o200k), and it is the same fit counting everything gives."""
+    from agentcli.agent import Agent
+    from agentcli.context import ContextFitter
+    from agentcli.sessions.recorder import SessionRecorder
+    from agentcli.tokens import TokenCounter
+    from scripted import ScriptedProvider, reply
+    from test_context import CountingLoader
+
+    class NoTools:
+        def definitions(self):
+            return []
+
+    def fitter_and_loader():
+        loader = CountingLoader()
+        # 9 turns of 132 tokens fit the 1,250 left, whatever the size of a short new message
+        return ContextFitter(TokenCounter("gpt-4o", loader=loader), 1550, 300), loader
+
+    data = tmp_path / "data"
+    writer = SessionRecorder(data, lambda line: pytest.fail(line))
+    fitter, loader = fitter_and_loader()
+    writer.link(fitter)
+    agent = Agent(ScriptedProvider([reply(f"answer {i} " + "word " * 60) for i in range(12)]),
+                  NoTools(), prepare=fitter)
+    for i in range(12):
+        writer.begin_turn(provider="openai", model="gpt-4o", system=None)
+        drive(agent.run(Message.user(f"question {i} " + "more " * 60)), writer.handle)
+    writer.close()
+    assert loader.loads == 1 and fitter.left_out > 0  # it was trimmed: counts were made
+    store = open_store(data, create=False)
+    stored = store.token_counts(store.latest().id, fitter.count_key)
+    assert sum(item.startswith("m") for item in stored) >= 4 and any(
+        item.startswith("f") for item in stored)
+    store.close()
+
+    reader = SessionRecorder(data, lambda line: pytest.fail(line))
+    resumed = reader.resume(None)
+    fitter2, loader2 = fitter_and_loader()
+    reader.link(fitter2)
+    provider = ScriptedProvider([reply("ok")])
+    drive(Agent(provider, NoTools(), history=list(resumed.history), prepare=fitter2)
+          .run(Message.user("one more?")), reader.handle)
+    assert loader2.loads == 0  # no tokenizer needed
+    fitter3, _ = fitter_and_loader()
+    expected, _ = fitter3([*resumed.history, Message.user("one more?")], [], None)
+    assert provider.requests[0][0] == expected
+    reader.close()
+
+
+def test_deleting_a_session_deletes_its_token_counts(tmp_path):
+    from agentcli.messages import Message
+    from agentcli.sessions.store import Header, new_id
+
+    store = open_store(tmp_path, create=True)
+    sid = new_id()
+    store.append(sid, Message.user("hi"), turn=None, header=Header("openai", "m", None, None))
+    store.save_token_counts(sid, "o200k_base/1", {"m0": 5, "fabc": 9})
+    assert store.token_counts(sid, "o200k_base/1") == {"m0": 5, "fabc": 9}
+    assert store.token_counts(sid, "cl100k_base/1") == {}
+    assert store.delete([sid]) == 1
+    assert store.conn.execute("SELECT COUNT(*) FROM token_counts").fetchone()[0] == 0
+    store.close()

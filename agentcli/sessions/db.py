@@ -52,6 +52,19 @@ CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
 COMMIT;
 """
+_COUNTS = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS token_counts (
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    item TEXT NOT NULL, key TEXT NOT NULL, tokens INTEGER NOT NULL,
+    PRIMARY KEY (session_id, item, key)) WITHOUT ROWID;
+COMMIT;
+"""
+"""Exact token counts made while fitting requests to the context window, kept so that resuming
+a long conversation needs no tokenizer (``context.ContextFitter.seed``). ``item``: ``m<seq>``
+for a message, ``f<digest>`` for a system prompt with tool definitions; ``key``: the tokenizer
+and sizing version. A table added in place, without a schema version: an older agentcli
+ignores it, and a store without it (opened read-only) simply has no counts."""
 MIGRATIONS: dict[int, str] = {}
 """version -> the SQL that brings a store from version - 1 to it (none yet)."""
 
@@ -84,6 +97,8 @@ def prepare(conn: sqlite3.Connection, readonly: bool) -> bool:
             conn.execute("PRAGMA journal_mode = WAL")
         if "schema_version" not in tables:
             _script(conn, _SCHEMA)
+        if "token_counts" not in tables:
+            _script(conn, _COUNTS)
         if "messages_fts" not in tables:
             try:
                 _script(conn, _FTS)

@@ -8,6 +8,10 @@ nothing more is written for that conversation (a hole in the middle would be wor
 
 ``seqs`` follows ``agent.history`` message for message (the stored sequence number, None for
 one that was not stored), so ``/undo`` and ``/retry`` can mark what left the conversation.
+
+``link(fitter)``: the exact token counts the context fitter makes are kept beside the messages
+at the end of each turn, and given back to it when the conversation is resumed, so resuming a
+long conversation needs no tokenizer (``context.py``).
 """
 
 from __future__ import annotations
@@ -104,6 +108,9 @@ class SessionRecorder:
         self._turn_stored = Usage()
         self._context = Header(None, None, None, None)
         self._piped: int | None = None
+        self._messages: list[Message] = []  # agent.history as recorded, beside ``seqs``
+        self._fitter: Any = None
+        self._counted: set[str] = set()  # token_counts items stored (or loaded) for the session
 
     # -- the conversation this recorder writes to
 
@@ -129,14 +136,69 @@ class SessionRecorder:
         self.failed = None  # the store just opened and read fine: writing is tried again
         self.session_id = resumed.info.id
         self.seqs = list(resumed.seqs)
+        self._messages = list(resumed.history)
         self.usage = resumed.info.usage
         self.by_model = dict(resumed.by_model)
         self._turn = None
+        self._seed()
+
+    def link(self, fitter: Any) -> None:
+        """Keep the exact token counts ``fitter`` (a ``ContextFitter``, or None) makes, and
+        give it those already kept for this conversation."""
+        self._fitter = fitter
+        self._seed()
+
+    def _seed(self) -> None:
+        self._counted = set()
+        fitter, key = self._fitter, getattr(self._fitter, "count_key", None)
+        if key is None or self.session_id is None or self._store is None:
+            return
+        try:
+            counts = self._store.token_counts(self.session_id, key)
+        except _FAILURES:
+            return  # only a speed-up: counted again when needed
+        for message, seq in zip(self._messages, self.seqs):
+            if seq is not None and f"m{seq}" in counts:
+                fitter.seed(message, counts[f"m{seq}"])
+        for item, n in counts.items():
+            if item.startswith("f"):
+                fitter.seed_fixed(item[1:], n)
+        self._counted = set(counts)
+
+    def _save_counts(self) -> None:
+        fitter, key = self._fitter, getattr(self._fitter, "count_key", None)
+        if key is None or self.failed is not None or self.session_id is None:
+            return
+        new = {f"f{k}": n for k, n in fitter.known_fixed().items()}
+        # once the tokenizer is built, counting what is still unknown (the turn's last reply,
+        # never part of a request yet) costs microseconds and spares the next run the build
+        count_rest = fitter.counter.loaded
+        for message, seq in zip(self._messages, self.seqs):
+            if seq is None or f"m{seq}" in self._counted:
+                continue
+            n = fitter.known(message)
+            if n is None and count_rest:
+                n = fitter.cost(message)
+            if n is not None:
+                new[f"m{seq}"] = n
+        new = {item: n for item, n in new.items() if item not in self._counted}
+        if not new:
+            return
+        try:
+            store = self.store()
+            assert store is not None
+            with self.critical():
+                store.save_token_counts(self.session_id, key, new)
+            self._counted.update(new)
+        except _FAILURES:
+            pass  # only a speed-up: never a warning, never a reason to stop saving
 
     def start_new(self) -> None:
         """The next message starts a new session (/new, /clear); a failed store is tried again."""
         self.session_id = None
         self.seqs = []
+        self._messages = []
+        self._counted = set()
         self.usage = Usage()
         self.by_model = {}
         self._turn = None
@@ -171,6 +233,7 @@ class SessionRecorder:
         if event.usage is not None:
             self._count(event.usage)
             self._turn_stored += event.usage
+        self._messages.append(message)
         if self.failed is not None:
             self.seqs.append(None)
             return
@@ -209,6 +272,7 @@ class SessionRecorder:
                         unrecorded, getattr(done.error, "message", None))
             except _FAILURES as e:
                 self._fail(e)
+        self._save_counts()
         self._turn = None
         self._turn_stored = Usage()
 
@@ -224,6 +288,7 @@ class SessionRecorder:
         dropped in the store (kept on record, no longer part of the conversation)."""
         cut = [s for s in self.seqs[length:] if s is not None]
         self.seqs = self.seqs[:length]
+        del self._messages[length:]
         if not cut or self.failed is not None or self.session_id is None:
             return
         try:

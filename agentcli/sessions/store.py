@@ -185,6 +185,13 @@ class Store:
             db.execute("UPDATE messages SET dropped = 1 WHERE session_id = ? AND seq >= ?",
                        (session_id, seq))
 
+    def save_token_counts(self, session_id: str, key: str, counts: dict[str, int]) -> None:
+        """Keep exact token counts (``db._COUNTS`` says what the items are)."""
+        with self.write() as db:
+            db.executemany("INSERT OR REPLACE INTO token_counts (session_id, item, key, tokens) "
+                           "VALUES (?, ?, ?, ?)",
+                           [(session_id, item, key, n) for item, n in counts.items()])
+
     def delete(self, session_ids: list[str]) -> int:
         """Delete sessions and leave nothing of them in the file: freed pages are zeroed
         (secure_delete), the search index is rebuilt without them (FTS5 keeps deleted terms in
@@ -262,6 +269,15 @@ class Store:
         all_parts = codec.decode_many("[" + ",".join(r[3] for r in rows) + "]")
         return ([r[0] for r in rows],
                 [Message(r[1], parts, interrupted=bool(r[2])) for r, parts in zip(rows, all_parts)])
+
+    def token_counts(self, session_id: str, key: str) -> dict[str, int]:
+        """The counts kept for this session made with ``key`` (none in a store without them)."""
+        try:
+            rows = self.conn.execute("SELECT item, tokens FROM token_counts WHERE "
+                                     "session_id = ? AND key = ?", (session_id, key)).fetchall()
+        except sqlite3.OperationalError:  # an older store opened read-only: no such table
+            return {}
+        return dict(rows)
 
     def turns(self, session_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT turn, stop_reason, steps, input_tokens, output_tokens, "
