@@ -79,16 +79,18 @@ class Verdict:
 class Prompter(Protocol):
     """The terminal side of approval (a /dev/tty prompt for `ask`, the REPL's own for `chat`)."""
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any]) -> Decision:
-        """Show the tool name and full arguments; ask yes once / always this session
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+        """Show the tool name and full arguments (and ``note``: what the tool's source says
+        of it, e.g. an MCP server's hints); ask yes once / always this session
         (``remember=True``) / no with an optional reason. Ctrl-C or EOF answers no."""
         ...
 
 
 class Approver(Protocol):
-    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Verdict:
+    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
+                note: str = "") -> Verdict:
         """Decide on one validated call; ``confirm`` is the tool's effective default
-        (``ask`` or ``never``)."""
+        (``ask`` or ``never``); ``note`` is shown when the user is asked, never decides."""
         ...
 
 
@@ -257,7 +259,8 @@ class PolicyApprover:
         self.prompter = prompter
         self.grants: set[str] = set()
 
-    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str) -> Verdict:
+    def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
+                note: str = "") -> Verdict:
         verdict = decide(call.name, arguments, confirm=confirm, yes=self.yes,
                          allow=self.allow, deny=self.deny, grants=self.grants)
         if verdict.decision != "ask":
@@ -265,7 +268,7 @@ class PolicyApprover:
         if self.prompter is None:
             return Verdict("deny", "no_terminal", NO_TERMINAL)
         try:
-            answer = self.prompter.confirm(call.name, arguments)
+            answer = self.prompter.confirm(call.name, arguments, note=note)
         except (KeyboardInterrupt, EOFError):
             answer = Decision(False, None)
         if answer.approved:
@@ -312,9 +315,11 @@ class TerminalPrompter:
         line = self.input.readline()
         return None if line == "" else line.strip()
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any]) -> Decision:
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
         try:
             self._say("\n" + format_call(tool_name, arguments) + "\n")
+            if note:
+                self._say(inert(note) + "\n")
             for _ in range(5):
                 self._say(f"run it? [y] yes once  [a] always {inert(tool_name)} this session  "
                           "[n] no: ")

@@ -250,8 +250,11 @@ def admit_call(call: ToolCall, tool: Any, validators: dict[str, Any], approver: 
         problem = f"the {schema_owner} schema could not be checked ({describe(e)})"
     if problem:
         return error_outcome(call, f"invalid arguments: {problem}; the tool was not run.")
+    hints = getattr(tool, "hints", None)  # an MCP server's own words on its tool
+    said = hints() if callable(hints) else ""
+    note = f"the server says this tool is {said} (its claim: it approves nothing)" if said else ""
     try:
-        verdict = approver.approve(call, args, tool.confirm)
+        verdict = approver.approve(call, args, tool.confirm, note=note)
     except Exception as e:  # noqa: BLE001 - never approve on a failure
         return error_outcome(call, f"not run: approval failed ({describe(e)})")
     if not verdict.approved:

@@ -184,8 +184,9 @@ class ReplPrompter:
                                        multiline=False)
         return self._keys
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any]) -> Decision:
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
         message = FormattedText([
+            *([("italic", sanitize(note) + "\n")] if note else []),
             ("bold", f"allow {sanitize(tool_name)}? "),
             ("", "[y] yes once  [a] always this session  [n] no › "),
         ])

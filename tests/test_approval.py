@@ -135,7 +135,7 @@ class FakePrompter:
         self.answers = list(answers)
         self.asked: list[tuple[str, dict]] = []
 
-    def confirm(self, tool_name, arguments):
+    def confirm(self, tool_name, arguments, note=""):
         self.asked.append((tool_name, arguments))
         return self.answers.pop(0)
 
@@ -182,7 +182,7 @@ def test_prompt_answers_and_session_grant():
 
 def test_denial_without_reason_and_interrupt():
     class Interrupting:
-        def confirm(self, tool_name, arguments):
+        def confirm(self, tool_name, arguments, note=""):
             raise KeyboardInterrupt
 
     assert PolicyApprover(prompter=FakePrompter(Decision(False))).approve(
@@ -346,3 +346,13 @@ def test_slash_tools_shows_the_approval_column_with_real_descriptions(tmp_path, 
     column = " ".join(" ".join(row[start:end] for row in rows).split())
     assert column == ("runs without asking asks; denied if path=**/.env; allowed if "
                       "path=docs/** asks")
+
+
+def test_the_prompt_shows_a_note_on_the_tool_inert():
+    """An MCP server's hints reach the question as text; escapes in them stay inert."""
+    out = io.StringIO()
+    d = TerminalPrompter(io.StringIO("y\n"), out).confirm(
+        "srv__rm", {}, note="the server says this tool is destructive\x1b]52;c;eA==\x07")
+    shown = out.getvalue()
+    assert d.approved and "the server says this tool is destructive" in shown
+    assert "\x1b" not in shown and "\x07" not in shown

@@ -129,12 +129,13 @@ def test_definitions_carry_the_servers_schema_and_patterns_narrow_them(hub):
 
 class Prompter:
     def __init__(self, answer: bool) -> None:
-        self.answer, self.asked = answer, []
+        self.answer, self.asked, self.notes = answer, [], []
 
-    def confirm(self, tool_name, arguments):
+    def confirm(self, tool_name, arguments, note=""):
         from agentcli.approval import Decision
 
         self.asked.append(tool_name)
+        self.notes.append(note)
         return Decision(self.answer)
 
 
@@ -144,6 +145,9 @@ def test_mcp_tools_ask_by_default_even_when_the_server_says_read_only(hub):
     prompter = Prompter(True)
     asked = call(executor(hub, prompter=prompter), "demo__add", {"a": 1, "b": 2})
     assert prompter.asked == ["demo__add"] and asked.result.content == "3"
+    # the server's hint is shown with the question, as its claim, and decided nothing
+    assert prompter.notes == ["the server says this tool is read-only (its claim: it approves "
+                              "nothing)"]
     refused = call(executor(hub, prompter=Prompter(False)), "demo__add", {"a": 1, "b": 2})
     assert refused.result.is_error and "denied by the user" in refused.result.content
 

@@ -32,7 +32,7 @@ class Recorder:
         self.calls: list[tuple[str, dict, str]] = []
         self.decision = decision
 
-    def approve(self, call: ToolCall, arguments: dict, confirm: str) -> Verdict:
+    def approve(self, call: ToolCall, arguments: dict, confirm: str, note: str = "") -> Verdict:
         self.calls.append((call.name, arguments, confirm))
         return self.decision
 
