@@ -152,8 +152,17 @@ class Executor:
     def run(self, tool: Tool, call: ToolCall, args: dict[str, Any]) -> ToolResult:
         """Run an approved, validated call in the isolated worker; never raises
         (KeyboardInterrupt aside, after the worker and all it started are gone)."""
+        def failed(why: str) -> ToolResult:
+            return ToolResult(call.id, call.name, f"tool '{tool.name}' was not run: {why}",
+                              is_error=True)
+
         cap = tool.output_cap
-        job = CallJob(tool.load, dict(args), ToolContext(tool.name, tool.options), cap)
+        try:
+            cwd = os.getcwd()
+        except OSError as e:  # the folder agentcli runs in was deleted meanwhile
+            return failed(f"agentcli's current folder is gone ({e.strerror}); cd to a folder "
+                          "that exists")
+        job = CallJob(tool.load, dict(args), ToolContext(tool.name, tool.options, cwd), cap)
         limits = {"timeout": tool.timeout, "max_bytes": 8 * cap + 65_536}
         wire = job_to_wire(job) if hasattr(os, "fork") else None
         outcome = None
@@ -167,7 +176,10 @@ class Executor:
                 return ToolResult(call.id, call.name, f"tool '{tool.name}' could not be "
                                   f"loaded: {describe_exception(e)}", is_error=True)
             if hasattr(os, "fork"):
-                outcome = run_isolated(job, **limits)
+                try:
+                    outcome = run_isolated(job, **limits)
+                except OSError as e:  # no process or pipe to be had (EAGAIN, EMFILE)
+                    return failed(f"cannot start its process ({e.strerror or e})")
             else:  # pragma: no cover - Windows
                 outcome = run_threaded(job, timeout=tool.timeout)
         return _result(tool, call, outcome)

@@ -40,7 +40,7 @@ def list_servers(config: Optional[str] = ConfigOpt) -> None:
 
     def body() -> int:
         from .config import load_settings
-        from .mcp_client import McpHub
+        from .mcp_client import start_hub
         from .mcp_tools import configured_servers, tool_from_mcp
 
         settings = load_settings(config)
@@ -48,12 +48,13 @@ def list_servers(config: Optional[str] = ConfigOpt) -> None:
         if not specs:
             _out("no MCP servers configured (add one: agentcli mcp add NAME -- COMMAND ARGS...)")
             return 0
-        hub = McpHub([s for s in specs.values() if not s.disabled], settings.data_dir).start()
+        hub = start_hub(list(specs.values()), settings.data_dir)  # None: all disabled
         try:
-            hub.wait()
+            if hub is not None:
+                hub.wait()
             failed = 0
             for name, spec in specs.items():
-                st = hub.servers.get(name)
+                st = hub.servers.get(name) if hub is not None else None
                 if st is None:
                     status = "disabled"
                 elif st.status == "ready":
@@ -70,7 +71,8 @@ def list_servers(config: Optional[str] = ConfigOpt) -> None:
                     desc = " ".join(tool.definition.description.split())
                     _out(f"    {tool.name}{hints}  {desc[:90]}")
         finally:
-            hub.close()
+            if hub is not None:
+                hub.close()
         return 1 if failed else 0
 
     run_command(body)
@@ -132,10 +134,18 @@ def _indents(text: str) -> tuple[int, int]:
     return mapping, 0
 
 
-def _servers_map(doc: Any, create: bool) -> Any:
+_YAML_BOOLS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
+
+
+def _servers_map(doc: Any, create: bool, path: Any) -> Any:
     from ruamel.yaml.comments import CommentedMap
 
     servers = doc.get("mcp_servers")
+    if servers is not None and not isinstance(servers, dict):
+        from .errors import ConfigError
+
+        raise ConfigError("expected a mapping of server name -> settings", file=str(path),
+                          key="mcp_servers")
     if servers is None or (not servers and create):  # absent, empty or `{}`: a block mapping
         if not create:
             return None
@@ -218,7 +228,7 @@ def add_server(
         def change(doc: Any) -> None:
             from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-            servers = _servers_map(doc, create=True)
+            servers = _servers_map(doc, create=True, path=path)
             if name in servers and not force:
                 raise UsageError(f"an MCP server named '{name}' is already configured",
                                  hint="use --force to replace it, or `agentcli mcp remove "
@@ -230,7 +240,11 @@ def add_server(
                     seq.fa.set_flow_style()
                     v = seq
                 value[k] = v
-            servers[name] = value
+            from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+            # quoted when an unquoted key would read as true/false (on, off, yes, no, ...)
+            key = DoubleQuotedScalarString(name) if name.lower() in _YAML_BOOLS else name
+            servers[key] = value
 
         edit_config(path, change)
         eprint(f"added MCP server '{name}' to {path}; its tools are offered as {name}__TOOL "
@@ -252,7 +266,7 @@ def remove_server(name: str = typer.Argument(..., help="Server name."),
         path, _ = config_path(config)
 
         def change(doc: Any) -> None:
-            servers = _servers_map(doc, create=False)
+            servers = _servers_map(doc, create=False, path=path)
             if not servers or name not in servers:
                 known = ", ".join(servers or ()) or "none"
                 raise UsageError(f"no MCP server named '{name}' in {path}",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import math
+import os
 import threading
 import time
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
@@ -46,7 +47,6 @@ class ServerState:
     status: str = "starting"  # starting | ready | failed | stopped
     error: str | None = None
     tools: list[Any] = field(default_factory=list)
-    server_info: str = ""
     client: Any = None
     exit_code: int | None = None
     """Set when the server exited by itself."""
@@ -195,8 +195,6 @@ class McpHub:
                     tools = await self._list_tools(client)
                     scope.deadline = math.inf
                     st.client, st.tools = client, tools
-                    info = client.server_info
-                    st.server_info = f"{info.name} {info.version}".strip() if info else ""
                     st.started_in = time.perf_counter() - began
                     st.status = "ready"
                     st.done.set()
@@ -231,6 +229,8 @@ class McpHub:
                 errlog = open_log(st.log)
                 self._logs.append(errlog)
                 env = child_env(spec.env)
+                if spec.cwd and not os.path.isdir(spec.cwd):
+                    raise McpCallError(f"its cwd {spec.cwd} is not a folder")
                 try:
                     process = await spawn(spec.command or "", spec.args, env, spec.cwd, errlog)
                 except OSError as e:

@@ -105,6 +105,11 @@ def parse_servers(raw: Any, file: str | None = None) -> dict[str, ServerSpec]:
     if not isinstance(raw, Mapping):
         raise ConfigError("expected a mapping of server name -> settings", file=file,
                           key="mcp_servers")
+    for name in raw:
+        if isinstance(name, bool):  # YAML reads an unquoted on/off/yes/no as true/false
+            raise ConfigError(f"a server name reads as {str(name).lower()}", file=file,
+                              key="mcp_servers",
+                              hint="quote the name in the config file, e.g. \"off\":")
     return {str(name): parse_server(str(name), data, file) for name, data in raw.items()}
 
 

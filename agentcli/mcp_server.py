@@ -14,7 +14,7 @@ import json
 from typing import Any, Mapping
 
 from . import __version__
-from .approval import PolicyApprover, parse_rules
+from .approval import build_approver
 from .executor import Executor, Tool
 from .messages import ToolCall
 
@@ -25,9 +25,7 @@ INSTRUCTIONS = ("Tools of agentcli, a terminal agent: the host approves each cal
 def serve_executor(settings: Any, tools: Mapping[str, Tool]) -> Executor:
     """The Executor `mcp serve` runs calls through: every call is approved (the host asked the
     user) except what a ``tools.deny`` rule matches."""
-    file = str(settings.config_file) if settings.config_file else None
-    deny = parse_rules(settings.tools.deny, "tools.deny", file)
-    return Executor(dict(tools), PolicyApprover(deny=deny, yes=True, prompter=None))
+    return Executor(dict(tools), build_approver(settings, yes=True, prompter=None))
 
 
 def build_server(executor: Executor) -> Any:

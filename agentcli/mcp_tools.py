@@ -221,12 +221,11 @@ class McpRun:
     hub: McpHub
     patterns: tuple[str, ...]
     warn: Warn
-    executor: McpExecutor | None = None
 
     def route(self, plugins: Any, approver: Any) -> ToolRouter:
-        self.executor = McpExecutor(self.hub, approver, patterns=self.patterns,
-                                    reserved=list(getattr(plugins, "tools", {})), warn=self.warn)
-        return ToolRouter(plugins, self.executor)
+        return ToolRouter(plugins, McpExecutor(self.hub, approver, patterns=self.patterns,
+                                               reserved=list(getattr(plugins, "tools", {})),
+                                               warn=self.warn))
 
     def close(self) -> None:
         self.hub.close()

@@ -34,7 +34,6 @@ without ``options`` takes none): a ``ConfigError`` naming the config file and th
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -220,8 +219,14 @@ def check_options(tool: Tool, config_file: str | None) -> None:
                                   f"{known})", file=config_file, key=f"{prefix}.{key}", hint=hint)
     import jsonschema
 
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    errors = sorted(validator.iter_errors(dict(tool.options)), key=lambda e: list(map(str, e.path)))
+    try:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        errors = sorted(validator.iter_errors(dict(tool.options)),
+                        key=lambda e: list(map(str, e.path)))
+    except Exception as e:  # noqa: BLE001 - e.g. a $ref to nothing: the manifest's fault
+        raise PluginError(f"{tool.path}: field 'options': the schema cannot check the "
+                          f"configured options ({type(e).__name__}: {e})",
+                          hint="fix the tool's manifest, or remove its tools.options") from e
     if errors:
         e = errors[0]
         key = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path)
@@ -267,17 +272,32 @@ def _sources(settings: Settings, extra_dirs: Sequence[str],
         value = ep.value.split(":")[0].strip()
         label = f"entry-point:{ep.name}"
         try:
-            spec = importlib.util.find_spec(value)
-        except (ImportError, ValueError) as e:
+            locations = _package_folders(value)
+        except (ImportError, ValueError, OSError) as e:
             warn(f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP}): {e}")
             continue
-        if spec is None or not spec.submodule_search_locations:
+        if not locations:
             warn(f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP}): not a package "
                  "with tool manifests")
             continue
-        for loc in spec.submodule_search_locations:
+        for loc in locations:
             found.append((label, Path(loc), value))
     return found
+
+
+def _package_folders(name: str) -> list[str] | None:
+    """Where package ``name`` lives, found without importing it or its parents
+    (``importlib.util.find_spec("a.b")`` would run ``a/__init__.py`` in agentcli)."""
+    from importlib.machinery import PathFinder
+
+    path: list[str] | None = None
+    parts = name.split(".")
+    for i in range(len(parts)):
+        spec = PathFinder.find_spec(".".join(parts[: i + 1]), path)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = list(spec.submodule_search_locations)
+    return path
 
 
 def _entry_points() -> list[Any]:

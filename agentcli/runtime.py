@@ -196,8 +196,9 @@ def resume_notice(resumed: Resumed, provider: str, model: str) -> str:
     text = (f"continuing session {info.short_id} ({n} message{'s' if n != 1 else ''}: "
             f"{info.title or 'untitled'})")
     if (info.provider, info.model) != (provider, model):
+        converted = " (the history is converted)" if info.provider != provider else ""
         text += (f"; it was with {info.provider or '?'} · {info.model or '?'}, now "
-                 f"{provider} · {model} (the history is converted)")
+                 f"{provider} · {model}{converted}")
     return text
 
 

@@ -191,7 +191,7 @@ def validate_tool(path: Optional[str] = typer.Argument(
                 problems += 1
                 report_error(PluginError(problem))
             else:
-                print(f"ok: {checked}")
+                _out(f"ok: {checked}")
         if problems:
             raise PluginError(f"{problems} manifest(s) failed validation")
         return 0

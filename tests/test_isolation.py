@@ -377,3 +377,15 @@ def test_ctrl_c_in_the_terminal_reaches_agentcli_not_the_tool(tmp_path, via):
     assert "INTERRUPTED" in out and "RESULT" not in out, out
     assert not handled.exists()
     assert not alive(int(ready.read_text()))
+
+
+def test_a_deleted_current_folder_is_an_error_result_not_a_crash(tmp_path, monkeypatch):
+    """The folder agentcli runs in was removed meanwhile (a REPL left open): the call is an
+    error result naming why; execute never raises."""
+    tool = plugin(tmp_path / "p", "def run(n):\n    return n\n")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    r = run(tool, {"n": 1})
+    assert r.is_error and "current folder is gone" in r.content and "cd to" in r.content

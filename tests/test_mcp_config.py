@@ -191,3 +191,25 @@ def test_mcp_sdk_is_not_imported(argv, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=60)
     assert "HEAVY=\n" in out.stdout, out.stdout[-500:] + out.stderr[-500:]
+
+
+def test_a_server_named_off_is_quoted_and_a_boolean_name_is_a_config_error(tmp_path):
+    """YAML reads an unquoted `off:` as false: `mcp add` quotes such names, and a hand-written
+    one is one clear error, not a server called False."""
+    cfg = tmp_path / "config.yaml"
+    assert run_cli("mcp", "add", "off", "--config", str(cfg), "--", "srv").exit_code == 0
+    assert yaml.safe_load(cfg.read_text()) == {"mcp_servers": {"off": {"command": "srv"}}}
+    cfg.write_text("mcp_servers:\n  off: {command: srv}\n")
+    r = run_cli("mcp", "list", "--config", str(cfg))
+    assert r.exit_code == 2 and "reads as false" in r.output and "quote the name" in r.output
+
+
+@pytest.mark.parametrize("value", ["[a]", "foo"])
+def test_add_and_remove_refuse_an_mcp_servers_that_is_not_a_mapping(tmp_path, value):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"mcp_servers: {value}\n")
+    for args in (["add", "x", "--config", str(cfg), "--", "srv"],
+                 ["remove", "x", "--config", str(cfg)]):
+        r = run_cli("mcp", *args)
+        assert r.exit_code == 2 and "expected a mapping" in r.output and "bug" not in r.output
+    assert cfg.read_text() == f"mcp_servers: {value}\n"  # untouched

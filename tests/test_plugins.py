@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentcli.config import Settings, ToolSettings, load_settings
-from agentcli.errors import ConfigError
+from agentcli.errors import ConfigError, PluginError
 from agentcli.plugins import builtin_tools_dir, load_tools, parse_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -274,6 +274,13 @@ def test_manifest_options_schema_rules(tmp_path):
     with pytest.raises(ConfigError, match="tools.options.no_opts.x"):
         load_tools(settings(tmp_path, options={"no_opts": {"x": 1}}), extra_dirs=[str(folder)],
                    warn=Warnings())
+    dangling = GOOD + "options: {{type: object, properties: {{x: {{$ref: '#/nope'}}}}}}\n"
+    write_tool(folder, name="ref_opts", manifest=dangling.format(name="ref_opts",
+                                                               module="ref_opts"))
+    # passes the manifest check, but cannot check a value: one line naming the manifest
+    with pytest.raises(PluginError, match="ref_opts.yaml: field 'options'"):
+        load_tools(settings(tmp_path, options={"ref_opts": {"x": 1}}), extra_dirs=[str(folder)],
+                   warn=Warnings())
 
 
 def test_entry_point_package(tmp_path, monkeypatch):
@@ -294,6 +301,24 @@ def test_entry_point_package(tmp_path, monkeypatch):
     assert tool.source == "entry-point:ep"
     assert "ep_tools_pkg" not in sys.modules, "not imported at startup"
     assert tool.function()(text="x") == "ep: x"
+
+
+def test_a_dotted_entry_point_runs_none_of_its_parents_code(tmp_path, monkeypatch):
+    """`org_tools.tools`: finding the folder must not import org_tools (its __init__ is plugin
+    code, and plugin code never runs in agentcli)."""
+    site = tmp_path / "site"
+    parent = site / "org_tools"
+    write_tool(parent / "tools", name="org_echo")
+    (parent / "__init__.py").write_text("raise SystemExit('parent package imported')\n")
+    (parent / "tools" / "__init__.py").write_text("raise SystemExit('package imported')\n")
+    dist = site / "org_tools-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: org-tools\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[agentcli.tools]\norg = org_tools.tools\n")
+    monkeypatch.syspath_prepend(str(site))
+    tools = load_tools(settings(tmp_path), warn=Warnings())
+    assert tools["org_echo"].source == "entry-point:org"
+    assert "org_tools" not in sys.modules and "org_tools.tools" not in sys.modules
 
 
 def test_entry_point_that_is_not_a_package_warns(tmp_path, monkeypatch):

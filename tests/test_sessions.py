@@ -430,3 +430,30 @@ def test_deleting_a_session_deletes_its_token_counts(tmp_path):
     assert store.delete([sid]) == 1
     assert store.conn.execute("SELECT COUNT(*) FROM token_counts").fetchone()[0] == 0
     store.close()
+
+
+def test_the_resume_notice_says_converted_only_when_the_provider_changes(fake_server):
+    script_two_turns(fake_server)
+    assert ask(fake_server, Q1).exit_code == 0
+    other_model = CliRunner().invoke(build_app(), [
+        "ask", "-p", "openai", "--base-url", fake_server.openai_base_url, "-m", "other-model",
+        "-c", Q2])
+    assert other_model.exit_code == 0, other_model.output
+    assert "now openai · other-model" in other_model.stderr
+    assert "converted" not in other_model.stderr  # same wire format: nothing was converted
+
+
+def test_deleting_a_big_session_gives_its_space_back(tmp_path):
+    from agentcli.sessions.store import Header, new_id
+
+    store = open_store(tmp_path, create=True)
+    sid = new_id()
+    for i in range(200):
+        store.append(sid, Message.user(f"{i} " + "x" * 20_000), turn=None,
+                     header=Header("openai", "m", None, None) if i == 0 else None)
+    path = tmp_path / "sessions.db"
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = path.stat().st_size
+    assert store.delete([sid]) == 1
+    store.close()
+    assert path.stat().st_size < full / 4  # the freed pages left the file, not only zeroed

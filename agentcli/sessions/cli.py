@@ -66,7 +66,9 @@ def _out(text: str) -> None:
 def _nothing_saved(settings: Any) -> int:
     from ..render import eprint
 
-    eprint(f"no saved conversations yet (the store is {settings.data_dir / 'sessions.db'})")
+    from .store import store_path
+
+    eprint(f"no saved conversations yet (the store is {store_path(settings.data_dir)})")
     return 0
 
 

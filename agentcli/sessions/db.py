@@ -12,7 +12,6 @@ FILE_NAME = "sessions.db"
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
-PRAGMA auto_vacuum = INCREMENTAL;
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
@@ -93,6 +92,8 @@ def prepare(conn: sqlite3.Connection, readonly: bool) -> bool:
     conn.execute("PRAGMA synchronous = NORMAL")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if not readonly:
+        if "schema_version" not in tables:  # a new file: only possible before WAL is set
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         if "schema_version" not in tables:
@@ -109,7 +110,8 @@ def prepare(conn: sqlite3.Connection, readonly: bool) -> bool:
                                              "WHERE type = 'table'")}
     if "schema_version" not in tables:  # read-only and never written: an empty store
         raise sqlite3.DatabaseError("file is not a database (no schema)")
-    version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+    # an empty table (a creation cut short) is the first version: its schema is all there
+    version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 1
     if version > SCHEMA_VERSION:
         raise SessionStoreError(f"the session store was written by a newer agentcli (schema "
                                 f"{version}, this one knows {SCHEMA_VERSION})",

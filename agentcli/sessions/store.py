@@ -203,7 +203,10 @@ class Store:
                 n += db.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount
             if n and self.fts:
                 db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
-        self.conn.execute("PRAGMA incremental_vacuum")
+        if self.conn.execute("PRAGMA auto_vacuum").fetchone()[0]:
+            self.conn.executescript("PRAGMA incremental_vacuum;")  # to the end, not one page
+        else:  # a store made before auto_vacuum took effect: rebuild it once
+            self.conn.execute("VACUUM")
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return n
 
