@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import sys
 
-
-STARTUP_GC_THRESHOLD = (100_000, 50, 100)
+from . import STARTUP_GC_THRESHOLD
 
 
 def main() -> None:
@@ -36,8 +35,6 @@ def main() -> None:
     try:
         cli_main()
     finally:
-        import gc
-
         gc.freeze()
 
 

@@ -130,8 +130,9 @@ def compose_prompt(prompt: str | None, piped: str | None) -> str:
 
 
 class AskOutput:
-    """Agent events -> stdout (reply text) and stderr (tool notices, warnings); nothing in --json
-    mode but the final object. It renders; the turn's outcome comes from AgentDone."""
+    """Agent events -> stdout (reply text) and stderr (tool notices, warnings); in --json mode
+    stdout gets only the final object (the notices still go to stderr). It renders; the turn's
+    outcome comes from AgentDone."""
 
     def __init__(self, json_mode: bool) -> None:
         self.json_mode = json_mode

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 # A profile's context_window or the config's context_windows override these.
 DEFAULT_WINDOWS: dict[str, int] = {
     "gpt-5": 400_000, "gpt-4.1": 1_047_576, "gpt-4o": 128_000, "chatgpt-4o": 128_000,
-    "gpt-4-turbo": 128_000, "gpt-4-32k": 32_768, "gpt-4": 8_192, "gpt-3.5-turbo": 16_385,
+    "gpt-4-turbo": 128_000, "gpt-4-1106": 128_000, "gpt-4-0125": 128_000, "gpt-4.5": 128_000,
+    "gpt-4-32k": 32_768, "gpt-4": 8_192, "gpt-3.5-turbo": 16_385,
     "o1": 200_000, "o1-mini": 128_000, "o1-preview": 128_000, "o3": 200_000, "o4-mini": 200_000,
     "claude-": 200_000,
 }
@@ -137,6 +138,11 @@ class ContextFitter:
         if not self.counter.exact:
             return None
         return f"{self.counter.encoding}/{COUNT_VERSION}"
+
+    @property
+    def counted(self) -> bool:
+        """Whether any size is known (counted or seeded): else there is nothing to keep."""
+        return bool(self._costs or self._fixed)
 
     def seed(self, message: Message, cost: int) -> None:
         """A size counted earlier with ``count_key`` (from the store)."""

@@ -14,7 +14,7 @@ supervisor kills and reaps everything the tool started, including processes that
 group is killed (no subreaper there). The module is imported afresh in every call.
 
 Who forks them: the tool host, a small fresh Python interpreter that agentcli starts at the
-first call of a run (or ``warm``) and that dies with agentcli; it forks each call's supervisor
+first call of a run and that dies with agentcli; it forks each call's supervisor
 and worker ahead of time, so a small tool's call costs a few milliseconds
 (``bench/bench_tools.py``). Calls made before the host is up (the first one of a run), calls to
 a Tool whose ``load`` is a Python callable (tests, embedding code), and every call when no host
@@ -41,14 +41,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from .approval import Approver
 from .isolation import ChildResult, run_isolated, run_threaded
 from .messages import ToolCall, ToolDefinition, ToolResult
-from .toolhost_job import (CallJob, FileEntry, ModuleEntry, ToolContext, cap_output,
-                           describe_exception, job_to_wire, to_text)
+from .toolhost_job import CallJob, ToolContext, cap_output, describe_exception, job_to_wire
 
 if TYPE_CHECKING:
     from .toolhost import HostPool
 
 __all__ = ["DEFAULT_OUTPUT_CAP", "DEFAULT_TIMEOUT", "Executor", "Tool", "ToolContext",
-           "ToolOutcome", "admit_call", "cap_output", "describe_exception", "make_validator", "to_text",
+           "ToolOutcome", "admit_call", "cap_output", "describe_exception", "make_validator",
            "validate_arguments"]
 
 DEFAULT_TIMEOUT = 30.0
@@ -104,7 +103,7 @@ class ToolOutcome:
 
 class Executor:
     """Runs the calls of one agentcli run. ``hosts``: the tool hosts to use (tests share one
-    pool); by default the Executor starts its own on the first call (or on ``warm``)."""
+    pool); by default the Executor starts its own on the first call."""
 
     def __init__(self, tools: Mapping[str, Tool], approver: Approver, *,
                  hosts: HostPool | None = None) -> None:
@@ -123,15 +122,6 @@ class Executor:
 
             self._hosts = HostPool()
         return self._hosts
-
-    def warm(self) -> None:
-        """Start the tool host now, so that even the first call runs in it (by default the
-        first call starts it, and agentcli forks that call itself). Cheap here: a process is
-        spawned (~0.5 ms) and boots on its own, ~50 ms of CPU; only when some tool can run in
-        it (a manifest's entry, not a Python callable)."""
-        if hasattr(os, "fork") and any(isinstance(t.load, (FileEntry, ModuleEntry))
-                                       for t in self.tools.values()):
-            self.hosts.warm()
 
     def close(self) -> None:
         """Let the tool hosts go (they also exit on their own when agentcli does)."""

@@ -72,17 +72,19 @@ class ChatRepl:
         self.tools = tools if tools is not None else runtime.select_tools(self.settings, opts,
                                                                           self.warn)
         self.prompter = ReplPrompter(input, output)
-        self.mcp = runtime.start_mcp(self.settings, opts, self.warn) if tools is None else None
+        self.mcp = None
         self.recorder = None
         try:
+            self.recorder = runtime.make_recorder(self.settings, opts, self.warn,
+                                                  critical=self.guard.critical)
+            # a wrong -c / --session is said before any server starts or SDK loads
+            self.resumed = runtime.resume(self.settings, opts, self.recorder)
+            self.mcp = runtime.start_mcp(self.settings, opts, self.warn) if tools is None else None
             self.executor = runtime.make_executor(self.settings, opts, self.tools, self.prompter,
                                                   self.mcp)
             provider = self._make_provider(self.settings, self.profile)
             if self.mcp is not None:  # MCP tools join the plugins in the banner and /tools
                 self.tools = {**self.tools, **self.executor.mcp.tools()}
-            self.recorder = runtime.make_recorder(self.settings, opts, self.warn,
-                                                  critical=self.guard.critical)
-            self.resumed = runtime.resume(self.settings, opts, self.recorder)
             self.agent = runtime.make_agent(self.settings, opts, provider, self.executor,
                                             history=self.resumed.history if self.resumed
                                             else None, profile=self.profile,
@@ -189,10 +191,10 @@ class ChatRepl:
     def send(self, text: str) -> None:
         piped = None
         if self.piped_text:
-            from .ask import compose_prompt
+            from .ask import compose_prompt, piped_share
 
             composed = compose_prompt(text, self.piped_text)
-            piped, text = len(composed) - len(text), composed
+            piped, text = piped_share(text, composed), composed
             self.piped_text = None
         self.run_turn(text, piped=piped)
 

@@ -94,12 +94,15 @@ def select_tools(settings: Settings, opts: RunOptions, warn: Notice) -> dict[str
     tools = load_tools(settings, extra_dirs=opts.tools_dirs, warn=warn)
     if opts.tools:
         from .approval import _glob
-        from .mcp_tools import mcp_patterns
 
         def hits(p: str) -> list[str]:
             return [n for n in tools if _glob(p, n, segments=False)]
 
-        for_mcp = mcp_patterns(settings, opts.tools)  # server__tool names: checked once started
+        for_mcp: set[str] = set()  # server__tool names: checked once the servers started
+        if getattr(settings, "mcp_servers", None):
+            from .mcp_tools import mcp_patterns
+
+            for_mcp = mcp_patterns(settings, opts.tools)
         missing = [p for p in opts.tools if p not in for_mcp and not hits(p)]
         if missing:
             raise UsageError(f"unknown tool: {', '.join(missing)}",
@@ -157,9 +160,8 @@ def make_recorder(settings: Settings, opts: RunOptions, warn: Notice,
         return None
     from .sessions.recorder import SessionRecorder
 
-    if critical is None:
-        return SessionRecorder(settings.data_dir, warn)
-    return SessionRecorder(settings.data_dir, warn, critical=critical)
+    extra = {"critical": critical} if critical is not None else {}  # else the SIGINT deferral
+    return SessionRecorder(settings.data_dir, warn, **extra)
 
 
 def resume(settings: Settings, opts: RunOptions,

@@ -95,11 +95,16 @@ class TokenCounter:
     def __init__(self, model: str | None, *,
                  loader: Callable[[str], Any] = load_encoding) -> None:
         self.model = model
-        self.encoding = encoding_name(model)
         self.problem: str | None = None
         """Why an exact count fell back to the estimate (None when it did not)."""
         self._loader = loader
         self._enc: Any = None
+
+    @functools.cached_property
+    def encoding(self) -> str | None:
+        """The shipped encoding for the model, or None (resolved on first use: tiktoken's
+        model table is imported only when a count or a label is needed)."""
+        return encoding_name(self.model)
 
     @property
     def exact(self) -> bool:

@@ -177,6 +177,8 @@ def test_context_window_comes_from_the_profile_then_config_then_defaults():
     assert context_window(settings, profile(), "gpt-4.1-mini") == 1_047_576
     assert context_window(settings, profile(), "gpt-4o-mini") == 128_000
     assert context_window(settings, profile(), "gpt-4") == 8_192
+    for big in ("gpt-4-1106-preview", "gpt-4-0125-preview", "gpt-4.5-preview"):
+        assert default_window(big) == 128_000, big  # not the 8k of the gpt-4 prefix
     assert context_window(settings, profile(type="anthropic"), "claude-sonnet-4-6") == 200_000
     assert default_window("some-server-model") is None
     assert make_fitter(settings, profile(), "some-server-model") is None  # unknown: no trimming

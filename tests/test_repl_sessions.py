@@ -121,3 +121,16 @@ def test_tokens_says_how_much_the_last_request_left_out(chat, fake_server, tmp_p
     assert said.count("no longer fits") == 1  # told once
     assert "the last request left out the 2 oldest messages" in said
     assert user_texts(fake_server)[-1] == "third" and len(user_texts(fake_server)) < 3
+
+
+def test_a_wrong_session_id_is_said_before_any_mcp_server_starts(chat, tmp_path):
+    import pytest
+
+    from agentcli.errors import UsageError
+
+    marker = tmp_path / "started"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("mcp_servers:\n  m: {command: sh, args: [-c, 'touch %s; sleep 5']}\n" % marker)
+    with pytest.raises(UsageError):
+        chat(config=str(cfg), no_tools=False, session="abcd")
+    assert not marker.exists()

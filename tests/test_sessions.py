@@ -457,3 +457,10 @@ def test_deleting_a_big_session_gives_its_space_back(tmp_path):
     assert store.delete([sid]) == 1
     store.close()
     assert path.stat().st_size < full / 4  # the freed pages left the file, not only zeroed
+
+
+def test_an_empty_session_id_is_a_usage_error_not_the_latest(fake_server):
+    script_two_turns(fake_server)
+    assert ask(fake_server, Q1).exit_code == 0
+    r = ask(fake_server, "--session", "", Q2)
+    assert r.exit_code == 2 and "--session needs a session id" in r.output

@@ -329,7 +329,8 @@ class SDKAdapter:
     official_host: str
     default_url: str
 
-    def __init__(self, profile: Any, settings: Any) -> None:
+    def __init__(self, profile: Any, settings: Any, warn: Any = None) -> None:
+        """``warn`` is for adapters with one-time warnings (local); the SDK ones have none."""
         self.name = profile.name
         self.profile = profile
         self.model = profile.model or DEFAULT_MODELS[profile.type] or ""

@@ -84,11 +84,15 @@ def _import_on_fresh_stack(module: str) -> Any:
 def settle_gc() -> None:
     """After the big imports: freeze what exists out of the collector (later collections, e.g.
     once per tool step, no longer re-walk the SDK's objects) and restore the default thresholds
-    that ``__main__`` raised for the start."""
+    that ``__main__`` raised for the start. Only then: agentcli used as a library, or a second
+    provider (/model), leaves the collector alone."""
     import gc
 
-    gc.freeze()
-    gc.set_threshold(700, 10, 10)
+    from .. import STARTUP_GC_THRESHOLD
+
+    if gc.get_threshold() == STARTUP_GC_THRESHOLD:
+        gc.freeze()
+        gc.set_threshold(700, 10, 10)  # CPython's defaults
 
 
 def create_provider(profile: ProviderProfile, settings: Settings,
@@ -103,6 +107,4 @@ def create_provider(profile: ProviderProfile, settings: Settings,
                          hint="use openai, anthropic or local")
     module, cls = adapters[profile.type]
     adapter = getattr(_import_on_fresh_stack(f"{__package__}.{module}"), cls)
-    if profile.type == "local":
-        return adapter(profile, settings, warn=warn)
-    return adapter(profile, settings)
+    return adapter(profile, settings, warn=warn)

@@ -46,7 +46,10 @@ class Resumed:
 
 def load(store: Store, ref: str | None) -> Resumed:
     """The session ``ref`` (an id or unique prefix; None: the latest)."""
-    info = store.find(ref) if ref else store.latest()
+    if ref is not None and not ref.strip():
+        raise UsageError("--session needs a session id",
+                         hint="see `agentcli sessions list`; -c continues the latest")
+    info = store.find(ref) if ref is not None else store.latest()
     if info is None:
         raise UsageError("there is no saved conversation to continue",
                          hint="conversations are saved as you have them (unless --no-save or "
@@ -150,8 +153,11 @@ class SessionRecorder:
 
     def _seed(self) -> None:
         self._counted = set()
-        fitter, key = self._fitter, getattr(self._fitter, "count_key", None)
-        if key is None or self.session_id is None or self._store is None:
+        fitter = self._fitter
+        if fitter is None or self.session_id is None or self._store is None:
+            return  # (checked first: count_key resolves the model's tokenizer name)
+        key = fitter.count_key
+        if key is None:
             return
         try:
             counts = self._store.token_counts(self.session_id, key)
@@ -166,8 +172,12 @@ class SessionRecorder:
         self._counted = set(counts)
 
     def _save_counts(self) -> None:
-        fitter, key = self._fitter, getattr(self._fitter, "count_key", None)
-        if key is None or self.failed is not None or self.session_id is None:
+        fitter = self._fitter
+        if fitter is None or not fitter.counted or self.failed is not None or \
+                self.session_id is None:
+            return
+        key = fitter.count_key
+        if key is None:
             return
         new = {f"f{k}": n for k, n in fitter.known_fixed().items()}
         # once the tokenizer is built, counting what is still unknown (the turn's last reply,
