@@ -283,6 +283,15 @@ def test_manifest_options_schema_rules(tmp_path):
                    warn=Warnings())
 
 
+def install_entry_point(site: Path, dist: str, line: str, monkeypatch) -> None:
+    """A real dist-info with an agentcli.tools entry point, and ``site`` on sys.path."""
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[agentcli.tools]\n{line}\n")
+    monkeypatch.syspath_prepend(str(site))
+
+
 def test_entry_point_package(tmp_path, monkeypatch):
     """A pip-installed tool package: a real dist-info with entry_points.txt on sys.path."""
     site = tmp_path / "site"
@@ -291,11 +300,7 @@ def test_entry_point_package(tmp_path, monkeypatch):
                                            "def run(text):\n    return PREFIX + text\n")
     (pkg / "__init__.py").write_text("")
     (pkg / "helper.py").write_text("PREFIX = 'ep: '\n")
-    dist = site / "ep_tools_pkg-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-tools-pkg\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[agentcli.tools]\nep = ep_tools_pkg\n")
-    monkeypatch.syspath_prepend(str(site))
+    install_entry_point(site, "ep-tools-pkg", "ep = ep_tools_pkg", monkeypatch)
     tools = load_tools(settings(tmp_path), warn=Warnings())
     tool = tools["ep_echo"]
     assert tool.source == "entry-point:ep"
@@ -311,11 +316,7 @@ def test_a_dotted_entry_point_runs_none_of_its_parents_code(tmp_path, monkeypatc
     write_tool(parent / "tools", name="org_echo")
     (parent / "__init__.py").write_text("raise SystemExit('parent package imported')\n")
     (parent / "tools" / "__init__.py").write_text("raise SystemExit('package imported')\n")
-    dist = site / "org_tools-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: org-tools\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[agentcli.tools]\norg = org_tools.tools\n")
-    monkeypatch.syspath_prepend(str(site))
+    install_entry_point(site, "org-tools", "org = org_tools.tools", monkeypatch)
     tools = load_tools(settings(tmp_path), warn=Warnings())
     assert tools["org_echo"].source == "entry-point:org"
     assert "org_tools" not in sys.modules and "org_tools.tools" not in sys.modules
