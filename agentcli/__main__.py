@@ -30,7 +30,7 @@ def main() -> None:
     import gc
 
     gc.set_threshold(*STARTUP_GC_THRESHOLD)
-    from .cli import main as cli_main
+    from .cli.app import main as cli_main
 
     try:
         cli_main()

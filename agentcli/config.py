@@ -293,7 +293,7 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         if opts.get("confirm", "ask") not in ("ask", "never"):  # agentcli's option, any tool
             raise ConfigError(f"{opts['confirm']!r} must be 'ask' or 'never'", file=file,
                               key=f"tools.options.{tname}.confirm")
-    from .approval import parse_rules  # malformed rules: an error for every command
+    from .toolrun.approval import parse_rules  # malformed rules: an error for every command
 
     for key in ("allow", "deny"):
         parse_rules(t.get(key) or (), f"tools.{key}", file)
@@ -314,7 +314,7 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
             raise ConfigError("must be 0 or more", file=file, key="max_retries")
         kwargs["max_retries"] = data["max_retries"]
     if data.get("mcp_servers"):
-        from .mcp_config import parse_servers
+        from .mcp.config import parse_servers
 
         parse_servers(data["mcp_servers"], file)  # a bad entry is a ConfigError now, not later
     for pname, profile in profiles.items():
@@ -374,7 +374,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
 
 
 def _mcp_shown(raw: Mapping[str, Any]) -> dict[str, Any]:
-    from .mcp_config import redacted
+    from .mcp.config import redacted
 
     return redacted(dict(raw))
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .agent import Agent
-    from .approval import Prompter
+    from .agent.loop import Agent
+    from .toolrun.approval import Prompter
     from .config import ProviderProfile, Settings
-    from .executor import Executor, Tool
-    from .mcp_tools import McpRun
+    from .toolrun.executor import Executor, Tool
+    from .mcp.tools import McpRun
     from .messages import Message
     from .providers.base import Provider
     from .sessions.recorder import Resumed, SessionRecorder
@@ -59,7 +59,7 @@ def load(opts: RunOptions) -> Settings:
             raise UsageError("--max-steps must be 1 or more")
         changes["max_steps"] = opts.max_steps
     if opts.role is not None:
-        from .roles import role_prompt
+        from .agent.roles import role_prompt
 
         changes["system"] = role_prompt(settings, opts.role)  # a typo fails even when -s wins
     if opts.system is not None:
@@ -68,7 +68,7 @@ def load(opts: RunOptions) -> Settings:
 
 
 def resolve(settings: Settings, opts: RunOptions, notice: Notice | None = None) -> ProviderProfile:
-    from .profiles import resolve_profile
+    from .providers.profiles import resolve_profile
 
     profile = resolve_profile(settings, opts.provider, opts.model, opts.base_url, notice=notice)
     if opts.max_tokens is not None:
@@ -89,18 +89,18 @@ def select_tools(settings: Settings, opts: RunOptions, warn: Notice) -> dict[str
     """All loaded tools, narrowed by --no-tools / -t NAME."""
     if opts.no_tools:
         return {}
-    from .plugins import load_tools
+    from .toolrun.manifest import load_tools
 
     tools = load_tools(settings, extra_dirs=opts.tools_dirs, warn=warn)
     if opts.tools:
-        from .approval import _glob
+        from .toolrun.approval import _glob
 
         def hits(p: str) -> list[str]:
             return [n for n in tools if _glob(p, n, segments=False)]
 
         for_mcp: set[str] = set()  # server__tool names: checked once the servers started
         if getattr(settings, "mcp_servers", None):
-            from .mcp_tools import mcp_patterns
+            from .mcp.tools import mcp_patterns
 
             for_mcp = mcp_patterns(settings, opts.tools)
         missing = [p for p in opts.tools if p not in for_mcp and not hits(p)]
@@ -116,7 +116,7 @@ def start_mcp(settings: Settings, opts: RunOptions, warn: Notice) -> McpRun | No
     """Start the run's MCP servers in the background (None: no servers, or --no-tools)."""
     if opts.no_tools or not getattr(settings, "mcp_servers", None):
         return None
-    from .mcp_tools import start_for_run
+    from .mcp.tools import start_for_run
 
     return start_for_run(settings, opts.tools, warn)
 
@@ -124,8 +124,8 @@ def start_mcp(settings: Settings, opts: RunOptions, warn: Notice) -> McpRun | No
 def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
                   prompter: Prompter | None, mcp: McpRun | None = None) -> Executor:
     """The plugin Executor; with MCP servers, a router over it and the MCP tools (one approver)."""
-    from .approval import build_approver
-    from .executor import Executor
+    from .toolrun.approval import build_approver
+    from .toolrun.executor import Executor
 
     approver = build_approver(settings, yes=opts.yes, prompter=prompter)
     executor = Executor(tools, approver)
@@ -138,11 +138,11 @@ def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executo
                recorder: SessionRecorder | None = None) -> Agent:
     """The agent; with ``profile``, each request is fitted to the model's context window (and
     ``recorder`` keeps the fitter's exact token counts with the conversation)."""
-    from .agent import Agent
+    from .agent.loop import Agent
 
     prepare = None
     if profile is not None:
-        from .context import make_fitter
+        from .agent.context import make_fitter
 
         prepare = make_fitter(settings, profile, getattr(provider, "model", None) or profile.model)
     if recorder is not None:

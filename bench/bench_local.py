@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentcli.config import ProviderProfile, Settings  # noqa: E402
 from agentcli.messages import Message, ResponseDone, TextDelta  # noqa: E402
-from agentcli.plugins import load_tools  # noqa: E402
-from agentcli.providers import local_grammar as lg  # noqa: E402
-from agentcli.providers import local_tools as lt  # noqa: E402
-from agentcli.providers.local import LocalProvider  # noqa: E402
+from agentcli.toolrun.manifest import load_tools  # noqa: E402
+from agentcli.providers.local import grammar as lg  # noqa: E402
+from agentcli.providers.local import tool_format as lt  # noqa: E402
+from agentcli.providers.local.provider import LocalProvider  # noqa: E402
 
 PROMPTS = [
     ("What is 17*23? Use the calculator.", "calculator"),

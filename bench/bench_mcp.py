@@ -96,10 +96,10 @@ def call_overhead(calls: int) -> bool:
     import anyio
     from mcp import Client, StdioServerParameters, stdio_client
 
-    from agentcli.approval import PolicyApprover
-    from agentcli.mcp_client import McpHub
-    from agentcli.mcp_config import parse_servers
-    from agentcli.mcp_tools import McpExecutor
+    from agentcli.toolrun.approval import PolicyApprover
+    from agentcli.mcp.client import McpHub
+    from agentcli.mcp.config import parse_servers
+    from agentcli.mcp.tools import McpExecutor
     from agentcli.messages import ToolCall
 
     args = {"a": 2, "b": 3}

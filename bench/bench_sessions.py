@@ -79,7 +79,7 @@ RESUME = """
 import sys, time
 from pathlib import Path
 from agentcli.config import ProviderProfile, Settings
-from agentcli.context import make_fitter
+from agentcli.agent.context import make_fitter
 from agentcli.messages import AgentDone, Message, ToolDefinition, Usage
 from agentcli.sessions.recorder import SessionRecorder
 model, ptype, mode = sys.argv[2], sys.argv[3], sys.argv[4]

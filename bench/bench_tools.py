@@ -96,12 +96,12 @@ def per_call(n: int) -> bool:
 
     openai.OpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")  # as in `ask`: httpx loaded
 
-    from agentcli.approval import PolicyApprover
+    from agentcli.toolrun.approval import PolicyApprover
     from agentcli.config import ToolSettings, load_settings
-    from agentcli.executor import Executor
+    from agentcli.toolrun.executor import Executor
     from agentcli.messages import ToolCall
-    from agentcli.plugins import load_tools
-    from agentcli.toolhost import HostPool
+    from agentcli.toolrun.manifest import load_tools
+    from agentcli.toolrun.host.client import HostPool
 
     plugin = Path(home) / "plugins"
     plugin.mkdir()
@@ -120,7 +120,7 @@ def per_call(n: int) -> bool:
     ok = True
     for parent in ("openai loaded", "openai + tiktoken o200k loaded"):
         if "tiktoken" in parent:
-            from agentcli.tokens import load_encoding
+            from agentcli.agent.tokens import load_encoding
 
             load_encoding("o200k_base")
         import resource

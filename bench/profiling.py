@@ -161,7 +161,7 @@ def table(title: str, ours: Counter[str], floor: Counter[str], scale: float,
 GC_VARIANTS = {
     "as installed (exit freeze)": None,
     "without the exit freeze": "import sys; sys.argv[0] = 'agentcli'; "
-                               "from agentcli.cli import main; main()",
+                               "from agentcli.cli.app import main; main()",
     "collector off for the whole run": "import gc, sys; gc.disable(); sys.argv[0] = 'agentcli'; "
                                        "from agentcli.__main__ import main; main()",
 }

@@ -22,7 +22,7 @@ def base_url(server: Any, wire: str) -> str:
 def provider(server: Any, wire: str = "openai", *, settings: Settings | None = None,
              **profile_kw: Any) -> Any:
     from agentcli.providers.anthropic import AnthropicProvider
-    from agentcli.providers.openai import OpenAIProvider
+    from agentcli.providers.openai_chat import OpenAIProvider
 
     kw = {"name": wire, "type": wire, "model": "test-model", "base_url": base_url(server, wire),
           "api_key": KEY, **profile_kw}

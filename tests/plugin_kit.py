@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from agentcli.approval import PolicyApprover
-from agentcli.executor import Executor, Tool
+from agentcli.toolrun.approval import PolicyApprover
+from agentcli.toolrun.executor import Executor, Tool
 from agentcli.messages import ToolCall, ToolDefinition, ToolResult
-from agentcli.toolhost_job import FileEntry
+from agentcli.toolrun.host.job import FileEntry
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}},
           "required": ["n"], "additionalProperties": False}

@@ -10,11 +10,11 @@ import pytest
 from fake_server import drop, stall, text, tool_calls
 from scripted import ScriptedProvider, fail, interrupt, reply
 
-from agentcli.agent import CANCELLED, Agent, drive
-from agentcli.approval import PolicyApprover
+from agentcli.agent.loop import CANCELLED, Agent, drive
+from agentcli.toolrun.approval import PolicyApprover
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ProviderConnectionError, StreamInterruptedError
-from agentcli.executor import Executor, Tool
+from agentcli.toolrun.executor import Executor, Tool
 from agentcli.messages import (AgentDone, HistoryAppended, Message, Notice, TextDelta,
                                ToolDefinition, ToolResultReady, Usage)
 from agentcli.providers.base import create_provider

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from agentcli.approval import (NO_TERMINAL, Decision, PolicyApprover, Rule, TerminalPrompter,
+from agentcli.toolrun.approval import (NO_TERMINAL, Decision, PolicyApprover, Rule, TerminalPrompter,
                                build_approver, decide, format_call, open_tty_prompter,
                                parse_rules, policy_summary)
 from agentcli.config import ToolSettings, load_settings
@@ -304,7 +304,7 @@ def test_policy_summary_is_honest_about_argument_rules(tool, confirm, yes, allow
 def test_slash_tools_uses_the_approvers_real_policy(tmp_path):
     from types import SimpleNamespace
 
-    from agentcli.slash import _approval_state
+    from agentcli.ui.repl.slash import _approval_state
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text("tools:\n  allow:\n    - {tool: file_read, args: {path: 'docs/**'}}\n"
@@ -327,8 +327,8 @@ def test_slash_tools_shows_the_approval_column_with_real_descriptions(tmp_path, 
 
     from rich.console import Console
 
-    from agentcli.plugins import load_tools
-    from agentcli.slash import _tools
+    from agentcli.toolrun.manifest import load_tools
+    from agentcli.ui.repl.slash import _tools
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text("tools:\n  allow:\n    - {tool: file_read, args: {path: 'docs/**'}}\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.cli import build_app
+from agentcli.cli.app import build_app
 from fake_server import drop, error, stall, text, tool_calls
 
 BIN = shutil.which("agentcli", path=str(Path(sys.executable).parent)) or shutil.which("agentcli")
@@ -181,7 +181,7 @@ def test_installed_binary_idle_stall_is_abandoned(fake_server, tmp_path):
 
 
 def test_no_provider_is_a_usage_error_showing_the_ways_to_set_one_up(monkeypatch):
-    monkeypatch.setattr("agentcli.profiles.local_available", lambda: False)
+    monkeypatch.setattr("agentcli.providers.profiles.local_available", lambda: False)
     result = CliRunner().invoke(build_app(), ["ask", "--no-tools", "hi"], input="")
     assert result.exit_code == 2
     err = result.stderr
@@ -190,10 +190,10 @@ def test_no_provider_is_a_usage_error_showing_the_ways_to_set_one_up(monkeypatch
 
 
 def test_local_is_the_zero_config_default_when_installed(monkeypatch):
-    monkeypatch.setattr("agentcli.profiles.local_available", lambda: True)
+    monkeypatch.setattr("agentcli.providers.profiles.local_available", lambda: True)
     seen = []
     from agentcli.config import load_settings
-    from agentcli.profiles import resolve_profile
+    from agentcli.providers.profiles import resolve_profile
 
     profile = resolve_profile(load_settings(), notice=seen.append)
     assert profile.type == "local" and "local model" in seen[0]

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentcli import runtime
-from agentcli.cli import build_app
+from agentcli.cli.app import build_app
 from agentcli.errors import ProviderConnectionError, StreamInterruptedError
 from agentcli.messages import Usage
 from scripted import ScriptedProvider, fail, reply

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from agentcli.approval import build_approver
+from agentcli.toolrun.approval import build_approver
 from agentcli.config import load_settings
-from agentcli.executor import Executor
+from agentcli.toolrun.executor import Executor
 from agentcli.messages import ToolCall
-from agentcli.plugins import load_tools
+from agentcli.toolrun.manifest import load_tools
 
 
 @pytest.fixture(scope="module")

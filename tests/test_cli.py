@@ -15,7 +15,7 @@ import typer
 from fake_server import drip, html, huge, text, wrong_shape
 from typer.testing import CliRunner
 
-from agentcli.cli import build_app, run_command
+from agentcli.cli.app import build_app, run_command
 from agentcli.errors import debug_enabled
 
 BIN = shutil.which("agentcli", path=str(Path(sys.executable).parent)) or shutil.which("agentcli")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.cli import build_app
+from agentcli.cli.app import build_app
 from agentcli.config import ProviderProfile, config_path, load_settings, settings_as_dict
-from agentcli.profiles import resolve_profile
+from agentcli.providers.profiles import resolve_profile
 from agentcli.errors import ConfigError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def test_env_config_path_and_home(tmp_path, monkeypatch):
 def test_provider_resolution_order(monkeypatch):
     s = load_settings()
     with pytest.raises(UsageError) as info:
-        monkeypatch.setattr("agentcli.profiles.local_available", lambda: False)
+        monkeypatch.setattr("agentcli.providers.profiles.local_available", lambda: False)
         resolve_profile(s)
     assert "OPENAI_API_KEY" in info.value.hint and "agentcli[local]" in info.value.hint
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")

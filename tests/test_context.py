@@ -9,13 +9,13 @@ import random
 
 import pytest
 
-from agentcli.agent import Agent
+from agentcli.agent.loop import Agent
 from agentcli.config import ProviderProfile, Settings
-from agentcli.context import ContextFitter, context_window, default_window, make_fitter
+from agentcli.agent.context import ContextFitter, context_window, default_window, make_fitter
 from agentcli.errors import AgentCliError, UsageError
 from agentcli.messages import Message, TextPart, ToolCall, ToolDefinition, ToolResult
 from agentcli.sessions.config import parse
-from agentcli.tokens import TokenCounter
+from agentcli.agent.tokens import TokenCounter
 from scripted import ScriptedProvider, reply
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from agentcli.approval import PolicyApprover
+from agentcli.toolrun.approval import PolicyApprover
 from agentcli.config import load_settings
 from agentcli.errors import ToolError
-from agentcli.executor import Executor, ToolContext
+from agentcli.toolrun.executor import Executor, ToolContext
 from agentcli.messages import ToolCall
-from agentcli.plugins import load_tools
+from agentcli.toolrun.manifest import load_tools
 
 
 @pytest.fixture

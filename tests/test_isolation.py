@@ -14,7 +14,7 @@ import time
 import pytest
 from plugin_kit import VIAS, alive, plugin, read_pid, run, running, wait_until
 
-from agentcli.toolhost import HostPool
+from agentcli.toolrun.host.client import HostPool
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_fifty_megabytes_printed_and_returned_are_capped(make, call, capfd):
 def test_stdin_is_not_shared_and_context_brings_the_options(make, call):
     tool = make("""
         import sys
-        from agentcli.executor import ToolContext
+        from agentcli.toolrun.executor import ToolContext
         def run(n, context):
             assert isinstance(context, ToolContext)
             return f"{context.name}:{context.options['greeting']}:{n}:{sys.stdin.read()!r}"
@@ -185,7 +185,7 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(make, call, tmp_
                                                                  monkeypatch, how, presses):
     """Ctrl-C (once, or again while the tree is being ended) stops the call and everything the
     tool started before the KeyboardInterrupt reaches the caller."""
-    import agentcli.isolation as isolation
+    import agentcli.toolrun.host.isolation as isolation
 
     pid_file, worker_file = tmp_path / "pid", tmp_path / "worker"
     real_poll = isolation._poll
@@ -222,7 +222,7 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(make, call, tmp_
 def test_a_tool_forging_its_result_frame_gets_an_error_not_a_crash(make, call, payload):
     tool = make(f"""
         import os
-        from agentcli.supervisor import HEADER, RESULT_FD
+        from agentcli.toolrun.host.supervisor import HEADER, RESULT_FD
         def run(n):
             os.write(RESULT_FD, HEADER.pack(b"R", {len(payload)}) + {payload!r})
             os._exit(0)
@@ -237,7 +237,7 @@ def test_a_tool_cannot_write_the_supervisors_status(make, call, tmp_path):
     marker = tmp_path / "finished"
     tool = make(f"""
         import os, time
-        from agentcli.supervisor import HEADER
+        from agentcli.toolrun.host.supervisor import HEADER
         def run(n):
             status = b'{{"worker": "exit code 0"}}'
             fake = HEADER.pack(b"S", len(status)) + status
@@ -316,7 +316,7 @@ import json, os, sys
 sys.path.insert(0, {tests!r})
 from plugin_kit import plugin, run
 from pathlib import Path
-from agentcli.toolhost import HostPool
+from agentcli.toolrun.host.client import HostPool
 
 open("/dev/tty", "w").close()  # this process has a terminal
 tool = plugin(Path({folder!r}), {body!r}, via={via!r}, timeout=60, schema={{"type": "object"}})

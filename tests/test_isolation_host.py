@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 from plugin_kit import alive, parent_of, plugin, read_pid, run, running, wait_until
 
-import agentcli.toolhost as toolhost
-from agentcli.approval import PolicyApprover
-from agentcli.executor import Executor
+import agentcli.toolrun.host.client as toolhost
+from agentcli.toolrun.approval import PolicyApprover
+from agentcli.toolrun.executor import Executor
 from agentcli.messages import ToolCall
-from agentcli.supervisor import HEADER
-from agentcli.toolhost import HostPool
+from agentcli.toolrun.host.supervisor import HEADER
+from agentcli.toolrun.host.client import HostPool
 
 LINEAGE = """
 import os, sys
 WATCHED = {"openai", "anthropic", "httpx", "rich", "prompt_toolkit", "tiktoken", "yaml",
-           "jsonschema", "pathlib", "subprocess", "typing", "agentcli.executor",
+           "jsonschema", "pathlib", "subprocess", "typing", "agentcli.toolrun.executor",
            "agentcli.config"}
 def run(n):
     supervisor = os.getppid()
@@ -78,10 +78,10 @@ def test_once_the_host_is_up_calls_run_under_it_and_agentcli_does_not_fork(
     assert host != os.getpid() and parent_of(host) == os.getpid()
     assert all(s["host"] == host for s in seen)
     assert len({s["supervisor"] for s in seen}) == 3 and len({s["worker"] for s in seen}) == 3
-    assert "agentcli.toolhost_main" in " ".join(seen[0]["host_cmdline"])
+    assert "agentcli.toolrun.host.main" in " ".join(seen[0]["host_cmdline"])
     loaded = set(seen[0]["modules"])
     for heavy in ("openai", "anthropic", "httpx", "rich", "prompt_toolkit", "tiktoken", "yaml",
-                  "jsonschema", "agentcli.executor", "agentcli.config"):
+                  "jsonschema", "agentcli.toolrun.executor", "agentcli.config"):
         assert heavy not in loaded, heavy
     assert {"pathlib", "subprocess", "typing"} <= loaded  # the README: already loaded
     assert not [m for m in loaded if m.startswith("agentcli_tool_first")]  # first's module
@@ -214,7 +214,7 @@ def test_overlapping_calls_run_at_the_same_time(tmp_path, hosts):
 
 
 def test_after_ctrl_c_the_same_host_serves_the_next_call(tmp_path, hosts, monkeypatch):
-    import agentcli.isolation as isolation
+    import agentcli.toolrun.host.isolation as isolation
 
     ready = tmp_path / "ready"
     slow = plugin(tmp_path / "s", f"""
@@ -244,7 +244,7 @@ import json, os, sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from plugin_kit import plugin, run
-from agentcli.toolhost import HostPool
+from agentcli.toolrun.host.client import HostPool
 
 def main():
     tool = plugin(Path({folder!r}), {body!r}, timeout=60, escapee=True)

@@ -11,7 +11,7 @@ from fake_server import error, text
 
 from agentcli.config import ProviderProfile, Settings, load_settings
 from agentcli.errors import AuthenticationError, UsageError
-from agentcli.profiles import resolve_profile
+from agentcli.providers.profiles import resolve_profile
 from agentcli.providers._transport import PLACEHOLDER_KEY, resolve_api_key
 from agentcli.providers.base import create_provider
 

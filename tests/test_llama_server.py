@@ -36,7 +36,7 @@ SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette
 
 
 def _model() -> str | None:
-    from agentcli.providers.local import default_model_path
+    from agentcli.providers.local.provider import default_model_path
 
     path = default_model_path()
     return str(path) if path else None

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from agentcli.messages import ToolDefinition
-from agentcli.providers import local_grammar as lg
+from agentcli.providers.local import grammar as lg
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 needs_converter = pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python (the 'local' "

@@ -21,8 +21,8 @@ import pytest
 from agentcli.config import ProviderProfile, Settings
 from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
                                ToolDefinition, ToolResult, ResponseDone)
-from agentcli.providers import local, local_files
-from agentcli.providers import local_tools as lt
+from agentcli.providers.local import files as local_files, provider as local
+from agentcli.providers.local import tool_format as lt
 from agentcli.providers.base import create_provider
 
 pytestmark = [
@@ -140,9 +140,9 @@ STARTED_CALLS = textwrap.dedent("""
     import json, sys
     from agentcli.config import ProviderProfile, Settings
     from agentcli.messages import Message, ToolCall, ToolDefinition
-    from agentcli.plugins import load_tools
-    from agentcli.providers import local_tools as lt
-    from agentcli.providers.local import LocalProvider
+    from agentcli.toolrun.manifest import load_tools
+    from agentcli.providers.local import tool_format as lt
+    from agentcli.providers.local.provider import LocalProvider
 
     warnings = []
     p = LocalProvider(ProviderProfile(name="local", type="local", n_threads=1), Settings(),
@@ -191,7 +191,7 @@ def test_raw_builtin_grammar_is_refused_by_llama_cpp_with_its_reason(provider, c
     unsanitized grammar (the one that segfaulted) and names why, without printing it."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    from agentcli.providers import local_grammar as lg
+    from agentcli.providers.local import grammar as lg
 
     provider._load()
     calc = {"type": "object", "properties": {"expression": {"type": "string",

@@ -11,7 +11,7 @@ import pytest
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import AgentCliError, ModelLoadError, ProviderError, UsageError
 from agentcli.messages import Message, TextDelta, ToolDefinition, ResponseDone
-from agentcli.providers import local, local_files
+from agentcli.providers.local import files as local_files, provider as local
 from agentcli.providers.base import create_provider
 
 TOOLS = [ToolDefinition("calculator", "Evaluate arithmetic.",
@@ -80,7 +80,7 @@ def test_extra_not_installed_is_a_setup_error_like_a_missing_key(monkeypatch, fa
 def test_extra_not_installed_exits_2_with_one_line(monkeypatch):
     from typer.testing import CliRunner
 
-    from agentcli.cli import build_app
+    from agentcli.cli.app import build_app
 
     monkeypatch.setattr(local, "llama_cpp_installed", lambda: False)
     result = CliRunner().invoke(build_app(), ["ask", "-p", "local", "hi"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentcli.messages import Message, TextPart, ToolCall, ToolDefinition, ToolResult
-from agentcli.providers import local_tools as lt
+from agentcli.providers.local import tool_format as lt
 
 DATA = json.loads((Path(__file__).parent / "data" / "local_outputs" / "smollm2_outputs.json")
                   .read_text(encoding="utf-8"))

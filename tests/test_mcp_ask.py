@@ -175,7 +175,7 @@ def test_a_hostile_server_cannot_hang_or_crash_ask(fake_server, tmp_path, mode):
 def test_listings_show_mcp_tools_with_their_source_and_hints(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from agentcli.cli import build_app
+    from agentcli.cli.app import build_app
 
     cfg = write_config(tmp_path, {"demo": demo(), "broken": {
         "command": sys.executable, "args": [str(HERE / "hostile_server.py"), "exit"]}})
@@ -203,7 +203,7 @@ def test_chat_offers_mcp_tools_shows_their_source_and_stops_the_servers(fake_ser
     from prompt_toolkit.output import DummyOutput
     from rich.console import Console
 
-    from agentcli.repl import ChatRepl
+    from agentcli.ui.repl.app import ChatRepl
     from agentcli.runtime import RunOptions
 
     pids = tmp_path / "pids"

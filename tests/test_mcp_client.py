@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from agentcli.agent import CANCELLED, Agent
-from agentcli.approval import PolicyApprover, parse_rules
-from agentcli.executor import Executor
-from agentcli.mcp_client import McpHub
-from agentcli.mcp_config import parse_servers
-from agentcli.mcp_tools import McpExecutor, ToolRouter
+from agentcli.agent.loop import CANCELLED, Agent
+from agentcli.toolrun.approval import PolicyApprover, parse_rules
+from agentcli.toolrun.executor import Executor
+from agentcli.mcp.client import McpHub
+from agentcli.mcp.config import parse_servers
+from agentcli.mcp.tools import McpExecutor, ToolRouter
 from agentcli.messages import Message, ToolCall
 from scripted import ScriptedProvider, reply
 
@@ -132,7 +132,7 @@ class Prompter:
         self.answer, self.asked, self.notes = answer, [], []
 
     def confirm(self, tool_name, arguments, note=""):
-        from agentcli.approval import Decision
+        from agentcli.toolrun.approval import Decision
 
         self.asked.append(tool_name)
         self.notes.append(note)

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from agentcli.cli import build_app
+from agentcli.cli.app import build_app
 from agentcli.config import load_settings, settings_as_dict
 from agentcli.errors import ConfigError, UsageError
-from agentcli.mcp_config import parse_servers, pattern_server_names, prefixed_name
+from agentcli.mcp.config import parse_servers, pattern_server_names, prefixed_name
 
 API_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

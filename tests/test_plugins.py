@@ -16,7 +16,7 @@ import pytest
 
 from agentcli.config import Settings, ToolSettings, load_settings
 from agentcli.errors import ConfigError, PluginError
-from agentcli.plugins import builtin_tools_dir, load_tools, parse_manifest
+from agentcli.toolrun.manifest import builtin_tools_dir, load_tools, parse_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD = """\
@@ -67,8 +67,8 @@ def test_builtins_load_manifest_only(tmp_path):
 
 
 def test_running_a_tool_never_imports_it_in_agentcli(tmp_path):
-    from agentcli.approval import PolicyApprover
-    from agentcli.executor import Executor
+    from agentcli.toolrun.approval import PolicyApprover
+    from agentcli.toolrun.executor import Executor
     from agentcli.messages import ToolCall
 
     write_tool(tmp_path / "t", name="echo_iso")
@@ -176,8 +176,8 @@ def test_broken_manifest_is_a_warning_naming_file_and_field(tmp_path, case):
 
 
 def test_module_that_fails_to_import_is_reported_at_first_call(tmp_path):
-    from agentcli.approval import PolicyApprover
-    from agentcli.executor import Executor
+    from agentcli.toolrun.approval import PolicyApprover
+    from agentcli.toolrun.executor import Executor
     from agentcli.messages import ToolCall
 
     write_tool(tmp_path / "t", name="boom", body="raise RuntimeError('bad plugin')\n")
@@ -326,7 +326,7 @@ def test_entry_point_that_is_not_a_package_warns(tmp_path, monkeypatch):
     import importlib.metadata as md
 
     ep = md.EntryPoint(name="broken", value="no_such_module_xyz", group="agentcli.tools")
-    monkeypatch.setattr("agentcli.plugins._entry_points", lambda: [ep])
+    monkeypatch.setattr("agentcli.toolrun.manifest._entry_points", lambda: [ep])
     warns = Warnings()
     tools = load_tools(settings(tmp_path), warn=warns)
     assert "calculator" in tools
@@ -360,7 +360,7 @@ def test_wheel_ships_builtins_and_a_plain_install_finds_them(tmp_path):
     script = textwrap.dedent("""
         import agentcli, json
         from agentcli.config import load_settings
-        from agentcli.plugins import load_tools, builtin_tools_dir
+        from agentcli.toolrun.manifest import load_tools, builtin_tools_dir
         tools = load_tools(load_settings())
         print(json.dumps([agentcli.__file__, str(builtin_tools_dir()), sorted(tools),
                           tools["calculator"].function()(expression="37*91")]))
@@ -379,8 +379,8 @@ def test_wheel_ships_builtins_and_a_plain_install_finds_them(tmp_path):
 
 def test_example_tool_from_the_readme_loads_and_runs(tmp_path):
     """tests/data/example_tool is the README's "Write your own tool" example."""
-    from agentcli.approval import build_approver
-    from agentcli.executor import Executor
+    from agentcli.toolrun.approval import build_approver
+    from agentcli.toolrun.executor import Executor
     from agentcli.messages import ToolCall
 
     folder = Path(__file__).parent / "data" / "example_tool"
@@ -463,13 +463,13 @@ def test_builtin_preload_is_for_the_tool_host_never_agentcli_nor_the_plugin(tmp_
     is imported only in the worker."""
     script = textwrap.dedent("""
         import json, sys
-        from agentcli.approval import PolicyApprover
+        from agentcli.toolrun.approval import PolicyApprover
         from agentcli.config import load_settings
-        from agentcli.executor import Executor
+        from agentcli.toolrun.executor import Executor
         from agentcli.messages import ToolCall
-        from agentcli.plugins import load_tools
+        from agentcli.toolrun.manifest import load_tools
 
-        from agentcli.toolhost import HostPool
+        from agentcli.toolrun.host.client import HostPool
 
         tools = load_tools(load_settings())
         before = "httpx" in sys.modules

@@ -17,7 +17,7 @@ from agentcli.errors import (AuthenticationError, IdleTimeoutError, ModelNotFoun
 from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
                                ToolDefinition, ToolResult, ResponseDone, Usage)
 from agentcli.providers.base import create_provider
-from agentcli.providers.openai import OpenAIProvider, convert_messages
+from agentcli.providers.openai_chat import OpenAIProvider, convert_messages
 
 SECRET = "sk-test-SECRET-0123456789"
 CALC = ToolDefinition("calculator", "Evaluate arithmetic.",

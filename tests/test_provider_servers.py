@@ -14,7 +14,7 @@ from agentcli.config import Settings
 from agentcli.errors import ProviderError, StreamInterruptedError
 from agentcli.messages import Message, TextPart, ToolCall, ToolResult, Usage
 from agentcli.providers.anthropic import merge_split_calls
-from agentcli.providers.openai import convert_messages
+from agentcli.providers.openai_chat import convert_messages
 
 BOTH = pytest.mark.parametrize("wire", WIRES)
 STREAMING = pytest.mark.parametrize("streaming", [True, False])

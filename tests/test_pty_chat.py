@@ -215,7 +215,7 @@ def _local_model_available() -> bool:
 
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    from agentcli.providers.local import default_model_path
+    from agentcli.providers.local.provider import default_model_path
 
     return default_model_path() is not None
 

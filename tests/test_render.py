@@ -11,9 +11,9 @@ import re
 import pytest
 from rich.console import Console
 
-from agentcli.markdown_blocks import BlockSplitter
-from agentcli.markdown_stream import MarkdownStream, PlainStream
-from agentcli.render import fold, sanitize, tool_call_panel, tool_result_panel
+from agentcli.ui.markdown_blocks import BlockSplitter
+from agentcli.ui.markdown_stream import MarkdownStream, PlainStream
+from agentcli.ui.render import fold, sanitize, tool_call_panel, tool_result_panel
 
 HOSTILE = [
     "\x1b]52;c;SGVsbG8=\x07",            # OSC 52: write the clipboard

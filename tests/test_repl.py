@@ -18,9 +18,9 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from agentcli.errors import EXIT_INTERRUPTED
-from agentcli.executor import Tool
+from agentcli.toolrun.executor import Tool
 from agentcli.messages import ToolDefinition
-from agentcli.repl import ChatRepl
+from agentcli.ui.repl.app import ChatRepl
 from agentcli.runtime import RunOptions
 from fake_server import drop, error, text, tool_calls
 from scripted import ScriptedProvider, interrupt, reply
@@ -241,7 +241,7 @@ def test_tools_keeps_source_and_approval_visible_beside_a_long_description(chat)
 def test_completion_of_commands_providers_and_tools(chat):
     from prompt_toolkit.document import Document
 
-    from agentcli.repl_prompt import ReplCompleter
+    from agentcli.ui.repl.prompt import ReplCompleter
 
     h = chat(tools={"shout": _tool("shout", lambda text: text, text="string")})
     comp = ReplCompleter(h.repl)
@@ -358,7 +358,7 @@ def test_ctrl_c_while_streaming_keeps_partial_and_continues(chat):
 
 
 def test_ctrl_c_landing_in_the_renderer_closes_the_turn(chat, fake_server, monkeypatch):
-    from agentcli import repl as repl_mod
+    from agentcli.ui.repl import app as repl_mod
 
     fake_server.script(text("one two three four"), text("next"))
     h = chat()
@@ -441,7 +441,7 @@ def test_retry_after_an_error_resends_the_failed_message(chat, fake_server):
 # --- the SIGINT guard and the no-terminal case --------------------------------------------
 
 def test_sigint_is_deferred_inside_critical_sections_and_dropped_in_clean_up():
-    from agentcli.repl_terminal import SigintGuard
+    from agentcli.ui.repl.terminal import SigintGuard
 
     g = SigintGuard()
     with g.installed():
@@ -509,7 +509,7 @@ def test_saved_transcript_has_tool_calls_and_is_inert(chat, fake_server, tmp_pat
 
 
 def test_an_unexpected_error_in_a_turn_keeps_the_session(chat, fake_server, monkeypatch):
-    from agentcli import repl as repl_mod
+    from agentcli.ui.repl import app as repl_mod
 
     monkeypatch.delenv("AGENTCLI_DEBUG", raising=False)
     fake_server.script(text("fine"))

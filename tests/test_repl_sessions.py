@@ -85,7 +85,7 @@ def test_role_and_tokens(chat, fake_server, tmp_path):
     assert store.latest().role == "pirate" and store.latest().system == "Talk like a pirate."
     from prompt_toolkit.document import Document
 
-    from agentcli.repl_prompt import ReplCompleter
+    from agentcli.ui.repl.prompt import ReplCompleter
 
     completions = ReplCompleter(h.repl).get_completions(Document("/role pi", 8), None)
     assert [c.text for c in completions] == ["pirate"]

@@ -8,7 +8,7 @@ import pytest
 from agentcli.config import load_settings, settings_as_dict
 from agentcli.errors import ConfigError
 from agentcli.messages import Usage
-from agentcli.pricing import cost
+from agentcli.agent.pricing import cost
 from agentcli.sessions.config import parse
 
 

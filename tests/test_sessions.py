@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agentcli import runtime
-from agentcli.agent import drive
-from agentcli.cli import build_app
+from agentcli.agent.loop import drive
+from agentcli.cli.app import build_app
 from agentcli.config import load_settings
 from agentcli.messages import Message
 from agentcli.sessions.codec import CRASHED
@@ -337,8 +337,8 @@ def test_piped_input_bigger_than_the_window_is_refused_before_any_request(fake_s
     assert result.exit_code == 2
     assert fake_server.requests == []  # nothing was sent
     # an exact count (o200k_base, offline, + 4 framing tokens): no "about"; the limit is named
-    from agentcli.ask import compose_prompt
-    from agentcli.tokens import load_encoding
+    from agentcli.cli.ask import compose_prompt
+    from agentcli.agent.tokens import load_encoding
 
     n = len(load_encoding("o200k_base").encode(compose_prompt("summarise", words))) + 4
     release_encodings()
@@ -370,10 +370,10 @@ def test_resuming_a_long_conversation_reuses_its_stored_token_counts(tmp_path):
     """The exact counts made while a conversation was fitted are kept with it; resuming it
     gives them back, so the fit of the next request is decided without building the
     tokenizer (0.35 s for o200k), and it is the same fit counting everything gives."""
-    from agentcli.agent import Agent
-    from agentcli.context import ContextFitter
+    from agentcli.agent.loop import Agent
+    from agentcli.agent.context import ContextFitter
     from agentcli.sessions.recorder import SessionRecorder
-    from agentcli.tokens import TokenCounter
+    from agentcli.agent.tokens import TokenCounter
     from scripted import ScriptedProvider, reply
     from test_context import CountingLoader
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.cli import build_app
+from agentcli.cli.app import build_app
 from agentcli.messages import Message, TextPart, ToolCall, ToolResult, Usage
 from agentcli.sessions.store import Header, open_store
 
@@ -155,7 +155,7 @@ def test_delete_asks_on_a_terminal(monkeypatch, answer, kept):
         def isatty(self) -> bool:
             return True
 
-    from agentcli.sessions import cli as sessions_cli
+    from agentcli.cli import sessions as sessions_cli
 
     monkeypatch.setattr(sessions_cli.sys, "stdin", Tty(answer))
     captured = io.StringIO()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcli.approval import Verdict
+from agentcli.toolrun.approval import Verdict
 from agentcli.errors import SessionStoreError, UsageError
 from agentcli.messages import (AgentDone, HistoryAppended, Message, TextPart, ToolCall,
                                ToolResult, Usage)

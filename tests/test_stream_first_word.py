@@ -11,8 +11,8 @@ import textwrap
 
 from rich.console import Console
 
-from agentcli import markdown_stream
-from agentcli.markdown_stream import MarkdownStream
+from agentcli.ui import markdown_stream
+from agentcli.ui.markdown_stream import MarkdownStream
 
 
 class RecordingFile(io.StringIO):
@@ -45,7 +45,7 @@ def test_markdown_parser_and_highlighter_load_with_the_first_block_not_the_first
     code = textwrap.dedent("""
         import io, sys
         from rich.console import Console
-        from agentcli.markdown_stream import MarkdownStream
+        from agentcli.ui.markdown_stream import MarkdownStream
         out = io.StringIO()
         s = MarkdownStream(Console(file=out, force_terminal=True, width=80, color_system=None))
         s.feed("First words ")
@@ -66,7 +66,7 @@ def test_markdown_parser_and_highlighter_load_with_the_first_block_not_the_first
 
 
 def test_safe_markdown_is_still_importable_by_name():
-    from agentcli.markdown_stream import SafeMarkdown
+    from agentcli.ui.markdown_stream import SafeMarkdown
 
     buf = io.StringIO()
     Console(file=buf, width=80, color_system=None).print(SafeMarkdown("[a](http://x.example)"))
@@ -78,7 +78,7 @@ def test_ask_in_a_terminal_shows_the_first_words_before_rich_is_imported():
     first rendered block, after the first words are on screen."""
     code = textwrap.dedent("""
         import io, sys
-        from agentcli.markdown_stream import LazyConsole, MarkdownStream
+        from agentcli.ui.markdown_stream import LazyConsole, MarkdownStream
         class Tty(io.StringIO):
             def isatty(self): return True
         out = Tty()
@@ -97,7 +97,7 @@ def test_ask_in_a_terminal_shows_the_first_words_before_rich_is_imported():
 
 
 def test_lazy_console_sizes_the_preview_as_rich_would(monkeypatch):
-    from agentcli.markdown_stream import LazyConsole
+    from agentcli.ui.markdown_stream import LazyConsole
 
     cases = [{"COLUMNS": "123", "LINES": "45"}, {"COLUMNS": "x"}, {"TERM": "dumb"},
              {"TTY_COMPATIBLE": "0"}, {"TTY_COMPATIBLE": "1"}, {"FORCE_COLOR": "1"}, {}]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agentcli import tokens
-from agentcli.tokens import TokenCounter, encoding_name, estimate, load_encoding
+from agentcli.agent import tokens
+from agentcli.agent.tokens import TokenCounter, encoding_name, estimate, load_encoding
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agentcli.tools_cli import tools_app
+from agentcli.cli.tools import tools_app
 
 EXAMPLE = Path(__file__).parent / "data" / "example_tool"
 
@@ -67,7 +67,7 @@ def test_run_calculator(cli):
 
 
 def test_run_needs_approval_without_terminal(cli, tmp_path, monkeypatch):
-    monkeypatch.setattr("agentcli.approval.open_tty_prompter", lambda *a, **k: None)
+    monkeypatch.setattr("agentcli.toolrun.approval.open_tty_prompter", lambda *a, **k: None)
     (tmp_path / "a.txt").write_text("hello\n")
     monkeypatch.chdir(tmp_path)
     r = cli("run", "file_read", "--args", '{"path": "a.txt"}')
@@ -80,10 +80,10 @@ def test_run_needs_approval_without_terminal(cli, tmp_path, monkeypatch):
 def test_run_prompts_on_the_terminal(cli, tmp_path, monkeypatch):
     import io
 
-    from agentcli.approval import TerminalPrompter
+    from agentcli.toolrun.approval import TerminalPrompter
 
     shown = io.StringIO()
-    monkeypatch.setattr("agentcli.approval.open_tty_prompter",
+    monkeypatch.setattr("agentcli.toolrun.approval.open_tty_prompter",
                         lambda *a, **k: TerminalPrompter(io.StringIO("n\nnot now\n"), shown))
     (tmp_path / "a.txt").write_text("hello\n")
     monkeypatch.chdir(tmp_path)
@@ -97,9 +97,9 @@ def test_run_hint_comes_from_the_verdict_not_the_reason_text(cli, tmp_path, monk
     chosen by ``verdict.source``, never by parsing the reason."""
     import io
 
-    from agentcli.approval import NO_TERMINAL, TerminalPrompter
+    from agentcli.toolrun.approval import NO_TERMINAL, TerminalPrompter
 
-    monkeypatch.setattr("agentcli.approval.open_tty_prompter",
+    monkeypatch.setattr("agentcli.toolrun.approval.open_tty_prompter",
                         lambda *a, **k: TerminalPrompter(io.StringIO(f"n\n{NO_TERMINAL}\n"),
                                                          io.StringIO()))
     (tmp_path / "a.txt").write_text("hello\n")
@@ -107,7 +107,7 @@ def test_run_hint_comes_from_the_verdict_not_the_reason_text(cli, tmp_path, monk
     r = cli("run", "file_read", "--args", '{"path": "a.txt"}')
     assert r.exit_code == 1 and "denied by the user: denied: there is no terminal" in r.stderr
     assert "hint: rerun with --yes" not in r.stderr
-    monkeypatch.setattr("agentcli.approval.open_tty_prompter", lambda *a, **k: None)
+    monkeypatch.setattr("agentcli.toolrun.approval.open_tty_prompter", lambda *a, **k: None)
     r = cli("run", "file_read", "--args", '{"path": "a.txt"}')
     assert r.exit_code == 1 and "hint: rerun with --yes to approve it" in r.stderr
 
@@ -138,7 +138,7 @@ def test_run_tool_failure_is_one_line_exit_1(cli):
 def test_validate_good(cli):
     r = cli("validate", str(EXAMPLE / "word_count.yaml"))
     assert r.exit_code == 0 and "ok: word_count" in r.stdout
-    from agentcli.plugins import builtin_tools_dir
+    from agentcli.toolrun.manifest import builtin_tools_dir
 
     # the built-ins as installed (a wheel's copy, or the checkout's tools/ when editable): a copy
     # elsewhere is a plugin, and only the real built-ins may `preload`
@@ -172,9 +172,9 @@ def test_validate_missing_path(cli, tmp_path):
 
 
 def test_tools_cli_imports_only_typer_and_stdlib():
-    code = ("import sys; import agentcli.tools_cli; "
-            "bad = [m for m in ('yaml', 'jsonschema', 'httpx', 'agentcli.plugins', "
-            "'agentcli.executor', 'rich') if m in sys.modules]; print(bad)")
+    code = ("import sys; import agentcli.cli.tools; "
+            "bad = [m for m in ('yaml', 'jsonschema', 'httpx', 'agentcli.toolrun.manifest', "
+            "'agentcli.toolrun.executor', 'rich') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -384,7 +384,7 @@ def test_bad_config_is_exit_2_for_every_tools_command(cli, tmp_path, case, comma
 def test_bad_config_is_exit_2_for_config_show_ask_and_chat(fake_server, tmp_path, case, command):
     """Malformed rules used to pass `config show` (and `tools list`/`show`) silently; no request
     is ever sent with a bad config."""
-    from agentcli.cli import build_app
+    from agentcli.cli.app import build_app
 
     text, key = BAD_CONFIGS[case]
     cfg = tmp_path / "config.yaml"

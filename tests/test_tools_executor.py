@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agentcli.approval import PolicyApprover, Verdict
-from agentcli.executor import Executor, Tool, cap_output, validate_arguments
-from agentcli.isolation import run_isolated, run_threaded
+from agentcli.toolrun.approval import PolicyApprover, Verdict
+from agentcli.toolrun.executor import Executor, Tool, cap_output, validate_arguments
+from agentcli.toolrun.host.isolation import run_isolated, run_threaded
 from agentcli.messages import ToolCall, ToolDefinition
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}},

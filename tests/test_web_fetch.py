@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from agentcli.approval import PolicyApprover
+from agentcli.toolrun.approval import PolicyApprover
 from agentcli.config import load_settings
 from agentcli.errors import ToolError
-from agentcli.executor import Executor, ToolContext
+from agentcli.toolrun.executor import Executor, ToolContext
 from agentcli.messages import ToolCall
-from agentcli.plugins import load_tools
+from agentcli.toolrun.manifest import load_tools
 
 ARTICLE = b"""<!doctype html><html><head><title>Tea notes</title>
 <script>document.write('tracking')</script><style>p{color:red}</style></head>

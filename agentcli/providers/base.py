@@ -99,9 +99,9 @@ def create_provider(profile: ProviderProfile, settings: Settings,
                     warn: Callable[[str], None] | None = None) -> Provider:
     """Build the adapter for ``profile``; the SDK is imported only here, on first use.
     ``warn``: where the local model's one-time warnings go (the REPL passes its own)."""
-    adapters = {"openai": ("openai", "OpenAIProvider"),
+    adapters = {"openai": ("openai_chat", "OpenAIProvider"),
                 "anthropic": ("anthropic", "AnthropicProvider"),
-                "local": ("local", "LocalProvider")}
+                "local": ("local.provider", "LocalProvider")}
     if profile.type not in adapters:
         raise UsageError(f"unknown provider type '{profile.type}'",
                          hint="use openai, anthropic or local")

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..messages import Message, Usage
-from ..render import sanitize
+from ..ui.render import sanitize
 from . import codec
 
 if TYPE_CHECKING:

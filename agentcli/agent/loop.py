@@ -1,0 +1,330 @@
+"""The agent loop, and the one owner of a turn's state. Yields events; does no terminal I/O.
+
+One ``run(user_message)``:
+    provider.stream(history + the user message, tool definitions) -> forward TextDelta -> the
+    provider's ResponseDone carries the assembled assistant message and its stop reason -> the
+    agent commits it to history -> for each tool call: ToolCallReady, executor.execute
+    (approval happens in there), ToolResultReady -> one tool message holding exactly one result
+    per call id -> stream again, until the model stops calling tools or ``max_steps`` requests
+    were made -> AgentDone, which says what the turn became.
+
+Renderers (``ask``, ``--json``, the REPL, the session store) only render these events: none of
+them counts history entries or re-assembles text. ``HistoryAppended`` is emitted for every message
+that becomes part of the conversation, in order.
+
+History stays valid for both wire formats whatever happens:
+- a reply cut short (Ctrl-C, a dropped stream, the generator closed) is kept as an
+  ``interrupted`` assistant message holding the text that arrived, without tool calls;
+- calls cut off by Ctrl-C while tools run still get a "cancelled" result;
+- a user message that got nothing back (no text, no completed step) leaves the history
+  (``AgentDone.user_dropped``), so two user messages never follow each other;
+- tool call ids are unique in the conversation: a server that numbers calls from 0 in every
+  response, or repeats an id inside one response, gets its ids renamed (identical duplicates in
+  one response run once, and the user is told).
+
+Ctrl-C: a KeyboardInterrupt raised inside the provider or a tool, or thrown into the generator
+at a ``yield`` by the consumer (``drive`` does that), ends the turn as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import closing
+from dataclasses import replace
+from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
+
+from ..errors import AgentCliError, ProviderError
+from ..messages import (AgentDone, AgentEvent, CallRecord, HistoryAppended, Message, Notice,
+                       Part, ResponseDone, TextDelta, TextPart, ToolCall, ToolCallReady,
+                       ToolDefinition, ToolResult, ToolResultReady, TurnStopReason, Usage)
+from ..providers.base import Provider
+
+CANCELLED = "cancelled by the user (Ctrl-C); the tool did not finish"
+
+
+class Outcome(Protocol):
+    result: ToolResult
+    verdict: Any
+
+
+class Executor(Protocol):
+    def definitions(self) -> Sequence[ToolDefinition]: ...
+
+    def execute(self, call: ToolCall) -> Outcome:
+        """Validate, approve, run, cap: never raises (KeyboardInterrupt aside)."""
+        ...
+
+
+Prepare = Callable[[Sequence[Message], Sequence[ToolDefinition], "str | None"],
+                   "tuple[Sequence[Message], Sequence[str]]"]
+"""Shapes what one request sends (e.g. trims history to the context window): gets the history,
+the tool definitions and the system prompt; returns the messages to send and notices for the
+user. May raise AgentCliError (e.g. an input that can never fit) before any request."""
+
+
+class Agent:
+    def __init__(self, provider: Provider, executor: Executor, *, system: str | None = None,
+                 max_steps: int = 10, history: list[Message] | None = None,
+                 stream: bool = True, prepare: Prepare | None = None) -> None:
+        self.provider = provider
+        self.executor = executor
+        self.system = system
+        self.max_steps = max_steps
+        self.history: list[Message] = history if history is not None else []
+        self.stream = stream
+        self.prepare = prepare
+        self.usage = Usage()
+        """Every request of this Agent (all turns)."""
+
+    def run(self, user_message: Message) -> Generator[AgentEvent, None, None]:
+        turn = _Turn(self, user_message)
+        try:
+            yield from turn.steps()
+        except KeyboardInterrupt:
+            turn.stop = "interrupted"
+        except AgentCliError as e:
+            turn.stop, turn.error = "error", e
+        except BaseException:  # GeneratorExit (consumer closed us) or a bug: history stays valid
+            turn.finish()
+            raise
+        for event in turn.finish():
+            try:
+                yield event
+            except KeyboardInterrupt:  # a second Ctrl-C while the turn is being closed
+                pass
+        yield turn.done()
+
+
+class _Turn:
+    """The state of one ``Agent.run``; only the agent reads or writes it."""
+
+    def __init__(self, agent: Agent, user_message: Message) -> None:
+        self.agent = agent
+        self.user = user_message
+        self.user_committed = False
+        self.start = len(agent.history)
+        agent.history.append(user_message)  # the provider must see it; committed on first reply
+        self.usage = Usage()
+        self.steps_made = 0
+        self.texts: list[str] = []
+        self.partial: list[str] = []  # deltas of the response in flight
+        self.records: list[CallRecord] = []
+        self.pending: list[ToolCall] = []  # calls in history still waiting for their results
+        self.results: list[ToolResult] = []
+        self.verdicts: list[Any] = []
+        self.stop: TurnStopReason | None = None
+        self.error: AgentCliError | None = None
+        self.partial_kept = False
+        self.user_dropped = False
+        self._finished = False
+        self._used_ids = {c.id for m in agent.history for c in m.tool_calls}
+
+    # -- the loop
+
+    def steps(self) -> Iterator[AgentEvent]:
+        agent = self.agent
+        definitions = list(agent.executor.definitions())
+        while True:
+            if self.steps_made >= agent.max_steps:
+                self.stop = "max_steps"
+                return
+            send: Sequence[Message] = agent.history
+            if agent.prepare is not None:
+                send, notes = agent.prepare(agent.history, definitions, agent.system)
+                for note in notes:
+                    yield Notice(note)
+            self.steps_made += 1
+            done = yield from self._request(send, definitions)
+            self.usage += done.usage
+            agent.usage += done.usage
+            calls = done.message.tool_calls
+            if done.stop_reason == "max_tokens" and calls:
+                yield Notice(f"the reply hit the token limit while asking for {len(calls)} tool "
+                             "call(s); they were not run")
+                calls = ()
+            calls = yield from self._unique(calls)
+            parts: list[Part] = [p for p in done.message.parts if isinstance(p, TextPart)]
+            message = Message("assistant", (*parts, *calls))
+            yield from self._commit_user()
+            self.partial.clear()  # from here on the response is in history, not in flight
+            if message.text:
+                self.texts.append(message.text)
+            if message.parts:
+                agent.history.append(message)
+                yield HistoryAppended(message, done.usage, done.stop_reason)
+            if not calls:
+                self.stop = "end_turn" if done.stop_reason == "tool_calls" else done.stop_reason
+                return
+            yield from self._run_tools(calls)
+
+    def _request(self, send: Sequence[Message],
+                 definitions: list[ToolDefinition]) -> Generator[AgentEvent, None, ResponseDone]:
+        agent = self.agent
+        done: ResponseDone | None = None
+        stream = agent.provider.stream(send, definitions, system=agent.system,
+                                       stream=agent.stream)
+        with closing(stream):  # an early exit (Ctrl-C, close) closes the HTTP response
+            for event in stream:
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        self.partial.append(event.text)
+                        yield event
+                elif isinstance(event, ResponseDone):
+                    done = event
+                else:  # a provider broke its contract
+                    raise TypeError(f"unexpected provider event {event!r}")
+        if done is None:
+            raise ProviderError(f"the provider '{agent.provider.name}' ended its reply without "
+                                "a result (this is a bug in the provider adapter)")
+        yield done  # renderers may show per-request usage; the agent alone acts on it
+        return done
+
+    def _unique(self, calls: Sequence[ToolCall]) -> Generator[AgentEvent, None, tuple[ToolCall, ...]]:
+        """Ids unique in the conversation; identical duplicates in one response run once."""
+        out: list[ToolCall] = []
+        in_reply: dict[str, ToolCall] = {}
+        for call in calls:
+            first = in_reply.get(call.id) if call.id else None
+            if first is not None:
+                if first.name == call.name and _same_arguments(first, call):
+                    yield Notice(f"the model sent tool call {call.id} ({call.name}) twice in one "
+                                 "reply; it runs once")
+                    continue
+                renamed = replace(call, id=self._fresh(call.id))
+                yield Notice(f"the model gave two different tool calls the id {call.id}; the "
+                             f"second ({call.name}) is now {renamed.id}")
+            elif not call.id or call.id in self._used_ids:
+                renamed = replace(call, id=self._fresh(call.id))  # reused across steps: common
+            else:
+                renamed = call
+            if call.id:
+                in_reply.setdefault(call.id, call)
+            self._used_ids.add(renamed.id)
+            out.append(renamed)
+        return tuple(out)
+
+    def _fresh(self, base: str) -> str:
+        if not base:
+            base = f"call_{uuid.uuid4().hex[:12]}"
+            if base not in self._used_ids:
+                return base
+        n = 2
+        while f"{base}_{n}" in self._used_ids:
+            n += 1
+        return f"{base}_{n}"
+
+    def _commit_user(self) -> Iterator[AgentEvent]:
+        if not self.user_committed:
+            self.user_committed = True
+            yield HistoryAppended(self.user)
+
+    def _run_tools(self, calls: Sequence[ToolCall]) -> Iterator[AgentEvent]:
+        agent = self.agent
+        self.pending = list(calls)
+        self.results, self.verdicts = [], []
+        for call in calls:
+            yield ToolCallReady(call)
+            outcome = agent.executor.execute(call)
+            self._answered(call, outcome.result, outcome.verdict)
+            yield ToolResultReady(outcome.result, outcome.verdict)
+        message = self._close_tools()
+        yield HistoryAppended(message, verdicts=tuple(self.verdicts))
+
+    def _answered(self, call: ToolCall, result: ToolResult, verdict: Any) -> None:
+        if result.call_id != call.id:  # the id may have been renamed after the call was made
+            result = replace(result, call_id=call.id)
+        self.results.append(result)
+        self.verdicts.append(verdict)
+        self.records.append(CallRecord(call, result, verdict))
+
+    def _close_tools(self) -> Message:
+        message = Message("tool", tuple(self.results))
+        self.agent.history.append(message)
+        self.pending = []
+        return message
+
+    # -- the end of the turn
+
+    def finish(self) -> list[AgentEvent]:
+        """Leave history valid and say how; idempotent. Returns the events to emit."""
+        if self._finished:
+            return []
+        self._finished = True
+        events: list[AgentEvent] = []
+        history = self.agent.history
+        if self.pending:  # Ctrl-C while tools ran: every call still gets exactly one result
+            answered = {r.call_id for r in self.results}
+            for call in self.pending:
+                if call.id not in answered:
+                    result = ToolResult(call.id, call.name, CANCELLED, is_error=True)
+                    self._answered(call, result, None)
+                    events.append(ToolResultReady(result))
+            events.append(HistoryAppended(self._close_tools(), verdicts=tuple(self.verdicts)))
+        partial = "".join(self.partial)
+        self.partial.clear()
+        if partial:
+            if not self.user_committed:
+                self.user_committed = True
+                events.insert(0, HistoryAppended(self.user))
+            message = Message("assistant", (TextPart(partial),), interrupted=True)
+            history.append(message)
+            events.append(HistoryAppended(message, stop_reason="interrupted"))
+            self.texts.append(partial)
+            self.partial_kept = True
+        if not self.user_committed:  # nothing came back: the message leaves the conversation
+            if len(history) > self.start and history[self.start] is self.user:
+                del history[self.start]
+            self.user_dropped = True
+        return events
+
+    def done(self) -> AgentDone:
+        text = ""
+        for piece in self.texts:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += piece
+        return AgentDone(self.stop or "error", self.usage, self.steps_made, text,
+                         tuple(self.records), self.partial_kept, self.user_dropped, self.error)
+
+
+def _same_arguments(a: ToolCall, b: ToolCall) -> bool:
+    if a.arguments == b.arguments:
+        return True
+    try:
+        return a.parsed_arguments() == b.parsed_arguments()
+    except ValueError:
+        return False
+
+
+def drive(events: Generator[AgentEvent, None, None],
+          handle: Callable[[AgentEvent], None]) -> AgentDone:
+    """Feed every event of ``Agent.run`` to ``handle`` and return the AgentDone.
+
+    A Ctrl-C that lands in ``handle`` (while a renderer draws) is thrown into the agent, which
+    ends the turn as interrupted exactly as if it had landed in the provider or a tool; the
+    events that close the turn are still rendered."""
+    try:
+        return _drive(events, handle)
+    except BaseException:
+        events.close()  # whatever escaped, the agent still leaves history valid
+        raise
+
+
+def _drive(events: Generator[AgentEvent, None, None],
+           handle: Callable[[AgentEvent], None]) -> AgentDone:
+    pending: KeyboardInterrupt | None = None
+    while True:
+        try:
+            event = events.throw(pending) if pending is not None else next(events)
+        except StopIteration:  # pragma: no cover - Agent.run always ends with AgentDone
+            raise RuntimeError("the agent ended without AgentDone") from None
+        pending = None
+        try:
+            handle(event)
+        except KeyboardInterrupt as e:
+            if isinstance(event, AgentDone):
+                raise
+            pending = e
+        if isinstance(event, AgentDone):
+            events.close()
+            return event

@@ -1,0 +1,46 @@
+"""Cost from the optional ``prices`` table in the config (US dollars per million tokens).
+
+agentcli ships no prices: they change, and a wrong number is worse than none. A cost is shown
+only when every model that was used has a price; requests whose server reported no usage make it
+a lower bound, and it says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..messages import Usage
+from ..sessions.config import SessionSettings
+
+
+@dataclass(frozen=True)
+class Cost:
+    usd: float
+    complete: bool
+    """False when some request reported no usage (the cost is then at least ``usd``)."""
+
+    def describe(self) -> str:
+        digits = 6 if self.usd < 0.01 else 4 if self.usd < 1 else 2
+        amount = f"${self.usd:,.{digits}f}"
+        return amount if self.complete else f"at least {amount} (some requests reported no usage)"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"usd": round(self.usd, 6), "complete": self.complete}
+
+
+def cost(settings: SessionSettings, by_model: Mapping[str, Usage]) -> Cost | None:
+    """The cost of usage spent by each model; None when any used model has no price."""
+    total = 0.0
+    complete = True
+    for model, usage in by_model.items():
+        if not usage.requests:
+            continue
+        price = settings.price(model)
+        if price is None:
+            return None
+        total += (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6
+        complete = complete and usage.unreported == 0
+    if not any(u.requests for u in by_model.values()):
+        return None
+    return Cost(total, complete)

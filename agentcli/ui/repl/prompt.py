@@ -1,0 +1,209 @@
+"""The REPL's prompt-toolkit parts: the input session, completion, the toolbar, and the
+approval prompter used by the executor while a turn runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer, Completion, PathCompleter
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings
+
+from ...toolrun.approval import Decision
+from ..render import sanitize
+
+if TYPE_CHECKING:
+    from prompt_toolkit.input import Input
+    from prompt_toolkit.output import Output
+
+    from .api import Repl as ChatRepl
+
+
+def open_history(path: Path, warn: Any) -> History:
+    """The persistent input history (created 0600: it holds whatever the user typed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        return FileHistory(str(path))
+    except OSError as e:
+        warn(f"cannot use the history file {path}: {e}; history is kept in memory only")
+        return InMemoryHistory()
+
+
+class ReplCompleter(Completer):
+    """Slash commands; after one, its argument: provider names, tool names, models, paths."""
+
+    def __init__(self, repl: ChatRepl) -> None:
+        self.repl = repl
+        self._paths = PathCompleter(expanduser=True)
+
+    def _choices(self, command: str) -> list[str]:
+        repl = self.repl
+        if command == "/provider":
+            from ...config import PROVIDER_TYPES
+
+            return list(dict.fromkeys([*repl.settings.providers, *PROVIDER_TYPES]))
+        if command == "/tools":
+            return sorted(repl.tools)
+        if command == "/model":
+            models = [p.model for p in repl.settings.providers.values() if p.model]
+            return list(dict.fromkeys([repl.model, *models]))
+        if command == "/role":
+            return sorted(repl.settings.sessions.roles)
+        return []
+
+    def get_completions(self, document: Document, complete_event: Any) -> Iterable[Completion]:
+        from .slash import COMMANDS
+
+        text = document.text_before_cursor
+        if not text.startswith("/") or "\n" in text:
+            return
+        if " " not in text:
+            for cmd in COMMANDS:
+                for name in cmd.names:
+                    if name.startswith(text):
+                        yield Completion(name, -len(text), display_meta=cmd.help)
+            return
+        command, _, arg = text.partition(" ")
+        if command == "/save":
+            yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
+            return
+        for choice in self._choices(command):
+            if choice.startswith(arg):
+                yield Completion(choice, -len(arg))
+
+
+class ReplSession:
+    """The main input prompt. ``kept_on_ctrl_c`` tells the REPL that Ctrl-C saved typed text
+    to the history instead of dropping it."""
+
+    def __init__(self, repl: ChatRepl) -> None:
+        self.repl = repl
+        self.kept_on_ctrl_c = False
+        kb = KeyBindings()
+
+        @kb.add("escape", "enter")
+        def _newline(event: Any) -> None:
+            event.current_buffer.insert_text("\n")
+
+        @kb.add("c-c")
+        def _ctrl_c(event: Any) -> None:
+            buf = event.current_buffer
+            if buf.text.strip():
+                buf.append_to_history()
+                self.kept_on_ctrl_c = True
+            event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+        self._session: PromptSession[str] = PromptSession(
+            message=FormattedText([("class:prompt", "› ")]),
+            history=open_history(repl.settings.history_file, repl.warn)
+            if repl.recorder is not None else InMemoryHistory(),  # --no-save: nothing written
+            key_bindings=kb,
+            completer=ReplCompleter(repl),
+            complete_while_typing=True,
+            bottom_toolbar=self._toolbar,
+            prompt_continuation=lambda width, line_number, wrap_count: "… ".rjust(width),
+            input=repl.input,
+            output=repl.output,
+            multiline=False,
+            mouse_support=False,
+        )
+
+    def _toolbar(self) -> FormattedText:
+        repl = self.repl
+        usage = repl.recorder.usage if repl.recorder is not None else repl.agent.usage
+        if usage.requests and not usage.known:
+            used = "tokens unknown"
+        else:
+            used = f"{usage.total_tokens:,}{'+' if usage.unreported else ''} tokens"
+        recorder = repl.recorder
+        if recorder is None:
+            session = "not saved"
+        elif recorder.failed:
+            session = "not saving"
+        else:
+            session = f"session {recorder.session_id[:8]}" if recorder.session_id else \
+                "new session"
+        return FormattedText([("class:bottom-toolbar",
+                               f" {sanitize(repl.profile.name)} · {sanitize(repl.model)} · "
+                               f"{used} · {session} · Esc+Enter newline · /help ")])
+
+    def prompt(self) -> str:
+        self.kept_on_ctrl_c = False
+        return self._session.prompt()
+
+
+def build_session(repl: ChatRepl) -> ReplSession:
+    return ReplSession(repl)
+
+
+class ReplPrompter:
+    """Approval inside the REPL: one key — y (once), a (always this session), n (no, then an
+    optional reason for the model). Ctrl-C, Ctrl-D or a closed input mean no."""
+
+    def __init__(self, input: Input, output: Output) -> None:
+        self.input = input
+        self.output = output
+        self._keys: PromptSession[str] | None = None
+        self._reason: PromptSession[str] | None = None
+
+    def _key_session(self) -> PromptSession[str]:
+        if self._keys is None:
+            kb = KeyBindings()
+
+            def answer(value: str, label: str) -> Any:
+                def handler(event: Any) -> None:
+                    event.current_buffer.text = label
+                    event.app.exit(result=value)
+                return handler
+
+            for key in "yY":
+                kb.add(key)(answer("y", "yes, once"))
+            for key in "aA":
+                kb.add(key)(answer("a", "yes, always this session"))
+            for key in "nN":
+                kb.add(key)(answer("n", "no"))
+            kb.add("c-c")(answer("x", "no (Ctrl-C)"))
+            kb.add("c-d")(answer("x", "no (Ctrl-D)"))
+
+            @kb.add("<any>")
+            def _ignore(event: Any) -> None:
+                pass
+
+            @kb.add("enter")
+            def _enter(event: Any) -> None:
+                pass
+
+            self._keys = PromptSession(input=self.input, output=self.output, key_bindings=kb,
+                                       multiline=False)
+        return self._keys
+
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+        message = FormattedText([
+            *([("italic", sanitize(note) + "\n")] if note else []),
+            ("bold", f"allow {sanitize(tool_name)}? "),
+            ("", "[y] yes once  [a] always this session  [n] no › "),
+        ])
+        try:
+            choice = self._key_session().prompt(message)
+        except (KeyboardInterrupt, EOFError):
+            return Decision(False, None)
+        if choice == "y":
+            return Decision(True)
+        if choice == "a":
+            return Decision(True, remember=True)
+        if choice != "n":  # Ctrl-C / Ctrl-D: no, at once
+            return Decision(False, None)
+        if self._reason is None:
+            self._reason = PromptSession(input=self.input, output=self.output)
+        try:
+            reason = self._reason.prompt("reason for the model (optional, Enter to skip): ")
+        except (KeyboardInterrupt, EOFError):
+            reason = ""
+        return Decision(False, reason.strip() or None)
