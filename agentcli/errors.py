@@ -30,7 +30,6 @@ failures are *data* (an error ``ToolResult``), never exceptions.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

@@ -93,10 +93,10 @@ def select_tools(settings: Settings, opts: RunOptions, warn: Notice) -> dict[str
 
     tools = load_tools(settings, extra_dirs=opts.tools_dirs, warn=warn)
     if opts.tools:
-        from .toolrun.approval import _glob
+        from .toolrun.approval import glob_match
 
         def hits(p: str) -> list[str]:
-            return [n for n in tools if _glob(p, n, segments=False)]
+            return [n for n in tools if glob_match(p, n, segments=False)]
 
         for_mcp: set[str] = set()  # server__tool names: checked once the servers started
         if getattr(settings, "mcp_servers", None):

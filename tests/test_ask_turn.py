@@ -35,7 +35,7 @@ def scripted(monkeypatch):
         box["p"] = ScriptedProvider(list(steps))
         return box["p"]
 
-    monkeypatch.setattr(runtime, "make_provider", lambda settings, profile: box["p"])
+    monkeypatch.setattr(runtime, "make_provider", lambda settings, profile, warn=None: box["p"])
     return use
 
 

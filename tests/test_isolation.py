@@ -9,7 +9,6 @@ import os
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 from plugin_kit import VIAS, alive, plugin, read_pid, run, running, wait_until
@@ -188,7 +187,7 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(make, call, tmp_
     import agentcli.toolrun.host.isolation as isolation
 
     pid_file, worker_file = tmp_path / "pid", tmp_path / "worker"
-    real_poll = isolation._poll
+    real_poll = isolation.poll_fds
     interrupted = []
 
     def interrupt_once_started(fds, timeout):
@@ -209,7 +208,7 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(make, call, tmp_
             open({str(worker_file)!r}, "w").write(str(os.getpid()))
             time.sleep(60)
     """, timeout=30, escapee=True)
-    monkeypatch.setattr(isolation, "_poll", interrupt_once_started)
+    monkeypatch.setattr(isolation, "poll_fds", interrupt_once_started)
     with pytest.raises(KeyboardInterrupt):
         call(tool)
     monkeypatch.undo()
@@ -222,7 +221,7 @@ def test_ctrl_c_during_a_call_ends_the_tool_and_what_it_started(make, call, tmp_
 def test_a_tool_forging_its_result_frame_gets_an_error_not_a_crash(make, call, payload):
     tool = make(f"""
         import os
-        from agentcli.toolrun.host.supervisor import HEADER, RESULT_FD
+        from agentcli.toolrun.host.frames import HEADER, RESULT_FD
         def run(n):
             os.write(RESULT_FD, HEADER.pack(b"R", {len(payload)}) + {payload!r})
             os._exit(0)
@@ -237,7 +236,7 @@ def test_a_tool_cannot_write_the_supervisors_status(make, call, tmp_path):
     marker = tmp_path / "finished"
     tool = make(f"""
         import os, time
-        from agentcli.toolrun.host.supervisor import HEADER
+        from agentcli.toolrun.host.frames import HEADER
         def run(n):
             status = b'{{"worker": "exit code 0"}}'
             fake = HEADER.pack(b"S", len(status)) + status

@@ -20,7 +20,7 @@ import agentcli.toolrun.host.client as toolhost
 from agentcli.toolrun.approval import PolicyApprover
 from agentcli.toolrun.executor import Executor
 from agentcli.messages import ToolCall
-from agentcli.toolrun.host.supervisor import HEADER
+from agentcli.toolrun.host.frames import HEADER
 from agentcli.toolrun.host.client import HostPool
 
 LINEAGE = """
@@ -225,14 +225,14 @@ def test_after_ctrl_c_the_same_host_serves_the_next_call(tmp_path, hosts, monkey
     """, name="slow", timeout=30)
     tool = lineage_tool(tmp_path / "l")
     host = lineage(tool, hosts)["host"]
-    real_poll = isolation._poll
+    real_poll = isolation.poll_fds
 
     def interrupt(fds, timeout):
-        monkeypatch.setattr(isolation, "_poll", real_poll)
+        monkeypatch.setattr(isolation, "poll_fds", real_poll)
         assert wait_until(lambda: ready.exists() and ready.read_text() != "")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(isolation, "_poll", interrupt)
+    monkeypatch.setattr(isolation, "poll_fds", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(slow, {"n": 1}, hosts=hosts)
     assert not alive(int(ready.read_text()))

@@ -157,7 +157,7 @@ def screen_of(raw: str, width: int, height: int = 400) -> list[str]:
 
 def test_each_finished_block_is_printed_exactly_once():
     raw, stream = render(tokens(SAMPLE), preview=False)
-    assert stream.blocks_printed == 8
+    assert stream._blocks_printed == 8  # noqa: SLF001 - the count of rendered blocks
     for needle in ("Title", "Intro with bold", "• one", "def f(x):", "quoted", "Last paragraph"):
         assert raw.count(needle) == 1, needle
 

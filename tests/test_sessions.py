@@ -337,7 +337,7 @@ def test_piped_input_bigger_than_the_window_is_refused_before_any_request(fake_s
     assert result.exit_code == 2
     assert fake_server.requests == []  # nothing was sent
     # an exact count (o200k_base, offline, + 4 framing tokens): no "about"; the limit is named
-    from agentcli.cli.ask import compose_prompt
+    from agentcli.inputs.stdin import compose_prompt
     from agentcli.agent.tokens import load_encoding
 
     n = len(load_encoding("o200k_base").encode(compose_prompt("summarise", words))) + 4

@@ -105,7 +105,7 @@ class OneLineErrors(TyperGroup):
 
 
 def _chat_main(opts) -> int:
-    from .ask import read_piped_stdin
+    from ..inputs.stdin import read_piped_stdin
     from ..ui.repl.app import run_chat
     from ..runtime import load
 
@@ -213,57 +213,7 @@ def build_app() -> typer.Typer:
                             conversation=(continue_, session, no_save, role))
         run_command(lambda: _chat_main(opts))
 
-    config_app = typer.Typer(help="Show, locate or create the config file.",
-                             rich_markup_mode=None, no_args_is_help=True)
-
-    @config_app.command("path")
-    def config_path_cmd(config: Optional[str] = ConfigOpt) -> None:
-        """Print the config file path (and the config and data folders)."""
-
-        def body() -> int:
-            from ..config import config_path, default_dirs
-
-            path, _ = config_path(config)
-            cdir, ddir = default_dirs()
-            print(path)
-            eprint(f"config dir: {cdir}  (user tools: {cdir / 'tools'})")
-            eprint(f"data dir:   {ddir}")
-            if not path.exists():
-                eprint("(the file does not exist yet: `agentcli config init` writes an example)")
-            return 0
-
-        run_command(body)
-
-    @config_app.command("show")
-    def config_show(config: Optional[str] = ConfigOpt) -> None:
-        """Print the effective settings as YAML (keys redacted)."""
-
-        def body() -> int:
-            from ..config import load_settings, settings_as_dict
-            import yaml
-
-            settings = load_settings(config)
-            print(yaml.safe_dump(settings_as_dict(settings), sort_keys=False).rstrip())
-            return 0
-
-        run_command(body)
-
-    @config_app.command("init")
-    def config_init(config: Optional[str] = ConfigOpt,
-                    force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")
-                    ) -> None:
-        """Write the commented example config to the config path."""
-
-        def body() -> int:
-            from ..config import config_path, write_example
-
-            path, _ = config_path(config)
-            write_example(path, force=force)
-            print(path)
-            eprint("wrote the example config; edit it to add providers and tool rules")
-            return 0
-
-        run_command(body)
+    from .config import config_app
 
     app.add_typer(config_app, name="config")
     from .tools import tools_app
@@ -275,7 +225,7 @@ def build_app() -> typer.Typer:
     from .sessions import sessions_app
 
     app.add_typer(sessions_app, name="sessions")
-    from ..agent.roles import roles_app
+    from .roles import roles_app
 
     app.add_typer(roles_app, name="roles")
     return app

@@ -170,10 +170,10 @@ def _pairs(items: list[str] | None, sep: str, what: str) -> dict[str, str]:
 def _refuse_literal_secrets(values: dict[str, str], what: str) -> None:
     """Keys live in the environment: a secret-looking value must be a ``${VAR}`` reference."""
     from ..errors import UsageError
-    from ..mcp.config import _SENSITIVE, _only_refs
+    from ..mcp.config import SENSITIVE_KEY, only_env_refs
 
     for key, value in values.items():
-        if _SENSITIVE.search(key) and value and not _only_refs(value):
+        if SENSITIVE_KEY.search(key) and value and not only_env_refs(value):
             raise UsageError(f"{what} {key} holds a literal value; agentcli does not store keys",
                              hint=f"write it as a reference to an environment variable, e.g. "
                                   f"'{key}: Bearer ${{MY_TOKEN}}' (single quotes keep the shell "

@@ -26,7 +26,7 @@ IdArg = typer.Argument(..., metavar="ID", help="A session id, or a unique start 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
 YesOpt = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")
 def json_text(payload: Any, indent: int | None = None) -> str:
-    from .ask import json_text as safe  # C1 controls and bidi overrides escaped
+    from ..ui.json_output import json_text as safe  # C1 controls and bidi overrides escaped
 
     return safe(payload, indent)
 

@@ -40,7 +40,7 @@ DEFAULT_CALL_TIMEOUT = 60.0
 KEYS = {"type", "command", "args", "env", "cwd", "url", "headers", "startup_timeout", "timeout",
         "output_cap", "disabled"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SENSITIVE = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
+SENSITIVE_KEY = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -186,13 +186,13 @@ def redacted(raw: Any) -> Any:
         entry = dict(data)
         for sub in ("env", "headers"):
             if isinstance(entry.get(sub), Mapping):
-                entry[sub] = {k: v if not _SENSITIVE.search(str(k)) or _only_refs(v)
+                entry[sub] = {k: v if not SENSITIVE_KEY.search(str(k)) or only_env_refs(v)
                               else "***redacted***" for k, v in entry[sub].items()}
         out[name] = entry
     return out
 
 
-def _only_refs(value: Any) -> bool:
+def only_env_refs(value: Any) -> bool:
     text = str(value)
     return bool(_ENV_REF.search(text)) and not re.search(r"[A-Za-z0-9]{16,}",
                                                          _ENV_REF.sub("", text))
@@ -214,13 +214,13 @@ def prefixed_name(server: str, tool: str) -> str:
 
 def pattern_server_names(patterns: tuple[str, ...], servers: list[str]) -> list[str]:
     """The servers a ``-t`` list can reach (``time__*`` -> time; ``*`` -> all)."""
-    from ..toolrun.approval import _glob
+    from ..toolrun.approval import glob_match
 
     wanted = []
     for server in servers:
         for p in patterns:
             if SEPARATOR in p:
-                hit = _glob(p.split(SEPARATOR, 1)[0], server, segments=False)
+                hit = glob_match(p.split(SEPARATOR, 1)[0], server, segments=False)
             else:
                 hit = p.startswith("*")
             if hit:

@@ -123,7 +123,7 @@ class McpExecutor:
         """The offered MCP tools; the first use waits for the servers to start."""
         if self._tools is None:
             self.hub.wait()
-            from ..toolrun.approval import _glob
+            from ..toolrun.approval import glob_match
 
             tools: dict[str, McpTool] = {}
             for st in self.hub.servers.values():
@@ -136,7 +136,7 @@ class McpExecutor:
                         self.warn(f"MCP tool {remote.name!r} of server '{st.spec.name}' is "
                                   "skipped: its input schema is not an object")
                         continue
-                    if self.patterns and not any(_glob(p, tool.name, segments=False)
+                    if self.patterns and not any(glob_match(p, tool.name, segments=False)
                                                  for p in self.patterns):
                         continue
                     if tool.name in self.reserved or tool.name in tools:
@@ -145,7 +145,7 @@ class McpExecutor:
                         continue
                     tools[tool.name] = tool
             for p in self.patterns:  # `-t time__nosuch`: say so rather than offer nothing
-                if SEPARATOR in p and not any(_glob(p, n, segments=False) for n in tools):
+                if SEPARATOR in p and not any(glob_match(p, n, segments=False) for n in tools):
                     self.warn(f"no MCP tool matches -t {p}")
             self._tools = tools
         return self._tools

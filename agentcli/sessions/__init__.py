@@ -8,7 +8,8 @@
 - ``recorder``: a renderer of agent events that persists them; a store that fails never costs
   the user their reply, only a one-line warning.
 - ``export``: markdown and JSON transcripts (``sessions show/export``, the REPL's ``/save``).
-- ``cli``: ``agentcli sessions ...``.
+
+The commands are in ``cli/sessions.py``, the REPL's in ``ui/repl/session_commands.py``.
 
 Only ``store`` imports ``sqlite3``, and only commands that save or read sessions import it:
 ``--version`` and ``--help`` never do.

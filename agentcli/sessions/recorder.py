@@ -22,14 +22,13 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, TypeVar
+from typing import Any, Callable, ContextManager, Iterator
 
 from ..errors import SessionStoreError, UsageError
 from ..messages import AgentDone, HistoryAppended, Message, Usage
 from . import codec
 from .store import Header, SessionInfo, Store, describe_failure, new_id, open_store, store_path
 
-T = TypeVar("T")
 _FAILURES = (sqlite3.Error, OSError, SessionStoreError, UnicodeError, ValueError)
 
 

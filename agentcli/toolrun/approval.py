@@ -104,16 +104,16 @@ class Rule:
     """Where it came from, e.g. ``tools.allow[1]``; used in reasons."""
 
     def matches(self, tool: str, arguments: Mapping[str, Any], *, allow: bool) -> bool:
-        if not _glob(self.tool, tool, segments=False):
+        if not glob_match(self.tool, tool, segments=False):
             return False
         for key, pattern in self.args.items():
             if key not in arguments:
                 return False
             raw = _as_text(arguments[key])
             if allow:
-                if ".." in raw.replace("\\", "/").split("/") or not _glob(pattern, raw):
+                if ".." in raw.replace("\\", "/").split("/") or not glob_match(pattern, raw):
                     return False
-            elif not (_glob(pattern, raw) or _glob(pattern, _normalise(raw))):
+            elif not (glob_match(pattern, raw) or glob_match(pattern, _normalise(raw))):
                 return False
         return True
 
@@ -157,7 +157,7 @@ def _normalise(value: str) -> str:
     return posixpath.normpath(v) if v else v
 
 
-def _glob(pattern: str, text: str, segments: bool = True) -> bool:
+def glob_match(pattern: str, text: str, segments: bool = True) -> bool:
     return _glob_regex(pattern, segments).match(text) is not None
 
 
@@ -225,11 +225,11 @@ def policy_summary(tool: str, confirm: str, *, yes: bool, allow: Sequence[Rule] 
     parts = [_LABELS.get(base.source, base.decision)]
     if base.source != "deny_rule":
         for rule in deny:
-            if rule.args and _glob(rule.tool, tool, segments=False):
+            if rule.args and glob_match(rule.tool, tool, segments=False):
                 parts.append(f"denied if {_args_text(rule)}")
         if base.decision == "ask":
             for rule in allow:
-                if rule.args and _glob(rule.tool, tool, segments=False):
+                if rule.args and glob_match(rule.tool, tool, segments=False):
                     parts.append(f"allowed if {_args_text(rule)}")
     return "; ".join(parts)
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
-import sys
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, Sequence

@@ -287,16 +287,10 @@ class MarkdownStream:
         self._template: Markdown | None = None
         self._lock = threading.Lock()
         self._flusher = _Flusher(console.file, self._lock)
-        self.text_parts: list[str] = []
-
-    @property
-    def blocks_printed(self) -> int:
-        return self._blocks_printed
 
     def feed(self, delta: str) -> None:
         if not delta:
             return
-        self.text_parts.append(delta)
         text = self._clean(delta)
         with self.critical(), self._lock:
             blocks = self._splitter.feed(text)
@@ -434,13 +428,11 @@ class PlainStream:
     def __init__(self, file: TextIO) -> None:
         self.file = file
         self._clean = _CarriageReturns()
-        self.text_parts: list[str] = []
         self._last = "\n"
 
     def feed(self, delta: str) -> None:
         if not delta:
             return
-        self.text_parts.append(delta)
         text = self._clean(delta)
         if text:
             self.file.write(text)

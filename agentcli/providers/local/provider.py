@@ -52,9 +52,7 @@ class LocalProvider:
         if not llama_cpp_installed():
             raise UsageError("the local provider needs llama-cpp-python, which is not installed",
                              hint=INSTALL_HINT)
-        if warn is None:
-            from ...ui.render import warn  # the CLI's one-line stderr warning
-        self._warn = warn
+        self._warn = warn or _stderr_warning
         self._warned: set[str] = set()
         self.name = profile.name
         self.profile = profile
@@ -344,3 +342,10 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _stderr_warning(line: str) -> None:
+    """Without a ``warn`` from the caller (agentcli used as a library): one plain line."""
+    import sys
+
+    print(f"warning: {line}", file=sys.stderr)

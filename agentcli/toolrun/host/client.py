@@ -46,7 +46,8 @@ from typing import Any, Iterator
 
 from . import isolation
 from .isolation import GRACE, ChildResult
-from .supervisor import HEADER, signal_quietly, write_frame
+from .frames import HEADER, write_frame
+from .supervisor import signal_quietly
 
 BOOT = ("import sys, json\n"
         "sys.path[:] = json.loads(sys.argv[1])\n"
@@ -91,7 +92,7 @@ class ToolHost:
         says how."""
         if self.ready or not self.usable:
             return self.ready
-        if not isolation._poll([self._from], wait):
+        if not isolation.poll_fds([self._from], wait):
             return False
         frame = self._frame(time.monotonic() + GRACE, 64)
         if isinstance(frame, ChildResult) or frame[0] != b"H":
@@ -178,7 +179,7 @@ class ToolHost:
             left = deadline - time.monotonic()
             if left <= 0:
                 return self._lose("the tool host stopped answering and was stopped")
-            if isolation._poll([self._from], left):  # Ctrl-C lands here, while waiting
+            if isolation.poll_fds([self._from], left):  # Ctrl-C lands here, while waiting
                 with _no_sigint():
                     chunk = os.read(self._from, 65_536)
                     self._buf += chunk

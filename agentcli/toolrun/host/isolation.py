@@ -58,7 +58,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from .supervisor import HEADER, reap, signal_quietly, supervise, write_frame
+from .frames import HEADER, write_frame
+from .supervisor import reap, signal_quietly, supervise
 from .job import describe_exception
 
 __all__ = ["GRACE", "ChildResult", "Tree", "describe_exception", "run_isolated",
@@ -86,7 +87,7 @@ class ChildResult:
 
 
 @functools.lru_cache(maxsize=1)
-def _prctl() -> Callable[..., int] | None:
+def libc_prctl() -> Callable[..., int] | None:
     """libc's prctl on Linux (looked up once, in the parent, so children pay nothing)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -126,7 +127,7 @@ class Tree:
     host keeps one such spare); ``job`` then reads it (``JOB_FD``)."""
 
     def __init__(self, job: Callable[[], Any], *, deferred: bool = False) -> None:
-        prctl = _prctl()
+        prctl = libc_prctl()
         parent = os.getpid()
         result_r, result_w = os.pipe()
         status_r, status_w = os.pipe()
@@ -245,7 +246,7 @@ def _stop(pid: int, pipes: _Pipes) -> None:
         signal_quietly(pid, signal.SIGKILL)
 
 
-def _poll(fds: list[int], timeout: float) -> list[int]:
+def poll_fds(fds: list[int], timeout: float) -> list[int]:
     """The readable ones (poll, not select: agentcli may hold more than FD_SETSIZE fds)."""
     poller = select.poll()
     for fd in fds:
@@ -280,7 +281,7 @@ class _Pipes:
 
     def read(self, timeout: float) -> None:
         watched = self.open if self.cancel_fd is None else [*self.open, self.cancel_fd]
-        for fd in _poll(watched, timeout):
+        for fd in poll_fds(watched, timeout):
             if fd == self.cancel_fd:  # left unread: the caller reads what it was
                 self.cancelled, self.cancel_fd = True, None
                 continue
@@ -296,7 +297,7 @@ class _Pipes:
     def read_rest(self) -> None:
         """After C's status every writer of the result pipe is gone: take what is left."""
         for _ in range(1024):
-            if self.result_fd not in self.open or not _poll([self.result_fd], 0):
+            if self.result_fd not in self.open or not poll_fds([self.result_fd], 0):
                 return
             self.read(0)
 

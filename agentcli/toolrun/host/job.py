@@ -234,7 +234,7 @@ class WireJob:
     then run it. EOF instead of a job: the spare was discarded, it just exits."""
 
     def __call__(self) -> Any:
-        from .supervisor import JOB_FD, read_frame
+        from .frames import JOB_FD, read_frame
 
         frame = read_frame(JOB_FD)
         os.close(JOB_FD)

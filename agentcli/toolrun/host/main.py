@@ -11,7 +11,7 @@ while agentcli is busy with the model. Only ``preload`` modules of built-in tool
 own dependencies, e.g. httpx) are imported in the host, once; a spare forked before such an
 import is replaced, so every worker inherits them.
 
-Protocol (frames of ``supervisor.HEADER``: tag + length + JSON), one job at a time:
+Protocol (frames of ``frames.HEADER``: tag + length + JSON), one job at a time:
     host -> agentcli  H {}                once, when ready
     agentcli -> host  J {"id", "kind", "entry", ..., "timeout", "max_bytes", "preload",
                          "cwd", "env"?, "path"?}   (the worker gets the same bytes)
@@ -37,8 +37,9 @@ import sys
 from typing import Any
 
 from ... import errors  # noqa: F401 - imported once here, so no worker imports it again
-from .isolation import Tree, _prctl
-from .supervisor import _PR_SET_PDEATHSIG, read_frame, reap, write_frame
+from .isolation import Tree, libc_prctl
+from .frames import read_frame, write_frame
+from .supervisor import PR_SET_PDEATHSIG, reap
 from .job import WireJob, describe_exception
 
 IN, OUT = 0, 1
@@ -50,9 +51,9 @@ worker does not spend 2-5 ms importing them in every call."""
 def main() -> None:
     """``python -I -c BOOT <sys.path as JSON> <agentcli's pid> <1: parent-death signal>``."""
     parent, death = int(sys.argv[2]), sys.argv[3] == "1"
-    prctl = _prctl()
+    prctl = libc_prctl()
     if death and prctl is not None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent:  # agentcli is already gone
         return
     fd = os.open(os.devnull, os.O_RDWR)

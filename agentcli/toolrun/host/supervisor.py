@@ -10,20 +10,17 @@ import gc
 import json
 import os
 import signal
-import struct
 import sys
 from typing import Any, Callable, NoReturn
+
+from .frames import JOB_FD, RESULT_FD, STATUS_FD, write_frame
 
 try:
     import fcntl  # here, not at the call: importing it in every supervisor cost ~2 ms a call
 except ImportError:  # pragma: no cover - Windows, where nothing here runs
     fcntl = None  # type: ignore[assignment]
 
-HEADER = struct.Struct(">cQ")  # tag (R value, X the job raised, S status), payload length
-RESULT_FD = 3  # W -> P: the job's frame
-STATUS_FD = 4  # C -> P: the supervisor's status, written after its cleanup; W closes it
-JOB_FD = 5  # P -> W: the job of a worker forked ahead of it (the tool host's spare)
-_PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _MAX_ROUNDS = 10_000  # kill-and-reap rounds in C (each round ends one generation)
 
@@ -42,32 +39,6 @@ def reap(pid: int) -> None:
         pass
 
 
-def write_frame(fd: int, tag: bytes, data: bytes) -> None:
-    view = memoryview(HEADER.pack(tag, len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def read_frame(fd: int) -> tuple[bytes, bytes] | None:
-    """Exactly one frame from a blocking fd, never a byte more; None at EOF."""
-    head = _read_exactly(fd, HEADER.size)
-    if head is None:
-        return None
-    tag, size = HEADER.unpack(head)
-    payload = _read_exactly(fd, size)
-    return None if payload is None else (tag, payload)
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = os.read(fd, size - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
-
-
 def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
               prctl: Callable[..., int] | None,
               job_r: int | None = None) -> NoReturn:  # pragma: no cover - in C
@@ -78,7 +49,7 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
         os.setsid()  # no controlling terminal; out of the terminal's process group
         if prctl is not None:
             prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-            prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         if os.getppid() != parent:  # agentcli died before the death signal was armed
             os._exit(1)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGCHLD})
@@ -191,7 +162,7 @@ def _work(job: Callable[[], Any],
     try:
         os.close(STATUS_FD)  # the tool can never write the supervisor's status
         if prctl is not None:  # should C ever die first, W goes with it
-            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         os.setpgid(0, 0)
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGCHLD", "SIGUSR1",
                      "SIGUSR2", "SIGWINCH"):

@@ -191,7 +191,7 @@ class ChatRepl:
     def send(self, text: str) -> None:
         piped = None
         if self.piped_text:
-            from ...cli.ask import compose_prompt, piped_share
+            from ...inputs.stdin import compose_prompt, piped_share
 
             composed = compose_prompt(text, self.piped_text)
             piped, text = piped_share(text, composed), composed

@@ -1,0 +1,63 @@
+"""`agentcli config path | show | init`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..ui.render import eprint
+from .common import ConfigOpt, run_command
+
+config_app = typer.Typer(help="Show, locate or create the config file.",
+                         rich_markup_mode=None, no_args_is_help=True)
+
+
+@config_app.command("path")
+def config_path_cmd(config: Optional[str] = ConfigOpt) -> None:
+    """Print the config file path (and the config and data folders)."""
+
+    def body() -> int:
+        from ..config import config_path, default_dirs
+
+        path, _ = config_path(config)
+        cdir, ddir = default_dirs()
+        print(path)
+        eprint(f"config dir: {cdir}  (user tools: {cdir / 'tools'})")
+        eprint(f"data dir:   {ddir}")
+        if not path.exists():
+            eprint("(the file does not exist yet: `agentcli config init` writes an example)")
+        return 0
+
+    run_command(body)
+
+@config_app.command("show")
+def config_show(config: Optional[str] = ConfigOpt) -> None:
+    """Print the effective settings as YAML (keys redacted)."""
+
+    def body() -> int:
+        from ..config import load_settings, settings_as_dict
+        import yaml
+
+        settings = load_settings(config)
+        print(yaml.safe_dump(settings_as_dict(settings), sort_keys=False).rstrip())
+        return 0
+
+    run_command(body)
+
+@config_app.command("init")
+def config_init(config: Optional[str] = ConfigOpt,
+                force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")
+                ) -> None:
+    """Write the commented example config to the config path."""
+
+    def body() -> int:
+        from ..config import config_path, write_example
+
+        path, _ = config_path(config)
+        write_example(path, force=force)
+        print(path)
+        eprint("wrote the example config; edit it to add providers and tool rules")
+        return 0
+
+    run_command(body)

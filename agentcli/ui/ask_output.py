@@ -1,0 +1,77 @@
+"""`ask`'s renderer for people: the reply on stdout (markdown in a terminal, plain text in a
+pipe), tool calls, results and notices on stderr. It renders the agent's events; the turn's
+outcome comes from AgentDone."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..messages import (AgentDone, AgentEvent, HistoryAppended, Notice, ResponseDone, TextDelta,
+                        ToolCallReady, ToolResultReady)
+from .render import sanitize
+
+
+class AskOutput:
+    """Agent events -> stdout (reply text) and stderr (tool notices, warnings); in --json mode
+    stdout gets only the final object (the notices still go to stderr). It renders; the turn's
+    outcome comes from AgentDone."""
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode = json_mode
+        self.markdown = not json_mode and sys.stdout.isatty()  # a pipe gets plain text
+        self._stream: Any = None
+        self._at_line_start = True
+        self.printed_text = False
+
+    def _out(self, s: str) -> None:
+        if not s:
+            return
+        sys.stdout.write(s)
+        sys.stdout.flush()
+        self._at_line_start = s.endswith("\n")
+
+    def _markdown(self, delta: str) -> None:
+        if self._stream is None:
+            from .markdown_stream import LazyConsole, MarkdownStream
+
+            self._stream = MarkdownStream(LazyConsole(sys.stdout, soft_wrap=False))
+        self._stream.feed(delta)
+
+    def handle(self, event: AgentEvent) -> None:
+        from .render import eprint, warn
+
+        if isinstance(event, TextDelta):
+            if self.json_mode:
+                return  # stdout carries only the final object; stderr still gets the rest
+            self.printed_text = True
+            if self.markdown:
+                self._markdown(event.text)
+            else:
+                self._out(sanitize(event.text))
+        elif isinstance(event, ToolCallReady):
+            call = event.call
+            self.end_line()
+            shown = call.arguments if len(call.arguments) <= 400 else call.arguments[:400] + "…"
+            eprint(sanitize(f"→ tool {call.name} {shown}"))
+        elif isinstance(event, ToolResultReady):
+            r = event.result
+            first = r.content.strip().splitlines()[0] if r.content.strip() else ""
+            more = f" … ({len(r.content):,} chars)" if len(first) < len(r.content.strip()) else ""
+            mark = "✗" if r.is_error else "←"
+            eprint(sanitize(f"{mark} {r.name}: {first[:300]}{more}"))
+        elif isinstance(event, Notice):
+            self.end_line()
+            warn(event.text) if event.level == "warning" else eprint(sanitize(event.text))
+        elif isinstance(event, AgentDone):
+            self.end_line()
+        elif not isinstance(event, (HistoryAppended, ResponseDone)):  # pragma: no cover
+            raise TypeError(f"unknown event {event!r}")
+
+    def end_line(self) -> None:
+        """The text so far is complete (a tool call follows, or the turn ended)."""
+        if self._stream is not None:
+            self._stream.finish()  # renders the unfinished tail before anything else prints
+            self._stream = None
+        elif not self.json_mode and not self._at_line_start:
+            self._out("\n")

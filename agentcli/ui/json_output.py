@@ -1,0 +1,48 @@
+"""``--json`` output: one JSON object, escaped so that no terminal or ``jq -r`` receives a
+control sequence raw."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..messages import AgentDone
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(payload: Any, indent: int | None = None) -> str:
+    """``json_line``'s escaping, for any JSON value (``sessions`` exports and listings)."""
+    text = json.dumps(payload, ensure_ascii=False, indent=indent)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def turn_json(done: AgentDone, provider: str, model: str) -> dict[str, Any]:
+    """The --json object, made from the agent's AgentDone alone."""
+    calls = []
+    for record in done.calls:
+        try:
+            args: Any = record.call.parsed_arguments()
+        except ValueError:
+            args = record.call.arguments
+        entry: dict[str, Any] = {"id": record.call.id, "name": record.call.name,
+                                 "arguments": args, "result": record.result.content,
+                                 "is_error": record.result.is_error}
+        verdict = record.verdict
+        if verdict is not None and hasattr(verdict, "as_json"):
+            entry["approval"] = verdict.as_json()
+        calls.append(entry)
+    payload: dict[str, Any] = {
+        "text": done.text,
+        "tool_calls": calls,
+        "usage": done.usage.as_json(),
+        "provider": provider,
+        "model": model,
+        "stop_reason": done.stop_reason,
+        "steps": done.steps,
+        "partial": done.partial_kept,
+    }
+    if done.error is not None:
+        payload["error"] = done.error.message
+    return payload
