@@ -46,6 +46,8 @@ PROVIDER_TYPES = ("openai", "anthropic", "local")
 DEFAULT_MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-6", "local": None}
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "local": None}
 DEFAULT_BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
+API_CHOICES = ("auto", "responses", "chat")
+REASONING_LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,15 @@ class ProviderProfile:
     n_ctx: int = 4096
     n_threads: int | None = None
     context_window: int | None = None  # tokens; unset: config's context_windows, then defaults
+    api: str = "auto"
+    """OpenAI only: ``responses``, ``chat`` (Chat Completions), or ``auto`` (Responses for the
+    official host, Chat Completions for every other base URL)."""
+    reasoning: str | None = None
+    """One of REASONING_LEVELS; None: the model's own default (nothing is sent)."""
+    cache: bool = True
+    """Prompt caching (Anthropic ``cache_control`` breakpoints, OpenAI ``prompt_cache_key``)."""
+    stream: bool = True
+    """False: ask for whole replies (servers that cannot stream tool calls)."""
     base_url_source: str | None = None
     """Where ``base_url`` came from: "flag", "file" or "env" (decides where a key may go)."""
 
@@ -100,6 +111,8 @@ class Settings:
     mcp_servers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """As written in the file; checked by ``mcp_config.parse_servers`` when servers start."""
     sessions: SessionSettings = field(default_factory=SessionSettings)  # save, roles, prices...
+    hide_reasoning: bool = False
+    """True: a model's reasoning is not shown (``--hide-reasoning``)."""
 
     @property
     def user_tools_dir(self) -> Path:
@@ -116,7 +129,7 @@ _NUM = (int, float)
 _PROFILE_SCHEMA: dict[str, Any] = {
     "type": str, "model": str, "base_url": str, "api_key_env": str,
     "max_tokens": int, "temperature": _NUM, "model_path": str, "n_ctx": int, "n_threads": int,
-    "context_window": int,
+    "context_window": int, "api": str, "reasoning": str, "cache": bool, "stream": bool,
 }
 _SCHEMA: dict[str, Any] = {
     "default_provider": str,
@@ -131,6 +144,7 @@ _SCHEMA: dict[str, Any] = {
     "stdin_timeout": _NUM,
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
     "mcp_servers": dict,
+    "hide_reasoning": bool,
     **_SESSION_SCHEMA,  # save, roles, prices, context_windows: agentcli/sessions/config.py
 }
 
@@ -181,6 +195,10 @@ def _check_profile(data: Any, schema: dict[str, Any], file: str, prefix: str) ->
     if data.get("type") not in PROVIDER_TYPES:
         raise ConfigError(f"provider type must be one of {', '.join(PROVIDER_TYPES)}",
                           file=file, key=prefix + "type")
+    for key, choices in (("api", API_CHOICES), ("reasoning", REASONING_LEVELS)):
+        if data.get(key) is not None and data[key] not in choices:
+            raise ConfigError(f"{data[key]!r} is not one of {', '.join(choices)}", file=file,
+                              key=prefix + key)
     problem = base_url_problem(data["base_url"]) if data.get("base_url") else None
     if problem:
         raise ConfigError(f"base_url {problem}", file=file, key=prefix + "base_url",
@@ -319,6 +337,8 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         parse_servers(data["mcp_servers"], file)  # a bad entry is a ConfigError now, not later
     for pname, profile in profiles.items():
         _positive(profile.context_window, f"providers.{pname}.context_window", file)
+    if data.get("hide_reasoning") is not None:
+        kwargs["hide_reasoning"] = bool(data["hide_reasoning"])
     kwargs["sessions"] = parse_session_settings(data, file)
     return Settings(
         config_file=path if path.exists() else None,
@@ -369,6 +389,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
             "options": {k: dict(v) for k, v in settings.tools.options.items()},
         },
         "mcp_servers": _mcp_shown(settings.mcp_servers),
+        "hide_reasoning": settings.hide_reasoning,
         **settings.sessions.as_dict(),
     }
 

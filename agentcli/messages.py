@@ -65,7 +65,26 @@ class ToolResult:
     kind: Literal["tool_result"] = "tool_result"
 
 
-Part = Union[TextPart, ToolCall, ToolResult]
+@dataclass(frozen=True)
+class ReasoningPart:
+    """A provider's reasoning, kept opaque inside the assistant message it came with.
+
+    ``data`` is the provider's own item exactly as received (the JSON text of an OpenAI
+    Responses ``reasoning`` item with its ``encrypted_content``, or of an Anthropic
+    ``thinking``/``redacted_thinking`` block with its ``signature``): stored byte for byte and
+    sent back unchanged, but only to the provider ``provider`` (the adapter's wire name:
+    ``openai_responses``, ``anthropic``) and the same ``model``; anywhere else it is dropped
+    (``providers._common.strip_foreign_reasoning``). ``text`` is what a person may read of it
+    (the summary or the thinking text; empty when redacted or encrypted only)."""
+
+    provider: str
+    model: str
+    data: str
+    text: str = ""
+    kind: Literal["reasoning"] = "reasoning"
+
+
+Part = Union[TextPart, ToolCall, ToolResult, ReasoningPart]
 Role = Literal["user", "assistant", "tool"]
 
 
@@ -74,8 +93,9 @@ class Message:
     """One conversation entry.
 
     - ``user``: TextParts.
-    - ``assistant``: TextParts and/or ToolCalls. ``interrupted`` marks a reply cut short (Ctrl-C
-      or a dropped stream); its text is kept so nothing received is lost.
+    - ``assistant``: TextParts and/or ToolCalls, and the ReasoningParts that came with them, in
+      the order the provider sent them. ``interrupted`` marks a reply cut short (Ctrl-C or a
+      dropped stream); its text is kept so nothing received is lost.
     - ``tool``: ToolResults answering the previous assistant message's ToolCalls.
 
     The system prompt is not a Message: it is passed to ``Provider.stream`` separately.
@@ -97,6 +117,10 @@ class Message:
     def tool_results(self) -> tuple[ToolResult, ...]:
         return tuple(p for p in self.parts if isinstance(p, ToolResult))
 
+    @property
+    def reasoning(self) -> tuple[ReasoningPart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ReasoningPart))
+
     @classmethod
     def user(cls, text: str) -> Message:
         return cls("user", (TextPart(text),))
@@ -104,28 +128,44 @@ class Message:
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts reported by the provider. ``unreported`` counts the requests whose server
-    sent no usage at all (llama-cpp-python's server, some proxies): their tokens are unknown,
-    never shown as 0."""
+    """Token counts reported by the provider, the same way for every provider:
+
+    - ``input_tokens``: every input token of the request, cached ones included (OpenAI counts
+      so; Anthropic's ``input_tokens`` + ``cache_read_input_tokens`` +
+      ``cache_creation_input_tokens``);
+    - ``cached_input_tokens``: the part of them read from the provider's prompt cache;
+    - ``cache_write_tokens``: the part written to it (Anthropic bills these higher);
+    - ``output_tokens``: everything generated, reasoning included;
+    - ``reasoning_tokens``: the part of the output spent reasoning (OpenAI reports it).
+
+    ``unreported`` counts the requests whose server sent no usage at all (llama-cpp-python's
+    server, some proxies, a request that failed): their tokens are unknown, never shown as 0."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
     unreported: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @classmethod
-    def reported(cls, input_tokens: int, output_tokens: int) -> Usage:
-        return cls(input_tokens, output_tokens, requests=1)
+    def reported(cls, input_tokens: int, output_tokens: int, *, cached: int = 0,
+                 cache_write: int = 0, reasoning: int = 0) -> Usage:
+        return cls(input_tokens, output_tokens, 1, 0, cached, cache_write, reasoning)
 
     @classmethod
     def unknown(cls) -> Usage:
-        """One request whose usage the server did not report."""
+        """One request whose usage the server did not report (or that failed)."""
         return cls(requests=1, unreported=1)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens,
                      self.output_tokens + other.output_tokens,
-                     self.requests + other.requests, self.unreported + other.unreported)
+                     self.requests + other.requests, self.unreported + other.unreported,
+                     self.cached_input_tokens + other.cached_input_tokens,
+                     self.cache_write_tokens + other.cache_write_tokens,
+                     self.reasoning_tokens + other.reasoning_tokens)
 
     @property
     def total_tokens(self) -> int:
@@ -137,11 +177,19 @@ class Usage:
         return self.requests > self.unreported
 
     def describe(self) -> str:
-        """For people: ``1,234 in + 56 out``, ``unknown (the server reports no usage)``, or the
-        counts with a note of how many requests did not report."""
+        """For people: ``1,234 in (1,000 cached) + 56 out (20 reasoning)``, ``unknown (...)``,
+        or the counts with a note of how many requests did not report."""
         if self.requests and not self.known:
             return "unknown (the server reports no token usage)"
-        text = f"{self.input_tokens:,} in + {self.output_tokens:,} out"
+        cache = []
+        if self.cached_input_tokens:
+            cache.append(f"{self.cached_input_tokens:,} cached")
+        if self.cache_write_tokens:
+            cache.append(f"{self.cache_write_tokens:,} written to cache")
+        text = f"{self.input_tokens:,} in" + (f" ({', '.join(cache)})" if cache else "")
+        text += f" + {self.output_tokens:,} out"
+        if self.reasoning_tokens:
+            text += f" ({self.reasoning_tokens:,} reasoning)"
         if self.unreported:
             text += (f" (+ {self.unreported} request{'s' if self.unreported != 1 else ''} "
                      "with unknown usage)")
@@ -151,9 +199,13 @@ class Usage:
         """For --json: counts are null when no request reported them."""
         if self.requests and not self.known:
             return {"input_tokens": None, "output_tokens": None, "total_tokens": None,
-                    "complete": False}
+                    "cached_input_tokens": None, "cache_write_tokens": None,
+                    "reasoning_tokens": None, "complete": False}
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "total_tokens": self.total_tokens, "complete": self.unreported == 0}
+                "total_tokens": self.total_tokens,
+                "cached_input_tokens": self.cached_input_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+                "reasoning_tokens": self.reasoning_tokens, "complete": self.unreported == 0}
 
 
 @dataclass(frozen=True)
@@ -175,6 +227,16 @@ class TextDelta:
     kind: Literal["text_delta"] = "text_delta"
 
 
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning as it arrives (OpenAI reasoning summaries, Anthropic
+    thinking): for display only (dim, on stderr); what is kept is the ReasoningPart in the
+    ResponseDone message."""
+
+    text: str
+    kind: Literal["reasoning_delta"] = "reasoning_delta"
+
+
 StopReason = Literal["end_turn", "tool_calls", "max_tokens", "content_filter"]
 """Why one provider response ended: finished, wants tools, cut by the reply budget
 (``max_tokens``), or withheld by the provider's filter (OpenAI ``content_filter``, Anthropic
@@ -194,7 +256,7 @@ class ResponseDone:
     kind: Literal["response_done"] = "response_done"
 
 
-StreamEvent = Union[TextDelta, ResponseDone]
+StreamEvent = Union[TextDelta, ReasoningDelta, ResponseDone]
 
 
 # --- agent events (agent -> renderers: ask, --json, the REPL, the session store) ---------------
@@ -277,5 +339,5 @@ class AgentDone:
     kind: Literal["agent_done"] = "agent_done"
 
 
-AgentEvent = Union[TextDelta, ToolCallReady, ToolResultReady, Notice, HistoryAppended,
-                   ResponseDone, AgentDone]
+AgentEvent = Union[TextDelta, ReasoningDelta, ToolCallReady, ToolResultReady, Notice,
+                   HistoryAppended, ResponseDone, AgentDone]

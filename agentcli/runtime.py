@@ -37,8 +37,11 @@ class RunOptions:
     tools: tuple[str, ...] = ()
     tools_dirs: tuple[str, ...] = ()
     max_steps: int | None = None
-    stream: bool = True
+    stream: bool | None = None  # False: --no-stream; None: the profile's ``stream:``
     max_tokens: int | None = None
+    api: str | None = None  # --api auto|responses|chat
+    reasoning: str | None = None  # --reasoning LEVEL
+    hide_reasoning: bool = False  # --hide-reasoning
     continue_latest: bool = False  # -c: the latest saved conversation
     session: str | None = None  # --session ID (or a unique prefix)
     save: bool = True  # False: --no-save
@@ -64,6 +67,8 @@ def load(opts: RunOptions) -> Settings:
         changes["system"] = role_prompt(settings, opts.role)  # a typo fails even when -s wins
     if opts.system is not None:
         changes["system"] = opts.system
+    if opts.hide_reasoning:
+        changes["hide_reasoning"] = True
     return replace(settings, **changes) if changes else settings
 
 
@@ -71,11 +76,24 @@ def resolve(settings: Settings, opts: RunOptions, notice: Notice | None = None) 
     from .providers.profiles import resolve_profile
 
     profile = resolve_profile(settings, opts.provider, opts.model, opts.base_url, notice=notice)
+    changes: dict[str, Any] = {}
     if opts.max_tokens is not None:
         if opts.max_tokens < 1:
             raise UsageError("--max-tokens must be 1 or more")
-        profile = replace(profile, max_tokens=opts.max_tokens)
-    return profile
+        changes["max_tokens"] = opts.max_tokens
+    from .config import API_CHOICES, REASONING_LEVELS
+
+    for flag, value, choices in (("--api", opts.api, API_CHOICES),
+                                 ("--reasoning", opts.reasoning, REASONING_LEVELS)):
+        if value is not None and value not in choices:
+            raise UsageError(f"{flag} must be one of {', '.join(choices)}, not {value!r}")
+    if opts.api is not None:
+        changes["api"] = opts.api
+    if opts.reasoning is not None:
+        changes["reasoning"] = opts.reasoning
+    if opts.stream is not None:
+        changes["stream"] = opts.stream
+    return replace(profile, **changes) if changes else profile
 
 
 def make_provider(settings: Settings, profile: ProviderProfile,
@@ -147,8 +165,9 @@ def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executo
         prepare = make_fitter(settings, profile, getattr(provider, "model", None) or profile.model)
     if recorder is not None:
         recorder.link(prepare)
+    stream = profile.stream if profile is not None else opts.stream is not False
     return Agent(provider, executor, system=settings.system, max_steps=settings.max_steps,
-                 history=history, stream=opts.stream, prepare=prepare)
+                 history=history, stream=stream, prepare=prepare)
 
 
 # --- conversations: the session store ----------------------------------------------------------

@@ -125,7 +125,9 @@ def test_unreported_usage_is_null_in_json_not_zero(scripted):
     scripted(reply("hi", usage=Usage.unknown()))
     data = json.loads(ask("--json", "--no-tools", "hi").stdout)
     assert data["usage"] == {"input_tokens": None, "output_tokens": None,
-                             "total_tokens": None, "complete": False}
+                             "total_tokens": None, "cached_input_tokens": None,
+                             "cache_write_tokens": None, "reasoning_tokens": None,
+                             "complete": False}
 
 
 @pytest.mark.parametrize("json_out", [False, True])

@@ -57,3 +57,17 @@ def test_cost_is_shown_only_when_every_model_used_has_a_price():
     partial = cost(table, {"gpt-4.1": Usage(1000, 100, 2, 1)})
     assert not partial.complete and partial.describe().startswith("at least $0.0028")
     assert cost(table, {}) is None
+
+
+def test_cache_reads_and_writes_are_priced_at_their_own_rates():
+    table = parse({"prices": {
+        "claude-*": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75},
+        "gpt-5*": {"input": 1.25, "output": 10}}}, None)
+    # 1M input of which 800k read from the cache and 100k written to it, 0 output
+    usage = Usage.reported(1_000_000, 0, cached=800_000, cache_write=100_000)
+    spent = cost(table, {"claude-sonnet-4-6": usage})
+    assert round(spent.usd, 6) == round(0.1 * 3 + 0.8 * 0.3 + 0.1 * 3.75, 6)
+    # no cache prices in the table: cached tokens cost what input costs (never invented)
+    assert round(cost(table, {"gpt-5.6": usage}).usd, 6) == 1.25
+    with pytest.raises(ConfigError, match="cache_read"):
+        parse({"prices": {"m": {"input": 1, "output": 2, "cached": 1}}}, None)

@@ -81,13 +81,55 @@ def test_the_file_is_private_and_versioned(data):
         path = data / name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
     conn = sqlite3.connect(data / "sessions.db")
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.execute("UPDATE schema_version SET version = 99")
     conn.commit()
     recorder.close()
     with pytest.raises(SessionStoreError, match="newer agentcli"):
         open_store(data, create=False)
+
+
+def _make_version_1(path: Path) -> None:
+    """Turn a store into what agentcli 0.2 wrote (schema 1: no cache/reasoning columns)."""
+    conn = sqlite3.connect(path)
+    for table, columns in (("sessions", ("cached_tokens", "cache_write_tokens",
+                                         "reasoning_tokens", "state")),
+                           ("messages", ("cached_tokens", "cache_write_tokens",
+                                         "reasoning_tokens")),
+                           ("turns", ("cached_tokens", "cache_write_tokens",
+                                      "reasoning_tokens"))):
+        for column in columns:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("UPDATE schema_version SET version = 1")
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_store_is_read_as_it_is_and_upgraded_when_written(data):
+    recorder = SessionRecorder(data, print)
+    record(recorder, conversation()[:4])
+    recorder.close()
+    _make_version_1(data / "sessions.db")
+
+    old = open_store(data, create=False, readonly=True)  # a read-only mount: no migration
+    info = old.latest()
+    assert old.version == 1 and info.usage.input_tokens == 200
+    assert info.usage.cached_input_tokens == 0 and info.state == {}
+    assert [m.message for m in old.messages(info.id)] == conversation()[:4]
+    assert sum(u.input_tokens for u in old.usage_by_model(info.id).values()) == 200
+    old.close()
+
+    store = open_store(data, create=False)  # writable: migrated in place, nothing lost
+    assert store.version == 2
+    assert store.latest().usage.input_tokens == 200
+    store.append(info.id, Message.user("more"), turn=None,
+                 usage=Usage.reported(10, 2, cached=8, cache_write=1, reasoning=1))
+    store.set_state(info.id, {"api": "responses"})
+    again = store.latest()
+    assert again.usage.cached_input_tokens == 8 and again.usage.reasoning_tokens == 1
+    assert again.state == {"api": "responses"}
+    store.close()
 
 
 def test_repair_closes_a_dangling_call_and_drops_an_orphan_result():

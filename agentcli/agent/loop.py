@@ -35,8 +35,10 @@ from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
 
 from ..errors import AgentCliError, ProviderError
 from ..messages import (AgentDone, AgentEvent, CallRecord, HistoryAppended, Message, Notice,
-                       Part, ResponseDone, TextDelta, TextPart, ToolCall, ToolCallReady,
-                       ToolDefinition, ToolResult, ToolResultReady, TurnStopReason, Usage)
+                        Part, ReasoningDelta, ReasoningPart, ResponseDone, TextDelta,
+                        TextPart, ToolCall,
+                        ToolCallReady, ToolDefinition, ToolResult, ToolResultReady,
+                        TurnStopReason, Usage)
 from ..providers.base import Provider
 
 CANCELLED = "cancelled by the user (Ctrl-C); the tool did not finish"
@@ -75,6 +77,7 @@ class Agent:
         self.prepare = prepare
         self.usage = Usage()
         """Every request of this Agent (all turns)."""
+        self.reasoning_noted: set[tuple[str | None, str | None]] = set()
 
     def run(self, user_message: Message) -> Generator[AgentEvent, None, None]:
         turn = _Turn(self, user_message)
@@ -133,6 +136,7 @@ class _Turn:
                 send, notes = agent.prepare(agent.history, definitions, agent.system)
                 for note in notes:
                     yield Notice(note)
+            send = yield from self._own_reasoning(send)
             self.steps_made += 1
             done = yield from self._request(send, definitions)
             self.usage += done.usage
@@ -142,9 +146,9 @@ class _Turn:
                 yield Notice(f"the reply hit the token limit while asking for {len(calls)} tool "
                              "call(s); they were not run")
                 calls = ()
-            calls = yield from self._unique(calls)
-            parts: list[Part] = [p for p in done.message.parts if isinstance(p, TextPart)]
-            message = Message("assistant", (*parts, *calls))
+            kept = yield from self._unique(calls)
+            calls = tuple(c for c in kept if c is not None)
+            message = Message("assistant", _with_calls(done.message.parts, kept))
             yield from self._commit_user()
             self.partial.clear()  # from here on the response is in history, not in flight
             if message.text:
@@ -156,6 +160,32 @@ class _Turn:
                 self.stop = "end_turn" if done.stop_reason == "tool_calls" else done.stop_reason
                 return
             yield from self._run_tools(calls)
+
+    def _own_reasoning(self, send: Sequence[Message]
+                       ) -> Generator[AgentEvent, None, Sequence[Message]]:
+        """What goes to the provider keeps only the reasoning it can read back: its own wire
+        format and model (``providers.base``); the rest is left out of the request (history
+        keeps it), said once per provider and model."""
+        provider = self.agent.provider
+        wire, model = getattr(provider, "wire", None), getattr(provider, "model", None)
+        out: list[Message] = []
+        dropped = 0
+        for m in send:
+            if m.role == "assistant" and m.reasoning:
+                kept = tuple(p for p in m.parts if not isinstance(p, ReasoningPart)
+                             or (p.provider == wire and p.model == model))
+                if len(kept) != len(m.parts):
+                    dropped += len(m.parts) - len(kept)
+                    m = replace(m, parts=kept)
+            out.append(m)
+        if not dropped:
+            return send
+        if (wire, model) not in self.agent.reasoning_noted:
+            self.agent.reasoning_noted.add((wire, model))
+            yield Notice(f"{dropped} reasoning item{'s' if dropped != 1 else ''} from another "
+                         f"provider or model left out of the request ({model} cannot read "
+                         "them); the conversation keeps them", level="info")
+        return out
 
     def _request(self, send: Sequence[Message],
                  definitions: list[ToolDefinition]) -> Generator[AgentEvent, None, ResponseDone]:
@@ -169,6 +199,9 @@ class _Turn:
                     if event.text:
                         self.partial.append(event.text)
                         yield event
+                elif isinstance(event, ReasoningDelta):
+                    if event.text:
+                        yield event
                 elif isinstance(event, ResponseDone):
                     done = event
                 else:  # a provider broke its contract
@@ -179,9 +212,12 @@ class _Turn:
         yield done  # renderers may show per-request usage; the agent alone acts on it
         return done
 
-    def _unique(self, calls: Sequence[ToolCall]) -> Generator[AgentEvent, None, tuple[ToolCall, ...]]:
-        """Ids unique in the conversation; identical duplicates in one response run once."""
-        out: list[ToolCall] = []
+    def _unique(self, calls: Sequence[ToolCall]
+                ) -> Generator[AgentEvent, None, list[ToolCall | None]]:
+        """Ids unique in the conversation; identical duplicates in one response run once.
+        Returns one entry per call: the call as it will run (maybe renamed), or None when it
+        does not run (a duplicate)."""
+        out: list[ToolCall | None] = []
         in_reply: dict[str, ToolCall] = {}
         for call in calls:
             first = in_reply.get(call.id) if call.id else None
@@ -189,6 +225,7 @@ class _Turn:
                 if first.name == call.name and _same_arguments(first, call):
                     yield Notice(f"the model sent tool call {call.id} ({call.name}) twice in one "
                                  "reply; it runs once")
+                    out.append(None)
                     continue
                 renamed = replace(call, id=self._fresh(call.id))
                 yield Notice(f"the model gave two different tool calls the id {call.id}; the "
@@ -201,7 +238,7 @@ class _Turn:
                 in_reply.setdefault(call.id, call)
             self._used_ids.add(renamed.id)
             out.append(renamed)
-        return tuple(out)
+        return out
 
     def _fresh(self, base: str) -> str:
         if not base:
@@ -285,6 +322,23 @@ class _Turn:
             text += piece
         return AgentDone(self.stop or "error", self.usage, self.steps_made, text,
                          tuple(self.records), self.partial_kept, self.user_dropped, self.error)
+
+
+def _with_calls(parts: Sequence[Part], calls: Sequence[ToolCall | None]) -> tuple[Part, ...]:
+    """The reply's parts in the order the provider sent them (reasoning stays where it was),
+    each tool call replaced by the call that runs (renamed, or left out: ``calls`` holds one
+    entry per ToolCall of ``parts``, None for one that does not run)."""
+    out: list[Part] = []
+    it = iter(calls)
+    for part in parts:
+        if isinstance(part, ToolCall):
+            call = next(it, None)
+            if call is not None:
+                out.append(call)
+        else:
+            out.append(part)
+    out.extend(c for c in it if c is not None)  # calls beyond the parts (none in practice)
+    return tuple(out)
 
 
 def _same_arguments(a: ToolCall, b: ToolCall) -> bool:

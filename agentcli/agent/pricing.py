@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..messages import Usage
-from ..sessions.config import SessionSettings
+from ..sessions.config import Price, SessionSettings
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,18 @@ class Cost:
         return {"usd": round(self.usd, 6), "complete": self.complete}
 
 
+def spend(price: Price, usage: Usage) -> float:
+    """Dollars for ``usage`` at ``price``: cache reads and writes at their own prices when the
+    table has them (else at the input price), the rest of the input at the input price."""
+    read = usage.cached_input_tokens
+    write = usage.cache_write_tokens
+    plain = max(0, usage.input_tokens - read - write)
+    read_price = price.input if price.cache_read is None else price.cache_read
+    write_price = price.input if price.cache_write is None else price.cache_write
+    return (plain * price.input + read * read_price + write * write_price
+            + usage.output_tokens * price.output) / 1e6
+
+
 def cost(settings: SessionSettings, by_model: Mapping[str, Usage]) -> Cost | None:
     """The cost of usage spent by each model; None when any used model has no price."""
     total = 0.0
@@ -39,7 +51,7 @@ def cost(settings: SessionSettings, by_model: Mapping[str, Usage]) -> Cost | Non
         price = settings.price(model)
         if price is None:
             return None
-        total += (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6
+        total += spend(price, usage)
         complete = complete and usage.unreported == 0
     if not any(u.requests for u in by_model.values()):
         return None

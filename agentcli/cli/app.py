@@ -18,9 +18,10 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
 from .. import __version__
-from .common import (BaseUrlOpt, ConfigOpt, ContinueOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt,
-                         NoSaveOpt, NoToolsOpt, ProviderOpt, RoleOpt, SessionOpt, SystemOpt,
-                         ToolOpt, ToolsDirOpt, YesOpt, run_command)
+from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt,
+                     MaxStepsOpt, MaxTokensOpt, ModelOpt, NoSaveOpt, NoStreamOpt, NoToolsOpt,
+                     ProviderOpt, ReasoningOpt, RoleOpt, SessionOpt, SystemOpt, ToolOpt,
+                     ToolsDirOpt, YesOpt, run_command)
 from ..errors import AgentCliError, UsageError
 from ..ui.render import eprint, report_error
 
@@ -117,21 +118,15 @@ def _chat_main(opts) -> int:
 
 # --- options shared by chat and ask -----------------------------------------------------------
 
-def _run_options(config: str | None, provider: str | None, model: str | None,
-                 base_url: str | None, system: str | None, yes: bool, no_tools: bool,
-                 tool: list[str] | None, tools_dir: list[str] | None, max_steps: int | None,
-                 stream: bool = True, max_tokens: int | None = None,
-                 conversation: tuple[bool, str | None, bool, str | None] = (False, None, False,
-                                                                           None)):
+def _run_options(*, config: str | None = None, tool: list[str] | None = None,
+                 tools_dir: list[str] | None = None, no_stream: bool = False,
+                 continue_: bool = False, no_save: bool = False, **flags: Any):
+    """The ask/chat flags as RunOptions (``flags``: the ones named as RunOptions names them)."""
     from ..runtime import RunOptions, tool_names
 
-    continue_latest, session, no_save, role = conversation
-    return RunOptions(config=config or None, provider=provider, model=model, base_url=base_url,
-                      system=system, yes=yes, no_tools=no_tools,
-                      tools=tool_names(tool or []), tools_dirs=tuple(tools_dir or ()),
-                      max_steps=max_steps, stream=stream, max_tokens=max_tokens,
-                      continue_latest=continue_latest, session=session, save=not no_save,
-                      role=role)
+    return RunOptions(config=config or None, tools=tool_names(tool or []),
+                      tools_dirs=tuple(tools_dir or ()), stream=False if no_stream else None,
+                      continue_latest=continue_, save=not no_save, **flags)
 
 
 def build_app() -> typer.Typer:
@@ -159,8 +154,7 @@ def build_app() -> typer.Typer:
             if sys.stdin.isatty() and sys.stdout.isatty():
                 # the chat command's own defaults, built here: ctx.invoke(chat) would pass typer's
                 # unresolved OptionInfo objects as values
-                run_command(lambda: _chat_main(_run_options(None, None, None, None, None, False,
-                                                            False, None, None, None)))
+                run_command(lambda: _chat_main(_run_options()))
             else:
                 print(ctx.get_help())
                 report_error(UsageError("no command given",
@@ -180,15 +174,19 @@ def build_app() -> typer.Typer:
         json_out: bool = typer.Option(False, "--json",
                                       help="Print one JSON object (text, tool_calls, usage, "
                                            "provider, model, stop_reason, steps)."),
-        no_stream: bool = typer.Option(False, "--no-stream",
-                                       help="Wait for the whole reply instead of streaming."),
+        no_stream: bool = NoStreamOpt,
         continue_: bool = ContinueOpt, session: Optional[str] = SessionOpt,
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
+        api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
+        hide_reasoning: bool = HideReasoningOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
-        opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
-                            tools_dir, max_steps, stream=not no_stream, max_tokens=max_tokens,
-                            conversation=(continue_, session, no_save, role))
+        opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
+                            system=system, yes=yes, no_tools=no_tools, tool=tool,
+                            tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
+                            max_tokens=max_tokens, continue_=continue_, session=session,
+                            no_save=no_save, role=role, api=api, reasoning=reasoning,
+                            hide_reasoning=hide_reasoning)
 
         def body() -> int:
             from .ask import run_ask
@@ -204,13 +202,19 @@ def build_app() -> typer.Typer:
         yes: bool = YesOpt, no_tools: bool = NoToolsOpt, tool: Optional[List[str]] = ToolOpt,
         tools_dir: Optional[List[str]] = ToolsDirOpt, max_steps: Optional[int] = MaxStepsOpt,
         max_tokens: Optional[int] = MaxTokensOpt, config: Optional[str] = ConfigOpt,
+        no_stream: bool = NoStreamOpt,
         continue_: bool = ContinueOpt, session: Optional[str] = SessionOpt,
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
+        api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
+        hide_reasoning: bool = HideReasoningOpt,
     ) -> None:
         """Open the interactive chat REPL."""
-        opts = _run_options(config, provider, model, base_url, system, yes, no_tools, tool,
-                            tools_dir, max_steps, max_tokens=max_tokens,
-                            conversation=(continue_, session, no_save, role))
+        opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
+                            system=system, yes=yes, no_tools=no_tools, tool=tool,
+                            tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
+                            max_tokens=max_tokens, continue_=continue_, session=session,
+                            no_save=no_save, role=role, api=api, reasoning=reasoning,
+                            hide_reasoning=hide_reasoning)
         run_command(lambda: _chat_main(opts))
 
     from .config import config_app

@@ -75,3 +75,15 @@ SessionOpt = typer.Option(None, "--session", metavar="ID",
 NoSaveOpt = typer.Option(False, "--no-save", help="Save nothing of this run (private).")
 RoleOpt = typer.Option(None, "--role", metavar="NAME",
                        help="Use the system prompt of role NAME from the config (-s overrides).")
+# today's models (reasoning, the OpenAI API)
+ApiOpt = typer.Option(None, "--api", metavar="API",
+                      help="OpenAI: auto | responses | chat (auto: Responses for api.openai.com, "
+                           "Chat Completions for any other server).")
+ReasoningOpt = typer.Option(None, "--reasoning", metavar="LEVEL",
+                            help="Reasoning effort: none | minimal | low | medium | high | xhigh "
+                                 "(Anthropic: extended thinking).")
+HideReasoningOpt = typer.Option(False, "--hide-reasoning",
+                                help="Do not show the model's reasoning.")
+NoStreamOpt = typer.Option(False, "--no-stream",
+                           help="Wait for whole replies instead of streaming (servers that "
+                                "cannot stream tool calls).")

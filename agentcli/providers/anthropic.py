@@ -111,6 +111,8 @@ def _response(text: str, calls: list[ToolCall], stop: str | None, usage: Usage) 
 class AnthropicProvider(SDKAdapter):
     """Messages API over the official SDK; see ``providers.base`` for the contract."""
 
+    wire = "anthropic"
+
     sdk = sdk
     client_class = sdk.Anthropic
     vendor = "Anthropic"

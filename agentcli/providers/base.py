@@ -3,12 +3,19 @@
 A provider turns a provider-neutral conversation into one model request and streams the answer
 back as events. Contract for ``stream``:
 
-- Yields zero or more ``TextDelta`` events (for display), then exactly one ``ResponseDone`` as
-  the last event: the assembled assistant message (its text, and its tool calls complete: the
+- Yields zero or more ``TextDelta`` and ``ReasoningDelta`` events (for display), then exactly
+  one ``ResponseDone`` as the last event: the assembled assistant message (its text, the
+  provider's opaque reasoning as ``ReasoningPart``s in the order they came, and its tool calls
+  complete: the
   tool name and the full argument JSON text exactly as the model produced it; the executor
   validates it, not the provider), the typed stop reason (``end_turn``, ``tool_calls``,
   ``max_tokens``, ``content_filter``) and this request's usage (``Usage.unknown()`` when the
   server reported none). The agent decides what the turn became from this event alone.
+- ``wire`` names the wire format the adapter speaks now (``openai_chat``,
+  ``openai_responses``, ``anthropic``, ``local``). The agent sends an adapter only the
+  ``ReasoningPart``s whose ``provider`` is its ``wire`` and whose ``model`` is its ``model``
+  (the others are dropped from the request, with one notice); the adapter sends those back
+  exactly as they came.
 - A call id the server did not send is left empty; the agent gives it one that is unique in the
   conversation (and renames reused ids).
 - ``stream=False`` makes one non-streaming request but yields the same events.
@@ -47,6 +54,8 @@ class Provider(Protocol):
     name: str
     """The profile name (e.g. ``openai``, ``ollama``)."""
     model: str
+    wire: str
+    """The wire format spoken now (it may change: OpenAI ``api: auto`` moves to Responses)."""
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
                system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:

@@ -141,6 +141,8 @@ def _request_options() -> Any:
 class OpenAIProvider(SDKAdapter):
     """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
 
+    wire = "openai_chat"
+
     sdk = sdk
     client_class = sdk.OpenAI
     vendor = "OpenAI"

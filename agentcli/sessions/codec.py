@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from ..messages import Message, Part, TextPart, ToolCall, ToolResult, Usage
+from ..messages import Message, Part, ReasoningPart, TextPart, ToolCall, ToolResult, Usage
 
 CRASHED = "cancelled: agentcli stopped before the tool finished (the result was never recorded)"
 """The result given to a call whose result never reached the store (kill -9 while it ran)."""
@@ -34,6 +34,9 @@ def parts_as_json(parts: Sequence[Part]) -> list[dict[str, Any]]:
             if p.is_error:
                 item["is_error"] = True
             out.append(item)
+        elif isinstance(p, ReasoningPart):  # opaque: kept byte for byte (``data`` is a str)
+            out.append({"kind": "reasoning", "provider": p.provider, "model": p.model,
+                        "data": p.data, "text": p.text})
         else:
             raise TypeError(f"cannot store {p!r}")
     return out
@@ -55,6 +58,9 @@ def _parts(items: list[dict[str, Any]]) -> tuple[Part, ...]:
         elif kind == "tool_result":
             parts.append(ToolResult(item["call_id"], item["name"], item["content"],
                                     bool(item.get("is_error"))))
+        elif kind == "reasoning":
+            parts.append(ReasoningPart(item["provider"], item["model"], item["data"],
+                                       item.get("text", "")))
         else:
             raise ValueError(f"unknown stored part kind {kind!r}")
     return tuple(parts)
@@ -78,10 +84,21 @@ def clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def usage_columns(usage: Usage | None) -> tuple[int | None, int | None, int | None, int | None]:
+USAGE_COLUMNS = ("input_tokens", "output_tokens", "requests", "unreported", "cached_tokens",
+                 "cache_write_tokens", "reasoning_tokens")
+"""A Usage's fields as the store's columns are named, in ``Usage``'s field order."""
+
+
+def usage_columns(usage: Usage | None) -> tuple[int | None, ...]:
     if usage is None:
-        return None, None, None, None
-    return usage.input_tokens, usage.output_tokens, usage.requests, usage.unreported
+        return (None,) * len(USAGE_COLUMNS)
+    return (usage.input_tokens, usage.output_tokens, usage.requests, usage.unreported,
+            usage.cached_input_tokens, usage.cache_write_tokens, usage.reasoning_tokens)
+
+
+def usage_from(row: Sequence[Any]) -> Usage:
+    """A Usage from ``USAGE_COLUMNS`` values (NULL counts as 0)."""
+    return Usage(*(int(v or 0) for v in row))
 
 
 def verdicts_json(verdicts: Sequence[Any]) -> str | None:

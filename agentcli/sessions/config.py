@@ -19,10 +19,21 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 @dataclass(frozen=True)
 class Price:
-    """US dollars per million tokens, as providers publish them."""
+    """US dollars per million tokens, as providers publish them. ``cache_read``: input read
+    from the prompt cache, ``cache_write``: input written to it (unset: the input price)."""
 
     input: float
     output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        out = {"input": self.input, "output": self.output}
+        if self.cache_read is not None:
+            out["cache_read"] = self.cache_read
+        if self.cache_write is not None:
+            out["cache_write"] = self.cache_write
+        return out
 
 
 @dataclass(frozen=True)
@@ -40,8 +51,7 @@ class SessionSettings:
 
     def as_dict(self) -> dict[str, Any]:
         return {"save": self.save, "roles": dict(self.roles),
-                "prices": {k: {"input": v.input, "output": v.output}
-                           for k, v in self.prices.items()},
+                "prices": {k: v.as_dict() for k, v in self.prices.items()},
                 "context_windows": dict(self.context_windows)}
 
 
@@ -56,6 +66,9 @@ def _lookup(table: Mapping[str, Any], model: str | None) -> Any:
         if fnmatchcase(model, pattern):
             return table[pattern]
     return None
+
+
+_PRICE_KEYS = {"input", "output", "cache_read", "cache_write"}
 
 
 def _number(value: Any) -> bool:
@@ -73,14 +86,17 @@ def parse(data: Mapping[str, Any], file: str | None) -> SessionSettings:
     prices: dict[str, Price] = {}
     for model, entry in (data.get("prices") or {}).items():
         key = f"prices.{model}"
-        if not isinstance(entry, dict) or set(entry) != {"input", "output"}:
-            raise ConfigError("expected {input: N, output: N} (US dollars per million tokens)",
+        if not isinstance(entry, dict) or not {"input", "output"} <= set(entry) or \
+                not set(entry) <= _PRICE_KEYS:
+            raise ConfigError("expected {input: N, output: N} and optionally cache_read: N, "
+                              "cache_write: N (US dollars per million tokens)",
                               file=file, key=key)
-        for side in ("input", "output"):
+        for side in entry:
             if not _number(entry[side]) or entry[side] < 0:
                 raise ConfigError("expected a number of dollars, 0 or more", file=file,
                                   key=f"{key}.{side}")
-        prices[str(model)] = Price(float(entry["input"]), float(entry["output"]))
+        optional = {k: float(entry[k]) for k in ("cache_read", "cache_write") if k in entry}
+        prices[str(model)] = Price(float(entry["input"]), float(entry["output"]), **optional)
     windows: dict[str, int] = {}
     for model, size in (data.get("context_windows") or {}).items():
         if not isinstance(size, int) or isinstance(size, bool) or size < 256:

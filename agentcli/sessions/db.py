@@ -9,18 +9,20 @@ from pathlib import Path
 from ..errors import SessionStoreError
 
 FILE_NAME = "sessions.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+INSERT INTO schema_version SELECT 2 WHERE NOT EXISTS (SELECT 1 FROM schema_version);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
     provider TEXT, model TEXT, system TEXT, role TEXT, title TEXT NOT NULL DEFAULT '',
     turns INTEGER NOT NULL DEFAULT 0, messages INTEGER NOT NULL DEFAULT 0,
     input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-    requests INTEGER NOT NULL DEFAULT 0, unreported INTEGER NOT NULL DEFAULT 0);
+    requests INTEGER NOT NULL DEFAULT 0, unreported INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0, state TEXT);
 CREATE INDEX IF NOT EXISTS sessions_by_updated ON sessions (updated);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,
@@ -30,6 +32,7 @@ CREATE TABLE IF NOT EXISTS messages (
     interrupted INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0,
     piped INTEGER, provider TEXT, model TEXT, stop_reason TEXT,
     input_tokens INTEGER, output_tokens INTEGER, requests INTEGER, unreported INTEGER,
+    cached_tokens INTEGER, cache_write_tokens INTEGER, reasoning_tokens INTEGER,
     verdicts TEXT, created REAL NOT NULL,
     UNIQUE (session_id, seq));
 CREATE TABLE IF NOT EXISTS turns (
@@ -38,6 +41,8 @@ CREATE TABLE IF NOT EXISTS turns (
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
     requests INTEGER NOT NULL, unreported INTEGER NOT NULL,
     error TEXT, ended REAL NOT NULL,
+    cached_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (session_id, turn));
 COMMIT;
 """
@@ -64,8 +69,23 @@ a long conversation needs no tokenizer (``context.ContextFitter.seed``). ``item`
 for a message, ``f<digest>`` for a system prompt with tool definitions; ``key``: the tokenizer
 and sizing version. A table added in place, without a schema version: an older agentcli
 ignores it, and a store without it (opened read-only) simply has no counts."""
-MIGRATIONS: dict[int, str] = {}
-"""version -> the SQL that brings a store from version - 1 to it (none yet)."""
+MIGRATIONS: dict[int, str] = {
+    2: """
+ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN state TEXT;
+ALTER TABLE messages ADD COLUMN cached_tokens INTEGER;
+ALTER TABLE messages ADD COLUMN cache_write_tokens INTEGER;
+ALTER TABLE messages ADD COLUMN reasoning_tokens INTEGER;
+ALTER TABLE turns ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE turns ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+""",
+}
+"""version -> the SQL that brings a store from version - 1 to it. 2: prompt-cache and
+reasoning token counts, and a session's ``state`` (JSON: what a conversation remembers beyond
+its messages, e.g. the OpenAI API it settled on)."""
 
 
 def describe_failure(e: BaseException, path: Path) -> str:
@@ -86,8 +106,9 @@ def describe_failure(e: BaseException, path: Path) -> str:
     return f"the session store failed ({path}): {e}"
 
 
-def prepare(conn: sqlite3.Connection, readonly: bool) -> bool:
-    """Pragmas, schema and migrations; returns whether full-text search is available."""
+def prepare(conn: sqlite3.Connection, readonly: bool) -> tuple[bool, int]:
+    """Pragmas, schema and migrations; returns whether full-text search is available and the
+    schema version the file is at (older than ``SCHEMA_VERSION`` only when read-only)."""
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -118,9 +139,30 @@ def prepare(conn: sqlite3.Connection, readonly: bool) -> bool:
                                 hint="upgrade agentcli")
     if version < SCHEMA_VERSION and not readonly:
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            _script(conn, f"BEGIN IMMEDIATE;\n{MIGRATIONS[target]}\n"
-                          f"UPDATE schema_version SET version = {target};\nCOMMIT;")
-    return "messages_fts" in tables
+            _migrate(conn, target)
+        version = SCHEMA_VERSION
+    return "messages_fts" in tables, version
+
+
+def _migrate(conn: sqlite3.Connection, target: int) -> None:
+    """One migration in one transaction. A column that is already there (a store whose creation
+    was cut short before its version was written) is not an error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in MIGRATIONS[target].split(";"):
+            if statement.strip():
+                try:
+                    conn.execute(statement)
+                except sqlite3.OperationalError as e:
+                    if "duplicate column" not in str(e):
+                        raise
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version VALUES (?)", (target,))
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _script(conn: sqlite3.Connection, sql: str) -> None:

@@ -315,6 +315,6 @@ class SessionRecorder:
 
 
 def _minus(a: Usage, b: Usage) -> Usage:
-    return Usage(max(0, a.input_tokens - b.input_tokens),
-                 max(0, a.output_tokens - b.output_tokens),
-                 max(0, a.requests - b.requests), max(0, a.unreported - b.unreported))
+    from dataclasses import astuple
+
+    return Usage(*(max(0, x - y) for x, y in zip(astuple(a), astuple(b))))

@@ -12,12 +12,13 @@ API keys never reach the store: it records the profile name and the model, not U
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -25,14 +26,14 @@ from urllib.parse import quote
 from ..errors import SessionStoreError, UsageError
 from ..messages import Message, Usage
 from . import codec
-from .db import FILE_NAME, describe_failure, prepare
+from .db import FILE_NAME, SCHEMA_VERSION, describe_failure, prepare
 
 BUSY_TIMEOUT = 5.0
 ID_CHARS = frozenset("0123456789abcdef")
 TITLE_CHARS = 80
 
-_SESSION_COLUMNS = ("id, created, updated, provider, model, system, role, title, turns, "
-                    "messages, input_tokens, output_tokens, requests, unreported")
+_USAGE = ", ".join(codec.USAGE_COLUMNS)
+_USAGE_V1 = "input_tokens, output_tokens, requests, unreported, 0, 0, 0"  # a read-only old file
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class SessionInfo:
     turns: int
     messages: int
     usage: Usage
+    state: dict[str, Any] = field(default_factory=dict)
+    """What the conversation remembers beyond its messages (``Store.set_state``)."""
 
     @property
     def short_id(self) -> str:
@@ -81,7 +84,15 @@ class Header:
 
 def _info(row: tuple[Any, ...]) -> SessionInfo:
     return SessionInfo(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or "",
-                       row[8], row[9], Usage(row[10], row[11], row[12], row[13]))
+                       row[8], row[9], codec.usage_from(row[10:17]), _state(row[17]))
+
+
+def _state(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}  # damaged: the conversation just forgets it
+    return value if isinstance(value, dict) else {}
 
 
 def new_id() -> str:
@@ -96,10 +107,19 @@ class Store:
     """One connection to the store file. Methods raise ``sqlite3.Error`` (and ``OSError``);
     ``open_store`` turns failures to open into ``SessionStoreError``."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, *, fts: bool) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, fts: bool,
+                 version: int = SCHEMA_VERSION) -> None:
         self.path = path
         self.conn = conn
         self.fts = fts
+        self.version = version
+        """Older than ``SCHEMA_VERSION`` only for a file opened read-only: reads then fill in
+        what the old file has no column for."""
+        usage = _USAGE if version >= 2 else _USAGE_V1
+        self._session_columns = ("id, created, updated, provider, model, system, role, title, "
+                                 f"turns, messages, {usage}, "
+                                 f"{'state' if version >= 2 else 'NULL'}")
+        self._usage = usage
 
     def close(self) -> None:
         try:
@@ -145,21 +165,19 @@ class Store:
                 turn = last_turn + 1 if message.role == "user" else max(last_turn, 1)
             db.execute(
                 "INSERT INTO messages (session_id, seq, turn, role, parts, text, interrupted, "
-                "piped, provider, model, stop_reason, input_tokens, output_tokens, requests, "
-                "unreported, verdicts, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"piped, provider, model, stop_reason, {_USAGE}, verdicts, created) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (session_id, seq, turn, message.role, codec.encode_parts(message.parts), text,
                  int(message.interrupted), piped, provider, model, stop_reason,
                  *codec.usage_columns(usage), verdicts, now))
-            u = usage or Usage()
             user = message.role == "user"
             db.execute(
                 "UPDATE sessions SET updated = ?, messages = messages + 1, turns = turns + ?, "
-                "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
-                "requests = requests + ?, unreported = unreported + ?, "
+                f"{_ADD_USAGE}, "
                 "provider = COALESCE(?, provider), model = COALESCE(?, model), "
                 "system = CASE WHEN ? THEN ? ELSE system END, "
                 "title = CASE WHEN title = '' AND ? THEN ? ELSE title END WHERE id = ?",
-                (now, int(user), u.input_tokens, u.output_tokens, u.requests, u.unreported,
+                (now, int(user), *codec.usage_columns(usage or Usage()),
                  provider, model, int(user), _opt(system), int(user),
                  _title(message.text, piped), session_id))
         return seq, turn
@@ -168,16 +186,26 @@ class Store:
                  usage: Usage, unrecorded: Usage, error: str | None = None) -> None:
         """The turn's outcome; ``unrecorded``: usage of requests that left no message."""
         with self.write() as db:
-            db.execute("INSERT OR REPLACE INTO turns VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (session_id, turn, stop_reason, steps, usage.input_tokens,
-                        usage.output_tokens, usage.requests, usage.unreported,
+            db.execute("INSERT OR REPLACE INTO turns (session_id, turn, stop_reason, steps, "
+                       f"{_USAGE}, error, ended) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (session_id, turn, stop_reason, steps, *codec.usage_columns(usage),
                         _opt(error), time.time()))
             if unrecorded.requests:
-                db.execute("UPDATE sessions SET input_tokens = input_tokens + ?, "
-                           "output_tokens = output_tokens + ?, requests = requests + ?, "
-                           "unreported = unreported + ? WHERE id = ?",
-                           (unrecorded.input_tokens, unrecorded.output_tokens,
-                            unrecorded.requests, unrecorded.unreported, session_id))
+                db.execute(f"UPDATE sessions SET {_ADD_USAGE} WHERE id = ?",
+                           (*codec.usage_columns(unrecorded), session_id))
+
+    def set_state(self, session_id: str, changes: dict[str, Any]) -> None:
+        """Merge ``changes`` into the session's ``state`` (a key set to None is removed)."""
+        with self.write() as db:
+            row = db.execute("SELECT state FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                return
+            state = _state(row[0])
+            state.update(changes)
+            state = {k: v for k, v in state.items() if v is not None}
+            db.execute("UPDATE sessions SET state = ? WHERE id = ?",
+                       (json.dumps(state, separators=(",", ":")) if state else None,
+                        session_id))
 
     def drop_from(self, session_id: str, seq: int) -> None:
         """/undo, /retry: messages from ``seq`` on leave the conversation (kept on record)."""
@@ -213,7 +241,7 @@ class Store:
     # -- reads
 
     def latest(self) -> SessionInfo | None:
-        row = self.conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions "
+        row = self.conn.execute(f"SELECT {self._session_columns} FROM sessions "
                                 "ORDER BY updated DESC LIMIT 1").fetchone()
         return _info(row) if row else None
 
@@ -223,7 +251,7 @@ class Store:
         if not key or not set(key) <= ID_CHARS:
             raise UsageError(f"'{prefix}' is not a session id",
                              hint="ids are hex, e.g. 3f2a9c1d; see `agentcli sessions list`")
-        rows = self.conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id >= ? AND "
+        rows = self.conn.execute(f"SELECT {self._session_columns} FROM sessions WHERE id >= ? AND "
                                  "id < ? ORDER BY updated DESC LIMIT 6",
                                  (key, key + "g")).fetchall()
         if not rows:
@@ -236,7 +264,7 @@ class Store:
         return _info(rows[0])
 
     def sessions(self, limit: int | None = None) -> list[SessionInfo]:
-        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY updated DESC"
+        sql = f"SELECT {self._session_columns} FROM sessions ORDER BY updated DESC"
         rows = self.conn.execute(sql + " LIMIT ?", (limit,)) if limit is not None else \
             self.conn.execute(sql)
         return [_info(r) for r in rows]
@@ -245,23 +273,23 @@ class Store:
         return self.conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
 
     def older_than(self, cutoff: float) -> list[SessionInfo]:
-        rows = self.conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE updated < ? "
+        rows = self.conn.execute(f"SELECT {self._session_columns} FROM sessions WHERE updated < ? "
                                  "ORDER BY updated", (cutoff,))
         return [_info(r) for r in rows]
 
     def messages(self, session_id: str, *, include_dropped: bool = False) -> list[StoredMessage]:
         rows = self.conn.execute(
             "SELECT seq, turn, role, interrupted, created, provider, model, stop_reason, "
-            "input_tokens, output_tokens, requests, unreported, verdicts, piped, dropped, parts "
+            "verdicts, piped, dropped, parts, " + self._usage + " "
             "FROM messages WHERE session_id = ? AND (? OR dropped = 0) ORDER BY seq",
             (session_id, int(include_dropped))).fetchall()
         # every row's parts in one JSON document: one C-speed parse instead of one per row
-        all_parts = codec.decode_many("[" + ",".join(r[15] for r in rows) + "]")
+        all_parts = codec.decode_many("[" + ",".join(r[11] for r in rows) + "]")
         out = []
         for r, parts in zip(rows, all_parts):
-            usage = Usage(r[8], r[9], r[10], r[11]) if r[10] is not None else None
+            usage = codec.usage_from(r[12:19]) if r[14] is not None else None
             out.append(StoredMessage(r[0], r[1], Message(r[2], parts, interrupted=bool(r[3])),
-                                     r[4], r[5], r[6], r[7], usage, r[12], r[13], bool(r[14])))
+                                     r[4], r[5], r[6], r[7], usage, r[8], r[9], bool(r[10])))
         return out
 
     def history(self, session_id: str) -> tuple[list[int], list[Message]]:
@@ -283,11 +311,9 @@ class Store:
         return dict(rows)
 
     def turns(self, session_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT turn, stop_reason, steps, input_tokens, output_tokens, "
-                                 "requests, unreported, error, ended FROM turns WHERE "
-                                 "session_id = ? ORDER BY turn", (session_id,))
-        keys = ("turn", "stop_reason", "steps", "input_tokens", "output_tokens", "requests",
-                "unreported", "error", "ended")
+        rows = self.conn.execute(f"SELECT turn, stop_reason, steps, error, ended, {self._usage} "
+                                 "FROM turns WHERE session_id = ? ORDER BY turn", (session_id,))
+        keys = ("turn", "stop_reason", "steps", "error", "ended", *codec.USAGE_COLUMNS)
         return [dict(zip(keys, r)) for r in rows]
 
     def search(self, text: str, limit: int) -> list[tuple[str, int, str, float, str]]:
@@ -309,11 +335,14 @@ class Store:
         return [(r[0], r[1], r[2], r[3], _plain_snippet(r[4], terms[0])) for r in rows]
 
     def usage_by_model(self, session_id: str) -> dict[str, Usage]:
+        sums = ", ".join(f"SUM({c})" for c in self._usage.split(", "))
         rows = self.conn.execute(
-            "SELECT COALESCE(model, ''), SUM(input_tokens), SUM(output_tokens), SUM(requests), "
-            "SUM(unreported) FROM messages WHERE session_id = ? AND requests IS NOT NULL "
-            "GROUP BY 1", (session_id,))
-        return {r[0]: Usage(r[1] or 0, r[2] or 0, r[3] or 0, r[4] or 0) for r in rows}
+            f"SELECT COALESCE(model, ''), {sums} FROM messages WHERE session_id = ? AND "
+            "requests IS NOT NULL GROUP BY 1", (session_id,))
+        return {r[0]: codec.usage_from(r[1:]) for r in rows}
+
+
+_ADD_USAGE = ", ".join(f"{c} = {c} + ?" for c in codec.USAGE_COLUMNS)
 
 
 def _opt(text: str | None) -> str | None:
@@ -353,10 +382,10 @@ def open_store(data_dir: Path, *, create: bool, readonly: bool = False,
     except (OSError, sqlite3.Error) as e:
         raise SessionStoreError(describe_failure(e, path)) from e
     try:
-        fts = prepare(conn, readonly)
+        fts, version = prepare(conn, readonly)
     except BaseException as e:
         conn.close()
         if isinstance(e, (sqlite3.Error, OSError)):
             raise SessionStoreError(describe_failure(e, path)) from e
         raise
-    return Store(path, conn, fts=fts)
+    return Store(path, conn, fts=fts, version=version)

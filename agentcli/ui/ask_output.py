@@ -7,8 +7,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..messages import (AgentDone, AgentEvent, HistoryAppended, Notice, ResponseDone, TextDelta,
-                        ToolCallReady, ToolResultReady)
+from ..messages import (AgentDone, AgentEvent, HistoryAppended, Notice, ReasoningDelta,
+                        ResponseDone, TextDelta, ToolCallReady, ToolResultReady)
 from .render import sanitize
 
 
@@ -65,7 +65,7 @@ class AskOutput:
             warn(event.text) if event.level == "warning" else eprint(sanitize(event.text))
         elif isinstance(event, AgentDone):
             self.end_line()
-        elif not isinstance(event, (HistoryAppended, ResponseDone)):  # pragma: no cover
+        elif not isinstance(event, (HistoryAppended, ReasoningDelta, ResponseDone)):  # pragma: no cover
             raise TypeError(f"unknown event {event!r}")
 
     def end_line(self) -> None:

@@ -47,6 +47,8 @@ _PEEK_TOKENS = 8  # after a call: enough to see whether another <tool_call> foll
 class LocalProvider:
     """Provider for ``type: local`` profiles (contract: ``providers/base.py``)."""
 
+    wire = "local"
+
     def __init__(self, profile: ProviderProfile, settings: Settings,
                  warn: Callable[[str], None] | None = None) -> None:
         if not llama_cpp_installed():

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ... import runtime
 from ...errors import EXIT_INTERRUPTED, AgentCliError, debug_enabled
-from ...messages import (AgentDone, AgentEvent, HistoryAppended, Message, Notice, ResponseDone,
-                       TextDelta, ToolCallReady, ToolResultReady)
+from ...messages import (AgentDone, AgentEvent, HistoryAppended, Message, Notice,
+                         ReasoningDelta, ResponseDone, TextDelta, ToolCallReady,
+                         ToolResultReady)
 from ..render import sanitize
 from .terminal import SigintGuard, echo_off, open_terminal
 
@@ -317,7 +318,7 @@ class _TurnOutput:
                 repl.last_input_tokens = event.usage.input_tokens
         elif isinstance(event, AgentDone):
             self.close()
-        elif not isinstance(event, HistoryAppended):  # pragma: no cover - contract broken
+        elif not isinstance(event, (HistoryAppended, ReasoningDelta)):  # pragma: no cover - contract broken
             raise TypeError(f"unknown event {event!r}")
 
 
