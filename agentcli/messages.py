@@ -326,7 +326,8 @@ class AgentDone:
     tool call that was answered; ``steps``: provider requests made (a failed one included);
     ``partial_kept``: a cut-short reply is in history marked interrupted; ``user_dropped``:
     nothing arrived, so the user message left the conversation (the REPL offers /retry);
-    ``error``: the ProviderError when ``stop_reason == "error"``."""
+    ``error``: the ProviderError when ``stop_reason == "error"``; ``reasoning``: the readable
+    text of the turn's reasoning (summaries, thinking), every step's, in order."""
 
     stop_reason: TurnStopReason
     usage: Usage
@@ -336,6 +337,7 @@ class AgentDone:
     partial_kept: bool = False
     user_dropped: bool = False
     error: Any = None
+    reasoning: str = ""
     kind: Literal["agent_done"] = "agent_done"
 
 

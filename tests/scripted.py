@@ -16,11 +16,12 @@ The loopback HTTP server (``fake_server.py``) stays for the adapter and end-to-e
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence, Union
 
-from agentcli.messages import (Message, ResponseDone, TextDelta, TextPart, ToolCall,
-                               ToolDefinition, Usage)
+from agentcli.messages import (Message, ReasoningDelta, ReasoningPart, ResponseDone, TextDelta,
+                               TextPart, ToolCall, ToolDefinition, Usage)
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,12 @@ class Scripted:
     usage: Usage | None = None
     error: BaseException | None = None  # raised after the text deltas
     deltas: tuple[str, ...] | None = None
+    reasoning: str | None = None  # streamed as ReasoningDelta, kept as a ReasoningPart first
 
 
 def reply(text: str = "", *, calls: Sequence[tuple[str, Any] | tuple[str, Any, str]] = (),
           stop: str | None = None, usage: Usage | None = None,
-          deltas: Sequence[str] | None = None) -> Scripted:
+          deltas: Sequence[str] | None = None, reasoning: str | None = None) -> Scripted:
     """One response. ``calls``: (name, arguments[, id]); a dict argument is sent as JSON, a str
     verbatim; ids default to call_0, call_1, ... (like servers that number per response)."""
     import json
@@ -46,7 +48,7 @@ def reply(text: str = "", *, calls: Sequence[tuple[str, Any] | tuple[str, Any, s
         cid = c[2] if len(c) > 2 else f"call_{i}"
         built.append(ToolCall(cid, name, args if isinstance(args, str) else json.dumps(args)))
     return Scripted(text, tuple(built), stop, usage, None,
-                    tuple(deltas) if deltas is not None else None)
+                    tuple(deltas) if deltas is not None else None, reasoning)
 
 
 def fail(error: BaseException, *, after: str = "") -> Scripted:
@@ -80,6 +82,7 @@ class ScriptedProvider:
     steps: list[Step]
     name: str = "scripted"
     model: str = "scripted-model"
+    wire: str = "scripted"
     requests: list[tuple[list[Message], list[ToolDefinition], str | None]] = field(
         default_factory=list)
     closed: int = 0
@@ -95,12 +98,21 @@ class ScriptedProvider:
             step = step(messages, tools, system)
         finished = False
         try:
+            if step.reasoning is not None:
+                for piece in _words(step.reasoning):
+                    yield ReasoningDelta(piece)
             pieces = step.deltas if step.deltas is not None else _words(step.text)
             for piece in pieces:
                 yield TextDelta(piece)
             if step.error is not None:
                 raise step.error
-            parts: list[Any] = [TextPart(step.text)] if step.text else []
+            parts: list[Any] = []
+            if step.reasoning is not None:
+                data = json.dumps({"type": "thinking", "thinking": step.reasoning,
+                                   "signature": f"sig-{len(self.requests)}"})
+                parts.append(ReasoningPart(self.wire, self.model, data, step.reasoning))
+            if step.text:
+                parts.append(TextPart(step.text))
             parts.extend(step.calls)
             stop = step.stop or ("tool_calls" if step.calls else "end_turn")
             usage = step.usage if step.usage is not None else Usage.reported(

@@ -15,7 +15,8 @@ from agentcli.toolrun.approval import PolicyApprover
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ProviderConnectionError, StreamInterruptedError
 from agentcli.toolrun.executor import Executor, Tool
-from agentcli.messages import (AgentDone, HistoryAppended, Message, Notice, TextDelta,
+from agentcli.messages import (AgentDone, HistoryAppended, Message, Notice, ReasoningDelta,
+                               TextDelta,
                                ToolDefinition, ToolResultReady, Usage)
 from agentcli.providers.base import create_provider
 
@@ -380,3 +381,33 @@ def test_prepare_shapes_what_is_sent_and_its_notices_are_shown():
     assert provider.requests[1][0] == [Message.user("second")]
     assert len(agent.history) == 4  # the history keeps everything
     assert any(isinstance(e, Notice) and "trimmed" in e.text for e in events)
+
+
+# --- reasoning: kept in order, sent back only where it can be read -------------------------------
+
+def test_reasoning_stays_before_the_calls_it_came_with_and_goes_back_unchanged():
+    agent, provider = scripted(reply(calls=[("add", {"a": 1, "b": 2})], reasoning="add them"),
+                               reply("3", reasoning="done adding"))
+    events = list(agent.run(Message.user("go")))
+    assert [e.text for e in events if isinstance(e, ReasoningDelta)] == [
+        "add ", "them", "done ", "adding"]
+    first = agent.history[1]
+    assert [p.kind for p in first.parts] == ["reasoning", "tool_call"]
+    assert first.reasoning[0].text == "add them"
+    # the second request carries the first reply exactly as it came, reasoning included
+    sent = provider.requests[1][0]
+    assert sent[1] == first
+    assert events[-1].reasoning == "add them\n\ndone adding"
+
+
+def test_reasoning_from_another_model_is_left_out_of_the_request_with_one_notice():
+    agent, provider = scripted(reply("a", reasoning="r1"), reply("b"), reply("c"))
+    list(agent.run(Message.user("one")))
+    provider.model = "another-model"  # /model: the old model's reasoning cannot go to this one
+    events = list(agent.run(Message.user("two")))
+    events += list(agent.run(Message.user("three")))
+    notes = [e for e in events if isinstance(e, Notice) and "reasoning" in e.text]
+    assert len(notes) == 1 and "another-model" in notes[0].text
+    for messages, _, _ in provider.requests[1:]:
+        assert not any(m.reasoning for m in messages)
+    assert agent.history[1].reasoning  # the conversation keeps it

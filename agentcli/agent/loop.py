@@ -110,6 +110,7 @@ class _Turn:
         self.usage = Usage()
         self.steps_made = 0
         self.texts: list[str] = []
+        self.reasoning: list[str] = []
         self.partial: list[str] = []  # deltas of the response in flight
         self.records: list[CallRecord] = []
         self.pending: list[ToolCall] = []  # calls in history still waiting for their results
@@ -153,6 +154,7 @@ class _Turn:
             self.partial.clear()  # from here on the response is in history, not in flight
             if message.text:
                 self.texts.append(message.text)
+            self.reasoning.extend(p.text for p in message.reasoning if p.text)
             if message.parts:
                 agent.history.append(message)
                 yield HistoryAppended(message, done.usage, done.stop_reason)
@@ -321,7 +323,8 @@ class _Turn:
                 text += "\n"
             text += piece
         return AgentDone(self.stop or "error", self.usage, self.steps_made, text,
-                         tuple(self.records), self.partial_kept, self.user_dropped, self.error)
+                         tuple(self.records), self.partial_kept, self.user_dropped, self.error,
+                         "\n\n".join(self.reasoning))
 
 
 def _with_calls(parts: Sequence[Part], calls: Sequence[ToolCall | None]) -> tuple[Part, ...]:
