@@ -256,7 +256,7 @@ class ResponseDone:
     kind: Literal["response_done"] = "response_done"
 
 
-StreamEvent = Union[TextDelta, ReasoningDelta, ResponseDone]
+
 
 
 # --- agent events (agent -> renderers: ask, --json, the REPL, the session store) ---------------
@@ -340,6 +340,9 @@ class AgentDone:
     reasoning: str = ""
     kind: Literal["agent_done"] = "agent_done"
 
+
+StreamEvent = Union[TextDelta, ReasoningDelta, Notice, ResponseDone]
+"""What ``Provider.stream`` yields (``providers/base.py``)."""
 
 AgentEvent = Union[TextDelta, ReasoningDelta, ToolCallReady, ToolResultReady, Notice,
                    HistoryAppended, ResponseDone, AgentDone]

@@ -83,6 +83,7 @@ class ScriptedProvider:
     name: str = "scripted"
     model: str = "scripted-model"
     wire: str = "scripted"
+    cache_key: str | None = None
     requests: list[tuple[list[Message], list[ToolDefinition], str | None]] = field(
         default_factory=list)
     closed: int = 0

@@ -204,6 +204,8 @@ class _Turn:
                 elif isinstance(event, ReasoningDelta):
                     if event.text:
                         yield event
+                elif isinstance(event, Notice):  # e.g. "retried on the Responses API"
+                    yield event
                 elif isinstance(event, ResponseDone):
                     done = event
                 else:  # a provider broke its contract

@@ -112,6 +112,7 @@ class AnthropicProvider(SDKAdapter):
     """Messages API over the official SDK; see ``providers.base`` for the contract."""
 
     wire = "anthropic"
+    cache_key: str | None = None
 
     sdk = sdk
     client_class = sdk.Anthropic

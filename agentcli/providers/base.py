@@ -11,6 +11,11 @@ back as events. Contract for ``stream``:
   validates it, not the provider), the typed stop reason (``end_turn``, ``tool_calls``,
   ``max_tokens``, ``content_filter``) and this request's usage (``Usage.unknown()`` when the
   server reported none). The agent decides what the turn became from this event alone.
+- A ``Notice`` may be yielded for something the user should be told once that is not an
+  error (a request retried another way, a setting the server ignored); the agent forwards it.
+- ``cache_key`` (an attribute the caller sets, None by default): a stable id of the
+  conversation (the session id) for providers that key their prompt cache by it (OpenAI
+  ``prompt_cache_key``).
 - ``wire`` names the wire format the adapter speaks now (``openai_chat``,
   ``openai_responses``, ``anthropic``, ``local``). The agent sends an adapter only the
   ``ReasoningPart``s whose ``provider`` is its ``wire`` and whose ``model`` is its ``model``
@@ -56,6 +61,8 @@ class Provider(Protocol):
     model: str
     wire: str
     """The wire format spoken now (it may change: OpenAI ``api: auto`` moves to Responses)."""
+    cache_key: str | None
+    """Set by the caller: the conversation's id (prompt cache key); None when there is none."""
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
                system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:

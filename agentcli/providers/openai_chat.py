@@ -142,6 +142,7 @@ class OpenAIProvider(SDKAdapter):
     """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
 
     wire = "openai_chat"
+    cache_key: str | None = None
 
     sdk = sdk
     client_class = sdk.OpenAI

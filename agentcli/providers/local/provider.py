@@ -48,6 +48,7 @@ class LocalProvider:
     """Provider for ``type: local`` profiles (contract: ``providers/base.py``)."""
 
     wire = "local"
+    cache_key: str | None = None
 
     def __init__(self, profile: ProviderProfile, settings: Settings,
                  warn: Callable[[str], None] | None = None) -> None:
