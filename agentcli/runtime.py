@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from .agent.conversation import Conversation
     from .agent.loop import Agent
     from .toolrun.approval import Prompter
     from .config import ProviderProfile, Settings
     from .toolrun.executor import Executor, Tool
     from .mcp.tools import McpRun
-    from .messages import Message
     from .providers.base import Provider
     from .sessions.recorder import Resumed, SessionRecorder
 
@@ -151,11 +151,12 @@ def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
 
 
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,
-               history: list[Message] | None = None,
+               conversation: Conversation | None = None,
                profile: ProviderProfile | None = None,
                recorder: SessionRecorder | None = None) -> Agent:
-    """The agent; with ``profile``, each request is fitted to the model's context window (and
-    ``recorder`` keeps the fitter's exact token counts with the conversation)."""
+    """The agent for ``conversation``; with ``profile``, each request is fitted to the model's
+    context window (and ``recorder`` keeps the fitter's exact token counts with the
+    conversation; a context-window notice already given in it is not given again)."""
     from .agent.loop import Agent
 
     prepare = None
@@ -163,11 +164,38 @@ def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executo
         from .agent.context import make_fitter
 
         prepare = make_fitter(settings, profile, getattr(provider, "model", None) or profile.model)
+        if prepare is not None and conversation is not None and \
+                conversation.state.get("context_notice") == prepare.notice_key:
+            prepare.told = True
     if recorder is not None:
         recorder.link(prepare)
     stream = profile.stream if profile is not None else opts.stream is not False
-    return Agent(provider, executor, system=settings.system, max_steps=settings.max_steps,
-                 history=history, stream=stream, prepare=prepare)
+    return Agent(provider, executor, conversation=conversation, system=settings.system,
+                 max_steps=settings.max_steps, stream=stream, prepare=prepare)
+
+
+def make_conversation(settings: Settings, opts: RunOptions, resumed: Resumed | None,
+                      recorder: SessionRecorder | None) -> Conversation:
+    """A new conversation, or the resumed one; the recorder (if any) writes it from now on.
+    -s or --role win over a resumed conversation's own system prompt and role."""
+    from .agent.conversation import Conversation
+
+    conversation = Conversation() if resumed is None else Conversation.resumed(resumed)
+    if resumed is None or opts.system is not None or opts.role is not None:
+        conversation.system = settings.system
+        conversation.role = None if opts.system is not None else opts.role
+    if recorder is not None:
+        recorder.attach(conversation, resumed)
+    return conversation
+
+
+def settled_profile(profile: ProviderProfile, resumed: Resumed | None) -> ProviderProfile:
+    """What a resumed conversation settled on stays: an OpenAI conversation that moved to the
+    Responses API (``api: auto`` after the Chat Completions 400) starts there again."""
+    if resumed is not None and profile.type == "openai" and profile.api == "auto" and \
+            resumed.info.state.get("wire") == "openai_responses":
+        return replace(profile, api="responses")
+    return profile
 
 
 # --- conversations: the session store ----------------------------------------------------------
@@ -189,26 +217,10 @@ def resume(settings: Settings, opts: RunOptions,
     if not opts.resuming:
         return None
     if recorder is not None:
-        return recorder.resume(opts.session)
+        return recorder.load(opts.session)
     from .sessions.recorder import load_from
 
     return load_from(settings.data_dir, opts.session)
-
-
-def conversation_system(settings: Settings, opts: RunOptions, resumed: Resumed | None
-                        ) -> str | None:
-    """-s or --role win; a resumed conversation otherwise keeps its own system prompt."""
-    if resumed is None or opts.system is not None or opts.role is not None:
-        return settings.system
-    return resumed.info.system
-
-
-def conversation_role(opts: RunOptions, resumed: Resumed | None) -> str | None:
-    if opts.system is not None:
-        return None
-    if opts.role is not None or resumed is None:
-        return opts.role
-    return resumed.info.role
 
 
 def resume_notice(resumed: Resumed, provider: str, model: str) -> str:
@@ -221,6 +233,18 @@ def resume_notice(resumed: Resumed, provider: str, model: str) -> str:
         text += (f"; it was with {info.provider or '?'} · {info.model or '?'}, now "
                  f"{provider} · {model}{converted}")
     return text
+
+
+def unanswered_notices(resumed: Resumed) -> list[str]:
+    """One line per prompt of the resumed conversation that never got a reply (agentcli was
+    stopped while the request ran): kept on record, not sent again."""
+    out = []
+    for text in resumed.unanswered:
+        one = " ".join(text.split())
+        shown = one if len(one) <= 60 else one[:59] + "…"
+        out.append(f"a message was never answered (agentcli was stopped while waiting for the "
+                   f"reply) and is not sent again: {shown}")
+    return out
 
 
 def tool_names(tools: Sequence[str]) -> tuple[str, ...]:

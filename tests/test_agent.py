@@ -122,7 +122,7 @@ def test_tool_call_then_final_answer(fake_server, kind, stream):
     assert [(r.call.name, r.result.content) for r in done.calls] == [("add", "5")]
     assert sent_tool_results(fake_server.requests[1]) == {_id(kind, 0): "5"}
     assert [m.role for m in agent.history] == ["user", "assistant", "tool", "assistant"]
-    assert [e.message for e in events if isinstance(e, HistoryAppended)] == agent.history
+    assert [e.message for e in events if isinstance(e, HistoryAppended)] == list(agent.history)
 
 
 def _id(kind: str, i: int) -> str:
@@ -153,6 +153,7 @@ def test_closing_the_run_keeps_the_partial_turn(fake_server):
     fake_server.script(stall("partial ", seconds=0.5))
     agent = make_agent(fake_server)
     run = agent.run(Message.user("hi"))
+    assert next(run) == HistoryAppended(Message.user("hi"))  # the prompt is in before the request
     assert next(run) == TextDelta("partial ")
     run.close()
     assert agent.history[-1].interrupted and agent.history[-1].text == "partial "
@@ -169,7 +170,7 @@ def test_parallel_calls_are_all_answered():
     assert results["call_0"] == "2" and results["call_1"] == "4"
     assert "the tool exploded" in results["call_2"]
     assert done.stop_reason == "end_turn"
-    assert provider.requests[1][0] == agent.history[:3]
+    assert provider.requests[1][0] == list(agent.history[:3])
 
 
 def _one_bad_call(call) -> str:
@@ -291,14 +292,21 @@ def test_missing_ids_are_filled_in_uniquely():
 
 def test_error_before_anything_arrived_drops_the_user_message():
     agent, _ = scripted(fail(ProviderConnectionError("cannot connect")))
-    agent.history.append(Message.user("earlier"))
+    agent.conversation.append(Message.user("earlier"))
+    seen: list = []
+    agent.conversation.subscribe(seen.append)
     events = list(agent.run(Message.user("hello?")))
     done = events[-1]
     assert (done.stop_reason, done.steps, done.user_dropped, done.partial_kept) == (
         "error", 1, True, False)
     assert isinstance(done.error, ProviderConnectionError)
-    assert agent.history == [Message.user("earlier")]
-    assert not [e for e in events if isinstance(e, HistoryAppended)]
+    assert list(agent.history) == [Message.user("earlier")]
+    # the prompt was in the conversation before the request (so the store has it), then left
+    kinds = [e.kind for e in seen]
+    assert kinds == ["turn_started", "history_appended", "history_truncated", "agent_done"]
+    # the failed request counts, with unknown usage: never 0 and complete
+    assert done.usage.requests == 1 and not done.usage.known
+    assert done.usage.as_json()["complete"] is False
 
 
 def test_error_on_a_later_step_counts_the_steps_that_ran():
@@ -319,14 +327,14 @@ def test_ctrl_c_in_the_provider_keeps_the_partial_reply_once():
     assert [m.role for m in agent.history] == ["user", "assistant"]
     assert agent.history[-1].text == "half a reply" and agent.history[-1].interrupted
     appended = [e.message for e in events if isinstance(e, HistoryAppended)]
-    assert appended == agent.history
+    assert appended == list(agent.history)
 
 
 def test_ctrl_c_before_any_text_drops_the_message():
     agent, _ = scripted(interrupt())
     done = list(agent.run(Message.user("hi")))[-1]
     assert (done.stop_reason, done.user_dropped) == ("interrupted", True)
-    assert agent.history == []
+    assert list(agent.history) == []
 
 
 def test_ctrl_c_in_the_renderer_is_thrown_into_the_agent():

@@ -143,7 +143,7 @@ def test_an_input_that_alone_exceeds_the_window_is_refused_before_any_request():
     assert "about 3,004 tokens" in done.error.message  # 9,000 bytes / 3, + framing
     assert "tiny-model" in done.error.message and "1,000 tokens" in done.error.message
     assert provider.requests == []  # refused before any request
-    assert agent.history == []
+    assert list(agent.history) == []
 
 
 def test_the_agent_sends_the_trimmed_request_and_keeps_the_whole_history():
@@ -160,7 +160,7 @@ def test_the_agent_sends_the_trimmed_request_and_keeps_the_whole_history():
     sent = provider.requests[0][0]
     assert sent[-1] == Message.user("newest") and len(sent) < len(old)
     assert any("context window" in getattr(e, "text", "") for e in events)
-    assert agent.history[: len(old)] == old and len(agent.history) == len(old) + 2
+    assert list(agent.history[: len(old)]) == old and len(agent.history) == len(old) + 2
 
 
 def profile(**kw) -> ProviderProfile:

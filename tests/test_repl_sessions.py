@@ -134,3 +134,37 @@ def test_a_wrong_session_id_is_said_before_any_mcp_server_starts(chat, tmp_path)
     with pytest.raises(UsageError):
         chat(config=str(cfg), no_tools=False, session="abcd")
     assert not marker.exists()
+
+
+def test_tokens_after_resume_speak_of_the_resumed_conversation(chat, fake_server):
+    """/tokens used to report the last turn of the conversation just left."""
+    fake_server.script(text("one two three four five six"), text("short"))
+    h = chat()
+    h.run("a long first talk\r/new\r")
+    first = [i for i in open_store(home(), create=False).sessions()
+             if i.title == "a long first talk"][0]
+    h.run("second talk\r/tokens\r")
+    before = " ".join(h.err.split())
+    assert "last turn: 10 in + 1 out" in before  # the "short" reply
+    h.run(f"/resume {first.id[:8]}\r/tokens\r")
+    after = " ".join(h.err.split()).split("continuing session")[-1]
+    assert "last turn" not in after and "last request" not in after  # nothing ran since
+    assert "tokens this session: 10 in + 6 out" in after  # the resumed conversation's own
+
+
+def test_a_failed_turn_keeps_its_prompt_on_record_and_retry_sends_it_again(chat, fake_server):
+    from fake_server import error
+
+    fake_server.script(error(400, "bad things"), text("ok now"))
+    h = chat()
+    h.run("please answer\r")
+    assert "/retry" in h.err
+    sid = h.repl.recorder.session_id
+    store = open_store(home(), create=False)
+    stored = store.messages(sid, include_dropped=True)
+    assert [(s.message.text, s.dropped) for s in stored] == [("please answer", True)]
+    assert store.turns(sid)[0]["stop_reason"] == "error" and "bad things" in \
+        store.turns(sid)[0]["error"]
+    h.run("/retry\r")
+    assert user_texts(fake_server)[-1] == "please answer"
+    assert [s.message.text for s in store.messages(sid)] == ["please answer", "ok now"]

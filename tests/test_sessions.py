@@ -250,24 +250,30 @@ def wait_for(stream, needle: bytes, limit: float = 30) -> None:
         seen += chunk
 
 
-def test_kill_9_mid_reply_loses_only_the_turn_in_flight(fake_server):
+def test_kill_9_mid_reply_keeps_the_prompt_and_loses_only_the_reply_in_flight(fake_server):
     fake_server.script(text("first answer"), stall("partial ", seconds=30))
     done = subprocess.run([BIN, "ask", "-p", "openai", "--base-url", fake_server.openai_base_url,
                            "-m", "test-model", "--no-tools", "first question"],
                           capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 0
-    proc = spawn(fake_server, "--no-tools", "-c", "second question")
+    proc = spawn(fake_server, "--no-tools", "-c", "second question killed-turn")
     wait_for(proc.stdout, b"partial")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     store = open_store(home(), create=False)
     assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     info = store.latest()
-    assert [s.message.text for s in store.messages(info.id)] == ["first question",
-                                                                  "first answer"]
+    assert [s.message.text for s in store.messages(info.id)] == [
+        "first question", "first answer", "second question killed-turn"]  # the prompt is kept
+    store.close()
+    found = CliRunner().invoke(build_app(), ["sessions", "search", "killed-turn"])
+    assert found.exit_code == 0 and info.id[:8] in found.stdout
+    shown = CliRunner().invoke(build_app(), ["sessions", "show", info.id[:8]])
+    assert "second question killed-turn" in shown.stdout and "not answered" in shown.stdout
     fake_server.script(text("third answer"))
     again = ask(fake_server, "--no-tools", "-c", "third question")
     assert again.exit_code == 0 and again.stdout == "third answer\n"
+    assert "never answered" in again.stderr and "killed-turn" in again.stderr
     users = [m["content"] for m in fake_server.requests[-1]["body"]["messages"]]
     assert users == ["first question", "first answer", "third question"]
 
@@ -353,12 +359,14 @@ def test_a_long_conversation_is_trimmed_on_resume_and_the_store_keeps_it_all(fak
     cfg.write_text("context_windows:\n  test-model: 1200\n")
     long = "x" * 900
     fake_server.script(*[text(f"answer {i} {long}") for i in range(6)])
-    for i in range(5):
-        r = ask(fake_server, "--no-tools", "--config", str(cfg), *(["-c"] if i else []),
-                f"question {i}")
-        assert r.exit_code == 0, r.output
-    result = ask(fake_server, "--no-tools", "--config", str(cfg), "-c", "question 5")
-    assert "no longer fits" in result.stderr and "estimates" in result.stderr
+    notices = []
+    for i in range(6):
+        result = ask(fake_server, "--no-tools", "--config", str(cfg), *(["-c"] if i else []),
+                     f"question {i}")
+        assert result.exit_code == 0, result.output
+        notices += [line for line in result.stderr.splitlines() if "no longer fits" in line]
+    # said once for the conversation, not once per `ask -c` (it was 4 times in 4 turns)
+    assert len(notices) == 1 and "estimates" in notices[0]
     sent = [m["content"] for m in fake_server.requests[-1]["body"]["messages"]]
     assert sent[-1] == "question 5" and "question 0" not in sent
     assert json.loads(json.dumps(sent))[0].startswith("question")  # starts at a turn
@@ -370,8 +378,9 @@ def test_resuming_a_long_conversation_reuses_its_stored_token_counts(tmp_path):
     """The exact counts made while a conversation was fitted are kept with it; resuming it
     gives them back, so the fit of the next request is decided without building the
     tokenizer (0.35 s for o200k), and it is the same fit counting everything gives."""
-    from agentcli.agent.loop import Agent
     from agentcli.agent.context import ContextFitter
+    from agentcli.agent.conversation import Conversation
+    from agentcli.agent.loop import Agent
     from agentcli.sessions.recorder import SessionRecorder
     from agentcli.agent.tokens import TokenCounter
     from scripted import ScriptedProvider, reply
@@ -389,12 +398,14 @@ def test_resuming_a_long_conversation_reuses_its_stored_token_counts(tmp_path):
     data = tmp_path / "data"
     writer = SessionRecorder(data, lambda line: pytest.fail(line))
     fitter, loader = fitter_and_loader()
+    conversation = Conversation()
+    writer.attach(conversation)
     writer.link(fitter)
-    agent = Agent(ScriptedProvider([reply(f"answer {i} " + "word " * 60) for i in range(12)]),
-                  NoTools(), prepare=fitter)
+    agent = Agent(ScriptedProvider([reply(f"answer {i} " + "word " * 60) for i in range(12)],
+                                   model="gpt-4o"),
+                  NoTools(), conversation=conversation, prepare=fitter)
     for i in range(12):
-        writer.begin_turn(provider="openai", model="gpt-4o", system=None)
-        drive(agent.run(Message.user(f"question {i} " + "more " * 60)), writer.handle)
+        drive(agent.run(Message.user(f"question {i} " + "more " * 60)), lambda event: None)
     writer.close()
     assert loader.loads == 1 and fitter.left_out > 0  # it was trimmed: counts were made
     store = open_store(data, create=False)
@@ -404,12 +415,14 @@ def test_resuming_a_long_conversation_reuses_its_stored_token_counts(tmp_path):
     store.close()
 
     reader = SessionRecorder(data, lambda line: pytest.fail(line))
-    resumed = reader.resume(None)
+    resumed = reader.load(None)
+    again = Conversation.resumed(resumed)
+    reader.attach(again, resumed)
     fitter2, loader2 = fitter_and_loader()
     reader.link(fitter2)
     provider = ScriptedProvider([reply("ok")])
-    drive(Agent(provider, NoTools(), history=list(resumed.history), prepare=fitter2)
-          .run(Message.user("one more?")), reader.handle)
+    drive(Agent(provider, NoTools(), conversation=again, prepare=fitter2)
+          .run(Message.user("one more?")), lambda event: None)
     assert loader2.loads == 0  # no tokenizer needed
     fitter3, _ = fitter_and_loader()
     expected, _ = fitter3([*resumed.history, Message.user("one more?")], [], None)

@@ -16,7 +16,8 @@ import pytest
 
 from agentcli.toolrun.approval import Verdict
 from agentcli.errors import SessionStoreError, UsageError
-from agentcli.messages import (AgentDone, HistoryAppended, Message, TextPart, ToolCall,
+from agentcli.agent.conversation import Conversation
+from agentcli.messages import (AgentDone, Message, TextPart, ToolCall,
                                ToolResult, Usage)
 from agentcli.sessions import store as store_mod
 from agentcli.sessions.codec import CRASHED, repair
@@ -43,22 +44,32 @@ def conversation() -> list[Message]:
     ]
 
 
+def conv(recorder: SessionRecorder) -> Conversation:
+    """The conversation ``recorder`` writes (a new one attached on first use)."""
+    if recorder.conversation is None:
+        recorder.attach(Conversation())
+    return recorder.conversation
+
+
 def record(recorder: SessionRecorder, messages: list[Message], **ctx) -> None:
+    """Append ``messages`` to the recorder's conversation, as the agent would."""
     ctx = {"provider": "openai", "model": "gpt-4.1-mini", "system": "be brief", **ctx}
+    c = conv(recorder)
     for m in messages:
         if m.role == "user":
-            recorder.begin_turn(**ctx)
+            c.system = ctx["system"]
+            c.begin_turn(ctx["provider"], ctx["model"])
         usage = Usage.reported(100, 10) if m.role == "assistant" else None
         verdicts = (Verdict("allow", "config", "allowed by config"), None) if m.role == "tool" \
             else ()
-        recorder.handle(HistoryAppended(m, usage, "end_turn" if usage else None, verdicts))
+        c.append(m, usage=usage, stop_reason="end_turn" if usage else None, verdicts=verdicts)
 
 
 def test_a_conversation_round_trips_exactly(data):
     warnings: list[str] = []
     recorder = SessionRecorder(data, warnings.append)
     record(recorder, conversation())
-    recorder.handle(AgentDone("interrupted", Usage.reported(100, 10), 1))
+    conv(recorder).end_turn(AgentDone("interrupted", Usage.reported(100, 10), 1))
     recorder.close()
     store = open_store(data, create=False, readonly=True)
     info = store.latest()
@@ -166,7 +177,7 @@ def test_delete_removes_messages_and_their_search_entries(data):
     recorder = SessionRecorder(data, print)
     record(recorder, conversation())
     sid = recorder.session_id
-    recorder.start_new()
+    conv(recorder).clear()
     record(recorder, [Message.user("another eggs question")])
     store = recorder.store()
     assert store.delete([sid]) == 1
@@ -192,7 +203,7 @@ def test_ids_resolve_by_unique_prefix(data):
 def test_undo_marks_messages_dropped_but_keeps_them(data):
     recorder = SessionRecorder(data, print)
     record(recorder, conversation())
-    recorder.truncate(4)  # /undo of the second exchange
+    conv(recorder).truncate(4)  # /undo of the second exchange
     store = recorder.store()
     assert [s.message for s in store.messages(recorder.session_id)] == conversation()[:4]
     everything = store.messages(recorder.session_id, include_dropped=True)
@@ -202,19 +213,22 @@ def test_undo_marks_messages_dropped_but_keeps_them(data):
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from agentcli.messages import HistoryAppended, Message, TextPart, Usage
+    from agentcli.agent.conversation import Conversation
+    from agentcli.messages import Message, TextPart, Usage
     from agentcli.sessions.recorder import SessionRecorder, load
     from agentcli.sessions.store import open_store
     data, tag, shared = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     own = SessionRecorder(data, lambda line: sys.exit("warning: " + line))
+    own.attach(Conversation())
     other = SessionRecorder(data, lambda line: sys.exit("warning: " + line))
-    other.adopt(load(open_store(data, create=False), shared))  # both continue one session
+    resumed = load(open_store(data, create=False), shared)  # both continue one session
+    other.attach(Conversation.resumed(resumed), resumed)
     for i in range(100):
         for rec in (own, other):
-            rec.begin_turn(provider="p", model="m", system=None)
-            rec.handle(HistoryAppended(Message.user(f"{tag} {i}")))
-            rec.handle(HistoryAppended(Message("assistant", (TextPart(f"{tag} reply {i}"),)),
-                                       Usage.reported(1, 1), "end_turn"))
+            rec.conversation.begin_turn("p", "m")
+            rec.conversation.append(Message.user(f"{tag} {i}"))
+            rec.conversation.append(Message("assistant", (TextPart(f"{tag} reply {i}"),)),
+                                    usage=Usage.reported(1, 1), stop_reason="end_turn")
     print(own.session_id)
 """)
 
@@ -246,7 +260,7 @@ def test_two_processes_writing_at_once_lose_nothing(data):
 
 def run_turn(recorder: SessionRecorder) -> None:
     record(recorder, conversation()[:4])
-    recorder.handle(AgentDone("end_turn", Usage.reported(200, 20), 2))
+    conv(recorder).end_turn(AgentDone("end_turn", Usage.reported(200, 20), 2))
 
 
 def test_a_locked_store_warns_once_and_the_turn_goes_on(data, monkeypatch):
@@ -259,7 +273,7 @@ def test_a_locked_store_warns_once_and_the_turn_goes_on(data, monkeypatch):
     holder.execute("ROLLBACK")
     assert len(warnings) == 1 and "locked by another process" in warnings[0]
     assert "not saved" in warnings[0]
-    assert recorder.seqs == [None] * 4 and recorder.usage.requests == 2  # usage still counted
+    assert recorder.seqs == [None] * 4
 
 
 def test_a_read_only_store_warns_once(data):
@@ -291,7 +305,7 @@ def test_a_damaged_store_warns_once_and_reading_it_is_one_clear_error(data):
     run_turn(recorder)
     assert len(warnings) == 1 and "damaged" in warnings[0] and "move it away" in warnings[0]
     with pytest.raises(SessionStoreError, match="damaged"):
-        recorder.resume(None)
+        recorder.load(None)
 
 
 def test_ctrl_c_during_a_write_is_held_until_it_is_committed(data, monkeypatch):

@@ -95,6 +95,12 @@ class ContextFitter:
         self._fixed: dict[str, int] = {}  # fixed_key(tools, system) -> its exact size
 
     @property
+    def notice_key(self) -> str:
+        """What the "no longer fits" notice was about: given again only for another model or
+        window (kept with the conversation, so ``ask -c`` says it once)."""
+        return f"{self.model}/{self.window}/{self.reserve}"
+
+    @property
     def left_out(self) -> int:
         """Messages the last request left out."""
         return len(self._left_out)

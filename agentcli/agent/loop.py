@@ -40,6 +40,7 @@ from ..messages import (AgentDone, AgentEvent, CallRecord, HistoryAppended, Mess
                         ToolCallReady, ToolDefinition, ToolResult, ToolResultReady,
                         TurnStopReason, Usage)
 from ..providers.base import Provider
+from .conversation import Conversation
 
 CANCELLED = "cancelled by the user (Ctrl-C); the tool did not finish"
 
@@ -65,22 +66,40 @@ user. May raise AgentCliError (e.g. an input that can never fit) before any requ
 
 
 class Agent:
-    def __init__(self, provider: Provider, executor: Executor, *, system: str | None = None,
-                 max_steps: int = 10, history: list[Message] | None = None,
+    """Runs turns of one conversation (``conversation.Conversation``, which owns the history,
+    the system prompt and the usage totals) with one provider and one executor."""
+
+    def __init__(self, provider: Provider, executor: Executor, *,
+                 conversation: Conversation | None = None, system: str | None = None,
+                 history: Sequence[Message] | None = None, max_steps: int = 10,
                  stream: bool = True, prepare: Prepare | None = None) -> None:
         self.provider = provider
         self.executor = executor
-        self.system = system
+        self.conversation = conversation if conversation is not None else \
+            Conversation(history or (), system=system)
         self.max_steps = max_steps
-        self.history: list[Message] = history if history is not None else []
         self.stream = stream
         self.prepare = prepare
-        self.usage = Usage()
-        """Every request of this Agent (all turns)."""
         self.reasoning_noted: set[tuple[str | None, str | None]] = set()
 
-    def run(self, user_message: Message) -> Generator[AgentEvent, None, None]:
-        turn = _Turn(self, user_message)
+    @property
+    def history(self) -> tuple[Message, ...]:
+        """The conversation's messages (read-only: the conversation's methods change them)."""
+        return self.conversation.messages
+
+    @property
+    def system(self) -> str | None:
+        return self.conversation.system
+
+    @property
+    def usage(self) -> Usage:
+        return self.conversation.usage
+
+    def run(self, user_message: Message, *,
+            piped: int | None = None) -> Generator[AgentEvent, None, None]:
+        """One turn. ``piped``: how many characters at the end of the message came from
+        stdin (kept with the message by the session store)."""
+        turn = _Turn(self, user_message, piped)
         try:
             yield from turn.steps()
         except KeyboardInterrupt:
@@ -95,18 +114,24 @@ class Agent:
                 yield event
             except KeyboardInterrupt:  # a second Ctrl-C while the turn is being closed
                 pass
-        yield turn.done()
+        done = turn.done()
+        self.conversation.end_turn(done)
+        yield done
 
 
 class _Turn:
     """The state of one ``Agent.run``; only the agent reads or writes it."""
 
-    def __init__(self, agent: Agent, user_message: Message) -> None:
+    def __init__(self, agent: Agent, user_message: Message, piped: int | None) -> None:
         self.agent = agent
+        conversation = self.conv = agent.conversation
+        provider = agent.provider
+        conversation.begin_turn(getattr(provider, "name", None),
+                                getattr(provider, "model", None), piped)
+        self.start = len(conversation)
         self.user = user_message
-        self.user_committed = False
-        self.start = len(agent.history)
-        agent.history.append(user_message)  # the provider must see it; committed on first reply
+        self.committed = False  # the user message is in the conversation (and the store)
+        self.replied = False  # some assistant message of this turn is in the conversation
         self.usage = Usage()
         self.steps_made = 0
         self.texts: list[str] = []
@@ -121,27 +146,31 @@ class _Turn:
         self.partial_kept = False
         self.user_dropped = False
         self._finished = False
-        self._used_ids = {c.id for m in agent.history for c in m.tool_calls}
+        self._used_ids = {c.id for m in conversation.messages for c in m.tool_calls}
 
     # -- the loop
 
     def steps(self) -> Iterator[AgentEvent]:
-        agent = self.agent
+        agent, conv = self.agent, self.conv
         definitions = list(agent.executor.definitions())
         while True:
             if self.steps_made >= agent.max_steps:
                 self.stop = "max_steps"
                 return
-            send: Sequence[Message] = agent.history
-            if agent.prepare is not None:
-                send, notes = agent.prepare(agent.history, definitions, agent.system)
-                for note in notes:
+            send: Sequence[Message] = conv.messages if self.committed else \
+                (*conv.messages, self.user)
+            if agent.prepare is not None:  # may refuse an input that can never fit: then the
+                send, notes = agent.prepare(send, definitions, conv.system)  # message never
+                for note in notes:  # joins the conversation
                     yield Notice(note)
+                if notes:  # said once per conversation, not once per run (ask -c)
+                    conv.remember(context_notice=getattr(agent.prepare, "notice_key", True))
+            if not self.committed:  # saved before the request: a failed or killed turn still
+                self.committed = True  # has its prompt on record
+                yield conv.append(self.user)
             send = yield from self._own_reasoning(send)
             self.steps_made += 1
             done = yield from self._request(send, definitions)
-            self.usage += done.usage
-            agent.usage += done.usage
             calls = done.message.tool_calls
             if done.stop_reason == "max_tokens" and calls:
                 yield Notice(f"the reply hit the token limit while asking for {len(calls)} tool "
@@ -150,18 +179,21 @@ class _Turn:
             kept = yield from self._unique(calls)
             calls = tuple(c for c in kept if c is not None)
             message = Message("assistant", _with_calls(done.message.parts, kept))
-            yield from self._commit_user()
             self.partial.clear()  # from here on the response is in history, not in flight
             if message.text:
                 self.texts.append(message.text)
             self.reasoning.extend(p.text for p in message.reasoning if p.text)
             if message.parts:
-                agent.history.append(message)
-                yield HistoryAppended(message, done.usage, done.stop_reason)
+                self.replied = True
+                yield conv.append(message, usage=done.usage, stop_reason=done.stop_reason)
             if not calls:
                 self.stop = "end_turn" if done.stop_reason == "tool_calls" else done.stop_reason
                 return
             yield from self._run_tools(calls)
+
+    def _count(self, usage: Usage) -> None:
+        self.usage += usage
+        self.conv.count(usage)
 
     def _own_reasoning(self, send: Sequence[Message]
                        ) -> Generator[AgentEvent, None, Sequence[Message]]:
@@ -191,28 +223,35 @@ class _Turn:
 
     def _request(self, send: Sequence[Message],
                  definitions: list[ToolDefinition]) -> Generator[AgentEvent, None, ResponseDone]:
-        agent = self.agent
+        agent, provider = self.agent, self.agent.provider
         done: ResponseDone | None = None
-        stream = agent.provider.stream(send, definitions, system=agent.system,
-                                       stream=agent.stream)
-        with closing(stream):  # an early exit (Ctrl-C, close) closes the HTTP response
-            for event in stream:
-                if isinstance(event, TextDelta):
-                    if event.text:
-                        self.partial.append(event.text)
+        provider.cache_key = self.conv.id  # the providers' prompt caches key on it
+        try:
+            stream = provider.stream(send, definitions, system=self.conv.system,
+                                     stream=agent.stream)
+            with closing(stream):  # an early exit (Ctrl-C, close) closes the HTTP response
+                for event in stream:
+                    if isinstance(event, TextDelta):
+                        if event.text:
+                            self.partial.append(event.text)
+                            yield event
+                    elif isinstance(event, ReasoningDelta):
+                        if event.text:
+                            yield event
+                    elif isinstance(event, Notice):  # e.g. "retried on the Responses API"
                         yield event
-                elif isinstance(event, ReasoningDelta):
-                    if event.text:
-                        yield event
-                elif isinstance(event, Notice):  # e.g. "retried on the Responses API"
-                    yield event
-                elif isinstance(event, ResponseDone):
-                    done = event
-                else:  # a provider broke its contract
-                    raise TypeError(f"unexpected provider event {event!r}")
-        if done is None:
-            raise ProviderError(f"the provider '{agent.provider.name}' ended its reply without "
-                                "a result (this is a bug in the provider adapter)")
+                    elif isinstance(event, ResponseDone):
+                        done = event
+                    else:  # a provider broke its contract
+                        raise TypeError(f"unexpected provider event {event!r}")
+            if done is None:
+                raise ProviderError(f"the provider '{provider.name}' ended its reply without "
+                                    "a result (this is a bug in the provider adapter)")
+        except (AgentCliError, KeyboardInterrupt):
+            self._count(Usage.unknown())  # a request was made: what it cost is not known
+            raise
+        self._count(done.usage)
+        self.conv.remember(wire=getattr(provider, "wire", None))  # e.g. moved to Responses
         yield done  # renderers may show per-request usage; the agent alone acts on it
         return done
 
@@ -254,11 +293,6 @@ class _Turn:
             n += 1
         return f"{base}_{n}"
 
-    def _commit_user(self) -> Iterator[AgentEvent]:
-        if not self.user_committed:
-            self.user_committed = True
-            yield HistoryAppended(self.user)
-
     def _run_tools(self, calls: Sequence[ToolCall]) -> Iterator[AgentEvent]:
         agent = self.agent
         self.pending = list(calls)
@@ -268,8 +302,7 @@ class _Turn:
             outcome = agent.executor.execute(call)
             self._answered(call, outcome.result, outcome.verdict)
             yield ToolResultReady(outcome.result, outcome.verdict)
-        message = self._close_tools()
-        yield HistoryAppended(message, verdicts=tuple(self.verdicts))
+        yield self._close_tools()
 
     def _answered(self, call: ToolCall, result: ToolResult, verdict: Any) -> None:
         if result.call_id != call.id:  # the id may have been renamed after the call was made
@@ -278,11 +311,11 @@ class _Turn:
         self.verdicts.append(verdict)
         self.records.append(CallRecord(call, result, verdict))
 
-    def _close_tools(self) -> Message:
-        message = Message("tool", tuple(self.results))
-        self.agent.history.append(message)
+    def _close_tools(self) -> HistoryAppended:
+        event = self.conv.append(Message("tool", tuple(self.results)),
+                                 verdicts=tuple(self.verdicts))
         self.pending = []
-        return message
+        return event
 
     # -- the end of the turn
 
@@ -292,7 +325,6 @@ class _Turn:
             return []
         self._finished = True
         events: list[AgentEvent] = []
-        history = self.agent.history
         if self.pending:  # Ctrl-C while tools ran: every call still gets exactly one result
             answered = {r.call_id for r in self.results}
             for call in self.pending:
@@ -300,21 +332,16 @@ class _Turn:
                     result = ToolResult(call.id, call.name, CANCELLED, is_error=True)
                     self._answered(call, result, None)
                     events.append(ToolResultReady(result))
-            events.append(HistoryAppended(self._close_tools(), verdicts=tuple(self.verdicts)))
+            events.append(self._close_tools())
         partial = "".join(self.partial)
         self.partial.clear()
         if partial:
-            if not self.user_committed:
-                self.user_committed = True
-                events.insert(0, HistoryAppended(self.user))
             message = Message("assistant", (TextPart(partial),), interrupted=True)
-            history.append(message)
-            events.append(HistoryAppended(message, stop_reason="interrupted"))
+            events.append(self.conv.append(message, stop_reason="interrupted"))
             self.texts.append(partial)
-            self.partial_kept = True
-        if not self.user_committed:  # nothing came back: the message leaves the conversation
-            if len(history) > self.start and history[self.start] is self.user:
-                del history[self.start]
+            self.partial_kept = self.replied = True
+        if not self.replied:  # nothing came back: the message leaves the conversation (the
+            self.conv.truncate(self.start)  # store keeps it, marked, beside the turn's end)
             self.user_dropped = True
         return events
 

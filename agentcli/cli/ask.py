@@ -7,8 +7,9 @@ from typing import Any
 
 from ..errors import EXIT_INTERRUPTED, EXIT_RUNTIME
 from ..inputs.stdin import compose_prompt, piped_share, read_piped_stdin
-from ..messages import AgentDone, AgentEvent, Message
+from ..messages import AgentDone, Message
 from ..runtime import RunOptions
+from ..ui.render import stop_warning
 
 
 def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> int:
@@ -32,25 +33,22 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
             from ..toolrun.approval import open_tty_prompter
 
             prompter = open_tty_prompter()
+        profile = runtime.settled_profile(profile, resumed)
         provider = runtime.make_provider(settings, profile, warn)
         model = getattr(provider, "model", None) or profile.model or ""
         executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
-        agent = runtime.make_agent(settings, opts, provider, executor, profile=profile,
-                                   history=resumed.history if resumed else None,
-                                   recorder=recorder)
-        agent.system = runtime.conversation_system(settings, opts, resumed)
+        conversation = runtime.make_conversation(settings, opts, resumed, recorder)
+        agent = runtime.make_agent(settings, opts, provider, executor, conversation,
+                                   profile=profile, recorder=recorder)
         from ..ui.ask_output import AskOutput
 
         out = AskOutput(json_out)
-        handle = out.handle
         if resumed is not None and not json_out:
             notice(runtime.resume_notice(resumed, profile.name, model))
-        if recorder is not None:
-            recorder.begin_turn(provider=profile.name, model=model, system=agent.system,
-                                role=runtime.conversation_role(opts, resumed),
-                                piped=piped_share(prompt, text) if piped else None)
-            handle = _both(recorder.handle, out.handle)
-        done = drive(agent.run(Message.user(text)), handle)
+            for line in runtime.unanswered_notices(resumed):
+                notice(line)
+        done = drive(agent.run(Message.user(text),
+                               piped=piped_share(prompt, text) if piped else None), out.handle)
     finally:
         if mcp is not None:
             mcp.close()  # every server process it started is gone after this
@@ -73,13 +71,6 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
     return exit_code(done, settings, warn, eprint, printed=not json_out and out.printed_text)
 
 
-def _both(first: Any, second: Any) -> Any:
-    def handle(event: AgentEvent) -> None:
-        first(event)
-        second(event)
-    return handle
-
-
 def exit_code(done: AgentDone, settings: Any, warn: Any, eprint: Any, *, printed: bool) -> int:
     """Say on stderr how the turn ended (when it did not simply finish) and pick the exit code."""
     reason = done.stop_reason
@@ -91,15 +82,8 @@ def exit_code(done: AgentDone, settings: Any, warn: Any, eprint: Any, *, printed
         eprint("interrupted" + (" (the reply above is incomplete)" if done.partial_kept
                                 and printed else ""))
         return EXIT_INTERRUPTED
-    if reason == "max_steps":
-        warn(f"stopped after {settings.max_steps} model requests without a final answer "
-             "(raise it with --max-steps)")
-        return EXIT_RUNTIME
-    if reason == "max_tokens":
-        warn("the reply was cut off by the reply token limit; raise it with --max-tokens N "
-             "(or max_tokens in the provider profile)")
-        return EXIT_RUNTIME
-    if reason == "content_filter":
-        warn("the provider withheld the rest of the reply (content filter / refusal)")
+    warning = stop_warning(done, settings.max_steps)
+    if warning is not None:
+        warn(warning)
         return EXIT_RUNTIME
     return 0

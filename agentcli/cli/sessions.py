@@ -134,8 +134,8 @@ def show_session(session: str = IdArg, config: Optional[str] = ConfigOpt) -> Non
 
         info = _find(store, session)
         cost = _cost(settings, store, info.id)
-        text = session_markdown(info, store.messages(info.id),
-                                cost.describe() if cost else None)
+        text = session_markdown(info, store.messages(info.id, include_dropped=True),
+                                cost.describe() if cost else None, store.turns(info.id))
         if sys.stdout.isatty():
             from rich.console import Console
             from rich.markdown import Markdown
@@ -209,8 +209,8 @@ def export_session(session: str = IdArg,
             text = json_text(session_json(info, store.messages(info.id, include_dropped=True),
                                           store.turns(info.id), cost), indent=2)
         else:
-            text = session_markdown(info, store.messages(info.id),
-                                    cost.describe() if cost else None)
+            text = session_markdown(info, store.messages(info.id, include_dropped=True),
+                                    cost.describe() if cost else None, store.turns(info.id))
         if output is None:
             _out(text)
             return 0

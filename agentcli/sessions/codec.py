@@ -108,15 +108,28 @@ def verdicts_json(verdicts: Sequence[Any]) -> str | None:
                       separators=(",", ":"))
 
 
+def unanswered(history: Sequence[Message]) -> set[int]:
+    """Indexes of user messages that never got a reply: agentcli was killed while the request
+    ran (followed by another user message, or last). They stay on record, but are not sent
+    again: two user messages never follow each other."""
+    out = set()
+    for i, m in enumerate(history):
+        if m.role == "user" and (i + 1 == len(history) or history[i + 1].role == "user"):
+            out.add(i)
+    return out
+
+
 def repair(history: Sequence[Message]) -> tuple[list[Message], list[int | None]]:
     """A history both wire formats accept, from whatever the store holds: a tool call whose
     result never arrived (killed mid-tool) gets a cancelled result; results whose call is not
-    in the message before them are dropped (a write that failed in between). Deterministic, so
-    every load of the same rows sends the same bytes. Returns the messages and, per message,
-    its index in ``history`` (None: added here)."""
+    in the message before them are dropped (a write that failed in between); a prompt that
+    never got a reply (killed mid-request: ``unanswered``) is left out. Deterministic, so every
+    load of the same rows sends the same bytes. Returns the messages and, per message, its
+    index in ``history`` (None: added here)."""
     out: list[Message] = []
     origin: list[int | None] = []
     pending: list[ToolCall] = []  # calls of the last assistant message not answered yet
+    skip = unanswered(history)
 
     def close() -> None:
         if pending:
@@ -126,6 +139,8 @@ def repair(history: Sequence[Message]) -> tuple[list[Message], list[int | None]]
             pending.clear()
 
     for i, m in enumerate(history):
+        if i in skip:
+            continue
         if m.role == "tool":
             asked = [c.id for c in pending]
             if [getattr(r, "call_id", None) for r in m.parts] == asked:  # the usual case

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 class Entry:
     message: Message
     piped: int | None = None
+    unanswered: str | None = None
+    """Why a prompt got no reply (a failed or killed turn), shown beside it."""
 
 
 def local_time(ts: float) -> str:
@@ -55,6 +57,8 @@ def markdown(title: str, meta: Sequence[str], system: str | None,
             if entry.piped:
                 label = (" (piped input)" if entry.piped >= len(m.text) else
                          f" (with {entry.piped:,} characters of piped input)")
+            if entry.unanswered:
+                label += f" (not answered: {entry.unanswered})"
             out += [f"## You{label}", "", m.text, ""]
         elif m.role == "assistant":
             out += ["## Assistant" + (" (interrupted)" if m.interrupted else ""), ""]
@@ -69,8 +73,34 @@ def markdown(title: str, meta: Sequence[str], system: str | None,
     return sanitize("\n".join(out).rstrip() + "\n")
 
 
+def entries(stored: Sequence[StoredMessage],
+            turns: Sequence[dict[str, Any]] = ()) -> list[Entry]:
+    """The conversation as it stands, plus the prompts that never got a reply, marked: one
+    whose request failed or was interrupted (its turn record says how; the prompt left the
+    conversation) and one whose process was killed while waiting (no turn record)."""
+    ended = {t["turn"]: t for t in turns}
+    per_turn: dict[int, int] = {}
+    for s in stored:
+        per_turn[s.turn] = per_turn.get(s.turn, 0) + 1
+    live = [s for s in stored if not s.dropped]
+    killed = {live[i].seq for i in codec.unanswered([s.message for s in live])}
+    out = []
+    for s in stored:
+        why = None
+        if s.message.role == "user" and per_turn[s.turn] == 1:
+            record = ended.get(s.turn)
+            if s.dropped and record is not None:
+                why = record.get("error") or record.get("stop_reason") or "no reply"
+            elif s.seq in killed:
+                why = "agentcli was stopped before the reply came"
+        if s.dropped and why is None:
+            continue
+        out.append(Entry(s.message, s.piped, why))
+    return out
+
+
 def session_markdown(info: SessionInfo, stored: Sequence[StoredMessage],
-                     cost: str | None = None) -> str:
+                     cost: str | None = None, turns: Sequence[dict[str, Any]] = ()) -> str:
     meta = [f"session {info.id}", f"started {local_time(info.created)}",
             f"{info.provider or '?'} · {info.model or '?'}",
             f"{info.turns} turn{'s' if info.turns != 1 else ''}",
@@ -79,8 +109,8 @@ def session_markdown(info: SessionInfo, stored: Sequence[StoredMessage],
         meta.append(f"role: {info.role}")
     if cost:
         meta.append(f"cost: {cost}")
-    entries = [Entry(s.message, s.piped) for s in stored if not s.dropped]
-    return markdown(info.title or "(untitled conversation)", meta, info.system, entries)
+    return markdown(info.title or "(untitled conversation)", meta, info.system,
+                    entries(stored, turns))
 
 
 def _usage_json(u: Usage | None) -> dict[str, Any] | None:

@@ -1,13 +1,12 @@
-"""The session store as a renderer of the agent's events.
+"""The session store as a renderer of the conversation's events.
 
-``SessionRecorder.handle`` sits next to the terminal renderer: every ``HistoryAppended`` is
-written as it arrives (its own transaction), and ``AgentDone`` closes the turn with its stop
-reason, steps and usage. The recorder never raises into the turn: a store that is locked,
-read-only, full or damaged costs one warning line ("not saved: why"), never the reply, and
+``SessionRecorder`` listens to the conversation (``agent.conversation.Conversation``): every
+``HistoryAppended`` is written as it arrives (its own transaction; a turn's prompt before its
+first request, so a failed or killed turn still has its prompt on record), ``AgentDone`` closes
+the turn with its stop reason, steps, usage and error, a truncation marks messages dropped, a
+reset starts or adopts a session, and the conversation's ``state`` is kept with the session.
+The recorder never raises into the turn: a store that is locked, read-only, full or damaged costs one warning line ("not saved: why"), never the reply, and
 nothing more is written for that conversation (a hole in the middle would be worse).
-
-``seqs`` follows ``agent.history`` message for message (the stored sequence number, None for
-one that was not stored), so ``/undo`` and ``/retry`` can mark what left the conversation.
 
 ``link(fitter)``: the exact token counts the context fitter makes are kept beside the messages
 at the end of each turn, and given back to it when the conversation is resumed, so resuming a
@@ -22,12 +21,14 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
+from ..agent.conversation import (ConversationReset, HistoryTruncated, StateChanged,
+                                  TurnStarted)
 from ..errors import SessionStoreError, UsageError
 from ..messages import AgentDone, HistoryAppended, Message, Usage
 from . import codec
-from .store import Header, SessionInfo, Store, describe_failure, new_id, open_store, store_path
+from .store import Header, SessionInfo, Store, describe_failure, open_store, store_path
 
 _FAILURES = (sqlite3.Error, OSError, SessionStoreError, UnicodeError, ValueError)
 
@@ -41,6 +42,9 @@ class Resumed:
     history: list[Message]
     seqs: list[int | None]
     by_model: dict[str, Usage] = field(default_factory=dict)
+    unanswered: tuple[str, ...] = ()
+    """Prompts that never got a reply (agentcli was killed while the request ran): on record,
+    not sent again."""
 
 
 def load(store: Store, ref: str | None) -> Resumed:
@@ -56,7 +60,8 @@ def load(store: Store, ref: str | None) -> Resumed:
     stored_seqs, stored = store.history(info.id)
     history, origin = codec.repair(stored)
     seqs = [stored_seqs[i] if i is not None else None for i in origin]
-    return Resumed(info, history, seqs, store.usage_by_model(info.id))
+    lost = tuple(stored[i].text for i in sorted(codec.unanswered(stored)))
+    return Resumed(info, history, seqs, store.usage_by_model(info.id), lost)
 
 
 def load_from(data_dir: Path, ref: str | None) -> Resumed:
@@ -92,6 +97,10 @@ def _sigint_deferred() -> Iterator[None]:
 
 
 class SessionRecorder:
+    """Renders a ``Conversation``'s events into the store (``attach``). ``seqs`` follows the
+    conversation's messages one for one: the stored sequence number of each (None for one that
+    was not stored), so a truncation can mark exactly what left."""
+
     def __init__(self, data_dir: Path, warn: Callable[[str], None], *,
                  critical: Callable[[], ContextManager[Any]] = _sigint_deferred,
                  timeout: float | None = None) -> None:
@@ -100,55 +109,78 @@ class SessionRecorder:
         self.critical = critical
         self.timeout = timeout
         self.session_id: str | None = None
+        """The stored session the conversation is written to (None until its first message
+        is stored)."""
         self.seqs: list[int | None] = []
         self.failed: str | None = None
-        self.usage = Usage()
-        """The whole session's provider-reported usage (earlier runs included)."""
-        self.by_model: dict[str, Usage] = {}
+        self._conversation: Any = None
         self._store: Store | None = None
         self._turn: int | None = None
         self._turn_stored = Usage()
         self._context = Header(None, None, None, None)
         self._piped: int | None = None
-        self._messages: list[Message] = []  # agent.history as recorded, beside ``seqs``
+        self._state: dict[str, Any] = {}  # state changes not written yet (no session row)
         self._fitter: Any = None
         self._counted: set[str] = set()  # token_counts items stored (or loaded) for the session
 
-    # -- the conversation this recorder writes to
+    # -- the conversation this recorder writes
 
     def store(self, *, create: bool = True) -> Store | None:
         if self._store is None:
             self._store = open_store(self.data_dir, create=create, timeout=self.timeout)
         return self._store
 
-    def resume(self, ref: str | None) -> Resumed:
-        """Load a stored conversation and write its next messages into it."""
+    def load(self, ref: str | None) -> Resumed:
+        """A stored conversation (``ref``: an id or unique prefix; None: the latest), from this
+        recorder's store; continuing it is ``Conversation.replace`` (which tells us)."""
         try:
             store = self.store(create=False)
             if store is None:
                 raise UsageError("there is no saved conversation to continue",
                                  hint=f"nothing has been saved in {self.data_dir} yet")
-            resumed = load(store, ref)
+            return load(store, ref)
         except sqlite3.Error as e:
             raise SessionStoreError(describe_failure(e, store_path(self.data_dir))) from e
-        self.adopt(resumed)
-        return resumed
 
-    def adopt(self, resumed: Resumed) -> None:
+    @property
+    def conversation(self) -> Any:
+        """The conversation this recorder writes (``attach``), None before."""
+        return self._conversation
+
+    def attach(self, conversation: Any, resumed: Resumed | None = None) -> None:
+        """Write ``conversation`` from now on (``resumed``: what it was loaded from)."""
+        self._conversation = conversation
+        conversation.subscribe(self.handle)
+        if resumed is not None:
+            self._adopt(resumed)
+
+    def _adopt(self, resumed: Resumed) -> None:
         self.failed = None  # the store just opened and read fine: writing is tried again
         self.session_id = resumed.info.id
         self.seqs = list(resumed.seqs)
-        self._messages = list(resumed.history)
-        self.usage = resumed.info.usage
-        self.by_model = dict(resumed.by_model)
+        self._state = {}
         self._turn = None
         self._seed()
+
+    def _start_new(self) -> None:
+        """The next message starts a new session (/new, /clear); a failed store is tried again."""
+        self.session_id = None
+        self.seqs = []
+        self._state = {}
+        self._counted = set()
+        self._turn = None
+        if self.failed:
+            self.failed = None
+            self.close()
 
     def link(self, fitter: Any) -> None:
         """Keep the exact token counts ``fitter`` (a ``ContextFitter``, or None) makes, and
         give it those already kept for this conversation."""
         self._fitter = fitter
         self._seed()
+
+    def _messages(self) -> Sequence[Message]:
+        return self._conversation.messages if self._conversation is not None else ()
 
     def _seed(self) -> None:
         self._counted = set()
@@ -162,7 +194,7 @@ class SessionRecorder:
             counts = self._store.token_counts(self.session_id, key)
         except _FAILURES:
             return  # only a speed-up: counted again when needed
-        for message, seq in zip(self._messages, self.seqs):
+        for message, seq in zip(self._messages(), self.seqs):
             if seq is not None and f"m{seq}" in counts:
                 fitter.seed(message, counts[f"m{seq}"])
         for item, n in counts.items():
@@ -182,7 +214,7 @@ class SessionRecorder:
         # once the tokenizer is built, counting what is still unknown (the turn's last reply,
         # never part of a request yet) costs microseconds and spares the next run the build
         count_rest = fitter.counter.loaded
-        for message, seq in zip(self._messages, self.seqs):
+        for message, seq in zip(self._messages(), self.seqs):
             if seq is None or f"m{seq}" in self._counted:
                 continue
             n = fitter.known(message)
@@ -202,47 +234,38 @@ class SessionRecorder:
         except _FAILURES:
             pass  # only a speed-up: never a warning, never a reason to stop saving
 
-    def start_new(self) -> None:
-        """The next message starts a new session (/new, /clear); a failed store is tried again."""
-        self.session_id = None
-        self.seqs = []
-        self._messages = []
-        self._counted = set()
-        self.usage = Usage()
-        self.by_model = {}
-        self._turn = None
-        if self.failed:
-            self.failed = None
-            self.close()
-
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
 
-    # -- rendering the agent's events
-
-    def begin_turn(self, *, provider: str | None, model: str | None, system: str | None,
-                   role: str | None = None, piped: int | None = None) -> None:
-        """What the next turn's messages are recorded with (``piped``: how many characters at
-        the end of the user message came from stdin)."""
-        self._context = Header(provider, model, system, role)
-        self._piped = piped
-        self._turn = None
-        self._turn_stored = Usage()
+    # -- rendering the conversation's events
 
     def handle(self, event: Any) -> None:
         if isinstance(event, HistoryAppended):
             self._appended(event)
+        elif isinstance(event, TurnStarted):
+            self._context = Header(event.provider, event.model, event.system, event.role)
+            self._piped = event.piped
+            self._turn = None
+            self._turn_stored = Usage()
         elif isinstance(event, AgentDone):
             self._done(event)
+        elif isinstance(event, HistoryTruncated):
+            self._truncate(event.length)
+        elif isinstance(event, ConversationReset):
+            if event.resumed is None:
+                self._start_new()
+            else:
+                self._adopt(event.resumed)
+        elif isinstance(event, StateChanged):
+            self._state.update(event.changes)
+            self._write_state()
 
     def _appended(self, event: HistoryAppended) -> None:
         message = event.message
         if event.usage is not None:
-            self._count(event.usage)
             self._turn_stored += event.usage
-        self._messages.append(message)
         if self.failed is not None:
             self.seqs.append(None)
             return
@@ -251,7 +274,7 @@ class SessionRecorder:
         header = None
         session_id = self.session_id
         if session_id is None:
-            session_id, header = new_id(), ctx
+            session_id, header = self._conversation.id, ctx
         try:
             with self.critical():  # a Ctrl-C waits for the bookkeeping too
                 store = self.store()
@@ -269,10 +292,22 @@ class SessionRecorder:
         except _FAILURES as e:
             self._fail(e)
             self.seqs.append(None)
+            return
+        if header is not None and self._state:
+            self._write_state()
+
+    def _write_state(self) -> None:
+        if not self._state or self.failed is not None or self.session_id is None:
+            return
+        try:
+            with self.critical():
+                self.store().set_state(self.session_id, self._state)  # type: ignore[union-attr]
+            self._state = {}
+        except _FAILURES as e:
+            self._fail(e)
 
     def _done(self, done: AgentDone) -> None:
         unrecorded = _minus(done.usage, self._turn_stored)
-        self._count(unrecorded)
         if self.failed is None and self._turn is not None and self.session_id is not None:
             try:
                 with self.critical():
@@ -282,22 +317,13 @@ class SessionRecorder:
             except _FAILURES as e:
                 self._fail(e)
         self._save_counts()
-        self._turn = None
         self._turn_stored = Usage()
 
-    def _count(self, usage: Usage) -> None:
-        if not usage.requests:
-            return
-        self.usage += usage
-        model = self._context.model or ""
-        self.by_model[model] = self.by_model.get(model, Usage()) + usage
-
-    def truncate(self, length: int) -> None:
-        """``agent.history`` was cut to ``length`` messages (/undo, /retry): the rest is marked
-        dropped in the store (kept on record, no longer part of the conversation)."""
+    def _truncate(self, length: int) -> None:
+        """The conversation was cut to ``length`` messages: the rest is marked dropped in the
+        store (kept on record, no longer part of the conversation)."""
         cut = [s for s in self.seqs[length:] if s is not None]
         self.seqs = self.seqs[:length]
-        del self._messages[length:]
         if not cut or self.failed is not None or self.session_id is None:
             return
         try:

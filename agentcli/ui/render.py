@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..errors import AgentCliError
@@ -147,3 +147,18 @@ def tool_result_panel(name: str, content: str, is_error: bool) -> object:
     title = f"{'✗' if is_error else '✓'} {sanitize(name)}"
     return Panel(body, title=Text(title), title_align="left", expand=False,
                  border_style="red" if is_error else "green")
+
+
+def stop_warning(done: Any, max_steps: int) -> str | None:
+    """The one line that says a turn stopped short (max_steps, max_tokens, content_filter),
+    for ``ask`` and the REPL alike; None when it did not (or ended otherwise)."""
+    reason = done.stop_reason
+    if reason == "max_steps":
+        return (f"stopped after {max_steps} model requests without a final answer (raise it "
+                "with --max-steps)")
+    if reason == "max_tokens":
+        return ("the reply was cut off by the reply token limit; raise it with --max-tokens N "
+                "(or max_tokens in the provider profile)")
+    if reason == "content_filter":
+        return "the provider withheld the rest of the reply (content filter / refusal)"
+    return None

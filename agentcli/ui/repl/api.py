@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.output import Output
     from rich.console import Console
 
+    from ...agent.conversation import Conversation
     from ...agent.loop import Agent
     from ...config import ProviderProfile, Settings
     from ...errors import AgentCliError
@@ -24,15 +25,16 @@ class Repl(Protocol):
     settings: Settings
     profile: ProviderProfile
     agent: Agent
+    conversation: Conversation
+    """The one owner of the history, system prompt, role and usage: commands call its methods
+    (``truncate``, ``clear``, ``replace``) and never edit a list."""
     executor: Any
     """The run's executor (plugins, or a router over plugins and MCP servers)."""
     tools: dict[str, Any]
     recorder: Any
-    """The session recorder (``sessions.recorder.Recorder``), None with --no-save."""
-    role: str | None
+    """The session recorder (``sessions.recorder.SessionRecorder``), None with --no-save: it
+    renders the conversation's events; commands only read it (``session_id``, ``failed``)."""
     failed_text: str | None
-    last_input_tokens: int
-    last_turn_usage: Any
     input: Input
     output: Output
     err: Console

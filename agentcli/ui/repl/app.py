@@ -28,7 +28,7 @@ from ...errors import EXIT_INTERRUPTED, AgentCliError, debug_enabled
 from ...messages import (AgentDone, AgentEvent, HistoryAppended, Message, Notice,
                          ReasoningDelta, ResponseDone, TextDelta, ToolCallReady,
                          ToolResultReady)
-from ..render import sanitize
+from ..render import sanitize, stop_warning
 from .terminal import SigintGuard, echo_off, open_terminal
 
 if TYPE_CHECKING:
@@ -63,8 +63,6 @@ class ChatRepl:
         self._make_provider = make_provider or (
             lambda settings, profile: runtime.make_provider(settings, profile, self.warn))
         self.guard = SigintGuard()
-        self.last_input_tokens = 0
-        self.last_turn_usage: Any = None  # the last turn's Usage (/tokens)
         self.failed_text: str | None = None  # a message the provider never answered (/retry)
         self._last_ctrl_c = 0.0
 
@@ -80,18 +78,18 @@ class ChatRepl:
                                                   critical=self.guard.critical)
             # a wrong -c / --session is said before any server starts or SDK loads
             self.resumed = runtime.resume(self.settings, opts, self.recorder)
+            self.profile = runtime.settled_profile(self.profile, self.resumed)
             self.mcp = runtime.start_mcp(self.settings, opts, self.warn) if tools is None else None
             self.executor = runtime.make_executor(self.settings, opts, self.tools, self.prompter,
                                                   self.mcp)
             provider = self._make_provider(self.settings, self.profile)
             if self.mcp is not None:  # MCP tools join the plugins in the banner and /tools
                 self.tools = {**self.tools, **self.executor.mcp.tools()}
+            self.conversation = runtime.make_conversation(self.settings, opts, self.resumed,
+                                                          self.recorder)
             self.agent = runtime.make_agent(self.settings, opts, provider, self.executor,
-                                            history=self.resumed.history if self.resumed
-                                            else None, profile=self.profile,
+                                            self.conversation, profile=self.profile,
                                             recorder=self.recorder)
-            self.agent.system = runtime.conversation_system(self.settings, opts, self.resumed)
-            self.role = runtime.conversation_role(opts, self.resumed)
             self.session = build_session(self)
         except BaseException:
             self.close()
@@ -181,6 +179,8 @@ class ChatRepl:
         self.notice("Enter sends · Esc+Enter newline · /help · Ctrl-D quits")
         if self.resumed is not None:
             self.notice(runtime.resume_notice(self.resumed, self.profile.name, self.model))
+            for line in runtime.unanswered_notices(self.resumed):
+                self.notice(line)
         if self.recorder is None:
             self.notice("not saving this conversation (--no-save or save: false)")
         if self.piped_text:
@@ -205,17 +205,13 @@ class ChatRepl:
         from ...agent.loop import drive
 
         self.failed_text = None
-        if self.recorder is not None:
-            self.recorder.begin_turn(provider=self.profile.name, model=self.model,
-                                     system=self.agent.system, role=self.role, piped=piped)
         out = _TurnOutput(self)
         with self.guard.installed(), echo_off(self.tty_fd):
             try:
-                done = drive(self.agent.run(Message.user(text)), out.handle)
+                done = drive(self.agent.run(Message.user(text), piped=piped), out.handle)
             finally:
                 with self.guard.ignored():  # a second Ctrl-C must not cut the clean-up short
                     out.close()
-        self.last_turn_usage = done.usage
         with self.guard.ignored():
             self._report(done, text)
             self.console.print()  # one blank line between a reply and the next prompt
@@ -237,14 +233,10 @@ class ChatRepl:
                 self.notice("⏹ interrupted before any reply: /retry sends the message again")
             else:
                 self.notice("⏹ interrupted")
-        elif done.stop_reason == "max_steps":
-            self.warn(f"stopped after {self.agent.max_steps} model requests without a final "
-                      "answer (raise it with --max-steps)")
-        elif done.stop_reason == "max_tokens":
-            self.warn("the reply was cut off by the reply token limit; raise max_tokens in the "
-                      "provider profile (or --max-tokens N)")
-        elif done.stop_reason == "content_filter":
-            self.warn("the provider withheld the rest of the reply (content filter / refusal)")
+        else:
+            warning = stop_warning(done, self.agent.max_steps)
+            if warning is not None:
+                self.warn(warning)
 
     # -- /model and /provider
 
@@ -260,10 +252,7 @@ class ChatRepl:
         profile = runtime.resolve(self.settings, opts, self.notice)
         new_provider = self._make_provider(self.settings, profile)
         agent = runtime.make_agent(self.settings, opts, new_provider, self.executor,
-                                   history=self.agent.history, profile=profile,
-                                   recorder=self.recorder)
-        agent.system = self.agent.system
-        agent.usage = self.agent.usage  # the session's tokens, whichever model spent them
+                                   self.conversation, profile=profile, recorder=self.recorder)
         self.opts, self.profile, self.agent = opts, profile, agent
 
 
@@ -294,8 +283,6 @@ class _TurnOutput:
 
     def handle(self, event: AgentEvent) -> None:
         repl = self.repl
-        if repl.recorder is not None:
-            repl.recorder.handle(event)
         if isinstance(event, TextDelta):
             self._text(event.text)
         elif isinstance(event, ToolCallReady):
@@ -313,12 +300,9 @@ class _TurnOutput:
         elif isinstance(event, Notice):
             self.close()
             repl.warn(event.text) if event.level == "warning" else repl.notice(event.text)
-        elif isinstance(event, ResponseDone):
-            if event.usage.known and event.usage.input_tokens:
-                repl.last_input_tokens = event.usage.input_tokens
         elif isinstance(event, AgentDone):
             self.close()
-        elif not isinstance(event, (HistoryAppended, ReasoningDelta)):  # pragma: no cover - contract broken
+        elif not isinstance(event, (HistoryAppended, ReasoningDelta, ResponseDone)):  # pragma: no cover
             raise TypeError(f"unknown event {event!r}")
 
 

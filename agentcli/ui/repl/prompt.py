@@ -117,7 +117,7 @@ class ReplSession:
 
     def _toolbar(self) -> FormattedText:
         repl = self.repl
-        usage = repl.recorder.usage if repl.recorder is not None else repl.agent.usage
+        usage = repl.conversation.usage
         if usage.requests and not usage.known:
             used = "tokens unknown"
         else:

@@ -54,32 +54,34 @@ def resume(repl: ChatRepl, ref: str) -> None:
         return
     recorder = repl.recorder
     if recorder is not None:
-        resumed = recorder.resume(ref)
+        resumed = recorder.load(ref)
     else:
         resumed = load_from(repl.settings.data_dir, ref)
-    repl.agent.history[:] = resumed.history
-    repl.agent.system = resumed.info.system
-    repl.role = resumed.info.role
+    repl.conversation.replace(resumed)  # the recorder writes the resumed session from now on
     repl.failed_text = None
-    from ...runtime import resume_notice
+    from ...runtime import resume_notice, unanswered_notices
 
     repl.notice(resume_notice(resumed, repl.profile.name, repl.model))
+    for line in unanswered_notices(resumed):
+        repl.notice(line)
 
 
 def set_role(repl: ChatRepl, name: str) -> None:
     from ...agent.roles import first_line, role_prompt
 
     roles = repl.settings.sessions.roles
+    conversation = repl.conversation
     if not name:
         known = ", ".join(sorted(roles)) or "none defined (add roles: to the config)"
-        repl.notice(f"role: {repl.role or 'none'} · roles: {known} (/role NAME, /role - drops it)")
+        repl.notice(f"role: {conversation.role or 'none'} · roles: {known} (/role NAME, "
+                    "/role - drops it)")
         return
     if name == "-":
-        repl.role = None
-        repl.agent.system = None
+        conversation.role = None
+        conversation.system = None
         repl.notice("role dropped: no system prompt for the next messages")
         return
-    repl.agent.system = role_prompt(repl.settings, name)
-    repl.role = name
-    repl.notice(f"role {name}: {first_line(repl.agent.system)}")
+    conversation.system = role_prompt(repl.settings, name)
+    conversation.role = name
+    repl.notice(f"role {name}: {first_line(conversation.system)}")
 

@@ -8,10 +8,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import AgentCliError
-from ...messages import Message
 from ..render import sanitize
 
 if TYPE_CHECKING:
@@ -41,13 +40,6 @@ KEYS: tuple[tuple[str, str], ...] = (
 )
 APPROVAL_HELP = ("Tool calls are shown with their full arguments, then: y = yes once, a = always "
                  "for this tool this session, n = no (then an optional reason for the model).")
-
-
-def _last_user_index(history: Sequence[Message]) -> int | None:
-    for i in range(len(history) - 1, -1, -1):
-        if history[i].role == "user":
-            return i
-    return None
 
 
 def _preview(text: str, width: int = 60) -> str:
@@ -83,13 +75,9 @@ def _exit(repl: ChatRepl, arg: str) -> object:
 def _start_over(repl: ChatRepl) -> tuple[int, str]:
     """Empty the conversation; the next message starts a new saved session. Returns how many
     messages left and a note on where the old conversation stays."""
-    n = len(repl.agent.history)
-    repl.agent.history.clear()
+    old = repl.recorder.session_id if repl.recorder is not None else None
+    n = repl.conversation.clear()
     repl.failed_text = None
-    if repl.recorder is None:
-        return n, ""
-    old = repl.recorder.session_id
-    repl.recorder.start_new()
     return n, f"session {old[:8]} stays saved (/resume {old[:8]})" if old else ""
 
 
@@ -134,11 +122,11 @@ _provider = _switcher("provider", _providers_shown,
 
 def _system(repl: ChatRepl, arg: str) -> None:
     if not arg:
-        current = repl.agent.system
+        current = repl.conversation.system
         repl.notice(f"system prompt: {_preview(current, 200)}" if current else
                     "no system prompt (set one with /system TEXT)")
         return
-    repl.agent.system = None if arg == "-" else arg
+    repl.conversation.system = None if arg == "-" else arg
     repl.notice("system prompt removed" if arg == "-" else
                 "system prompt set for the next messages")
 
@@ -194,15 +182,13 @@ def _tools(repl: ChatRepl, arg: str) -> None:
 
 
 def _retry(repl: ChatRepl, arg: str) -> None:
-    history = repl.agent.history
-    i = _last_user_index(history)
+    conversation = repl.conversation
+    i = conversation.last_user_index()
     if repl.failed_text:  # the provider never answered it: it is not in the history
         text = repl.failed_text
     elif i is not None:
-        text = history[i].text
-        del history[i:]
-        if repl.recorder is not None:
-            repl.recorder.truncate(len(history))
+        text = conversation.messages[i].text
+        conversation.truncate(i)
     else:
         repl.notice("nothing to retry yet")
         return
@@ -211,16 +197,13 @@ def _retry(repl: ChatRepl, arg: str) -> None:
 
 
 def _undo(repl: ChatRepl, arg: str) -> None:
-    history = repl.agent.history
-    i = _last_user_index(history)
+    conversation = repl.conversation
+    i = conversation.last_user_index()
     if i is None:
         repl.notice("nothing to undo")
         return
-    text = history[i].text
-    n = len(history) - i
-    del history[i:]
-    if repl.recorder is not None:
-        repl.recorder.truncate(len(history))
+    text = conversation.messages[i].text
+    n = len(conversation.truncate(i))
     repl.failed_text = None
     repl.notice(f"dropped the last exchange ({n} message{'s' if n != 1 else ''}): "
                 f"{_preview(text)}")
@@ -230,18 +213,18 @@ def _tokens(repl: ChatRepl, arg: str) -> None:
     from ...agent.context import describe_context
     from ...agent.pricing import cost
 
-    recorder = repl.recorder
-    u = recorder.usage if recorder is not None else repl.agent.usage
-    by_model = recorder.by_model if recorder is not None else {repl.model: u}
+    conversation = repl.conversation
+    u = conversation.usage
     if not u.requests:
         repl.notice("tokens this session: none yet (no reply has arrived)")
     else:
         total = f" = {u.total_tokens:,}" if u.known else ""
-        last = (f"; last request's input (≈ context size): {repl.last_input_tokens:,}"
-                if repl.last_input_tokens else "")
-        spent = cost(repl.settings.sessions, by_model)
+        request = conversation.last_request
+        last = (f"; last request's input (≈ context size): {request.input_tokens:,}"
+                if request is not None else "")
+        spent = cost(repl.settings.sessions, conversation.by_model)
         price = f"; cost {spent.describe()}" if spent is not None else ""
-        turn = repl.last_turn_usage
+        turn = conversation.last_turn
         turn_text = f"; last turn: {turn.describe()}" if turn is not None and turn.requests \
             else ""
         repl.notice(f"tokens this session: {u.describe()}{total}{price}{turn_text}{last}")
@@ -255,7 +238,7 @@ def transcript(repl: ChatRepl) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return markdown(f"agentcli chat — {now}",
                     [f"provider: {repl.profile.name}", f"model: {repl.model}"],
-                    repl.agent.system, (Entry(m) for m in repl.agent.history))
+                    repl.conversation.system, (Entry(m) for m in repl.conversation.messages))
 
 
 def _save(repl: ChatRepl, arg: str) -> None:
@@ -268,7 +251,7 @@ def _save(repl: ChatRepl, arg: str) -> None:
     except OSError as e:
         repl.error(f"cannot write {path}: {e.strerror or e}")
         return
-    n = len(repl.agent.history)
+    n = len(repl.conversation)
     repl.notice(f"saved {n} message{'s' if n != 1 else ''} to {path}")
 
 
