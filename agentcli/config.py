@@ -113,6 +113,8 @@ class Settings:
     sessions: SessionSettings = field(default_factory=SessionSettings)  # save, roles, prices...
     hide_reasoning: bool = False
     """True: a model's reasoning is not shown (``--hide-reasoning``)."""
+    max_cost: float | None = None
+    """``ask``'s spending limit per run in US dollars (``--max-cost``); None: no limit."""
 
     @property
     def user_tools_dir(self) -> Path:
@@ -145,6 +147,7 @@ _SCHEMA: dict[str, Any] = {
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
     "mcp_servers": dict,
     "hide_reasoning": bool,
+    "max_cost": _NUM,
     **_SESSION_SCHEMA,  # save, roles, prices, context_windows: agentcli/sessions/config.py
 }
 
@@ -337,6 +340,9 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         parse_servers(data["mcp_servers"], file)  # a bad entry is a ConfigError now, not later
     for pname, profile in profiles.items():
         _positive(profile.context_window, f"providers.{pname}.context_window", file)
+    if data.get("max_cost") is not None:
+        _positive(data["max_cost"], "max_cost", file)
+        kwargs["max_cost"] = float(data["max_cost"])
     if data.get("hide_reasoning") is not None:
         kwargs["hide_reasoning"] = bool(data["hide_reasoning"])
     kwargs["sessions"] = parse_session_settings(data, file)
@@ -390,6 +396,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         },
         "mcp_servers": _mcp_shown(settings.mcp_servers),
         "hide_reasoning": settings.hide_reasoning,
+        "max_cost": settings.max_cost,
         **settings.sessions.as_dict(),
     }
 

@@ -305,7 +305,7 @@ class HistoryAppended:
     kind: Literal["history_appended"] = "history_appended"
 
 
-TurnStopReason = Literal["end_turn", "max_tokens", "content_filter", "max_steps",
+TurnStopReason = Literal["end_turn", "max_tokens", "content_filter", "max_steps", "max_cost",
                          "interrupted", "error"]
 
 

@@ -42,6 +42,7 @@ class RunOptions:
     api: str | None = None  # --api auto|responses|chat
     reasoning: str | None = None  # --reasoning LEVEL
     hide_reasoning: bool = False  # --hide-reasoning
+    max_cost: float | None = None  # --max-cost USD (ask)
     continue_latest: bool = False  # -c: the latest saved conversation
     session: str | None = None  # --session ID (or a unique prefix)
     save: bool = True  # False: --no-save
@@ -153,7 +154,7 @@ def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,
                conversation: Conversation | None = None,
                profile: ProviderProfile | None = None,
-               recorder: SessionRecorder | None = None) -> Agent:
+               recorder: SessionRecorder | None = None, limit: Any = None) -> Agent:
     """The agent for ``conversation``; with ``profile``, each request is fitted to the model's
     context window (and ``recorder`` keeps the fitter's exact token counts with the
     conversation; a context-window notice already given in it is not given again)."""
@@ -171,7 +172,25 @@ def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executo
         recorder.link(prepare)
     stream = profile.stream if profile is not None else opts.stream is not False
     return Agent(provider, executor, conversation=conversation, system=settings.system,
-                 max_steps=settings.max_steps, stream=stream, prepare=prepare)
+                 max_steps=settings.max_steps, stream=stream, prepare=prepare, limit=limit)
+
+
+def cost_limit(settings: Settings, opts: RunOptions, model: str) -> Any:
+    """The run's spending limit (``--max-cost``, else config ``max_cost``), None without one.
+    A limit needs the model's price: without one it is a usage error, never a silent pass."""
+    usd = opts.max_cost if opts.max_cost is not None else settings.max_cost
+    if usd is None:
+        return None
+    if usd <= 0:
+        raise UsageError(f"--max-cost must be more than 0, not {usd:g}")
+    price = settings.sessions.price(model)
+    if price is None:
+        raise UsageError(f"--max-cost needs the price of {model or 'the model'}, and the config "
+                         "has none", hint=f"add it to the config: prices: {{{model or 'MODEL'}: "
+                                          "{input: USD_PER_MTOK, output: USD_PER_MTOK}}")
+    from .agent.pricing import CostLimit
+
+    return CostLimit(float(usd), price)
 
 
 def make_conversation(settings: Settings, opts: RunOptions, resumed: Resumed | None,

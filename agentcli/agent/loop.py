@@ -43,6 +43,7 @@ from ..providers.base import Provider
 from .conversation import Conversation
 
 CANCELLED = "cancelled by the user (Ctrl-C); the tool did not finish"
+NOT_RUN_MAX_COST = "not run: the run reached its spending limit (--max-cost)"
 
 
 class Outcome(Protocol):
@@ -72,7 +73,8 @@ class Agent:
     def __init__(self, provider: Provider, executor: Executor, *,
                  conversation: Conversation | None = None, system: str | None = None,
                  history: Sequence[Message] | None = None, max_steps: int = 10,
-                 stream: bool = True, prepare: Prepare | None = None) -> None:
+                 stream: bool = True, prepare: Prepare | None = None,
+                 limit: Any = None) -> None:
         self.provider = provider
         self.executor = executor
         self.conversation = conversation if conversation is not None else \
@@ -80,6 +82,9 @@ class Agent:
         self.max_steps = max_steps
         self.stream = stream
         self.prepare = prepare
+        self.limit = limit
+        """A spending limit (``pricing.CostLimit``): ``before(input_tokens)`` and
+        ``after(usage)`` return a line when the run must stop, None otherwise."""
         self.reasoning_noted: set[tuple[str | None, str | None]] = set()
 
     @property
@@ -169,8 +174,16 @@ class _Turn:
                 self.committed = True  # has its prompt on record
                 yield conv.append(self.user)
             send = yield from self._own_reasoning(send)
+            if agent.limit is not None:  # --max-cost: not a request whose input alone crosses it
+                over = agent.limit.before(_input_tokens(agent.prepare, send, definitions,
+                                                        conv.system))
+                if over:
+                    yield Notice(over)
+                    self.stop = "max_cost"
+                    return
             self.steps_made += 1
             done = yield from self._request(send, definitions)
+            over = agent.limit.after(done.usage) if agent.limit is not None else None
             calls = done.message.tool_calls
             if done.stop_reason == "max_tokens" and calls:
                 yield Notice(f"the reply hit the token limit while asking for {len(calls)} tool "
@@ -186,6 +199,12 @@ class _Turn:
             if message.parts:
                 self.replied = True
                 yield conv.append(message, usage=done.usage, stop_reason=done.stop_reason)
+            if over:  # the spend crossed --max-cost: no tool runs, no further request
+                yield Notice(over)
+                self.stop = "max_cost"
+                if calls:
+                    yield from self._run_tools(calls, NOT_RUN_MAX_COST)
+                return
             if not calls:
                 self.stop = "end_turn" if done.stop_reason == "tool_calls" else done.stop_reason
                 return
@@ -293,11 +312,18 @@ class _Turn:
             n += 1
         return f"{base}_{n}"
 
-    def _run_tools(self, calls: Sequence[ToolCall]) -> Iterator[AgentEvent]:
+    def _run_tools(self, calls: Sequence[ToolCall],
+                   refused: str | None = None) -> Iterator[AgentEvent]:
+        """Run each call (``refused``: answer each with that error instead, running none)."""
         agent = self.agent
         self.pending = list(calls)
         self.results, self.verdicts = [], []
         for call in calls:
+            if refused is not None:
+                result = ToolResult(call.id, call.name, refused, is_error=True)
+                self._answered(call, result, None)
+                yield ToolResultReady(result)
+                continue
             yield ToolCallReady(call)
             outcome = agent.executor.execute(call)
             self._answered(call, outcome.result, outcome.verdict)
@@ -354,6 +380,18 @@ class _Turn:
         return AgentDone(self.stop or "error", self.usage, self.steps_made, text,
                          tuple(self.records), self.partial_kept, self.user_dropped, self.error,
                          "\n\n".join(self.reasoning))
+
+
+def _input_tokens(prepare: Any, send: Sequence[Message], tools: Sequence[ToolDefinition],
+                  system: str | None) -> int:
+    """The request's input in tokens: the context fitter's count when there is one (exact for
+    OpenAI models), else the labelled estimate (one token per three bytes: it errs high)."""
+    if hasattr(prepare, "measure"):
+        return prepare.measure(send, tools, system)
+    from .context import ContextFitter
+    from .tokens import TokenCounter
+
+    return ContextFitter(TokenCounter(None), 1, 0).measure(send, tools, system)
 
 
 def _with_calls(parts: Sequence[Part], calls: Sequence[ToolCall | None]) -> tuple[Part, ...]:

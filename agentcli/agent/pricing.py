@@ -56,3 +56,39 @@ def cost(settings: SessionSettings, by_model: Mapping[str, Usage]) -> Cost | Non
     if not any(u.requests for u in by_model.values()):
         return None
     return Cost(total, complete)
+
+
+class CostLimit:
+    """``--max-cost USD`` for one run, at one model's price. ``before`` is asked before every
+    request with its input in tokens (at the full input price: a cache discount is not
+    counted on); ``after`` with every response's usage. Each returns the line that stops the
+    run, or None. A request whose server reports no usage is counted at the estimate made
+    before it (its input only: the line says the spend is a lower bound)."""
+
+    def __init__(self, usd: float, price: Price) -> None:
+        self.usd = usd
+        self.price = price
+        self.spent = 0.0
+        self.complete = True
+        self._estimate = 0.0
+
+    def _line(self, what: str) -> str:
+        spent = Cost(self.spent, self.complete).describe()
+        return f"{what}: spent {spent} of the --max-cost limit ${self.usd:,.4f}"
+
+    def before(self, input_tokens: int) -> str | None:
+        self._estimate = input_tokens * self.price.input / 1e6
+        if self.spent + self._estimate > self.usd:
+            return self._line(f"stopped before a request whose input alone (~{input_tokens:,} "
+                              f"tokens, ${self._estimate:,.4f}) would cross the limit")
+        return None
+
+    def after(self, usage: Usage) -> str | None:
+        if usage.known:
+            self.spent += spend(self.price, usage)
+        else:  # the server said nothing: the input estimate is all that is known
+            self.spent += self._estimate
+            self.complete = False
+        if self.spent > self.usd:
+            return self._line("stopped: the run crossed its spending limit")
+        return None

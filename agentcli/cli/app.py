@@ -18,8 +18,8 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
 from .. import __version__
-from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt,
-                     MaxStepsOpt, MaxTokensOpt, ModelOpt, NoSaveOpt, NoStreamOpt, NoToolsOpt,
+from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt, JsonlOpt,
+                     MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoSaveOpt, NoStreamOpt, NoToolsOpt,
                      ProviderOpt, ReasoningOpt, RoleOpt, SessionOpt, SystemOpt, ToolOpt,
                      ToolsDirOpt, YesOpt, run_command)
 from ..errors import AgentCliError, UsageError
@@ -178,7 +178,8 @@ def build_app() -> typer.Typer:
         continue_: bool = ContinueOpt, session: Optional[str] = SessionOpt,
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
-        hide_reasoning: bool = HideReasoningOpt,
+        hide_reasoning: bool = HideReasoningOpt, jsonl: bool = JsonlOpt,
+        max_cost: Optional[float] = MaxCostOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -186,12 +187,12 @@ def build_app() -> typer.Typer:
                             tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
-                            hide_reasoning=hide_reasoning)
+                            hide_reasoning=hide_reasoning, max_cost=max_cost)
 
         def body() -> int:
             from .ask import run_ask
 
-            return run_ask(opts, prompt, json_out=json_out)
+            return run_ask(opts, prompt, json_out=json_out, jsonl=jsonl)
 
         run_command(body)
 

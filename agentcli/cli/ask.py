@@ -1,22 +1,29 @@
 """`agentcli ask`: one turn of the agent, reply on stdout, everything else on stderr (stdin:
-``inputs.stdin``; rendering: ``ui.ask_output`` and ``ui.json_output``)."""
+``inputs.stdin``; rendering: ``ui.ask_output`` for people and ``--json``, ``ui.events_jsonl``
+for ``--jsonl``)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
-from ..errors import EXIT_INTERRUPTED, EXIT_RUNTIME
+from ..errors import EXIT_INTERRUPTED, EXIT_RUNTIME, AgentCliError, UsageError
 from ..inputs.stdin import compose_prompt, piped_share, read_piped_stdin
 from ..messages import AgentDone, Message
 from ..runtime import RunOptions
 from ..ui.render import stop_warning
 
 
-def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> int:
+def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
+            jsonl: bool = False) -> int:
     from .. import runtime
     from ..agent.loop import drive
-    from ..ui.render import eprint, notice, warn
+    from ..ui.render import notice, warn
 
+    if json_out and jsonl:
+        raise UsageError("--json and --jsonl cannot be used together",
+                         hint="--json prints one object at the end, --jsonl one per event")
     settings = runtime.load(opts)
     piped = read_piped_stdin(settings, required=False,
                              prompt_given=prompt not in (None, "-"))
@@ -36,14 +43,21 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
         profile = runtime.settled_profile(profile, resumed)
         provider = runtime.make_provider(settings, profile, warn)
         model = getattr(provider, "model", None) or profile.model or ""
+        limit = runtime.cost_limit(settings, opts, model)  # no price: a usage error, now
         executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
         conversation = runtime.make_conversation(settings, opts, resumed, recorder)
         agent = runtime.make_agent(settings, opts, provider, executor, conversation,
-                                   profile=profile, recorder=recorder)
-        from ..ui.ask_output import AskOutput
+                                   profile=profile, recorder=recorder, limit=limit)
+        out = _output(json_out, jsonl)
+        if jsonl:
+            from ..ui.events_jsonl import OutputClosed
 
-        out = AskOutput(json_out)
-        if resumed is not None and not json_out:
+            try:
+                out.session(conversation.id if recorder is not None else None, profile.name,
+                            model)
+            except OutputClosed:
+                return _reader_gone()
+        elif resumed is not None and not json_out:
             notice(runtime.resume_notice(resumed, profile.name, model))
             for line in runtime.unanswered_notices(resumed):
                 notice(line)
@@ -56,32 +70,76 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
             prompter.close()  # the /dev/tty handles it opened
         if recorder is not None:
             recorder.close()
+    return _report(done, out, settings, model, profile.name, recorder,
+                   mode="jsonl" if jsonl else "json" if json_out else "text")
 
-    if json_out:
+
+def _output(json_out: bool, jsonl: bool) -> Any:
+    if jsonl:
+        from ..ui.events_jsonl import JsonlOutput
+
+        return JsonlOutput()
+    from ..ui.ask_output import AskOutput
+
+    return AskOutput(json_out)
+
+
+def _reader_gone() -> int:
+    """stdout's reader left (``| head``): end quietly, and silence the final flush."""
+    try:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    except OSError:
+        pass
+    return 0
+
+
+def _report(done: AgentDone, out: Any, settings: Any, model: str, provider: str,
+            recorder: Any, *, mode: str) -> int:
+    """The end of the run in the chosen output, and its exit code."""
+    from ..agent.pricing import cost
+    from ..ui.render import eprint, warn
+
+    if mode == "jsonl" and out.closed:
+        return _reader_gone()
+    spent = cost(settings.sessions, {model: done.usage})
+    error = done.error if done.stop_reason == "error" else None
+    code = error.exit_code if isinstance(error, AgentCliError) else \
+        exit_code(done, settings, warn, eprint, printed=mode == "text" and out.printed_text)
+    if mode == "json":
         from ..ui.json_output import json_text, turn_json
 
-        payload = turn_json(done, profile.name, model)
+        payload = turn_json(done, provider, model)
         payload["session"] = recorder.session_id if recorder and not recorder.failed else None
-        from ..agent.pricing import cost
-
-        spent = cost(settings.sessions, {model: done.usage})
         if spent is not None:
             payload["cost"] = spent.as_json()
         print(json_text(payload))
-    return exit_code(done, settings, warn, eprint, printed=not json_out and out.printed_text)
+    elif mode == "jsonl":
+        from ..ui.events_jsonl import OutputClosed
+
+        try:
+            if error is not None:
+                out.error(error, code)
+            out.done(done, spent, code)
+        except OutputClosed:
+            return _reader_gone()
+    if error is not None:
+        if done.partial_kept and mode == "text" and out.printed_text:
+            eprint("(the reply above is incomplete)")
+        raise error
+    return code
 
 
 def exit_code(done: AgentDone, settings: Any, warn: Any, eprint: Any, *, printed: bool) -> int:
-    """Say on stderr how the turn ended (when it did not simply finish) and pick the exit code."""
+    """Say on stderr how the turn ended (when it did not simply finish) and pick the exit code:
+    0 done, 1 it stopped short (max_steps, max_tokens, content_filter, max_cost), 130
+    interrupted. (An error is raised by the caller: its own exit code.)"""
     reason = done.stop_reason
-    if reason == "error":
-        if done.partial_kept and printed:
-            eprint("(the reply above is incomplete)")
-        raise done.error
     if reason == "interrupted":
         eprint("interrupted" + (" (the reply above is incomplete)" if done.partial_kept
                                 and printed else ""))
         return EXIT_INTERRUPTED
+    if reason == "max_cost":
+        return EXIT_RUNTIME  # the agent's notice named the spend
     warning = stop_warning(done, settings.max_steps)
     if warning is not None:
         warn(warning)

@@ -87,3 +87,12 @@ HideReasoningOpt = typer.Option(False, "--hide-reasoning",
 NoStreamOpt = typer.Option(False, "--no-stream",
                            help="Wait for whole replies instead of streaming (servers that "
                                 "cannot stream tool calls).")
+# scripts (ask)
+JsonlOpt = typer.Option(False, "--jsonl",
+                        help="Print the run as JSON events, one per line, as they happen "
+                             "(session, text, reasoning, tool_call, approval, tool_result, "
+                             "notice, usage, done, error; schema v1: see the README).")
+MaxCostOpt = typer.Option(None, "--max-cost", metavar="USD",
+                          help="Stop the run before a request whose estimated input alone would "
+                               "cross USD, or once its spend does (exit 1; needs the model's "
+                               "price in the config).")
