@@ -41,7 +41,7 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
         agent.system = runtime.conversation_system(settings, opts, resumed)
         from ..ui.ask_output import AskOutput
 
-        out = AskOutput(json_out)
+        out = AskOutput(json_out, show_reasoning=not settings.hide_reasoning)
         handle = out.handle
         if resumed is not None and not json_out:
             notice(runtime.resume_notice(resumed, profile.name, model))
