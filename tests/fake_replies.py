@@ -14,7 +14,9 @@ a ``--script`` file. Besides well-behaved replies there are the rude ones real s
 - modifiers of ``text()`` / ``tool_calls()``: ``usage=False`` (no usage reported), ``ids="none"``
   (tool calls without ids) or ``ids="same"`` (every call under one id), ``finish="none" |
   "max_tokens" | "content_filter"``, and ``split_blocks=N`` (Anthropic stream: each call arrives as
-  N ``tool_use`` blocks sharing one id, each with a piece of the arguments, as a LiteLLM proxy did).
+  N ``tool_use`` blocks sharing one id, each with a piece of the arguments, as a LiteLLM proxy did),
+  ``thinking="..."`` (Anthropic: a signed thinking block first) and ``redacted=N``
+  (redacted_thinking blocks after it).
 """
 
 from __future__ import annotations
@@ -49,23 +51,29 @@ class Reply:
     split_blocks: int = 0
     give_up: float | None = None
     headers: tuple[tuple[str, str], ...] = ()  # raw replies: extra response headers
+    thinking: str | None = None  # Anthropic: a signed thinking block first (streamed in words)
+    redacted: int = 0  # Anthropic: that many redacted_thinking blocks after it
 
 
 def text(content: str, *, chunks: int | None = None, usage: bool = True,
-         finish: str | None = None) -> Reply:
-    """A plain assistant reply; streamed word by word, or in ``chunks`` pieces."""
-    return Reply("text", text=content, chunks=chunks, usage=usage, finish=finish)
+         finish: str | None = None, thinking: str | None = None, redacted: int = 0) -> Reply:
+    """A plain assistant reply; streamed word by word, or in ``chunks`` pieces. ``thinking``
+    (Anthropic): a signed thinking block comes first; ``redacted``: redacted_thinking blocks."""
+    return Reply("text", text=content, chunks=chunks, usage=usage, finish=finish,
+                 thinking=thinking, redacted=redacted)
 
 
 def tool_calls(*calls: tuple[str, dict[str, Any] | str], text: str = "", usage: bool = True,
-               ids: str = "normal", finish: str | None = None, split_blocks: int = 0) -> Reply:
-    """One response asking for (parallel) tool calls. A ``str`` argument is sent verbatim."""
+               ids: str = "normal", finish: str | None = None, split_blocks: int = 0,
+               thinking: str | None = None, redacted: int = 0) -> Reply:
+    """One response asking for (parallel) tool calls. A ``str`` argument is sent verbatim.
+    ``thinking`` / ``redacted``: as for ``text()``."""
     if not calls:
         raise ValueError("tool_calls() needs at least one (name, arguments) pair")
     if ids not in ("normal", "none", "same"):
         raise ValueError(f"ids must be normal, none or same, not {ids!r}")
     return Reply("tool_calls", text=text, calls=tuple(calls), usage=usage, ids=ids,
-                 finish=finish, split_blocks=split_blocks)
+                 finish=finish, split_blocks=split_blocks, thinking=thinking, redacted=redacted)
 
 
 def error(status: int, message: str = "fake server error", *,
@@ -134,7 +142,7 @@ def redirect(location: str, status: int = 307) -> Reply:
                  headers=(("Location", location),))
 
 
-_MODIFIERS = ("usage", "ids", "finish", "split_blocks", "chunks")
+_MODIFIERS = ("usage", "ids", "finish", "split_blocks", "chunks", "thinking", "redacted")
 
 
 def reply_from_json(spec: dict[str, Any]) -> Reply:
@@ -146,7 +154,7 @@ def reply_from_json(spec: dict[str, Any]) -> Reply:
                           text=spec.get("text", ""), **mods)
     if "text" in spec:
         return text(spec["text"], **{k: v for k, v in mods.items() if k in
-                                     ("chunks", "usage", "finish")})
+                                     ("chunks", "usage", "finish", "thinking", "redacted")})
     if "error" in spec:
         return error(int(spec["error"]), spec.get("message", "fake server error"),
                      error_type=spec.get("error_type"))

@@ -7,8 +7,12 @@ background thread) answering
   tool_calls deltas split into several argument pieces by index, a final ``finish_reason`` chunk,
   a usage chunk when ``stream_options.include_usage``, then ``data: [DONE]``);
 - Anthropic ``POST /v1/messages``: JSON, or SSE (message_start, ping, content_block_start
-  text|tool_use, content_block_delta text_delta|input_json_delta with split partial_json,
-  content_block_stop, message_delta with stop_reason and usage, message_stop).
+  thinking|redacted_thinking|text|tool_use, content_block_delta thinking_delta|signature_delta|
+  text_delta|input_json_delta with split partial_json, content_block_stop, message_delta with
+  stop_reason and usage, message_stop). Like the 2026 API it refuses (HTTP 400, no scripted reply
+  used) what the real one refuses: an altered or dropped thinking block, a thinking setting the
+  model does not take, more than 4 ``cache_control`` blocks; and it keeps a prompt cache, so
+  usage reports cache reads and writes (``fake_anthropic.py``; ``srv.anthropic`` is its state).
 
 The replies live in ``fake_replies.py`` (re-exported here) and their wire spelling in
 ``fake_wire.py``. Use in tests
@@ -33,9 +37,11 @@ Like llama-cpp-python's server, an OpenAI request holding an assistant message w
 null`` is answered HTTP 500 with a validation error (``reject_null_content=False`` turns that off);
 such a request consumes no scripted reply.
 
-Usage numbers are deterministic and non-zero: ``input_tokens = 10 * len(messages)`` of the
-request (OpenAI counts the system message, Anthropic's ``system`` field is not a message) and
-``output_tokens = max(1, words in the reply text + number of tool calls)``.
+Usage numbers are deterministic and non-zero: OpenAI ``input_tokens = 10 * len(messages)`` of the
+request (the system message counts); Anthropic a token per 4 characters of every block (tools,
+system, messages), split into read from the cache, written to it and the rest; and
+``output_tokens = max(1, words in the reply text + number of tool calls)`` (+ the thinking's
+words).
 
 Error replies carry ``retry-after-ms: 10`` so the SDKs' own retries are quick in tests.
 
@@ -53,8 +59,8 @@ flushes, then serves until killed)::
   ``{"html": true}`` (or the page as a string), ``{"wrong_shape": {"any": "json"}}``,
   ``{"empty_stream": true}``.
   ``text`` and ``tool_calls`` entries also take ``"usage": false``, ``"finish": "none" |
-  "max_tokens" | "content_filter"``; ``tool_calls`` entries ``"ids": "none" | "same"`` and
-  ``"split_blocks": 16``.
+  "max_tokens" | "content_filter"``, ``"thinking": "text"`` and ``"redacted": 1`` (Anthropic);
+  ``tool_calls`` entries ``"ids": "none" | "same"`` and ``"split_blocks": 16``.
 - ``--echo`` (also the default when no script is given): once the script is used up, every reply
   echoes the last user message as ``echo: <message>``. A user message containing
   ``use calculator`` gets a ``calculator`` tool call instead, with ``{"expression": <the text
@@ -77,8 +83,10 @@ from typing import Any
 from fake_replies import (CAPTIVE_PORTAL, Reply, drip, drop, echo_reply,  # noqa: F401
                           empty_stream, error, gzipped, html, huge, redirect, reply_from_json,
                           stall, stream_error, text, tool_calls, wrong_shape)
-from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, error_body, huge_pieces,
-                       null_content_error, openai_message, sse_error, sse_frames)
+from fake_anthropic import AnthropicState
+from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, anthropic_tool_uses,
+                       error_body, huge_pieces, null_content_error, openai_message, sse_error,
+                       sse_frames)
 
 NO_REPLY_LEFT = "fake server: no scripted reply left"
 
@@ -115,6 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
         if invalid and owner.reject_null_content:
             self._send_json(500, {"error": {"message": invalid, "type": "internal_server_error",
                                             "param": None, "code": None}})
+            return
+        refused = owner.anthropic.refusal(body) if path == ANTHROPIC_PATH else None
+        if refused:  # what the real API refuses (fake_anthropic.py): no scripted reply used
+            self._send_json(400, error_body(path, error(400, refused)), retry=False)
             return
         reply = owner._next_reply(body)
         if reply is None:
@@ -190,6 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, path: str, body: dict[str, Any], reply: Reply) -> None:
         streaming = bool(body.get("stream"))
+        counts = None
+        if path == ANTHROPIC_PATH and reply.kind not in ("raw", "error"):
+            counts = self.server.owner.anthropic.account(body)  # the prompt cache, read+written
+            if reply.thinking is not None and reply.calls:
+                self.server.owner.anthropic.remember(anthropic_tool_uses(reply))
         if reply.kind == "raw":
             self._send_raw(reply.status, reply.body, reply.content_type, retry=None,
                            headers=reply.headers)
@@ -199,10 +216,10 @@ class _Handler(BaseHTTPRequestHandler):
                             if reply.kind == "stream_error" else None)
             return
         if not streaming:
-            self._answer_json(path, body, reply)
+            self._answer_json(path, body, reply, counts)
             return
         self._start_chunked("text/event-stream")
-        for frame in sse_frames(path, body, reply):
+        for frame in sse_frames(path, body, reply, counts):
             if frame is not None:
                 self._write_chunk(frame)
                 continue
@@ -225,7 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         self._end_chunked()
 
-    def _answer_json(self, path: str, body: dict[str, Any], reply: Reply) -> None:
+    def _answer_json(self, path: str, body: dict[str, Any], reply: Reply,
+                     counts: dict[str, int] | None = None) -> None:
         if reply.kind == "drip":
             self._start_chunked("application/json")
             self._drip(b" ", reply)  # JSON whitespace, forever
@@ -238,8 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if reply.kind == "stall" and not self._sleep(reply.seconds):
             return
-        obj = anthropic_message(body, reply) if path == ANTHROPIC_PATH else openai_message(
-            body, reply)
+        obj = anthropic_message(body, reply, counts) if path == ANTHROPIC_PATH \
+            else openai_message(body, reply)
         data = json.dumps(obj).encode()
         if reply.kind == "drop":  # promise more bytes than are sent, then hang up
             self.send_response(200)
@@ -272,6 +290,8 @@ class FakeProviderServer:
     verbose: bool = False
     reject_null_content: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
+    anthropic: AnthropicState = field(default_factory=AnthropicState)
+    """The Anthropic side's memory: prompt cache, thinking given (``fake_anthropic.py``)."""
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []

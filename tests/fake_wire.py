@@ -1,7 +1,10 @@
 """How each scripted reply (``fake_replies.py``) is spelled on the wire: OpenAI Chat Completions
 and Anthropic Messages, JSON and SSE, including the rude parts (finish reasons left out or
 changed, no usage, missing or repeated ids, one call split into many tool_use blocks, a huge line
-generated lazily). ``fake_server.py`` serves them over HTTP.
+generated lazily). Anthropic replies may start with a signed thinking block (streamed as
+thinking_delta then signature_delta) and redacted_thinking blocks, and report usage the 2026
+way (cache read and write counts, the thinking share of the output; ``fake_anthropic.py``).
+``fake_server.py`` serves them over HTTP.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from dataclasses import replace
 from typing import Any, Iterator
 
+from fake_anthropic import input_tokens, redacted_data, sign
 from fake_replies import Reply
 
 OPENAI_PATH = "/v1/chat/completions"
@@ -151,43 +155,104 @@ def _tool_input(args: dict[str, Any] | str) -> Any:
         return args  # not JSON: sent as a bare string, as a broken server might
 
 
-def anthropic_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
-    inp, out = _usage(body, reply)
-    content: list[dict[str, Any]] = []
-    if reply.text:
-        content.append({"type": "text", "text": reply.text})
+def anthropic_tool_uses(reply: Reply) -> list[dict[str, Any]]:
+    """The tool_use blocks of a reply, as a non-streamed reply holds them."""
+    out = []
     for i, (name, args) in enumerate(reply.calls):
         block = {"type": "tool_use", "id": _call_id("toolu", reply, i), "name": name,
                  "input": _tool_input(args)}
-        content.append({k: v for k, v in block.items() if v is not None})
+        out.append({k: v for k, v in block.items() if v is not None})
+    return out
+
+
+def _thinking_blocks(body: dict[str, Any], reply: Reply) -> list[dict[str, Any]]:
+    """The signed thinking block and the redacted ones a reply starts with."""
+    model = str(body.get("model", "fake"))
+    out: list[dict[str, Any]] = []
+    if reply.thinking is not None:
+        out.append({"type": "thinking", "thinking": reply.thinking,
+                    "signature": sign(model, reply.thinking)})
+    out += [{"type": "redacted_thinking", "data": redacted_data(model, n)}
+            for n in range(reply.redacted)]
+    return out
+
+
+def _anthropic_usage(body: dict[str, Any], reply: Reply, counts: dict[str, int] | None,
+                     *, final: bool = True) -> dict[str, Any]:
+    """Usage as the 2026 API reports it: the cache counts beside the uncached input, and the
+    thinking share of the output. ``counts``: the server's cache accounting (None: no cache)."""
+    if counts is None:
+        counts = {"input_tokens": input_tokens(body), "cache_creation_input_tokens": 0,
+                  "cache_read_input_tokens": 0}
+    thought = len((reply.thinking or "").split()) + reply.redacted
+    usage: dict[str, Any] = {**counts, "output_tokens": 1}
+    if final:
+        usage["output_tokens"] = max(1, len(reply.text.split()) + len(reply.calls)) + thought
+        if thought:
+            usage["output_tokens_details"] = {"thinking_tokens": thought}
+    return usage
+
+
+def anthropic_message(body: dict[str, Any], reply: Reply,
+                      counts: dict[str, int] | None = None) -> dict[str, Any]:
+    content: list[dict[str, Any]] = _thinking_blocks(body, reply)
+    if reply.text:
+        content.append({"type": "text", "text": reply.text})
+    content += anthropic_tool_uses(reply)
     obj = {"id": "msg_fake", "type": "message", "role": "assistant",
            "model": body.get("model", "fake"), "content": content,
            "stop_reason": _finish("anthropic", reply), "stop_sequence": None}
     if reply.usage:
-        obj["usage"] = {"input_tokens": inp, "output_tokens": out}
+        obj["usage"] = _anthropic_usage(body, reply, counts)
     return obj
 
 
-def anthropic_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str, dict] | None]:
-    inp, out = _usage(body, reply)
+def _block_events(index: int, block: dict[str, Any],
+                  deltas: list[dict[str, Any]]) -> Iterator[tuple[str, dict]]:
+    yield "content_block_start", {"type": "content_block_start", "index": index,
+                                  "content_block": block}
+    for delta in deltas:
+        yield "content_block_delta", {"type": "content_block_delta", "index": index,
+                                      "delta": delta}
+    yield "content_block_stop", {"type": "content_block_stop", "index": index}
+
+
+def _thinking_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str, dict]]:
+    """thinking: start empty, thinking_delta word by word, signature_delta, stop; redacted:
+    start with its data, stop."""
+    for index, block in enumerate(_thinking_blocks(body, reply)):
+        if block["type"] == "thinking":
+            deltas = [{"type": "thinking_delta", "thinking": p}
+                      for p in _pieces(block["thinking"], None)]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+            yield from _block_events(index, {"type": "thinking", "thinking": "",
+                                             "signature": ""}, deltas)
+        else:
+            yield from _block_events(index, block, [])
+
+
+def anthropic_events(body: dict[str, Any], reply: Reply,
+                     counts: dict[str, int] | None = None
+                     ) -> Iterator[tuple[str, dict] | None]:
     start = {"id": "msg_fake", "type": "message", "role": "assistant",
              "model": body.get("model", "fake"), "content": [], "stop_reason": None,
              "stop_sequence": None}
     if reply.usage:
-        start["usage"] = {"input_tokens": inp, "output_tokens": 1}
+        start["usage"] = _anthropic_usage(body, reply, counts, final=False)
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
-    index = 0
+    yield from _thinking_events(body, reply)
+    index = (reply.thinking is not None) + reply.redacted
     if reply.text or not reply.calls:
-        yield "content_block_start", {"type": "content_block_start", "index": 0,
+        yield "content_block_start", {"type": "content_block_start", "index": index,
                                       "content_block": {"type": "text", "text": ""}}
         for piece in _pieces(reply.text, reply.chunks):
-            yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+            yield "content_block_delta", {"type": "content_block_delta", "index": index,
                                           "delta": {"type": "text_delta", "text": piece}}
         if reply.kind != "text" and reply.kind != "tool_calls":
             yield None
-        yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-        index = 1
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+        index += 1
     for i, (name, args) in enumerate(reply.calls):
         pieces = _split(_args_text(args), reply.split_blocks or 3)
         # split_blocks: one block per piece, all under the same id (what a LiteLLM proxy sent)
@@ -195,29 +260,25 @@ def anthropic_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str, 
         for group in groups:
             block = {"type": "tool_use", "id": _call_id("toolu", reply, i), "name": name,
                      "input": {}}
-            yield "content_block_start", {
-                "type": "content_block_start", "index": index,
-                "content_block": {k: v for k, v in block.items() if v is not None}}
-            for piece in group:
-                yield "content_block_delta", {
-                    "type": "content_block_delta", "index": index,
-                    "delta": {"type": "input_json_delta", "partial_json": piece}}
-            yield "content_block_stop", {"type": "content_block_stop", "index": index}
+            yield from _block_events(
+                index, {k: v for k, v in block.items() if v is not None},
+                [{"type": "input_json_delta", "partial_json": p} for p in group])
             index += 1
     delta: dict[str, Any] = {"type": "message_delta",
                              "delta": {"stop_reason": _finish("anthropic", reply),
                                        "stop_sequence": None}}
     if reply.usage:
-        delta["usage"] = {"output_tokens": out}
+        delta["usage"] = _anthropic_usage(body, reply, counts)
     yield "message_delta", delta
     yield "message_stop", {"type": "message_stop"}
 
 
 # --- framing ------------------------------------------------------------------------------------
 
-def sse_frames(path: str, body: dict[str, Any], reply: Reply) -> Iterator[bytes | None]:
+def sse_frames(path: str, body: dict[str, Any], reply: Reply,
+               counts: dict[str, int] | None = None) -> Iterator[bytes | None]:
     if path == ANTHROPIC_PATH:
-        for item in anthropic_events(body, reply):
+        for item in anthropic_events(body, reply, counts):
             yield None if item is None else (
                 f"event: {item[0]}\ndata: {json.dumps(item[1])}\n\n".encode())
         return

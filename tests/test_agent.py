@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from fake_anthropic import input_tokens
 from fake_server import drop, stall, text, tool_calls
 from scripted import ScriptedProvider, fail, interrupt, reply
 
@@ -117,8 +118,13 @@ def test_tool_call_then_final_answer(fake_server, kind, stream):
     assert ran() == [("add", {"a": 2, "b": 3})]
     done = events[-1]
     assert done.text == "The answer is 5"
-    # request 1: 1 message, 1 call; request 2: 3 messages, 4 words
-    assert (done.stop_reason, done.usage, done.steps) == ("end_turn", Usage(40, 5, 2), 2)
+    # OpenAI: 10 tokens a message (1, then 3); Anthropic: a token per 4 characters of every
+    # block; output: request 1 one call, request 2 four words
+    sent_in = 40 if kind == "openai" else sum(input_tokens(r["body"])
+                                               for r in fake_server.requests)
+    assert (done.stop_reason, done.steps) == ("end_turn", 2)
+    assert (done.usage.input_tokens, done.usage.output_tokens, done.usage.requests) == (
+        sent_in, 5, 2)
     assert [(r.call.name, r.result.content) for r in done.calls] == [("add", "5")]
     assert sent_tool_results(fake_server.requests[1]) == {_id(kind, 0): "5"}
     assert [m.role for m in agent.history] == ["user", "assistant", "tool", "assistant"]

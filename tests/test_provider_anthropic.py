@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from fake_anthropic import input_tokens
 from fake_server import drop, error, stall, stream_error, text, tool_calls
 
 from agentcli.config import ProviderProfile, Settings
@@ -49,14 +50,19 @@ def test_plain_reply(fake_server, streaming):
     events = collect(provider(fake_server), system="answer in French", stream=streaming)
     assert text_of(events) == "bonjour tout le monde"
     assert len([e for e in events if isinstance(e, TextDelta)]) == (3 if streaming else 1)
-    assert (events[-1].stop_reason, events[-1].usage) == ("end_turn", Usage.reported(10, 4))
+    # the fake counts a token per 4 characters: 4 for the system prompt, 2 for "hello", all
+    # written to the prompt cache (the first request)
+    assert (events[-1].stop_reason, events[-1].usage) == ("end_turn",
+                                                          Usage.reported(6, 4, cache_write=6))
     req = fake_server.requests[0]
     assert req["path"] == "/v1/messages"
     assert sent_key(req) == KEY
     body = req["body"]
-    assert body["system"] == "answer in French"
+    assert body["system"] == [{"type": "text", "text": "answer in French",
+                               "cache_control": {"type": "ephemeral"}}]
     assert body["max_tokens"] == 4096
-    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
+    assert body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}]
     assert bool(body.get("stream")) is streaming
 
 
@@ -77,10 +83,12 @@ def test_parallel_tool_use_blocks_assembled(fake_server, streaming):
         ("toolu_0", "weather", {"city": "Paris", "unit": "celsius"}),
         ("toolu_1", "weather", {"city": "Oslo"})]
     assert text_of(events) == "Checking both. "
-    assert (events[-1].stop_reason, events[-1].usage) == ("tool_calls", Usage.reported(10, 4))
-    assert fake_server.requests[0]["body"]["tools"] == [
+    body = fake_server.requests[0]["body"]
+    assert (events[-1].stop_reason, events[-1].usage.output_tokens) == ("tool_calls", 4)
+    assert events[-1].usage.input_tokens == input_tokens(body) > 0
+    assert body["tools"] == [
         {"name": "weather", "description": "Weather for a city.",
-         "input_schema": WEATHER.parameters}]
+         "input_schema": WEATHER.parameters, "cache_control": {"type": "ephemeral"}}]
 
 
 def test_streamed_arguments_are_kept_verbatim_even_when_broken(fake_server):
@@ -104,6 +112,8 @@ def test_tool_results_go_back_in_one_user_turn(fake_server):
     collect(provider(fake_server), history, tools=[WEATHER])
     sent = fake_server.requests[0]["body"]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[0]["content"][-1].pop("cache_control") == {"type": "ephemeral"}
+    assert sent[2]["content"][-1].pop("cache_control") == {"type": "ephemeral"}
     assert sent[1]["content"] == [
         {"type": "text", "text": "Checking."},
         {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}},

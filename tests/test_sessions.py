@@ -95,9 +95,10 @@ def test_openai_history_continues_on_anthropic(fake_server):
                                            "name": "calculator",
                                            "input": {"expression": "6*7"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_0",
-                                      "content": "42"}]},
+                                      "content": "42", "cache_control": {"type": "ephemeral"}}]},
         {"role": "assistant", "content": [{"type": "text", "text": "It is 42."}]},
-        {"role": "user", "content": [{"type": "text", "text": Q2}]},
+        {"role": "user", "content": [{"type": "text", "text": Q2,
+                                      "cache_control": {"type": "ephemeral"}}]},
     ]
 
 

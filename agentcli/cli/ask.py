@@ -48,7 +48,7 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
         conversation = runtime.make_conversation(settings, opts, resumed, recorder)
         agent = runtime.make_agent(settings, opts, provider, executor, conversation,
                                    profile=profile, recorder=recorder, limit=limit)
-        out = _output(json_out, jsonl)
+        out = _output(json_out, jsonl, not settings.hide_reasoning)
         if jsonl:
             from ..ui.events_jsonl import OutputClosed
 
@@ -74,14 +74,14 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
                    mode="jsonl" if jsonl else "json" if json_out else "text")
 
 
-def _output(json_out: bool, jsonl: bool) -> Any:
+def _output(json_out: bool, jsonl: bool, show_reasoning: bool) -> Any:
     if jsonl:
         from ..ui.events_jsonl import JsonlOutput
 
         return JsonlOutput()
     from ..ui.ask_output import AskOutput
 
-    return AskOutput(json_out)
+    return AskOutput(json_out, show_reasoning=show_reasoning)
 
 
 def _reader_gone() -> int:

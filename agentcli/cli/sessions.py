@@ -130,22 +130,38 @@ def show_session(session: str = IdArg, config: Optional[str] = ConfigOpt) -> Non
     """The conversation as a transcript (markdown; rendered on a terminal)."""
 
     def fn(settings: Any, store: Any) -> int:
-        from ..sessions.export import session_markdown
+        from ..sessions.export import session_markdown, session_segments
 
         info = _find(store, session)
         cost = _cost(settings, store, info.id)
-        text = session_markdown(info, store.messages(info.id, include_dropped=True),
-                                cost.describe() if cost else None, store.turns(info.id))
+        stored = store.messages(info.id, include_dropped=True)
+        turns = store.turns(info.id)
+        described = cost.describe() if cost else None
         if sys.stdout.isatty():
-            from rich.console import Console
-            from rich.markdown import Markdown
-
-            Console(highlight=False).print(Markdown(text))
+            print_transcript(session_segments(info, stored, described, turns))
         else:
-            _out(text)
+            _out(session_markdown(info, stored, described, turns))
         return 0
 
     _with_store(config, fn)
+
+
+def print_transcript(pieces: list[tuple[str, str]]) -> None:
+    """A transcript on a terminal: markdown rendered, the model's reasoning as a dim block."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.text import Text
+
+    from ..sessions.export import REASONING
+
+    console = Console(highlight=False)
+    for kind, text in pieces:
+        if kind == REASONING:
+            console.print(Text(REASONING, style="dim bold"))
+            console.print(Text(text.strip(), style="dim"))
+            console.print()
+        else:
+            console.print(Markdown(text))
 
 
 def _find(store: Any, ref: str) -> Any:

@@ -9,9 +9,13 @@ from typing import Any, Iterator, Sequence
 
 import anthropic as sdk
 
-from ..messages import (Message, Part, ResponseDone, StopReason, StreamEvent, TextDelta,
-                        TextPart, ToolCall, ToolDefinition, ToolResult, Usage)
+from ..errors import ProviderError
+from ..messages import (Message, Part, ReasoningDelta, ReasoningPart, ResponseDone, StopReason,
+                        StreamEvent, TextDelta, TextPart, ToolCall, ToolDefinition, ToolResult,
+                        Usage)
 from ._common import SDKAdapter, parse_arguments
+from .anthropic_request import (add_cache_breakpoints, merge_usage, reasoning_hint,
+                                thinking_params, usage_of)
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_URL = "https://api.anthropic.com"
@@ -52,6 +56,10 @@ def _blocks(m: Message) -> tuple[str, list[dict[str, Any]]]:
             if isinstance(p, TextPart):
                 if p.text.strip():
                     blocks.append({"type": "text", "text": p.text})
+            elif isinstance(p, ReasoningPart):
+                block = _reasoning_block(p)
+                if block is not None and not m.interrupted:
+                    blocks.append(block)
             elif isinstance(p, ToolCall):
                 if m.interrupted:
                     continue  # a cut-short reply is sent as its text only
@@ -75,6 +83,18 @@ def _blocks(m: Message) -> tuple[str, list[dict[str, Any]]]:
     raise ValueError(f"unknown message role {m.role!r}")
 
 
+def _reasoning_block(p: ReasoningPart) -> dict[str, Any] | None:
+    """The thinking block exactly as it came (the agent sends only this wire's and model's);
+    None for another provider's item or data that is not a block."""
+    if p.provider != "anthropic":
+        return None
+    try:
+        block = json.loads(p.data)
+    except ValueError:
+        return None
+    return block if isinstance(block, dict) else None
+
+
 def convert_tools(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
     return [{"name": t.name, "description": t.description, "input_schema": t.parameters}
             for t in tools]
@@ -87,25 +107,125 @@ def _stop_reason(reason: str | None, has_calls: bool) -> StopReason:
     return stop
 
 
-def _usage(u: Any, previous: Usage | None = None) -> Usage:
-    """Merge a usage object (message_start has both counts, message_delta the final output and
-    sometimes the input) into what is known so far; unknown until one arrives."""
-    previous = previous or Usage.unknown()
-    if u is None:
-        return previous
-    inp = getattr(u, "input_tokens", None)
-    out = getattr(u, "output_tokens", None)
-    if inp is None and out is None:
-        return previous
-    return Usage.reported(int(inp) if inp is not None else previous.input_tokens,
-                          int(out) if out is not None else previous.output_tokens)
+_REASONING_BLOCKS = ("thinking", "redacted_thinking")
 
 
-def _response(text: str, calls: list[ToolCall], stop: str | None, usage: Usage) -> ResponseDone:
-    parts: list[Part] = [TextPart(text)] if text else []
-    parts.extend(calls)
-    return ResponseDone(Message("assistant", tuple(parts)), _stop_reason(stop, bool(calls)),
-                        usage)
+def reasoning_part(model: str, block: dict[str, Any]) -> ReasoningPart:
+    """A thinking or redacted_thinking block, kept whole (signature or data included)."""
+    text = block.get("thinking") if block.get("type") == "thinking" else ""
+    return ReasoningPart("anthropic", model, json.dumps(block),
+                         text if isinstance(text, str) else "")
+
+
+def _parts(items: list[tuple[str, Any]]) -> list[Part]:
+    """The reply's blocks, in order, as message parts: adjacent text joined, each run of
+    tool_use blocks through ``merge_split_calls``, reasoning kept where it came."""
+    parts: list[Part] = []
+    tools: list[dict[str, Any]] = []
+    for kind, value in [*items, ("end", None)]:
+        if kind != "tool" and tools:
+            parts.extend(merge_split_calls(tools))
+            tools = []
+        if kind == "tool":
+            tools.append(value)
+        elif kind == "text" and value:
+            if parts and isinstance(parts[-1], TextPart):
+                parts[-1] = TextPart(parts[-1].text + value)
+            else:
+                parts.append(TextPart(value))
+        elif kind == "reasoning":
+            parts.append(value)
+    return parts
+
+
+def _response(items: list[tuple[str, Any]], stop: str | None, usage: Usage) -> ResponseDone:
+    parts = _parts(items)
+    has_calls = any(isinstance(p, ToolCall) for p in parts)
+    return ResponseDone(Message("assistant", tuple(parts)), _stop_reason(stop, has_calls), usage)
+
+
+def _tool_block(block: Any) -> dict[str, Any]:
+    start = getattr(block, "input", None)
+    # a compatible server may leave the id out: the agent names it
+    return {"id": getattr(block, "id", None) or "", "name": getattr(block, "name", None) or "",
+            "pieces": [], "start": start if isinstance(start, dict) else None}
+
+
+class _Blocks:
+    """The content blocks of one streamed reply, assembled by index: text (shown as it comes),
+    thinking (shown as reasoning, kept verbatim with its signature), redacted thinking, and
+    tool_use (arguments joined from their pieces). ``items`` holds the finished ones in order."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.text: list[str] = []  # every text delta: the partial reply if the stream breaks
+        self.items: list[tuple[str, Any]] = []
+        self._open: dict[int, dict[str, Any]] = {}
+
+    def start(self, index: int, block: Any) -> Iterator[StreamEvent]:
+        kind = getattr(block, "type", None)
+        if kind == "tool_use":
+            self._open[index] = {"kind": "tool", "tool": _tool_block(block)}
+        elif kind in _REASONING_BLOCKS:
+            raw = block.to_dict() if hasattr(block, "to_dict") else {"type": kind}
+            self._open[index] = {"kind": "reasoning", "block": raw,
+                                 "pieces": [raw.get("thinking") or ""]}
+            yield from self._reasoning(raw.get("thinking") or "")
+        elif kind == "text":
+            self._open[index] = {"kind": "text", "pieces": []}
+            yield from self._text(index, getattr(block, "text", None) or "")
+
+    def delta(self, index: int, delta: Any) -> Iterator[StreamEvent]:
+        kind = delta.type
+        entry = self._open.get(index)
+        if kind == "text_delta":
+            if entry is None:  # a server that skipped content_block_start
+                entry = self._open[index] = {"kind": "text", "pieces": []}
+            yield from self._text(index, delta.text or "")
+        elif entry is None:
+            return
+        elif kind == "input_json_delta" and entry["kind"] == "tool":
+            entry["tool"]["pieces"].append(delta.partial_json)
+        elif kind == "thinking_delta" and entry["kind"] == "reasoning":
+            entry["pieces"].append(delta.thinking or "")
+            yield from self._reasoning(delta.thinking or "")
+        elif kind == "signature_delta" and entry["kind"] == "reasoning":
+            entry["block"]["signature"] = (entry["block"].get("signature") or "") + \
+                (delta.signature or "")
+        # citation deltas are not part of our model
+
+    def stop(self, index: int) -> None:
+        entry = self._open.pop(index, None)
+        if entry is None:
+            return
+        if entry["kind"] == "tool":
+            self.items.append(("tool", entry["tool"]))
+        elif entry["kind"] == "text":
+            self.items.append(("text", "".join(entry["pieces"])))
+        else:
+            block = entry["block"]
+            if block.get("type") == "thinking":
+                block["thinking"] = "".join(entry["pieces"])
+            self.items.append(("reasoning", reasoning_part(self.model, block)))
+
+    def close(self) -> None:
+        """The message ended: text and thinking still open are kept (a tool_use block that
+        never finished is not: its arguments may be cut)."""
+        for index in sorted(self._open):
+            if self._open[index]["kind"] != "tool":
+                self.stop(index)
+        self._open.clear()
+
+    def _text(self, index: int, piece: str) -> Iterator[StreamEvent]:
+        if piece:
+            self._open[index]["pieces"].append(piece)
+            self.text.append(piece)
+            yield TextDelta(piece)
+
+    @staticmethod
+    def _reasoning(piece: str) -> Iterator[StreamEvent]:
+        if piece:
+            yield ReasoningDelta(piece)
 
 
 class AnthropicProvider(SDKAdapter):
@@ -120,82 +240,101 @@ class AnthropicProvider(SDKAdapter):
     official_host = OFFICIAL_HOST
     default_url = DEFAULT_URL
 
+    def stream(self, messages: Sequence[Any], tools: Sequence[Any], *,
+               system: str | None = None, stream: bool = True) -> Iterator[Any]:
+        try:
+            yield from super().stream(messages, tools, system=system, stream=stream)
+        except ProviderError as e:
+            reasoning_hint(e, self.profile.reasoning)
+            raise
+
     def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
                 system: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model,
-                                  "max_tokens": self.profile.max_tokens or DEFAULT_MAX_TOKENS,
+                                  **thinking_params(self.model, self.profile.reasoning,
+                                                    self.profile.max_tokens
+                                                    or DEFAULT_MAX_TOKENS),
                                   "messages": convert_messages(messages)}
         if system:
             params["system"] = system
         if tools:
             params["tools"] = convert_tools(tools)
+        if self.profile.cache:
+            add_cache_breakpoints(params)
         return params
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
-        text: list[str] = []
-        blocks: list[dict[str, Any]] = []  # finished tool_use blocks, in order
-        usage = Usage.unknown()
+        params = _sendable(params)
+        blocks = _Blocks(self.model)
+        usage: dict[str, int] = {}
         stop: str | None = None
         stopped = False
-        tool_blocks: dict[int, dict[str, Any]] = {}  # content block index -> id, name, pieces
         events = self.errors.iterate(
-            lambda: self.client.messages.create(**params, stream=True), text)
+            lambda: self.client.messages.create(**params, stream=True), blocks.text)
         with closing(events):  # closing this generator early closes the HTTP response
             for ev in events:
                 kind = ev.type
                 if kind == "message_start":
-                    usage = _usage(ev.message.usage, usage)
+                    usage = merge_usage(getattr(ev.message, "usage", None), usage)
                 elif kind == "content_block_start":
-                    block = ev.content_block
-                    if block.type == "tool_use":
-                        start = block.input if isinstance(block.input, dict) else None
-                        # a compatible server may leave the id out: the agent names it
-                        tool_blocks[ev.index] = {"id": getattr(block, "id", None) or "",
-                                                 "name": getattr(block, "name", None) or "",
-                                                 "pieces": [], "start": start}
-                    elif block.type == "text" and block.text:
-                        text.append(block.text)
-                        yield TextDelta(block.text)
+                    yield from blocks.start(ev.index, ev.content_block)
                 elif kind == "content_block_delta":
-                    delta = ev.delta
-                    if delta.type == "text_delta" and delta.text:
-                        text.append(delta.text)
-                        yield TextDelta(delta.text)
-                    elif delta.type == "input_json_delta" and ev.index in tool_blocks:
-                        tool_blocks[ev.index]["pieces"].append(delta.partial_json)
-                    # thinking, signature and citation deltas are not part of our model
+                    yield from blocks.delta(ev.index, ev.delta)
                 elif kind == "content_block_stop":
-                    tb = tool_blocks.pop(ev.index, None)
-                    if tb is not None:
-                        blocks.append(tb)
+                    blocks.stop(ev.index)
                 elif kind == "message_delta":
                     stop = ev.delta.stop_reason or stop
-                    usage = _usage(ev.usage, usage)
+                    usage = merge_usage(ev.usage, usage)
                 elif kind == "message_stop":
                     stopped = True
         if not stopped:
-            raise self.errors.cut_off(text, "message_stop")
-        yield _response("".join(text), merge_split_calls(blocks), stop, usage)
+            raise self.errors.cut_off(blocks.text, "message_stop")
+        blocks.close()
+        yield _response(blocks.items, stop, usage_of(usage))
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
+        params = _sendable(params)
         resp, http = self._raw(self.client.messages.with_raw_response.create, params)
         content = getattr(resp, "content", None)
         if not isinstance(content, list):
             raise self.errors.wrong_shape(http, "a Messages API reply")
-        text: list[str] = []
-        blocks: list[dict[str, Any]] = []
-        for block in content:
+        raw = _raw_content(http)
+        items: list[tuple[str, Any]] = []
+        for i, block in enumerate(content):
             kind = getattr(block, "type", None)
             if kind == "text" and getattr(block, "text", None):
-                text.append(block.text)
+                items.append(("text", block.text))
                 yield TextDelta(block.text)
             elif kind == "tool_use":
-                start = getattr(block, "input", None)
-                blocks.append({"id": getattr(block, "id", None) or "",
-                               "name": getattr(block, "name", None) or "", "pieces": [],
-                               "start": start if isinstance(start, dict) else None})
-        yield _response("".join(text), merge_split_calls(blocks),
-                        getattr(resp, "stop_reason", None), _usage(getattr(resp, "usage", None)))
+                items.append(("tool", _tool_block(block)))
+            elif kind in _REASONING_BLOCKS:
+                sent = raw[i] if i < len(raw) and isinstance(raw[i], dict) \
+                    and raw[i].get("type") == kind else block.to_dict()
+                part = reasoning_part(self.model, sent)
+                items.append(("reasoning", part))
+                if part.text:
+                    yield ReasoningDelta(part.text)
+        yield _response(items, getattr(resp, "stop_reason", None),
+                        usage_of(merge_usage(getattr(resp, "usage", None), {})))
+
+
+def _sendable(params: dict[str, Any]) -> dict[str, Any]:
+    """The SDK (2026) has no sampling parameters any more, while the API still takes
+    ``temperature`` on the models that allow it: it goes as an extra body key."""
+    if "temperature" not in params:
+        return params
+    rest = {k: v for k, v in params.items() if k != "temperature"}
+    return {**rest, "extra_body": {"temperature": params["temperature"]}}
+
+
+def _raw_content(http: Any) -> list[Any]:
+    """The reply's content blocks exactly as the server sent them (every field, its order)."""
+    try:
+        body = json.loads(http.content)
+    except ValueError:
+        return []
+    content = body.get("content") if isinstance(body, dict) else None
+    return content if isinstance(content, list) else []
 
 
 def _arguments(tool_block: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from ..messages import Message, Usage
+from ..messages import Message, Part, ReasoningPart, TextPart, ToolCall, Usage
 from ..ui.render import sanitize
 from . import codec
 
@@ -42,14 +42,20 @@ def _fence(text: str, info: str = "") -> str:
     return f"{ticks}{info}\n{text}\n{ticks}"
 
 
-def markdown(title: str, meta: Sequence[str], system: str | None,
-             entries: Iterable[Entry]) -> str:
-    """The conversation as markdown: tool calls and results as fenced blocks."""
-    out = [f"# {title}", ""]
+REASONING = "reasoning"
+"""The segment kind (and the markdown label) of a model's reasoning in a transcript."""
+
+
+def segments(title: str, meta: Sequence[str], system: str | None,
+             entries: Iterable[Entry]) -> list[tuple[str, str]]:
+    """The transcript as ``("markdown", text)`` and ``(REASONING, text)`` pieces, in order, so
+    a terminal can show the reasoning apart (dim) and ``markdown`` can label it."""
+    out: list[tuple[str, str]] = []
+    lines = [f"# {title}", ""]
     if meta:
-        out += [" · ".join(meta), ""]
+        lines += [" · ".join(meta), ""]
     if system:
-        out += ["## System", "", system, ""]
+        lines += ["## System", "", system, ""]
     for entry in entries:
         m = entry.message
         if m.role == "user":
@@ -59,18 +65,51 @@ def markdown(title: str, meta: Sequence[str], system: str | None,
                          f" (with {entry.piped:,} characters of piped input)")
             if entry.unanswered:
                 label += f" (not answered: {entry.unanswered})"
-            out += [f"## You{label}", "", m.text, ""]
+            lines += [f"## You{label}", "", m.text, ""]
         elif m.role == "assistant":
-            out += ["## Assistant" + (" (interrupted)" if m.interrupted else ""), ""]
-            if m.text:
-                out += [m.text, ""]
-            for c in m.tool_calls:
-                out += [f"**tool call** `{c.name}`", "", _fence(c.arguments, "json"), ""]
+            lines += ["## Assistant" + (" (interrupted)" if m.interrupted else ""), ""]
+            for p in _merged(m.parts):
+                if isinstance(p, ReasoningPart):
+                    out.append(("markdown", "\n".join(lines)))
+                    out.append((REASONING, p.text))
+                    lines = [""]
+                elif isinstance(p, TextPart):
+                    lines += [p.text, ""]
+                elif isinstance(p, ToolCall):
+                    lines += [f"**tool call** `{p.name}`", "", _fence(p.arguments, "json"), ""]
         else:
             for r in m.tool_results:
                 label = " (error)" if r.is_error else ""
-                out += [f"**tool result** `{r.name}`{label}", "", _fence(r.content), ""]
-    return sanitize("\n".join(out).rstrip() + "\n")
+                lines += [f"**tool result** `{r.name}`{label}", "", _fence(r.content), ""]
+    out.append(("markdown", "\n".join(lines)))
+    return [(kind, sanitize(text)) for kind, text in out if kind == REASONING or text.strip()]
+
+
+def _merged(parts: Sequence[Part]) -> list[Part]:
+    """Adjacent text parts as one; reasoning without readable text left out (it is kept,
+    opaque, in the JSON export)."""
+    out: list[Part] = []
+    for p in parts:
+        if isinstance(p, ReasoningPart) and not p.text.strip():
+            continue
+        if isinstance(p, TextPart) and out and isinstance(out[-1], TextPart):
+            out[-1] = TextPart(out[-1].text + p.text)
+        elif not isinstance(p, TextPart) or p.text:
+            out.append(p)
+    return out
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in text.strip().split("\n"))
+
+
+def markdown(title: str, meta: Sequence[str], system: str | None,
+             entries: Iterable[Entry]) -> str:
+    """The conversation as markdown: tool calls and results as fenced blocks, the model's
+    reasoning as a quote labelled **reasoning**."""
+    pieces = [text if kind != REASONING else f"**{REASONING}**\n\n{_quote(text)}\n"
+              for kind, text in segments(title, meta, system, entries)]
+    return "\n".join(p.strip("\n") + "\n" for p in pieces).rstrip() + "\n"
 
 
 def entries(stored: Sequence[StoredMessage],
@@ -101,6 +140,19 @@ def entries(stored: Sequence[StoredMessage],
 
 def session_markdown(info: SessionInfo, stored: Sequence[StoredMessage],
                      cost: str | None = None, turns: Sequence[dict[str, Any]] = ()) -> str:
+    return markdown(*_session_parts(info, stored, cost, turns))
+
+
+def session_segments(info: SessionInfo, stored: Sequence[StoredMessage],
+                     cost: str | None = None,
+                     turns: Sequence[dict[str, Any]] = ()) -> list[tuple[str, str]]:
+    """``sessions show`` on a terminal: the transcript's pieces (see ``segments``)."""
+    return segments(*_session_parts(info, stored, cost, turns))
+
+
+def _session_parts(info: SessionInfo, stored: Sequence[StoredMessage], cost: str | None,
+                   turns: Sequence[dict[str, Any]]
+                   ) -> tuple[str, list[str], str | None, list[Entry]]:
     meta = [f"session {info.id}", f"started {local_time(info.created)}",
             f"{info.provider or '?'} · {info.model or '?'}",
             f"{info.turns} turn{'s' if info.turns != 1 else ''}",
@@ -109,8 +161,8 @@ def session_markdown(info: SessionInfo, stored: Sequence[StoredMessage],
         meta.append(f"role: {info.role}")
     if cost:
         meta.append(f"cost: {cost}")
-    return markdown(info.title or "(untitled conversation)", meta, info.system,
-                    entries(stored, turns))
+    return (info.title or "(untitled conversation)", meta, info.system,
+            entries(stored, turns))
 
 
 def _usage_json(u: Usage | None) -> dict[str, Any] | None:
@@ -133,6 +185,9 @@ def session_json(info: SessionInfo, stored: Sequence[StoredMessage],
         if s.message.role == "assistant":
             item.update(provider=s.provider, model=s.model, stop_reason=s.stop_reason,
                         usage=_usage_json(s.usage))
+            reasoning = "\n\n".join(p.text for p in s.message.reasoning if p.text)
+            if reasoning:
+                item["reasoning"] = reasoning  # readable; the parts keep the opaque data
         if s.verdicts:
             item["approvals"] = json.loads(s.verdicts)
         messages.append(item)

@@ -1,6 +1,7 @@
 """`ask`'s renderer for people: the reply on stdout (markdown in a terminal, plain text in a
-pipe), tool calls, results and notices on stderr. It renders the agent's events; the turn's
-outcome comes from AgentDone."""
+pipe), the model's reasoning (dim in a terminal, plain and sanitised in a pipe), tool calls,
+results and notices on stderr. It renders the agent's events; the turn's outcome comes from
+AgentDone."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ class AskOutput:
     stdout gets only the final object (the notices still go to stderr). It renders; the turn's
     outcome comes from AgentDone."""
 
-    def __init__(self, json_mode: bool) -> None:
+    def __init__(self, json_mode: bool, *, show_reasoning: bool = True) -> None:
         self.json_mode = json_mode
         self.markdown = not json_mode and sys.stdout.isatty()  # a pipe gets plain text
+        self.show_reasoning = show_reasoning
         self._stream: Any = None
         self._at_line_start = True
+        self._reasoning: Any = None  # the reasoning being shown on stderr, until the reply
         self.printed_text = False
 
     def _out(self, s: str) -> None:
@@ -41,6 +44,12 @@ class AskOutput:
     def handle(self, event: AgentEvent) -> None:
         from .render import eprint, warn
 
+        if isinstance(event, ReasoningDelta):
+            if self.show_reasoning:
+                self._reason(event.text)
+            return
+        if not isinstance(event, (HistoryAppended, ResponseDone)):
+            self._end_reasoning()  # the reply (or a tool call, a notice) starts
         if isinstance(event, TextDelta):
             if self.json_mode:
                 return  # stdout carries only the final object; stderr still gets the rest
@@ -65,8 +74,21 @@ class AskOutput:
             warn(event.text) if event.level == "warning" else eprint(sanitize(event.text))
         elif isinstance(event, AgentDone):
             self.end_line()
-        elif not isinstance(event, (HistoryAppended, ReasoningDelta, ResponseDone)):  # pragma: no cover
+        elif not isinstance(event, (HistoryAppended, ResponseDone)):  # pragma: no cover
             raise TypeError(f"unknown event {event!r}")
+
+    def _reason(self, delta: str) -> None:
+        if self._reasoning is None:
+            from .reasoning import ReasoningStream
+
+            self.end_line()  # reasoning after some text (interleaved): the text line ends first
+            self._reasoning = ReasoningStream(sys.stderr)
+        self._reasoning.feed(delta)
+
+    def _end_reasoning(self) -> None:
+        if self._reasoning is not None:
+            self._reasoning.finish()
+            self._reasoning = None
 
     def end_line(self) -> None:
         """The text so far is complete (a tool call follows, or the turn ended)."""

@@ -19,7 +19,8 @@ def json_text(payload: Any, indent: int | None = None) -> str:
 
 
 def turn_json(done: AgentDone, provider: str, model: str) -> dict[str, Any]:
-    """The --json object, made from the agent's AgentDone alone."""
+    """The --json object, made from the agent's AgentDone alone. ``reasoning``: the readable
+    reasoning of the turn (thinking, summaries; "" when none was shown)."""
     calls = []
     for record in done.calls:
         try:
@@ -35,6 +36,7 @@ def turn_json(done: AgentDone, provider: str, model: str) -> dict[str, Any]:
         calls.append(entry)
     payload: dict[str, Any] = {
         "text": done.text,
+        "reasoning": done.reasoning,
         "tool_calls": calls,
         "usage": done.usage.as_json(),
         "provider": provider,

@@ -57,6 +57,8 @@ class LocalProvider:
                              hint=INSTALL_HINT)
         self._warn = warn or _stderr_warning
         self._warned: set[str] = set()
+        if profile.reasoning is not None:
+            self._warn_once("reasoning", f"reasoning {profile.reasoning} is ignored: the local model has no reasoning setting")  # noqa: E501
         self.name = profile.name
         self.profile = profile
         self.path = resolve_model_path(profile, settings)

@@ -262,6 +262,7 @@ class _TurnOutput:
     def __init__(self, repl: ChatRepl) -> None:
         self.repl = repl
         self.stream: Any = None
+        self.reasoning: Any = None  # ui.reasoning.ReasoningBlock while the model thinks
 
     def _text(self, delta: str) -> None:
         if self.stream is None:
@@ -276,14 +277,32 @@ class _TurnOutput:
                 self.stream = PlainStream(console.file)
         self.stream.feed(delta)
 
+    def _reasoning(self, delta: str) -> None:
+        """Reasoning streams as a dim block that folds to one line when the answer starts."""
+        if self.repl.settings.hide_reasoning:
+            return
+        if self.reasoning is None:
+            from ..reasoning import ReasoningBlock
+
+            self.close()
+            self.reasoning = ReasoningBlock(self.repl.err, critical=self.repl.guard.critical)
+        self.reasoning.feed(delta)
+
     def close(self) -> None:
+        if self.reasoning is not None:
+            self.reasoning.fold()
+            self.reasoning = None
         if self.stream is not None:
             self.stream.finish()  # if Ctrl-C cuts this short, the clean-up finishes it again
             self.stream = None
 
     def handle(self, event: AgentEvent) -> None:
         repl = self.repl
-        if isinstance(event, TextDelta):
+        if isinstance(event, ReasoningDelta):
+            self._reasoning(event.text)
+        elif isinstance(event, TextDelta):
+            if self.reasoning is not None:
+                self.close()  # the answer starts: the reasoning folds
             self._text(event.text)
         elif isinstance(event, ToolCallReady):
             from ..render import tool_call_panel
@@ -302,7 +321,7 @@ class _TurnOutput:
             repl.warn(event.text) if event.level == "warning" else repl.notice(event.text)
         elif isinstance(event, AgentDone):
             self.close()
-        elif not isinstance(event, (HistoryAppended, ReasoningDelta, ResponseDone)):  # pragma: no cover
+        elif not isinstance(event, (HistoryAppended, ResponseDone)):  # pragma: no cover
             raise TypeError(f"unknown event {event!r}")
 
 

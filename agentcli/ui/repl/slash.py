@@ -227,8 +227,29 @@ def _tokens(repl: ChatRepl, arg: str) -> None:
         turn = conversation.last_turn
         turn_text = f"; last turn: {turn.describe()}" if turn is not None and turn.requests \
             else ""
-        repl.notice(f"tokens this session: {u.describe()}{total}{price}{turn_text}{last}")
+        cached = (f"; {100 * u.cached_input_tokens / u.input_tokens:.0f}% of input read from the "
+                  "prompt cache") if u.cached_input_tokens and u.input_tokens else ""
+        repl.notice(f"tokens this session: {u.describe()}{total}{cached}{price}{turn_text}"
+                    f"{last}")
     repl.notice(describe_context(repl.agent.prepare))
+
+
+def _reasoning(repl: ChatRepl, arg: str) -> None:
+    from rich.text import Text
+
+    from ..reasoning import last_reasoning
+
+    text, unreadable = last_reasoning(repl.agent.history)
+    hidden = (f"({unreadable} reasoning item{'s' if unreadable != 1 else ''} the provider "
+              "keeps unreadable)") if unreadable else ""
+    if not text:
+        repl.notice(hidden or "no reasoning in this conversation yet (--reasoning LEVEL asks "
+                              "for it where the model supports it)")
+        return
+    repl.err.print(Text("reasoning", style="dim bold"))
+    repl.err.print(Text(sanitize(text), style="dim"))
+    if hidden:
+        repl.notice(hidden)
 
 
 def transcript(repl: ChatRepl) -> str:
@@ -291,6 +312,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(("/retry",), "", "send your last message again (its old reply is dropped)", _retry),
     Command(("/undo",), "", "drop your last message and its reply", _undo),
     Command(("/tokens",), "", "token usage, cost and the context window", _tokens),
+    Command(("/reasoning",), "", "the model's reasoning in the last turn that had any, in full",
+            _reasoning),
     Command(("/save",), "FILE", "write the conversation to FILE as markdown", _save),
     Command(("/new",), "", "start a new conversation (this one stays saved)", _new),
     Command(("/sessions",), "", "recent saved conversations", _sessions),
