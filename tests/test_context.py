@@ -272,3 +272,14 @@ def test_when_the_new_message_could_change_the_fit_it_is_counted_exactly():
     counted, _ = exact_fitter(window=3000, reserve=500)
     expected, _ = counted(history + [new], tools, None)
     assert [id(m) for m in sent] == [id(m) for m in expected]
+
+
+def test_anthropic_thinking_room_is_kept_free_beside_the_reply():
+    from agentcli.agent.context import reply_reserve
+
+    plain = ProviderProfile(name="a", type="anthropic", max_tokens=4096)
+    thinking = ProviderProfile(name="a", type="anthropic", max_tokens=4096, reasoning="high")
+    assert reply_reserve(plain, 200_000) == 4096
+    assert reply_reserve(thinking, 200_000) == 4096 + 16384  # the adapter adds that room
+    assert reply_reserve(ProviderProfile(name="a", type="anthropic", reasoning="none"),
+                         200_000) == 4096

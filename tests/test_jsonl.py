@@ -145,3 +145,27 @@ def test_max_cost_stops_once_the_spend_crosses_it_and_runs_no_more_tools(fake_se
     assert "spending limit" in results[2]["result"]
     notice = [e["text"] for e in got if e["type"] == "notice"][-1]
     assert "crossed its spending limit" in notice and "$0.03" in notice
+
+
+def test_reasoning_streams_as_events_unless_hidden(monkeypatch):
+    import io
+
+    from scripted import ScriptedProvider, reply
+
+    from agentcli.agent.loop import Agent, drive
+    from agentcli.messages import Message
+    from agentcli.ui.events_jsonl import JsonlOutput
+
+    class NoTools:
+        def definitions(self):
+            return []
+
+    for show in (True, False):
+        buf = io.StringIO()
+        out = JsonlOutput(buf, show_reasoning=show)
+        agent = Agent(ScriptedProvider([reply("yes", reasoning="let me think")]), NoTools())
+        done = drive(agent.run(Message.user("q")), out.handle)
+        out.done(done, None, 0)
+        kinds = [json.loads(line)["type"] for line in buf.getvalue().splitlines()]
+        assert ("reasoning" in kinds) is show
+        assert json.loads(buf.getvalue().splitlines()[-1])["reasoning"] == "let me think"

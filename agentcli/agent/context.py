@@ -69,10 +69,17 @@ def context_window(settings: Settings, profile: ProviderProfile, model: str | No
 
 def reply_reserve(profile: ProviderProfile, window: int) -> int:
     """Tokens kept free for the reply: the profile's max_tokens, else the provider's default
-    reply budget, never more than a quarter of the window."""
+    reply budget, never more than a quarter of the window; plus, for Anthropic with
+    ``reasoning`` on, the thinking room the adapter adds to max_tokens."""
     if profile.max_tokens:
-        return min(profile.max_tokens, window - 1)
-    return min(DEFAULT_REPLY_RESERVE.get(profile.type, 4096), window // 4)
+        reserve = min(profile.max_tokens, window - 1)
+    else:
+        reserve = min(DEFAULT_REPLY_RESERVE.get(profile.type, 4096), window // 4)
+    if profile.type == "anthropic" and profile.reasoning not in (None, "none"):
+        from ..providers.anthropic_request import THINKING_ROOM
+
+        reserve = min(reserve + THINKING_ROOM.get(profile.reasoning, 0), window - 1)
+    return reserve
 
 
 class ContextFitter:

@@ -78,7 +78,7 @@ def _output(json_out: bool, jsonl: bool, show_reasoning: bool) -> Any:
     if jsonl:
         from ..ui.events_jsonl import JsonlOutput
 
-        return JsonlOutput()
+        return JsonlOutput(show_reasoning=show_reasoning)
     from ..ui.ask_output import AskOutput
 
     return AskOutput(json_out, show_reasoning=show_reasoning)

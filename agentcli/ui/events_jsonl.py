@@ -9,7 +9,8 @@ type           fields
 =============  ==============================================================================
 session        v, id (the saved conversation's id, null with --no-save), provider, model
 text           text (a piece of the reply, as it streams)
-reasoning      text (a piece of the model's reasoning, when it shows any)
+reasoning      text (a piece of the model's reasoning, when it shows any; none with
+               --hide-reasoning)
 tool_call      id, name, arguments (the JSON object; the raw text when it is not valid JSON)
 approval       id, decision (allow/deny), source, rule, reason (every call that reached it)
 tool_result    id, name, is_error, result (capped as the model gets it)
@@ -42,8 +43,9 @@ class OutputClosed(KeyboardInterrupt):
 
 
 class JsonlOutput:
-    def __init__(self, file: TextIO | None = None) -> None:
+    def __init__(self, file: TextIO | None = None, *, show_reasoning: bool = True) -> None:
         self.file = file if file is not None else sys.stdout
+        self.show_reasoning = show_reasoning
         self.closed = False
 
     def emit(self, payload: dict[str, Any]) -> None:
@@ -64,7 +66,8 @@ class JsonlOutput:
         if isinstance(event, TextDelta):
             self.emit({"type": "text", "text": event.text})
         elif isinstance(event, ReasoningDelta):
-            self.emit({"type": "reasoning", "text": event.text})
+            if self.show_reasoning:  # --hide-reasoning: none (``done`` still carries it)
+                self.emit({"type": "reasoning", "text": event.text})
         elif isinstance(event, ToolCallReady):
             call = event.call
             try:
