@@ -71,3 +71,15 @@ def test_cache_reads_and_writes_are_priced_at_their_own_rates():
     assert round(cost(table, {"gpt-5.6": usage}).usd, 6) == 1.25
     with pytest.raises(ConfigError, match="cache_read"):
         parse({"prices": {"m": {"input": 1, "output": 2, "cached": 1}}}, None)
+
+
+def test_a_cost_limit_counts_unreported_usage_at_the_estimate_as_a_lower_bound():
+    from agentcli.agent.pricing import CostLimit
+    from agentcli.sessions.config import Price
+
+    limit = CostLimit(0.01, Price(input=10, output=10))  # $0.00001 a token
+    assert limit.before(500) is None  # $0.005 fits
+    assert limit.after(Usage.unknown()) is None  # counted at its estimate: $0.005
+    assert limit.before(600) is not None  # $0.005 + $0.006 would cross $0.01
+    line = limit.after(Usage.unknown())
+    assert line and "at least $0.011" in line and "--max-cost limit $0.0100" in line
