@@ -209,9 +209,15 @@ BASE_URL_HINT = "the server's API address, e.g. http://localhost:11434/v1"
 
 
 def base_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be an API base URL (a short phrase), or None when it can."""
+    """Why ``url`` cannot be an API base URL (a short phrase), or None when it can. The URL is
+    quoted with its password masked, even where ``redact_url`` cannot see it (a space in it)."""
     if any(ch.isspace() or not ch.isprintable() for ch in url):
-        return f"{url!r} contains spaces or control characters"
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        shown = repr(url.replace(password, "***") if password else url)
+        return f"{shown} contains spaces or control characters"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number

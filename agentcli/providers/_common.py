@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..config import DEFAULT_BASE_URL_ENV, DEFAULT_KEY_ENV, DEFAULT_MODELS
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
-                      ProviderConnectionError, ProviderError, StreamInterruptedError)
+                      ProviderConnectionError, ProviderError, StreamInterruptedError, redact_url)
 from ..messages import ToolCall
 from ._transport import (PLACEHOLDER_KEY, Budget, CompressedReply, DeadlineExceeded,
                          ResponseTooLarge, TransportLimit, guarded_client, host_of,
@@ -102,7 +102,7 @@ class ErrorMapper:
 
     sdk: ModuleType
     who: str  # "OpenAI", "Anthropic" or "the server at <url>": the subject of messages
-    base_url: str
+    base_url: str  # as shown in messages: a password in it is masked (``redact_url``)
     key_source: str  # an environment variable, "placeholder", or a sentence
     settings: Any
     secret: str | None = field(default=None, repr=False)
@@ -114,7 +114,9 @@ class ErrorMapper:
     def for_profile(cls, sdk: ModuleType, vendor: str, default_url: str, official_host: str,
                     profile: Any, settings: Any, key: str, key_source: str) -> ErrorMapper:
         url = (profile.base_url or default_url).rstrip("/")
-        who = vendor if urlsplit(url).hostname == official_host else f"the server at {url}"
+        who = vendor if urlsplit(url).hostname == official_host else None
+        url = redact_url(url)  # what messages and notices show: never a password
+        who = who or f"the server at {url}"
         return cls(sdk, who, url, key_source, settings, secret=key, vendor=vendor,
                    key_env=DEFAULT_KEY_ENV.get(profile.type) or cls.key_env,
                    url_env=DEFAULT_BASE_URL_ENV.get(profile.type) or cls.url_env)
