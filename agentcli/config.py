@@ -252,7 +252,13 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, b
 
 
 def read_config_file(path: Path, must_exist: bool) -> dict[str, Any]:
-    if not path.exists():
+    try:
+        exists = path.exists()  # raises for a folder it may not enter, a name too long, ...
+    except OSError as e:
+        raise ConfigError(f"cannot read config: {e.strerror or e}", file=str(path),
+                          hint="pass --config PATH (or set AGENTCLI_HOME) to a file you can "
+                               "read") from e
+    if not exists:
         if must_exist:
             raise ConfigError("config file not found", file=str(path),
                               hint="create it with `agentcli config init` or fix the path")
