@@ -44,7 +44,7 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
         out = AskOutput(json_out)
         handle = out.handle
         if resumed is not None and not json_out:
-            notice(runtime.resume_notice(resumed, profile.name, model))
+            notice(runtime.resume_notice(resumed, profile.name, model, settings))
         if recorder is not None:
             recorder.begin_turn(provider=profile.name, model=model, system=agent.system,
                                 role=runtime.conversation_role(opts, resumed),
