@@ -71,6 +71,7 @@ def readers_and_resume(server, config: Path, out: Path, ask: str) -> str:
     return steps(out, {
         "list": f"{ask} sessions list",
         "search": f"{ask} sessions search first",
+        "show": f"{ask} sessions show $({ask} sessions list --json | cut -c10-17)",
         "resume": f"{ask} ask --config {config} --no-tools --base-url {url} -c 'and again'",
     })
 
@@ -80,6 +81,8 @@ def assert_read_and_resumed(server, out: Path, why: str) -> None:
     assert code == 0 and "hello from the first run" in stdout, stderr
     code, stdout, stderr = result(out, "search")
     assert code == 0 and "first" in stdout, stderr
+    code, stdout, stderr = result(out, "show")
+    assert code == 0 and "hello from the first run" in stdout and "first answer" in stdout, stderr
     code, stdout, stderr = result(out, "resume")
     assert code == 0 and stdout == "second answer\n", stderr
     warnings = [line for line in stderr.splitlines() if line.startswith("warning:")]
