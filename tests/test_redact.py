@@ -148,3 +148,13 @@ def test_a_usage_error_about_the_url_hides_the_password():
     assert proc.returncode == 2
     line = one_error_line(proc.stderr)
     assert "ftp://u:***@h/v1" in line and SECRET not in line
+
+
+def test_a_provider_notice_in_ask_is_masked(capsys):
+    from agentcli.messages import Notice
+    from agentcli.ui.ask_output import AskOutput
+
+    for level in ("info", "warning"):
+        AskOutput(False).handle(Notice(f"retried http://u:{SECRET}@h/v1 without streaming", level))
+    err = capsys.readouterr().err
+    assert err.count("u:***@h") == 2 and SECRET not in err
