@@ -30,10 +30,13 @@ def main() -> None:
     import gc
 
     gc.set_threshold(*STARTUP_GC_THRESHOLD)
-    from .cli.app import main as cli_main
-
     try:
+        from .cli.app import main as cli_main
+
         cli_main()
+    except KeyboardInterrupt:  # Ctrl-C while starting, before a command's body runs
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     finally:
         gc.freeze()
 

@@ -212,9 +212,15 @@ BASE_URL_HINT = "the server's API address, e.g. http://localhost:11434/v1"
 
 
 def base_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be an API base URL (a short phrase), or None when it can."""
+    """Why ``url`` cannot be an API base URL (a short phrase), or None when it can. The URL is
+    quoted with its password masked, even where ``redact_url`` cannot see it (a space in it)."""
     if any(ch.isspace() or not ch.isprintable() for ch in url):
-        return f"{url!r} contains spaces or control characters"
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        shown = repr(url.replace(password, "***") if password else url)
+        return f"{shown} contains spaces or control characters"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -249,7 +255,13 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, b
 
 
 def read_config_file(path: Path, must_exist: bool) -> dict[str, Any]:
-    if not path.exists():
+    try:
+        exists = path.exists()  # raises for a folder it may not enter, a name too long, ...
+    except OSError as e:
+        raise ConfigError(f"cannot read config: {e.strerror or e}", file=str(path),
+                          hint="pass --config PATH (or set AGENTCLI_HOME) to a file you can "
+                               "read") from e
+    if not exists:
         if must_exist:
             raise ConfigError("config file not found", file=str(path),
                               hint="create it with `agentcli config init` or fix the path")

@@ -30,6 +30,8 @@ failures are *data* (an error ``ToolResult``), never exceptions.
 
 from __future__ import annotations
 
+import re
+
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -43,12 +45,33 @@ def debug_enabled() -> bool:
     return os.environ.get("AGENTCLI_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
+# scheme://userinfo@ : the userinfo runs to the last "@" before the path, query or fragment
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)([^/?#\s]*)@")
+
+
+def _masked(m: re.Match[str]) -> str:
+    user, colon, _ = m.group(2).partition(":")
+    return f"{m.group(1)}{user}:***@" if colon else f"{m.group(1)}***@"
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced: ``http://u:PASSWORD@host/v1`` ->
+    ``http://u:***@host/v1``; userinfo without a password (often a token) -> ``***@``.
+    The one redaction of URLs: every error's message and hint pass through it, and so does
+    every URL agentcli prints (config show, notices, warnings)."""
+    return _USERINFO.sub(_masked, text) if "@" in text else text
+
+
 class AgentCliError(Exception):
-    """Base of every error a user can cause; carries a one-line message and an optional hint."""
+    """Base of every error a user can cause; carries a one-line message and an optional hint.
+    Neither ever holds a password from a URL (``redact_url``): they are printed, put in
+    ``--json`` and stored with the session."""
 
     exit_code: int = EXIT_RUNTIME
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact_url(message)
+        hint = redact_url(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint

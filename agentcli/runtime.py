@@ -242,13 +242,19 @@ def resume(settings: Settings, opts: RunOptions,
     return load_from(settings.data_dir, opts.session)
 
 
-def resume_notice(resumed: Resumed, provider: str, model: str) -> str:
+def resume_notice(resumed: Resumed, provider: str, model: str,
+                  settings: Settings | None = None) -> str:
+    """"continuing session ..."; when the provider or model changed, which ones, and "the history
+    is converted" only when the wire format changes (the profiles' types differ: openai,
+    anthropic, local). ``settings`` resolves profile names to types; without it only the
+    built-in names are known, and an unknown one is never called converted."""
     info = resumed.info
     n = len(resumed.history)
     text = (f"continuing session {info.short_id} ({n} message{'s' if n != 1 else ''}: "
             f"{info.title or 'untitled'})")
     if (info.provider, info.model) != (provider, model):
-        converted = " (the history is converted)" if info.provider != provider else ""
+        was, now = _wire_format(info.provider, settings), _wire_format(provider, settings)
+        converted = " (the history is converted)" if was and now and was != now else ""
         text += (f"; it was with {info.provider or '?'} · {info.model or '?'}, now "
                  f"{provider} · {model}{converted}")
     return text
@@ -264,6 +270,16 @@ def unanswered_notices(resumed: Resumed) -> list[str]:
         out.append(f"a message was never answered (agentcli was stopped while waiting for the "
                    f"reply) and is not sent again: {shown}")
     return out
+
+
+def _wire_format(profile_name: str | None, settings: Settings | None) -> str | None:
+    """The type of the profile named so (its wire format), or None when it is not known."""
+    from .config import PROVIDER_TYPES
+
+    profiles = getattr(settings, "providers", None) or {}
+    if profile_name in profiles:
+        return profiles[profile_name].type
+    return profile_name if profile_name in PROVIDER_TYPES else None
 
 
 def tool_names(tools: Sequence[str]) -> tuple[str, ...]:

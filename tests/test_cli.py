@@ -40,7 +40,8 @@ def one_error_line(stderr: bytes | str) -> str:
 
 @pytest.mark.parametrize("args, message, hint", [
     (["ask", "--frobnicate", "hi"], "no such option: --frobnicate", "agentcli ask --help"),
-    (["frob"], "no such command 'frob'", "agentcli --help"),
+    (["sesions"], "no such command 'sesions' (did you mean 'sessions'?)",
+     "agentcli sessions --help; to send 'sesions' to the model: agentcli ask sesions"),
     (["ask", "--max-steps", "x", "hi"], "invalid value for '--max-steps'", "agentcli ask --help"),
     (["tools", "show"], "missing argument 'name'", "agentcli tools show --help"),
     (["chat", "-p"], "option '-p' requires an argument", "agentcli chat --help"),

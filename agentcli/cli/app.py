@@ -25,20 +25,32 @@ from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOp
 from ..errors import AgentCliError, UsageError
 from ..ui.render import eprint, report_error
 
+EXIT_CODES = """\b
+Exit codes (for scripts):
+  0    done
+  1    runtime: the provider or the network failed, the reply was cut by max_tokens (or
+       a content filter), max_steps was reached, the session store cannot be read
+  2    usage or config: a bad flag or argument, a bad config file or tool manifest,
+       nothing to ask, no provider set up, an unknown session, tool or role
+  130  interrupted (Ctrl-C)
+"""
+
 EPILOG_MAIN = """\b
 Examples:
   agentcli                                 open the chat REPL (same as `agentcli chat`)
-  agentcli ask "What is 37 * 91?"          one question, answer on stdout
-  git diff | agentcli ask "write a commit message"
-  agentcli ask -p anthropic -m claude-sonnet-4-6 "hello"
-  agentcli ask --base-url http://localhost:11434/v1 -m llama3.2 "hi"   (Ollama)
+  agentcli "What is 37 * 91?"              a bare prompt: the same as `agentcli ask "..."`
+  agentcli -m gpt-4.1 "hi"                 ask's options may come before the prompt
+  agentcli -c                              in a terminal: the REPL, continuing the latest
+  agentcli ask tools                       a prompt that is also a command name: say `ask`
+  git diff | agentcli "write a commit message"
+  agentcli -p anthropic -m claude-sonnet-4-6 "hello"
+  agentcli --base-url http://localhost:11434/v1 -m llama3.2 "hi"   (Ollama)
   agentcli tools list
   agentcli config init
-  agentcli ask -c "and in French?"        continue the latest conversation
+  agentcli -c "and in French?"             continue the latest conversation
   agentcli sessions list                   saved conversations (show, search, export, ...)
 
-Exit codes: 0 ok, 1 provider/runtime error, 2 usage or config error, 130 interrupted.
-"""
+""" + EXIT_CODES
 
 EPILOG_ASK = """\b
 Examples:
@@ -54,7 +66,8 @@ Examples:
 Piped stdin (when stdin is not a terminal) is read up to `stdin_limit` (1 MiB) and sent with
 PROMPT as one user message. Tool calls that need approval are asked on the terminal (/dev/tty);
 with no terminal they are denied unless --yes or config allows them.
-"""
+
+""" + EXIT_CODES
 
 EPILOG_CHAT = """\b
 Examples:
@@ -66,9 +79,47 @@ Type /help inside the REPL for keys and slash commands.
 """
 
 
+ROOT_OPTIONS = ("--version", "-V", "--help", "-h")
+
+
 class OneLineErrors(TyperGroup):
-    """click's usage errors as one line, like every other error (``error: no such option:
-    --frobnicate (hint: agentcli ask --help)``), instead of its three-line usage block; exit 2."""
+    """The root group. click's usage errors as one line, like every other error (``error: no such
+    option: --frobnicate (hint: agentcli ask --help)``), instead of its three-line usage block;
+    exit 2. And the default command (``parse_args``): a first argument that is no command is
+    the prompt of ``ask``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:
+            args = self._default_command(list(args))
+        return super().parse_args(ctx, args)
+
+    def _default_command(self, args: list[str]) -> list[str]:
+        """``agentcli "what is 2+2"`` and ``agentcli -m M "hi"`` are ``agentcli ask ...``;
+        options alone on a terminal (``agentcli -c``, ``agentcli -p anthropic``) open ``chat``
+        with them. Commands keep priority (``agentcli ask tools`` asks about "tools"); a single
+        word that looks like a mistyped command is refused rather than sent to a model, and a
+        lone ``help`` shows the help."""
+        if not args or args[0] in self.commands or args[0] in ROOT_OPTIONS:
+            return args
+        first = args[0]
+        if first == "help" and len(args) == 1:
+            return ["--help"]
+        if not first.startswith("-"):
+            _refuse_a_typo(first, list(self.commands))
+            return ["ask", *args]
+        if sys.stdin.isatty() and sys.stdout.isatty() and self._chat_takes(args):
+            return ["chat", *args]
+        return ["ask", *args]
+
+    def _chat_takes(self, args: list[str]) -> bool:
+        """Are ``args`` options of ``chat`` and nothing else (no prompt, no ask-only option)?"""
+        if any(a in ROOT_OPTIONS for a in args):
+            return False
+        try:
+            sub = self.commands["chat"].make_context("chat", list(args))
+        except (click_errors.ClickException, typer.Exit):
+            return False
+        return not sub.args
 
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
@@ -80,12 +131,16 @@ class OneLineErrors(TyperGroup):
         except click_errors.UsageError as e:
             message = e.format_message().strip().rstrip(".")
             path = e.ctx.command_path if e.ctx is not None else self._path(args, prog_name)
-            report_error(UsageError(message[:1].lower() + message[1:], hint=f"{path} --help"))
+            report_error(UsageError(message[:1].lower() + message[1:], hint=_usage_hint(
+                message, path)))
             code = e.exit_code
         except click_errors.ClickException as e:
             report_error(AgentCliError(e.format_message()))
             code = e.exit_code
-        except typer.Abort:
+        except AgentCliError as e:  # raised while choosing the command (a mistyped one)
+            report_error(e)
+            code = e.exit_code
+        except typer.Abort:  # EOF at one of click's prompts
             eprint("aborted")
             code = 1
         code = code if isinstance(code, int) else 0
@@ -103,6 +158,26 @@ class OneLineErrors(TyperGroup):
             words.append(arg)
             group = command
         return " ".join(words)
+
+
+def _refuse_a_typo(word: str, commands: list[str]) -> None:
+    """One lowercase word close to a command name (``agentcli sesions``) is a usage error, not
+    a prompt: a typo should not cost a model request."""
+    if not (word.isalpha() and word.islower() and len(word) <= 12):
+        return
+    from difflib import get_close_matches
+
+    close = get_close_matches(word, commands, n=1, cutoff=0.8)
+    if close:
+        raise UsageError(f"no such command '{word}' (did you mean '{close[0]}'?)",
+                         hint=f"agentcli {close[0]} --help; to send '{word}' to the model: "
+                              f"agentcli ask {word}")
+
+
+def _usage_hint(message: str, path: str) -> str:
+    if message.lower().startswith("got unexpected extra argument") and path.endswith(" ask"):
+        return 'put the prompt in quotes: agentcli "what is 2+2"'
+    return f"{path} --help"
 
 
 def _chat_main(opts) -> int:
@@ -140,6 +215,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
         no_args_is_help=False,
+        subcommand_metavar="COMMAND [ARGS]... | PROMPT",
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 

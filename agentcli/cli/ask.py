@@ -58,7 +58,7 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
             except OutputClosed:
                 return _reader_gone()
         elif resumed is not None and not json_out:
-            notice(runtime.resume_notice(resumed, profile.name, model))
+            notice(runtime.resume_notice(resumed, profile.name, model, settings))
             for line in runtime.unanswered_notices(resumed):
                 notice(line)
         done = drive(agent.run(Message.user(text),

@@ -13,7 +13,7 @@ from typing import Callable, NoReturn
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED, AgentCliError, debug_enabled
+from ..errors import EXIT_INTERRUPTED, AgentCliError, debug_enabled, redact_url
 from ..ui.render import color, eprint, report_error
 
 # --- the error funnel -------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def run_command(fn: Callable[[], int | None]) -> NoReturn:
     except Exception as e:  # a bug: one line, and how to get the details
         if debug_enabled():
             raise
-        eprint(color("31", "internal error: ") + f"{type(e).__name__}: {e} "
+        eprint(color("31", "internal error: ") + redact_url(f"{type(e).__name__}: {e} ") +
                "(this is a bug in agentcli; rerun with AGENTCLI_DEBUG=1 for the traceback "
                "and please report it)")
         code = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -40,10 +40,24 @@ def config_show(config: Optional[str] = ConfigOpt) -> None:
         import yaml
 
         settings = load_settings(config)
-        print(yaml.safe_dump(settings_as_dict(settings), sort_keys=False).rstrip())
+        shown = _redacted(settings_as_dict(settings))
+        print(yaml.safe_dump(shown, sort_keys=False).rstrip())
         return 0
 
     run_command(body)
+
+def _redacted(value: Any) -> Any:
+    """Every string in ``value`` with URL passwords masked (base_url, MCP urls, ...)."""
+    from ..errors import redact_url
+
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
+
 
 @config_app.command("init")
 def config_init(config: Optional[str] = ConfigOpt,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, AsyncIterator, Sequence
 
-from ..errors import AgentCliError
+from ..errors import AgentCliError, redact_url
 from .config import ServerSpec, log_dir, log_path
 
 MAX_TOOL_PAGES = 50
@@ -71,7 +71,7 @@ def describe_error(e: BaseException) -> str:
         return e.message
     if isinstance(e, McpCallError):
         return str(e)
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = redact_url(str(e).strip().splitlines()[0]) if str(e).strip() else ""
     if type(e).__name__ == "MCPError" and text:
         return text
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
@@ -325,7 +325,7 @@ def _startup_error(st: ServerState, e: BaseException, sdk: Any) -> str:
         return f"exited during start-up (exit code {st.exit_code})"
     leaf = _leaf(e)
     if sdk is not None and st.spec.url and isinstance(leaf, sdk.httpx.TransportError):
-        return f"cannot connect to {st.spec.url}: {leaf}"
+        return f"cannot connect to {redact_url(st.spec.url)}: {leaf}"
     if sdk is not None and isinstance(leaf, sdk.MCPError):
         return f"the handshake failed: {describe_error(leaf)}"
     return describe_error(e)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, UsageError, redact_url
 
 SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_)){0,31}$")
 """A server name: letters, digits, ``-`` and single ``_`` (``__`` separates server and tool)."""
@@ -64,9 +64,10 @@ class ServerSpec:
         return "http" if self.url else "stdio"
 
     def describe(self) -> str:
-        """The command line or URL as written (``${VAR}`` stays unresolved: nothing secret)."""
+        """The command line or URL as written (``${VAR}`` stays unresolved, a password in the URL
+        is masked: nothing secret)."""
         if self.url:
-            return self.url
+            return redact_url(self.url)
         import shlex
 
         return " ".join(shlex.quote(p) for p in (self.command or "", *self.args))

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..config import DEFAULT_BASE_URL_ENV, DEFAULT_KEY_ENV, DEFAULT_MODELS
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
-                      ProviderConnectionError, ProviderError, StreamInterruptedError)
+                      ProviderConnectionError, ProviderError, StreamInterruptedError, redact_url)
 from ..messages import ToolCall
 from ._transport import (PLACEHOLDER_KEY, Budget, CompressedReply, DeadlineExceeded,
                          ResponseTooLarge, TransportLimit, guarded_client, host_of,
@@ -71,6 +71,13 @@ def server_message(e: Any) -> str:
             return str(body["detail"])
     if isinstance(body, str) and body.strip():
         return body
+    response = getattr(e, "response", None)
+    if response is not None and getattr(e, "status_code", None) is not None:
+        try:
+            if not response.content.strip():
+                return "(no message)"  # not the SDK's "Error code: 422"
+        except Exception:  # a body that cannot be read (a stream): the SDK's own words
+            pass
     return str(getattr(e, "message", "") or e)
 
 
@@ -102,7 +109,7 @@ class ErrorMapper:
 
     sdk: ModuleType
     who: str  # "OpenAI", "Anthropic" or "the server at <url>": the subject of messages
-    base_url: str
+    base_url: str  # as shown in messages: a password in it is masked (``redact_url``)
     key_source: str  # an environment variable, "placeholder", or a sentence
     settings: Any
     secret: str | None = field(default=None, repr=False)
@@ -114,7 +121,9 @@ class ErrorMapper:
     def for_profile(cls, sdk: ModuleType, vendor: str, default_url: str, official_host: str,
                     profile: Any, settings: Any, key: str, key_source: str) -> ErrorMapper:
         url = (profile.base_url or default_url).rstrip("/")
-        who = vendor if urlsplit(url).hostname == official_host else f"the server at {url}"
+        who = vendor if urlsplit(url).hostname == official_host else None
+        url = redact_url(url)  # what messages and notices show: never a password
+        who = who or f"the server at {url}"
         return cls(sdk, who, url, key_source, settings, secret=key, vendor=vendor,
                    key_env=DEFAULT_KEY_ENV.get(profile.type) or cls.key_env,
                    url_env=DEFAULT_BASE_URL_ENV.get(profile.type) or cls.url_env)
@@ -158,10 +167,12 @@ class ErrorMapper:
                 hint=self._retry_hint())
         if isinstance(e, sdk.APIError):
             msg = one_line(server_message(e), self.secret)
-            return ProviderError(f"{self.who} returned an error: {msg}")
-        if isinstance(e, json.JSONDecodeError):
-            return ProviderError(f"{self.who} sent a reply that is not valid JSON: "
-                                 f"{one_line(str(e))}")
+            return ProviderError(f"{self.who} returned an error: {msg}",
+                                 hint="try again; if it keeps happening, check the base_url "
+                                      "and the model")
+        if isinstance(e, json.JSONDecodeError):  # e.g. an event whose data is not JSON
+            return ProviderError(f"{self.who} sent data that is not valid JSON ({e.msg}): "
+                                 f"{first_bytes(e.doc.encode())}", hint=_odd_body_hint(""))
         return None
 
     def _limit(self, limit: TransportLimit, partial: str | None) -> ProviderError:
@@ -194,16 +205,30 @@ class ErrorMapper:
         if status == 404:
             return ModelNotFoundError(f"{self.who} says (HTTP {status}): {msg}",
                                       hint="check the model name (--model) and the base_url")
-        hint = None
-        if status == 429 or (isinstance(status, int) and status >= 500):
-            headers = getattr(getattr(e, "response", None), "headers", None) or {}
-            if status != 429 and (_DETERMINISTIC.search(msg)
+        return ProviderError(f"{self.who} returned an error (HTTP {status}): {msg}",
+                             hint=self._status_hint(status, msg, e))
+
+    def _status_hint(self, status: Any, msg: str, e: Any) -> str:
+        """What to do about an HTTP error other than 401/403/404 (every one gets a hint)."""
+        status = status if isinstance(status, int) else 0
+        headers = getattr(getattr(e, "response", None), "headers", None) or {}
+        if status in (408, 409, 429) or status >= 500:  # the ones the SDKs retry
+            if status >= 500 and (_DETERMINISTIC.search(msg)
                                   or headers.get("x-should-retry") == "false"):
-                hint = ("the server refused this request itself (not a temporary failure): "
+                return ("the server refused this request itself (not a temporary failure): "
                         "retrying will not help; see its message")
-            else:
-                hint = self._retry_hint()
-        return ProviderError(f"{self.who} returned an error (HTTP {status}): {msg}", hint=hint)
+            return self._retry_hint()
+        if status == 413:
+            return ("the request is too large for this server: start a new conversation "
+                    "(or pipe less), or use a model with a larger context")
+        if status in (400, 422):
+            return ("the server found the request invalid (retrying will not help): check the "
+                    "model (--model) and any setting its message names (--max-tokens, "
+                    "--reasoning, tools: --no-tools); check the base_url if it is not the API")
+        if status == 402:
+            return "the account behind the key has no credit left: check its billing"
+        return ("the server refused this request (retrying will not help): see its message; "
+                "check the base_url and the model")
 
     def _key_hint(self) -> str:
         source = self.key_source

@@ -1,10 +1,15 @@
 """The store file's schema: tables, full-text index, pragmas, version and migrations, and one
-line for people on why the file cannot be used. ``store`` opens the file through ``prepare``."""
+line for people on why the file cannot be used, and opening the file (``connect``: read-write,
+or read-only where it cannot be written). ``store`` opens the file through ``connect``."""
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import quote
 
 from ..errors import SessionStoreError
 
@@ -89,21 +94,107 @@ its messages, e.g. the OpenAI API it settled on)."""
 
 
 def describe_failure(e: BaseException, path: Path) -> str:
-    """One line on why the store failed, for people."""
+    """One line on why the store failed, for people (with what to do where it is not obvious).
+    SQLite reports a full disk as "disk I/O error" when the -shm file cannot grow
+    (SQLITE_IOERR_SHMSIZE): an I/O error on a disk with no space left is called what it is."""
     name = getattr(e, "sqlite_errorname", "") or ""
     text = str(e).lower()
+    err = getattr(e, "errno", None)
+    readonly = "READONLY" in name or "readonly" in text or "read-only" in text or \
+        err == errno.EROFS
     if "BUSY" in name or "LOCKED" in name or "locked" in text:
         return f"the session store is locked by another process ({path})"
-    if "READONLY" in name or "readonly" in text or "read-only" in text:
+    if "FULL" in name or "full" in text or err in (errno.ENOSPC, errno.EDQUOT) or \
+            (("IOERR" in name or "disk i/o error" in text or readonly) and _no_space(path)):
+        return f"the disk holding the session store is full ({path}): free some space"
+    if readonly:
         return f"the session store is read-only ({path})"
-    if "FULL" in name or "full" in text:
-        return f"the disk holding the session store is full ({path})"
     if "CORRUPT" in name or "NOTADB" in name or "not a database" in text or "malformed" in text:
         return (f"the session store is damaged ({path}); move it away and agentcli starts a "
                 "new one")
+    if err in (errno.EACCES, errno.EPERM) or (
+            "CANTOPEN" in name and path.exists() and not os.access(path, os.R_OK)):
+        return f"no permission to use the session store ({path}): check its owner and mode"
     if isinstance(e, OSError):
         return f"cannot use the session store {path}: {e.strerror or e}"
     return f"the session store failed ({path}): {e}"
+
+
+LOW_SPACE = 1 << 20
+"""Bytes free under which an I/O error is taken for a full disk (SQLite grows the -shm file
+32 KiB at a time and writes pages of 4 KiB)."""
+
+
+def _no_space(path: Path) -> bool:
+    """Is the filesystem holding ``path`` (writable, not a read-only mount) out of space?"""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return not st.f_flag & os.ST_RDONLY and st.f_bavail * st.f_frsize < LOW_SPACE
+
+
+@dataclass(frozen=True)
+class Opened:
+    conn: sqlite3.Connection
+    fts: bool
+    version: int
+    read_only: str | None = None
+    """Why a file opened for writing can only be read (read-only mount, no permission, full)."""
+
+
+def connect(path: Path, *, write: bool, timeout: float) -> Opened:
+    """Open the existing store file, prepared (``prepare``). ``write``: read and write where
+    possible; where the file or its folder cannot be written (a read-only mount, whoever asks,
+    root included), or the disk is full, read-only, with ``read_only`` saying why. Raises
+    SessionStoreError (``describe_failure``) when it cannot even be read."""
+    why = None
+    if write:
+        why = describe_failure(sqlite3.OperationalError("readonly"), path)
+        if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+            try:
+                return _connect(path, "mode=rw", timeout, readonly=False)
+            except SessionStoreError as e:
+                name = getattr(e.__cause__, "sqlite_errorname", "")
+                if "READONLY" not in name and not _out_of_space(name, path):
+                    raise
+                why = e.message
+    return replace(_open_readonly(path, timeout), read_only=why)
+
+
+def _out_of_space(sqlite_errorname: str, path: Path) -> bool:
+    return ("IOERR" in sqlite_errorname or "FULL" in sqlite_errorname) and _no_space(path)
+
+
+def _open_readonly(path: Path, timeout: float) -> Opened:
+    """Where the -shm file cannot be created (a read-only folder or mount, a full disk), SQLite
+    opens a WAL file only as ``immutable``: exact for a store that was closed cleanly (its WAL
+    checkpointed away); what a crash left in a -wal file without its -shm is not seen."""
+    try:
+        return _connect(path, "mode=ro", timeout, readonly=True)
+    except SessionStoreError as e:
+        name = getattr(e.__cause__, "sqlite_errorname", "")
+        no_shm = ("CANTOPEN" in name or "READONLY" in name) and os.access(path, os.R_OK) and \
+            not os.access(path.parent, os.W_OK)  # READONLY_DIRECTORY: not for a plain user
+        if not no_shm and not _out_of_space(name, path):
+            raise
+    return _connect(path, "mode=ro&immutable=1", timeout, readonly=True)
+
+
+def _connect(path: Path, params: str, timeout: float, *, readonly: bool) -> Opened:
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?{params}", uri=True, timeout=timeout,
+                               isolation_level=None)
+    except sqlite3.Error as e:
+        raise SessionStoreError(describe_failure(e, path)) from e
+    try:
+        fts, version = prepare(conn, readonly)
+    except BaseException as e:
+        conn.close()
+        if isinstance(e, (sqlite3.Error, OSError)):
+            raise SessionStoreError(describe_failure(e, path)) from e
+        raise
+    return Opened(conn, fts, version)
 
 
 def prepare(conn: sqlite3.Connection, readonly: bool) -> tuple[bool, int]:

@@ -21,12 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import quote
 
 from ..errors import SessionStoreError, UsageError
 from ..messages import Message, Usage
 from . import codec
-from .db import FILE_NAME, SCHEMA_VERSION, describe_failure, prepare
+from .db import FILE_NAME, SCHEMA_VERSION, connect, describe_failure
 
 BUSY_TIMEOUT = 5.0
 ID_CHARS = frozenset("0123456789abcdef")
@@ -108,10 +107,12 @@ class Store:
     ``open_store`` turns failures to open into ``SessionStoreError``."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, *, fts: bool,
-                 version: int = SCHEMA_VERSION) -> None:
+                 version: int = SCHEMA_VERSION, read_only: str | None = None) -> None:
         self.path = path
         self.conn = conn
         self.fts = fts
+        self.read_only = read_only
+        """Why a store opened for writing can only be read (``open_store``), else None."""
         self.version = version
         """Older than ``SCHEMA_VERSION`` only for a file opened read-only: reads then fill in
         what the old file has no column for."""
@@ -367,7 +368,12 @@ def _plain_snippet(text: str, term: str) -> str:
 def open_store(data_dir: Path, *, create: bool, readonly: bool = False,
                timeout: float | None = None) -> Store | None:
     """The store in ``data_dir``; None when it does not exist and ``create`` is False.
-    Raises SessionStoreError (one line: what and how to fix it) when it cannot be used."""
+    Raises SessionStoreError (one line: what and how to fix it) when it cannot be used.
+
+    A store that cannot be written (a read-only mount, a file or folder without write
+    permission) is opened read-only even when writing was asked for (``db.connect``): reading
+    commands and resuming still work, ``Store.read_only`` says why (the caller warns once that
+    nothing is being saved), and any write raises SQLite's "readonly" error."""
     path = store_path(data_dir)
     try:
         if not path.exists():
@@ -375,17 +381,8 @@ def open_store(data_dir: Path, *, create: bool, readonly: bool = False,
                 return None
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-        mode = "ro" if readonly else "rw"
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True,
-                               timeout=BUSY_TIMEOUT if timeout is None else timeout,
-                               isolation_level=None)
-    except (OSError, sqlite3.Error) as e:
+    except OSError as e:
         raise SessionStoreError(describe_failure(e, path)) from e
-    try:
-        fts, version = prepare(conn, readonly)
-    except BaseException as e:
-        conn.close()
-        if isinstance(e, (sqlite3.Error, OSError)):
-            raise SessionStoreError(describe_failure(e, path)) from e
-        raise
-    return Store(path, conn, fts=fts, version=version)
+    opened = connect(path, write=not readonly, timeout=BUSY_TIMEOUT if timeout is None else timeout)
+    return Store(path, opened.conn, fts=opened.fts, version=opened.version,
+                 read_only=opened.read_only)

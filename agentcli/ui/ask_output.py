@@ -71,7 +71,12 @@ class AskOutput:
             eprint(sanitize(f"{mark} {r.name}: {first[:300]}{more}"))
         elif isinstance(event, Notice):
             self.end_line()
-            warn(event.text) if event.level == "warning" else eprint(sanitize(event.text))
+            if event.level == "warning":
+                warn(event.text)
+            else:
+                from ..errors import redact_url
+
+                eprint(sanitize(redact_url(event.text)))
         elif isinstance(event, AgentDone):
             self.end_line()
         elif not isinstance(event, (HistoryAppended, ResponseDone)):  # pragma: no cover

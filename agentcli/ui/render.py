@@ -71,11 +71,15 @@ def eprint(line: str) -> None:
 
 
 def warn(line: str) -> None:
-    eprint(color("33", "warning: ") + sanitize(line))
+    from ..errors import redact_url
+
+    eprint(color("33", "warning: ") + sanitize(redact_url(line)))
 
 
 def notice(line: str) -> None:
-    eprint(color("2", sanitize(line)))
+    from ..errors import redact_url
+
+    eprint(color("2", sanitize(redact_url(line))))
 
 
 def report_error(e: AgentCliError) -> None:

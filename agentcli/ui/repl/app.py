@@ -178,7 +178,8 @@ class ChatRepl:
         self.notice(f"agentcli chat · {self.profile.name} · {self.model} · tools: {tools}")
         self.notice("Enter sends · Esc+Enter newline · /help · Ctrl-D quits")
         if self.resumed is not None:
-            self.notice(runtime.resume_notice(self.resumed, self.profile.name, self.model))
+            self.notice(runtime.resume_notice(self.resumed, self.profile.name, self.model,
+                                              self.settings))
             for line in runtime.unanswered_notices(self.resumed):
                 self.notice(line)
         if self.recorder is None:

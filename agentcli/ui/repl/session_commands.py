@@ -61,7 +61,7 @@ def resume(repl: ChatRepl, ref: str) -> None:
     repl.failed_text = None
     from ...runtime import resume_notice, unanswered_notices
 
-    repl.notice(resume_notice(resumed, repl.profile.name, repl.model))
+    repl.notice(resume_notice(resumed, repl.profile.name, repl.model, repl.settings))
     for line in unanswered_notices(resumed):
         repl.notice(line)
 
