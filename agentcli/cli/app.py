@@ -29,7 +29,8 @@ EXIT_CODES = """\b
 Exit codes (for scripts):
   0    done
   1    runtime: the provider or the network failed, the reply was cut by max_tokens (or
-       a content filter), max_steps was reached, the session store cannot be read
+       a content filter), max_steps or --max-cost was reached, the session store
+       cannot be read
   2    usage or config: a bad flag or argument, a bad config file or tool manifest,
        nothing to ask, no provider set up, an unknown session, tool or role
   130  interrupted (Ctrl-C)
