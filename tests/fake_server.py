@@ -79,6 +79,9 @@ from fake_replies import (CAPTIVE_PORTAL, Reply, drip, drop, echo_reply,  # noqa
                           stall, stream_error, text, tool_calls, wrong_shape)
 from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, error_body, huge_pieces,
                        null_content_error, openai_message, sse_error, sse_frames)
+from fake_wire_responses import (DEFAULT_MODELS, MODELS_PATHS, RESPONSES_PATH, PromptCache,
+                                 chat_problem, chat_view, models_page, response_object,
+                                 responses_problem)
 
 NO_REPLY_LEFT = "fake server: no scripted reply left"
 
@@ -93,6 +96,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._record(None)
+        path, _, query = self.path.partition("?")
+        owner = self.server.owner
+        if path in MODELS_PATHS and owner.models is not None:
+            if owner.models_reply is not None:
+                self._answer(path, {}, owner.models_reply)
+                return
+            from urllib.parse import parse_qs
+
+            anthropic = "anthropic-version" in {k.lower() for k in self.headers}
+            self._send_json(200, models_page(owner.models, anthropic, parse_qs(query)))
+            return
         self._send_json(404, {"error": {"message": f"fake server: no GET {self.path}"}},
                         retry=False)
 
@@ -105,23 +119,30 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw.decode("utf-8", "replace")
         self._record(body, raw)
         path = self.path.split("?", 1)[0]
-        if path not in (OPENAI_PATH, ANTHROPIC_PATH):
+        owner = self.server.owner
+        if path not in (OPENAI_PATH, ANTHROPIC_PATH, RESPONSES_PATH) or (
+                path == RESPONSES_PATH and not owner.responses_api):
             self._send_json(404, {"error": {"message": f"fake server: unknown path {path}"}},
                             retry=False)
             return
         body = body if isinstance(body, dict) else {}
-        owner = self.server.owner
         invalid = null_content_error(body) if path == OPENAI_PATH else None
         if invalid and owner.reject_null_content:
             self._send_json(500, {"error": {"message": invalid, "type": "internal_server_error",
                                             "param": None, "code": None}})
             return
-        reply = owner._next_reply(body)
+        refused = {OPENAI_PATH: chat_problem, RESPONSES_PATH: responses_problem}.get(
+            path, lambda b: None)(body)
+        if refused:  # what the 2026 APIs answer HTTP 400 (consumes no scripted reply)
+            self._send_json(*refused, retry=False)
+            return
+        cached = owner.prompt_cache.cached_tokens(path, body) if path != ANTHROPIC_PATH else 0
+        reply = owner._next_reply(chat_view(body) if path == RESPONSES_PATH else body)
         if reply is None:
             self._send_raw(500, NO_REPLY_LEFT.encode(), "text/plain", retry=False)
             return
         try:
-            self._answer(path, body, reply)
+            self._answer(path, body, reply, cached)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (e.g. after an idle timeout)
             owner._client_gone()
@@ -188,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering
 
-    def _answer(self, path: str, body: dict[str, Any], reply: Reply) -> None:
+    def _answer(self, path: str, body: dict[str, Any], reply: Reply, cached: int = 0) -> None:
         streaming = bool(body.get("stream"))
         if reply.kind == "raw":
             self._send_raw(reply.status, reply.body, reply.content_type, retry=None,
@@ -199,10 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
                             if reply.kind == "stream_error" else None)
             return
         if not streaming:
-            self._answer_json(path, body, reply)
+            self._answer_json(path, body, reply, cached)
             return
         self._start_chunked("text/event-stream")
-        for frame in sse_frames(path, body, reply):
+        for frame in sse_frames(path, body, reply, cached):
             if frame is not None:
                 self._write_chunk(frame)
                 continue
@@ -225,7 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         self._end_chunked()
 
-    def _answer_json(self, path: str, body: dict[str, Any], reply: Reply) -> None:
+    def _answer_json(self, path: str, body: dict[str, Any], reply: Reply, cached: int = 0
+                     ) -> None:
         if reply.kind == "drip":
             self._start_chunked("application/json")
             self._drip(b" ", reply)  # JSON whitespace, forever
@@ -238,8 +260,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if reply.kind == "stall" and not self._sleep(reply.seconds):
             return
-        obj = anthropic_message(body, reply) if path == ANTHROPIC_PATH else openai_message(
-            body, reply)
+        obj = anthropic_message(body, reply) if path == ANTHROPIC_PATH else \
+            response_object(body, reply, cached) if path == RESPONSES_PATH else \
+            openai_message(body, reply, cached)
         data = json.dumps(obj).encode()
         if reply.kind == "drop":  # promise more bytes than are sent, then hang up
             self.send_response(200)
@@ -272,6 +295,13 @@ class FakeProviderServer:
     verbose: bool = False
     reject_null_content: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
+    models: list[str] | None = field(default_factory=lambda: list(DEFAULT_MODELS))
+    """What ``GET /v1/models`` lists (None: the path does not exist, HTTP 404)."""
+    models_reply: Reply | None = None
+    """Served to ``GET /v1/models`` instead of the list (an error, a page of HTML, ...)."""
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
+    responses_api: bool = True
+    """False: no ``/v1/responses`` (HTTP 404, as most compatible servers)."""
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []
