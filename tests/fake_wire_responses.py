@@ -370,8 +370,9 @@ class _Plan:
 
     def call_item(self, index: int, i: int, status: str = "completed") -> dict[str, Any]:
         name, args = self.reply.calls[i]
-        call_id = "" if self.reply.ids == "none" else \
-            f"call_{0 if self.reply.ids == 'same' else i}"
+        # unique in the conversation, as OpenAI's are (ids="same": one id for every call)
+        call_id = "" if self.reply.ids == "none" else "call_0" if self.reply.ids == "same" \
+            else f"call_{self.prefix[:10]}{i}"
         text = args if isinstance(args, str) else json.dumps(args)
         return {"id": self.item_id("fc", index), "type": "function_call", "status": status,
                 "call_id": call_id, "name": name,

@@ -72,7 +72,7 @@ def test_the_fake_streams_the_sdk_event_types_with_sequence_numbers(fake_server)
                                               "function_call"]
     rs, _, fc1, fc2 = final.output
     assert rs.encrypted_content and rs.summary[0].text
-    assert {fc1.call_id, fc2.call_id} == {"call_0", "call_1"} and fc1.id.startswith("fc_")
+    assert fc1.call_id != fc2.call_id and fc1.id.startswith("fc_")
     assert final.usage.output_tokens_details.reasoning_tokens > 0
     plain = client.responses.create(model="gpt-4.1-mini", input="hi")
     Response.model_validate(plain.to_dict())
@@ -187,8 +187,9 @@ def test_reasoning_text_and_parallel_calls(fake_server, streaming):
     data = json.loads(part.data)
     assert data["item"]["encrypted_content"].startswith("gAAAA")
     assert [f["type"] for f in data["next"]] == ["message", "function_call", "function_call"]
-    assert [(c.id, json.loads(c.arguments)) for c in d.message.tool_calls] == [
-        ("call_0", {"expression": "2+2"}), ("call_1", {"expression": "3*3"})]
+    assert [json.loads(c.arguments) for c in d.message.tool_calls] == [
+        {"expression": "2+2"}, {"expression": "3*3"}]
+    assert [f.get("call_id") for f in data["next"][1:]] == [c.id for c in d.message.tool_calls]
     assert d.stop_reason == "tool_calls"
     assert d.usage == Usage.reported(10, 5 + 16, reasoning=16)  # 3 words, 2 calls
 
@@ -207,7 +208,8 @@ def test_the_tool_loop_sends_the_reasoning_back_unchanged_before_its_calls(fake_
         "function_call_output", "function_call_output"]
     assert sent[1] == json.loads(first.message.parts[0].data)["item"]  # exactly as received
     assert [i["id"][:3] for i in sent[2:5]] == ["msg", "fc_", "fc_"]
-    assert [i["call_id"] for i in sent[3:]] == ["call_0", "call_1", "call_0", "call_1"]
+    ids = [c.id for c in first.message.tool_calls]
+    assert [i["call_id"] for i in sent[3:]] == ids + ids
 
 
 def test_reasoning_of_another_model_is_left_out_with_the_ids_that_point_to_it(fake_server):
