@@ -36,6 +36,7 @@ Examples:
   agentcli config init
   agentcli ask -c "and in French?"        continue the latest conversation
   agentcli sessions list                   saved conversations (show, search, export, ...)
+  agentcli models                          the models the provider's server offers
 
 Exit codes: 0 ok, 1 provider/runtime error, 2 usage or config error, 130 interrupted.
 """
@@ -232,6 +233,9 @@ def build_app() -> typer.Typer:
     from .roles import roles_app
 
     app.add_typer(roles_app, name="roles")
+    from .models import register as register_models
+
+    register_models(app)
     return app
 
 
