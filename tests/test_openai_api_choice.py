@@ -113,3 +113,13 @@ def test_a_server_with_neither_way_says_so_and_stays_on_chat_completions():
         assert "--reasoning none" in err.hint and "\n" not in str(err)
         assert p.wire == "openai_chat"
         assert paths(srv) == ["/v1/chat/completions", "/v1/responses"]
+
+
+def test_chat_completions_on_openais_host_gets_the_conversation_cache_key():
+    p = create_provider(profile(api="chat"), Settings())  # nothing is sent: only the body built
+    first = p._params([Message.user("hi")], [], None)["prompt_cache_key"]
+    assert first == p._params([Message.user("hi")], [], None)["prompt_cache_key"]
+    p.cache_key = "session-7"
+    assert p._params([Message.user("hi")], [], None)["prompt_cache_key"] == "session-7"
+    off = create_provider(profile(api="chat", cache=False), Settings())
+    assert "prompt_cache_key" not in off._params([Message.user("hi")], [], None)

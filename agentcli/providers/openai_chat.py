@@ -155,6 +155,17 @@ class OpenAIAdapter(SDKAdapter):
     official_host = OFFICIAL_HOST
     default_url = DEFAULT_URL
 
+    def conversation_key(self) -> str:
+        """``prompt_cache_key``: the caller's ``cache_key`` (the session id), else a key of this
+        adapter's own that stays the same for the conversation."""
+        if self.cache_key:
+            return self.cache_key
+        if "_own_key" not in self.__dict__:
+            import uuid
+
+            self._own_key = f"agentcli-{uuid.uuid4()}"
+        return self._own_key
+
 
 class OpenAIProvider(OpenAIAdapter):
     """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
@@ -175,8 +186,8 @@ class OpenAIProvider(OpenAIAdapter):
             params[key] = self.profile.max_tokens
         if self.profile.reasoning is not None:
             params["reasoning_effort"] = self.profile.reasoning
-        if self.official and self.profile.cache and self.cache_key:
-            params["prompt_cache_key"] = self.cache_key  # other servers may refuse the field
+        if self.official and self.profile.cache:  # other servers may refuse the field
+            params["prompt_cache_key"] = self.conversation_key()
         return params
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:

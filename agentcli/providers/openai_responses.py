@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from contextlib import closing
 from typing import Any, Iterator, Sequence
 
@@ -264,7 +263,6 @@ class OpenAIResponsesProvider(OpenAIAdapter):
     def __init__(self, profile: Any, settings: Any, warn: Any = None) -> None:
         super().__init__(profile, settings, warn)
         self.hide_reasoning = bool(getattr(settings, "hide_reasoning", False))
-        self._own_key = f"agentcli-{uuid.uuid4()}"  # a stable key when there is no session
         self._refused: set[str] = set()  # reasoning items the server would not take back
 
     @classmethod
@@ -274,9 +272,9 @@ class OpenAIResponsesProvider(OpenAIAdapter):
         for name in ("name", "profile", "model", "official", "errors", "budget", "client"):
             setattr(new, name, getattr(chat, name))
         new.hide_reasoning = bool(getattr(chat.errors.settings, "hide_reasoning", False))
-        new._own_key = f"agentcli-{uuid.uuid4()}"
         new._refused = set()
         new.cache_key = getattr(chat, "cache_key", None)
+        new._own_key = chat.conversation_key()  # the cache key stays the conversation's
         return new
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
@@ -328,7 +326,7 @@ class OpenAIResponsesProvider(OpenAIAdapter):
             params["reasoning"] = reasoning
             params["include"] = ["reasoning.encrypted_content"]
         if profile.cache:
-            params["prompt_cache_key"] = self.cache_key or self._own_key
+            params["prompt_cache_key"] = self.conversation_key()
         return params
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
