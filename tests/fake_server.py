@@ -8,7 +8,13 @@ background thread) answering
   a usage chunk when ``stream_options.include_usage``, then ``data: [DONE]``);
 - Anthropic ``POST /v1/messages``: JSON, or SSE (message_start, ping, content_block_start
   text|tool_use, content_block_delta text_delta|input_json_delta with split partial_json,
-  content_block_stop, message_delta with stop_reason and usage, message_stop).
+  content_block_stop, message_delta with stop_reason and usage, message_stop);
+- OpenAI ``POST /v1/responses`` (the Responses API, its reasoning items and the 400s OpenAI
+  answers; Chat Completions' 400 for reasoning models with tools; ``cached_tokens`` on repeated
+  prefixes) and ``GET /v1/models`` in both vendors' shapes: ``fake_wire_responses.py``.
+  ``srv.models`` is the list (None: no such path), ``srv.models_reply`` a reply served instead,
+  ``srv.responses_api = False`` a server without ``/v1/responses``,
+  ``srv.prompt_cache.min_tokens`` the smallest prefix counted as cached (1,024, as OpenAI's).
 
 The replies live in ``fake_replies.py`` (re-exported here) and their wire spelling in
 ``fake_wire.py``. Use in tests

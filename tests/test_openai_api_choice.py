@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fake_clients import CALC, KEY, collect, done
-from fake_server import FakeProviderServer, text, tool_calls
+from fake_server import FakeProviderServer, error, text, tool_calls
 
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ProviderError, UsageError
@@ -123,3 +123,11 @@ def test_chat_completions_on_openais_host_gets_the_conversation_cache_key():
     assert p._params([Message.user("hi")], [], None)["prompt_cache_key"] == "session-7"
     off = create_provider(profile(api="chat", cache=False), Settings())
     assert "prompt_cache_key" not in off._params([Message.user("hi")], [], None)
+
+
+def test_a_server_that_does_not_know_the_reasoning_setting_says_to_leave_it_out(fake_server):
+    fake_server.script(error(400, "Unrecognized request argument supplied: reasoning_effort"))
+    p = create_provider(profile(fake_server, model="llama3.2", reasoning="low"), Settings())
+    with pytest.raises(ProviderError) as info:
+        collect(p)
+    assert "leave out --reasoning" in info.value.hint

@@ -128,3 +128,17 @@ def test_the_repl_runs_reasoning_turns_with_tools(chat, fake_server, api):  # no
     assert kinds(second_turn).count("reasoning") == 2  # the first turn's, sent back
     assert [r["path"] for r in fake_server.requests].count("/v1/chat/completions") == \
         (1 if api == "auto" else 0)
+
+
+def test_resume_after_the_move_goes_on(fake_server):
+    # The first run moved to the Responses API; the resumed run starts on Chat Completions again
+    # until the session store remembers the move (then its reasoning is sent back too): either
+    # way the turn goes on, and the stored reasoning is never sent where it cannot be read.
+    fake_server.echo = True
+    first = run(fake_server, "--tool", "calculator", "use calculator 6*7")
+    assert first.returncode == 0 and first.stdout.decode() == "tool said: 42\n"
+    again = run(fake_server, "-c", "--tool", "calculator", "use calculator 1+1")
+    assert again.returncode == 0, again.stderr.decode()
+    assert again.stdout.decode() == "tool said: 2\n"
+    chat_bodies = [r["body"] for r in fake_server.requests if r["path"] == "/v1/chat/completions"]
+    assert all("reasoning" not in json.dumps(b["messages"]) for b in chat_bodies)

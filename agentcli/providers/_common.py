@@ -107,7 +107,8 @@ def reasoning_hint(message: str, param: str | None) -> str | None:
     if "/v1/responses" in message:  # tools with reasoning on Chat Completions (2026 models)
         return ("this model takes tools with reasoning only on the Responses API: use --api "
                 "responses (or api: responses in the profile), or --reasoning none")
-    if re.search(r"Unsupported parameter", message, re.IGNORECASE):
+    if re.search(r"Unsupported parameter|Unrecognized|unknown (parameter|field|argument)|"
+                 r"Extra inputs|not permitted", message, re.IGNORECASE):
         return "this model takes no reasoning setting: leave out --reasoning (and reasoning: " \
                "in the profile)"
     if re.search(r"does not support 'none'", message):
