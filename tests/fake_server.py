@@ -85,9 +85,8 @@ from fake_replies import (CAPTIVE_PORTAL, Reply, drip, drop, echo_reply,  # noqa
                           stall, stream_error, text, tool_calls, wrong_shape)
 from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, error_body, huge_pieces,
                        null_content_error, openai_message, sse_error, sse_frames)
-from fake_wire_responses import (DEFAULT_MODELS, MODELS_PATHS, RESPONSES_PATH, PromptCache,
-                                 chat_problem, chat_view, models_page, response_object,
-                                 responses_problem)
+from fake_openai_rules import RESPONSES_PATH, PromptCache, chat_problem, responses_problem
+from fake_wire_responses import DEFAULT_MODELS, MODELS_PATHS, chat_view, models_page, response_object
 
 NO_REPLY_LEFT = "fake server: no scripted reply left"
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from typing import Any, Iterator
 
+from fake_openai_rules import RESPONSES_PATH
 from fake_replies import Reply
 
 OPENAI_PATH = "/v1/chat/completions"
@@ -87,7 +88,7 @@ def null_content_error(body: dict[str, Any]) -> str | None:
 
 def _openai_usage(body: dict[str, Any], reply: Reply, cached: int) -> dict[str, Any]:
     """Usage as OpenAI reports it: the details always, reasoning tokens for reasoning models."""
-    from fake_wire_responses import reasoning_levels  # it imports this module
+    from fake_openai_rules import reasoning_levels
 
     inp, out = _usage(body, reply)
     model = str(body.get("model") or "")
@@ -230,9 +231,9 @@ def anthropic_events(body: dict[str, Any], reply: Reply) -> Iterator[tuple[str, 
 
 def sse_frames(path: str, body: dict[str, Any], reply: Reply, cached: int = 0
                ) -> Iterator[bytes | None]:
-    import fake_wire_responses as responses  # it imports this module
+    if path == RESPONSES_PATH:
+        import fake_wire_responses as responses  # it imports this module
 
-    if path == responses.RESPONSES_PATH:
         yield from responses.sse_frames(body, reply, cached)
         return
     if path == ANTHROPIC_PATH:
@@ -265,9 +266,9 @@ def error_body(path: str, reply: Reply) -> dict[str, Any]:
 def huge_pieces(path: str, size: int, streaming: bool) -> Iterator[bytes]:
     """A text of ``size`` bytes inside one SSE data line (streamed) or one JSON body, in 64 KiB
     pieces; the same piece object is yielded again and again, so nothing big is ever built."""
-    import fake_wire_responses as responses  # it imports this module
+    if path == RESPONSES_PATH and not streaming:  # streamed: spelled in its events
+        import fake_wire_responses as responses  # it imports this module
 
-    if path == responses.RESPONSES_PATH and not streaming:  # streamed: spelled in its events
         yield from responses.huge_json(size)
         return
     anthropic = path == ANTHROPIC_PATH

@@ -16,8 +16,8 @@ from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ProviderError
 from agentcli.messages import (Message, Notice, ReasoningDelta, ReasoningPart, TextPart,
                                ToolCall, ToolResult, Usage)
-from agentcli.providers.openai_responses import (OpenAIResponsesProvider, convert_input,
-                                                 convert_tools)
+from agentcli.providers.openai_responses import OpenAIResponsesProvider
+from agentcli.providers.responses_items import convert_input, convert_tools
 
 MODEL = "gpt-5.6-terra"  # reasons by default, like OpenAI's 2026 models
 
