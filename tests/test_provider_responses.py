@@ -16,7 +16,7 @@ from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ProviderError
 from agentcli.messages import (Message, Notice, ReasoningDelta, ReasoningPart, TextPart,
                                ToolCall, ToolResult, Usage)
-from agentcli.providers.openai_responses import OpenAIResponsesProvider
+from agentcli.providers.openai_responses import OpenAIResponsesProvider, reasons
 from agentcli.providers.responses_items import convert_input, convert_tools
 
 MODEL = "gpt-5.6-terra"  # reasons by default, like OpenAI's 2026 models
@@ -166,6 +166,13 @@ def test_summaries_are_asked_only_when_shown_and_models_that_do_not_reason_get_n
     assert "prompt_cache_key" not in body(fake_server)
     collect(make(fake_server, reasoning="none"))
     assert body(fake_server)["reasoning"] == {"effort": "none"}
+
+
+@pytest.mark.parametrize("model, reasoning", [
+    ("gpt-5.6-terra", True), ("o4-mini", True), ("openai/gpt-5.4-mini", True), ("gpt-6", True),
+    ("gpt-5-chat-latest", False), ("gpt-4.1-mini", False), ("llama3.2", False)])
+def test_which_models_get_reasoning_unasked(model, reasoning):
+    assert reasons(model) is reasoning
 
 
 # --- replies ----------------------------------------------------------------------------------

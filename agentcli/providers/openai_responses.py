@@ -33,9 +33,11 @@ _REFUSED_REASONING = re.compile(r"encrypted content|'reasoning'|not persisted", 
 
 
 def reasons(model: str) -> bool:
-    """Does ``model`` reason (o-series, gpt-5 and later, but not the ``-chat`` ones)? Only
-    these get ``reasoning`` and ``include`` unasked: other models refuse them."""
-    return bool(_REASONING_MODEL.match(model)) and "-chat" not in model
+    """Does ``model`` reason (o-series, gpt-5 and later, but not the ``-chat`` ones; a proxy's
+    ``openai/`` prefix aside)? Only these get ``reasoning`` and ``include`` unasked: other models
+    refuse them."""
+    name = model.rsplit("/", 1)[-1]
+    return bool(_REASONING_MODEL.match(name)) and "-chat" not in name
 
 
 def _stop_reason(status: Any, details: Any, has_calls: bool, refused: bool) -> StopReason:
