@@ -3,8 +3,9 @@
 Scenarios (bench/README.md says why each exists):
 
 - ``cold``    ``--version``, ``--help``, ``tools list``; floor: the bare interpreter;
-- ``oneshot`` one short streamed reply (openai to a pipe and in a terminal, anthropic to a pipe);
-              floor: a minimal script making the same SDK call (bench/floor_*.py);
+- ``oneshot`` one short streamed reply (openai to a pipe and in a terminal, openai through the
+              Responses API and anthropic to a pipe); floor: a minimal script making the same
+              SDK call (bench/floor_*.py);
 - ``render``  a long markdown reply (N and 4N words) in a terminal and to a pipe;
 - ``chain``   S and 4S tool calls in a row, every call approved (``--yes``); floor: a bare SDK
               loop making the same calls (bench/floor_chain.py).
@@ -147,6 +148,12 @@ def build(plan: Plan, url: str, home: Path, peers: list[Peer],
         peer("oneshot", "openai, pipe", "llm", ["-m", "bench", hi], **reply)
         peer("oneshot", "openai, pipe", "sgpt", ["--no-cache", hi], **reply)
         peer("oneshot", "openai, pipe", "gptme", ["-n", "-m", "local/bench", hi], **reply)
+        add("oneshot", "openai responses, pipe", AGENTCLI,
+            [exe, "ask", "--api", "responses", *oa, hi], **reply)
+        add("oneshot", "openai responses, pipe", FLOOR,
+            [py, str(HERE / "floor_responses.py"), f"{url}/v1", "bench", hi], **reply)
+        for key in ("llm", "sgpt", "gptme"):
+            skip("oneshot", "openai responses, pipe", key, "set up on Chat Completions only")
         add("oneshot", "anthropic, pipe", AGENTCLI, [exe, "ask", *an, hi], **reply)
         add("oneshot", "anthropic, pipe", FLOOR, [py, str(HERE / "floor_anthropic.py"), url,
                                                   "bench", hi], **reply)

@@ -1,5 +1,6 @@
-"""The real adapters (official SDKs inside) pointed at the fake server, for tests of either wire
-format: ``provider(server, "openai" | "anthropic", ...)``, then ``collect(...)``."""
+"""The real adapters (official SDKs inside) pointed at the fake server, for tests of every wire
+format: ``provider(server, "openai" | "anthropic" | "responses", ...)``, then ``collect(...)``
+(``responses``: OpenAI's Responses API)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 from agentcli.config import ProviderProfile, Settings
 from agentcli.messages import Message, ResponseDone, TextDelta, ToolDefinition
 
-WIRES = ("openai", "anthropic")
+WIRES = ("openai", "anthropic", "responses")
+PATHS = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages",
+         "responses": "/v1/responses"}
 KEY = "sk-test-SECRET-0123456789"
 CALC = ToolDefinition("calculator", "Evaluate arithmetic.",
                       {"type": "object", "properties": {"expression": {"type": "string"}},
@@ -16,17 +19,20 @@ CALC = ToolDefinition("calculator", "Evaluate arithmetic.",
 
 
 def base_url(server: Any, wire: str) -> str:
-    return server.openai_base_url if wire == "openai" else server.anthropic_base_url
+    return server.anthropic_base_url if wire == "anthropic" else server.openai_base_url
 
 
 def provider(server: Any, wire: str = "openai", *, settings: Settings | None = None,
              **profile_kw: Any) -> Any:
     from agentcli.providers.anthropic import AnthropicProvider
     from agentcli.providers.openai_chat import OpenAIProvider
+    from agentcli.providers.openai_responses import OpenAIResponsesProvider
 
-    kw = {"name": wire, "type": wire, "model": "test-model", "base_url": base_url(server, wire),
-          "api_key": KEY, **profile_kw}
-    cls = OpenAIProvider if wire == "openai" else AnthropicProvider
+    kw = {"name": wire, "type": "openai" if wire == "responses" else wire,
+          "model": "test-model", "base_url": base_url(server, wire), "api_key": KEY,
+          **profile_kw}
+    cls = {"openai": OpenAIProvider, "anthropic": AnthropicProvider,
+           "responses": OpenAIResponsesProvider}[wire]
     return cls(ProviderProfile(**kw), settings or Settings(max_retries=0))
 
 

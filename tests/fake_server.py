@@ -12,7 +12,13 @@ background thread) answering
   stop_reason and usage, message_stop). Like the 2026 API it refuses (HTTP 400, no scripted reply
   used) what the real one refuses: an altered or dropped thinking block, a thinking setting the
   model does not take, more than 4 ``cache_control`` blocks; and it keeps a prompt cache, so
-  usage reports cache reads and writes (``fake_anthropic.py``; ``srv.anthropic`` is its state).
+  usage reports cache reads and writes (``fake_anthropic.py``; ``srv.anthropic`` is its state);
+- OpenAI ``POST /v1/responses`` (the Responses API, its reasoning items and the 400s OpenAI
+  answers; Chat Completions' 400 for reasoning models with tools; ``cached_tokens`` on repeated
+  prefixes) and ``GET /v1/models`` in both vendors' shapes: ``fake_wire_responses.py``.
+  ``srv.models`` is the list (None: no such path), ``srv.models_reply`` a reply served instead,
+  ``srv.responses_api = False`` a server without ``/v1/responses``,
+  ``srv.prompt_cache.min_tokens`` the smallest prefix counted as cached (1,024, as OpenAI's).
 
 The replies live in ``fake_replies.py`` (re-exported here) and their wire spelling in
 ``fake_wire.py``. Use in tests
@@ -84,9 +90,12 @@ from fake_replies import (CAPTIVE_PORTAL, Reply, drip, drop, echo_reply,  # noqa
                           empty_stream, error, gzipped, html, huge, redirect, reply_from_json,
                           stall, stream_error, text, tool_calls, wrong_shape)
 from fake_anthropic import AnthropicState
+from fake_openai_rules import RESPONSES_PATH, PromptCache, chat_problem, responses_problem
 from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, anthropic_tool_uses,
                        error_body, huge_pieces, null_content_error, openai_message, sse_error,
                        sse_frames)
+from fake_wire_responses import (DEFAULT_MODELS, MODELS_PATHS, chat_view, models_page,
+                                 response_object)
 
 NO_REPLY_LEFT = "fake server: no scripted reply left"
 
@@ -101,6 +110,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._record(None)
+        path, _, query = self.path.partition("?")
+        owner = self.server.owner
+        if path in MODELS_PATHS and owner.models is not None:
+            if owner.models_reply is not None:
+                self._answer(path, {}, owner.models_reply)
+                return
+            from urllib.parse import parse_qs
+
+            anthropic = "anthropic-version" in {k.lower() for k in self.headers}
+            self._send_json(200, models_page(owner.models, anthropic, parse_qs(query)))
+            return
         self._send_json(404, {"error": {"message": f"fake server: no GET {self.path}"}},
                         retry=False)
 
@@ -113,27 +133,34 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw.decode("utf-8", "replace")
         self._record(body, raw)
         path = self.path.split("?", 1)[0]
-        if path not in (OPENAI_PATH, ANTHROPIC_PATH):
+        owner = self.server.owner
+        if path not in (OPENAI_PATH, ANTHROPIC_PATH, RESPONSES_PATH) or (
+                path == RESPONSES_PATH and not owner.responses_api):
             self._send_json(404, {"error": {"message": f"fake server: unknown path {path}"}},
                             retry=False)
             return
         body = body if isinstance(body, dict) else {}
-        owner = self.server.owner
         invalid = null_content_error(body) if path == OPENAI_PATH else None
         if invalid and owner.reject_null_content:
             self._send_json(500, {"error": {"message": invalid, "type": "internal_server_error",
                                             "param": None, "code": None}})
             return
-        refused = owner.anthropic.refusal(body) if path == ANTHROPIC_PATH else None
-        if refused:  # what the real API refuses (fake_anthropic.py): no scripted reply used
-            self._send_json(400, error_body(path, error(400, refused)), retry=False)
+        if path == ANTHROPIC_PATH:
+            problem = owner.anthropic.refusal(body)
+            refused = (400, error_body(path, error(400, problem))) if problem else None
+        else:
+            refused = {OPENAI_PATH: chat_problem, RESPONSES_PATH: responses_problem}.get(
+                path, lambda b: None)(body)
+        if refused:  # what the 2026 APIs answer HTTP 400 (consumes no scripted reply)
+            self._send_json(*refused, retry=False)
             return
-        reply = owner._next_reply(body)
+        cached = owner.prompt_cache.cached_tokens(path, body) if path != ANTHROPIC_PATH else 0
+        reply = owner._next_reply(chat_view(body) if path == RESPONSES_PATH else body)
         if reply is None:
             self._send_raw(500, NO_REPLY_LEFT.encode(), "text/plain", retry=False)
             return
         try:
-            self._answer(path, body, reply)
+            self._answer(path, body, reply, cached)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away (e.g. after an idle timeout)
             owner._client_gone()
@@ -200,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answering
 
-    def _answer(self, path: str, body: dict[str, Any], reply: Reply) -> None:
+    def _answer(self, path: str, body: dict[str, Any], reply: Reply, cached: int = 0) -> None:
         streaming = bool(body.get("stream"))
         counts = None
         if path == ANTHROPIC_PATH and reply.kind not in ("raw", "error"):
@@ -216,10 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
                             if reply.kind == "stream_error" else None)
             return
         if not streaming:
-            self._answer_json(path, body, reply, counts)
+            self._answer_json(path, body, reply, counts, cached)
             return
         self._start_chunked("text/event-stream")
-        for frame in sse_frames(path, body, reply, counts):
+        for frame in sse_frames(path, body, reply, counts, cached):
             if frame is not None:
                 self._write_chunk(frame)
                 continue
@@ -243,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_chunked()
 
     def _answer_json(self, path: str, body: dict[str, Any], reply: Reply,
-                     counts: dict[str, int] | None = None) -> None:
+                     counts: dict[str, int] | None = None, cached: int = 0) -> None:
         if reply.kind == "drip":
             self._start_chunked("application/json")
             self._drip(b" ", reply)  # JSON whitespace, forever
@@ -256,8 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if reply.kind == "stall" and not self._sleep(reply.seconds):
             return
-        obj = anthropic_message(body, reply, counts) if path == ANTHROPIC_PATH \
-            else openai_message(body, reply)
+        obj = anthropic_message(body, reply, counts) if path == ANTHROPIC_PATH else \
+            response_object(body, reply, cached) if path == RESPONSES_PATH else \
+            openai_message(body, reply, cached)
         data = json.dumps(obj).encode()
         if reply.kind == "drop":  # promise more bytes than are sent, then hang up
             self.send_response(200)
@@ -292,6 +320,13 @@ class FakeProviderServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     anthropic: AnthropicState = field(default_factory=AnthropicState)
     """The Anthropic side's memory: prompt cache, thinking given (``fake_anthropic.py``)."""
+    models: list[str] | None = field(default_factory=lambda: list(DEFAULT_MODELS))
+    """What ``GET /v1/models`` lists (None: the path does not exist, HTTP 404)."""
+    models_reply: Reply | None = None
+    """Served to ``GET /v1/models`` instead of the list (an error, a page of HTML, ...)."""
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
+    responses_api: bool = True
+    """False: no ``/v1/responses`` (HTTP 404, as most compatible servers)."""
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []

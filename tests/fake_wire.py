@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any, Iterator
 
 from fake_anthropic import input_tokens, redacted_data, sign
+from fake_openai_rules import RESPONSES_PATH
 from fake_replies import Reply
 
 OPENAI_PATH = "/v1/chat/completions"
@@ -89,8 +90,23 @@ def null_content_error(body: dict[str, Any]) -> str | None:
 
 # --- OpenAI -------------------------------------------------------------------------------------
 
-def openai_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+def _openai_usage(body: dict[str, Any], reply: Reply, cached: int) -> dict[str, Any]:
+    """Usage as OpenAI reports it: the details always, reasoning tokens for reasoning models."""
+    from fake_openai_rules import reasoning_levels
+
     inp, out = _usage(body, reply)
+    model = str(body.get("model") or "")
+    effort = body.get("reasoning_effort") or (reasoning_levels(model) or (None,))[0]
+    reasoning = 16 if effort not in (None, "none") else 0
+    return {"prompt_tokens": inp, "completion_tokens": out + reasoning,
+            "total_tokens": inp + out + reasoning,
+            "prompt_tokens_details": {"cached_tokens": min(cached, inp), "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0}}
+
+
+def openai_message(body: dict[str, Any], reply: Reply, cached: int = 0) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
     if reply.calls:
         message["tool_calls"] = []
@@ -106,11 +122,12 @@ def openai_message(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": _finish("openai", reply)}]}
     if reply.usage:
-        obj["usage"] = {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out}
+        obj["usage"] = _openai_usage(body, reply, cached)
     return obj
 
 
-def openai_chunks(body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any] | None]:
+def openai_chunks(body: dict[str, Any], reply: Reply, cached: int = 0
+                  ) -> Iterator[dict[str, Any] | None]:
     """Chunks of a streamed completion; ``None`` marks where drop/stall/huge/drip act."""
     model = body.get("model", "fake")
 
@@ -137,11 +154,8 @@ def openai_chunks(body: dict[str, Any], reply: Reply) -> Iterator[dict[str, Any]
     if finish is not None:
         yield chunk({}, finish)
     if reply.usage and (body.get("stream_options") or {}).get("include_usage"):
-        inp, out = _usage(body, reply)
         yield {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
-               "model": model, "choices": [],
-               "usage": {"prompt_tokens": inp, "completion_tokens": out,
-                         "total_tokens": inp + out}}
+               "model": model, "choices": [], "usage": _openai_usage(body, reply, cached)}
 
 
 # --- Anthropic ----------------------------------------------------------------------------------
@@ -276,13 +290,20 @@ def anthropic_events(body: dict[str, Any], reply: Reply,
 # --- framing ------------------------------------------------------------------------------------
 
 def sse_frames(path: str, body: dict[str, Any], reply: Reply,
-               counts: dict[str, int] | None = None) -> Iterator[bytes | None]:
+               counts: dict[str, int] | None = None, cached: int = 0
+               ) -> Iterator[bytes | None]:
+    """``counts``: Anthropic's cache read/write counts; ``cached``: OpenAI's cached tokens."""
+    if path == RESPONSES_PATH:
+        import fake_wire_responses as responses  # it imports this module
+
+        yield from responses.sse_frames(body, reply, cached)
+        return
     if path == ANTHROPIC_PATH:
         for item in anthropic_events(body, reply, counts):
             yield None if item is None else (
                 f"event: {item[0]}\ndata: {json.dumps(item[1])}\n\n".encode())
         return
-    for chunk in openai_chunks(body, reply):
+    for chunk in openai_chunks(body, reply, cached):
         yield None if chunk is None else f"data: {json.dumps(chunk)}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
@@ -307,6 +328,11 @@ def error_body(path: str, reply: Reply) -> dict[str, Any]:
 def huge_pieces(path: str, size: int, streaming: bool) -> Iterator[bytes]:
     """A text of ``size`` bytes inside one SSE data line (streamed) or one JSON body, in 64 KiB
     pieces; the same piece object is yielded again and again, so nothing big is ever built."""
+    if path == RESPONSES_PATH and not streaming:  # streamed: spelled in its events
+        import fake_wire_responses as responses  # it imports this module
+
+        yield from responses.huge_json(size)
+        return
     anthropic = path == ANTHROPIC_PATH
     if streaming:
         head = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'

@@ -37,6 +37,7 @@ def test_quick_bench_runs_every_scenario_and_writes_the_table(tmp_path):
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()
             if line.startswith("| ")}
     for target in ("`--version`", "`--help`", "one-shot / SDK floor (openai, pipe)",
+                   "one-shot through Responses / SDK floor (openai responses, pipe)",
                    "peak RSS, one-shot", "tool chain: per step above the bare SDK loop",
                    "first word in a terminal after the same in a pipe",
                    "500 words: terminal / `ask` to a pipe", "linear: 2,000 / 500 words, pipe"):

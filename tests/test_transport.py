@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fake_clients import KEY, WIRES, collect, done, provider, sent_key, text_of
+from fake_clients import KEY, PATHS, WIRES, collect, done, provider, sent_key, text_of
 from fake_server import FakeProviderServer, drip, gzipped, huge, redirect, text
 
 from agentcli.config import Settings
@@ -86,7 +86,7 @@ def test_replies_are_asked_uncompressed_and_a_compressed_one_is_refused(fake_ser
 @pytest.mark.parametrize("wire", WIRES)
 def test_a_redirect_to_another_host_does_not_carry_the_key(fake_server, wire):
     with FakeProviderServer() as elsewhere:
-        path = "/v1/chat/completions" if wire == "openai" else "/v1/messages"
+        path = PATHS[wire]
         # same machine, another host name: a different origin to the HTTP client
         fake_server.script(redirect(f"http://localhost:{elsewhere.port}{path}"))
         elsewhere.script(text("moved"))
@@ -98,7 +98,7 @@ def test_a_redirect_to_another_host_does_not_carry_the_key(fake_server, wire):
 
 @pytest.mark.parametrize("wire", WIRES)
 def test_a_redirect_on_the_same_host_keeps_the_key(fake_server, wire):
-    path = "/v1/chat/completions" if wire == "openai" else "/v1/messages"
+    path = PATHS[wire]
     fake_server.script(redirect(f"{fake_server.url}{path}?moved=1"), text("here"))
     assert text_of(collect(provider(fake_server, wire))) == "here"
     assert [sent_key(r) for r in fake_server.requests] == [KEY, KEY]

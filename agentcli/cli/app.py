@@ -50,6 +50,7 @@ Examples:
   agentcli config init
   agentcli -c "and in French?"             continue the latest conversation
   agentcli sessions list                   saved conversations (show, search, export, ...)
+  agentcli models                          the models the provider's server offers
 
 """ + EXIT_CODES
 
@@ -310,6 +311,9 @@ def build_app() -> typer.Typer:
     from .roles import roles_app
 
     app.add_typer(roles_app, name="roles")
+    from .models import register as register_models
+
+    register_models(app)
     return app
 
 

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from ..config import DEFAULT_BASE_URL_ENV, DEFAULT_KEY_ENV, DEFAULT_MODELS
@@ -79,6 +79,49 @@ def server_message(e: Any) -> str:
         except Exception:  # a body that cannot be read (a stream): the SDK's own words
             pass
     return str(getattr(e, "message", "") or e)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What the HTTP error behind a ProviderError said (``refusal_of``)."""
+
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
+def refusal_of(err: BaseException) -> Refusal | None:
+    """The status, message, ``param`` and ``code`` of the SDK status error in ``err``'s cause
+    chain (None when it was not an HTTP error answer)."""
+    for cause in _causes(err):
+        status = getattr(cause, "status_code", None)
+        if isinstance(status, int):
+            body = getattr(cause, "body", None)
+            body = body if isinstance(body, dict) else {}
+            inner = body.get("error") if isinstance(body.get("error"), dict) else body
+            param, code = inner.get("param"), inner.get("code")
+            return Refusal(status, server_message(cause), param if isinstance(param, str) else
+                           None, code if isinstance(code, str) else None)
+    return None
+
+
+def reasoning_hint(message: str, param: str | None) -> str | None:
+    """The hint for a 400 that refuses a reasoning setting (None: it is about something else)."""
+    about = f"{param or ''} {message}"
+    if not re.search(r"reasoning[._](effort|summary)|reasoning_effort", about):
+        return None
+    if "/v1/responses" in message:  # tools with reasoning on Chat Completions (2026 models)
+        return ("this model takes tools with reasoning only on the Responses API: use --api "
+                "responses (or api: responses in the profile), or --reasoning none")
+    if re.search(r"Unsupported parameter|Unrecognized|unknown (parameter|field|argument)|"
+                 r"Extra inputs|not permitted", message, re.IGNORECASE):
+        return "this model takes no reasoning setting: leave out --reasoning (and reasoning: " \
+               "in the profile)"
+    if re.search(r"does not support 'none'", message):
+        return "this model cannot turn reasoning off: leave out --reasoning, or pick a level " \
+               "its message lists"
+    return "use --reasoning none, or a level the model supports (its message lists them)"
 
 
 def _causes(e: BaseException) -> Iterator[BaseException]:
@@ -211,6 +254,11 @@ class ErrorMapper:
     def _status_hint(self, status: Any, msg: str, e: Any) -> str:
         """What to do about an HTTP error other than 401/403/404 (every one gets a hint)."""
         status = status if isinstance(status, int) else 0
+        if status == 400:  # a reasoning setting the model refuses: say which flag
+            param = getattr(e, "param", None)
+            hint = reasoning_hint(msg, param if isinstance(param, str) else None)
+            if hint:
+                return hint
         headers = getattr(getattr(e, "response", None), "headers", None) or {}
         if status in (408, 409, 429) or status >= 500:  # the ones the SDKs retry
             if status >= 500 and (_DETERMINISTIC.search(msg)
@@ -223,8 +271,8 @@ class ErrorMapper:
                     "(or pipe less), or use a model with a larger context")
         if status in (400, 422):
             return ("the server found the request invalid (retrying will not help): check the "
-                    "model (--model) and any setting its message names (--max-tokens, "
-                    "--reasoning, tools: --no-tools); check the base_url if it is not the API")
+                    "model (--model) and any setting its message names (--max-tokens, tools: "
+                    "--no-tools); check the base_url if it is not the API")
         if status == 402:
             return "the account behind the key has no credit left: check its billing"
         return ("the server refused this request (retrying will not help): see its message; "
@@ -397,6 +445,23 @@ class SDKAdapter:
 
     def _complete(self, params: dict[str, Any]) -> Iterator[Any]:
         raise NotImplementedError
+
+
+def first_refusal(events: Iterator[Any], retry: Callable[[ProviderError], bool]
+                  ) -> Generator[Any, None, ProviderError | None]:
+    """Yield a provider stream's events. An error raised before the first event, for which
+    ``retry`` says the request may be sent another way, is returned instead of raised (None:
+    the stream ended normally); any other error propagates."""
+    started = False
+    try:
+        for event in events:
+            started = True
+            yield event
+    except ProviderError as e:
+        if started or not retry(e):
+            raise
+        return e
+    return None
 
 
 def parse_arguments(arguments: str) -> dict[str, Any] | None:

@@ -101,7 +101,7 @@ def add_cache_breakpoints(params: dict[str, Any]) -> int:
 def reasoning_hint(error: Any, level: str | None) -> None:
     """A 400 about thinking, effort or the token limit, to a request that carried a reasoning
     setting: the model refused that setting. Give the error a hint saying how to get past it."""
-    if level is None or error.hint:
+    if level is None:  # (it replaces the general hint every 400 gets: this one says more)
         return
     status = getattr(error.__cause__, "status_code", None)
     if status != 400 or not _ABOUT_REASONING.search(error.message) \

@@ -115,12 +115,32 @@ def create_provider(profile: ProviderProfile, settings: Settings,
                     warn: Callable[[str], None] | None = None) -> Provider:
     """Build the adapter for ``profile``; the SDK is imported only here, on first use.
     ``warn``: where the local model's one-time warnings go (the REPL passes its own)."""
-    adapters = {"openai": ("openai_chat", "OpenAIProvider"),
+    adapters = {"openai": openai_adapter(profile),
                 "anthropic": ("anthropic", "AnthropicProvider"),
                 "local": ("local.provider", "LocalProvider")}
     if profile.type not in adapters:
         raise UsageError(f"unknown provider type '{profile.type}'",
                          hint="use openai, anthropic or local")
+    if profile.type != "openai" and getattr(profile, "api", "auto") != "auto":
+        raise UsageError(f"--api {profile.api} is for OpenAI profiles; '{profile.name}' is "
+                         f"type {profile.type}", hint="leave out --api (and api: in the profile)")
     module, cls = adapters[profile.type]
     adapter = getattr(_import_on_fresh_stack(f"{__package__}.{module}"), cls)
     return adapter(profile, settings, warn=warn)
+
+
+OPENAI_HOST = "api.openai.com"
+
+
+def openai_adapter(profile: ProviderProfile) -> tuple[str, str]:
+    """(module, class) for an OpenAI profile's ``api``: ``responses``; ``chat``; ``auto``:
+    Responses for OpenAI's own host, else Chat Completions that moves to Responses when the
+    model refuses tools with reasoning there (``openai_auto``)."""
+    from ._transport import host_of
+
+    api = getattr(profile, "api", "auto")
+    if api == "responses" or (api == "auto" and host_of(profile.base_url) in (None, OPENAI_HOST)):
+        return "openai_responses", "OpenAIResponsesProvider"
+    if api == "chat":
+        return "openai_chat", "OpenAIProvider"
+    return "openai_auto", "OpenAIAutoProvider"

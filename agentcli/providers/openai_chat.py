@@ -83,11 +83,18 @@ def _stop_reason(finish: str | None, has_calls: bool) -> StopReason:
     return reason
 
 
-def _usage(u: Any) -> Usage:
+def usage_of(u: Any, inp: str = "prompt", out: str = "completion") -> Usage:
+    """OpenAI's usage object, with its cached and reasoning details (Chat Completions names the
+    counts ``prompt``/``completion``, the Responses API ``input``/``output``)."""
     if u is None:
         return Usage.unknown()
-    return Usage.reported(int(getattr(u, "prompt_tokens", 0) or 0),
-                          int(getattr(u, "completion_tokens", 0) or 0))
+    given = getattr(u, f"{inp}_tokens_details", None)
+    made = getattr(u, f"{out}_tokens_details", None)
+    return Usage.reported(int(getattr(u, f"{inp}_tokens", 0) or 0),
+                          int(getattr(u, f"{out}_tokens", 0) or 0),
+                          cached=int(getattr(given, "cached_tokens", 0) or 0),
+                          cache_write=int(getattr(given, "cache_write_tokens", 0) or 0),
+                          reasoning=int(getattr(made, "reasoning_tokens", 0) or 0))
 
 
 def _response(text: str, calls: list[ToolCall], finish: str | None, usage: Usage) -> ResponseDone:
@@ -128,7 +135,7 @@ class _CallSlots:
 
 
 @functools.lru_cache(maxsize=1)
-def _request_options() -> Any:
+def request_options() -> Any:
     """The request options ``create`` passes: newer SDKs add the bearer key only when asked."""
     from openai._base_client import make_request_options
 
@@ -138,17 +145,32 @@ def _request_options() -> Any:
         return make_request_options()
 
 
-class OpenAIProvider(SDKAdapter):
-    """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
+class OpenAIAdapter(SDKAdapter):
+    """What both OpenAI adapters (Chat Completions, Responses) share: the SDK and its client."""
 
-    wire = "openai_chat"
     cache_key: str | None = None
-
     sdk = sdk
     client_class = sdk.OpenAI
     vendor = "OpenAI"
     official_host = OFFICIAL_HOST
     default_url = DEFAULT_URL
+
+    def conversation_key(self) -> str:
+        """``prompt_cache_key``: the caller's ``cache_key`` (the session id), else a key of this
+        adapter's own that stays the same for the conversation."""
+        if self.cache_key:
+            return self.cache_key
+        if "_own_key" not in self.__dict__:
+            import uuid
+
+            self._own_key = f"agentcli-{uuid.uuid4()}"
+        return self._own_key
+
+
+class OpenAIProvider(OpenAIAdapter):
+    """Chat Completions over the official SDK; see ``providers.base`` for the contract."""
+
+    wire = "openai_chat"
     _stream_options = True  # cleared on a server that refuses stream_options
 
     def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
@@ -162,6 +184,10 @@ class OpenAIProvider(SDKAdapter):
         if self.profile.max_tokens:
             key = "max_completion_tokens" if self.official else "max_tokens"
             params[key] = self.profile.max_tokens
+        if self.profile.reasoning is not None:
+            params["reasoning_effort"] = self.profile.reasoning
+        if self.official and self.profile.cache:  # other servers may refuse the field
+            params["prompt_cache_key"] = self.conversation_key()
         return params
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
@@ -173,7 +199,7 @@ class OpenAIProvider(SDKAdapter):
         with closing(chunks):  # closing this generator early closes the HTTP response
             for chunk in chunks:
                 if getattr(chunk, "usage", None):
-                    usage = _usage(chunk.usage)
+                    usage = usage_of(chunk.usage)
                 for choice in chunk.choices or ():
                     if choice.index not in (0, None):
                         continue
@@ -212,7 +238,7 @@ class OpenAIProvider(SDKAdapter):
         from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
         return self.client.post("/chat/completions", body={**params, "stream": True},
-                                cast_to=ChatCompletion, options=_request_options(),
+                                cast_to=ChatCompletion, options=request_options(),
                                 stream=True, stream_cls=sdk.Stream[ChatCompletionChunk])
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
@@ -232,4 +258,4 @@ class OpenAIProvider(SDKAdapter):
                                       getattr(fn, "name", None) or "",
                                       getattr(fn, "arguments", None) or ""))
         yield _response(content, assembled, getattr(choice, "finish_reason", None),
-                        _usage(getattr(resp, "usage", None)))
+                        usage_of(getattr(resp, "usage", None)))

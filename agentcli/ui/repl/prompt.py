@@ -42,6 +42,7 @@ class ReplCompleter(Completer):
     def __init__(self, repl: ChatRepl) -> None:
         self.repl = repl
         self._paths = PathCompleter(expanduser=True)
+        self._asked: set[tuple[str, str | None]] = set()  # model lists being fetched
 
     def _choices(self, command: str) -> list[str]:
         repl = self.repl
@@ -53,10 +54,29 @@ class ReplCompleter(Completer):
             return sorted(repl.tools)
         if command == "/model":
             models = [p.model for p in repl.settings.providers.values() if p.model]
-            return list(dict.fromkeys([repl.model, *models]))
+            return list(dict.fromkeys([repl.model, *models, *self._server_models()]))
         if command == "/role":
             return sorted(repl.settings.sessions.roles)
         return []
+
+    def _server_models(self) -> list[str]:
+        """The server's model list (``agentcli models``'s cache); when it is missing or a day
+        old, it is fetched once in the background and the old one, if any, serves meanwhile."""
+        from ...providers.models import cached
+
+        repl = self.repl
+        profile = repl.profile
+        found = cached(repl.settings.data_dir, profile)
+        if found is None and profile.type in ("openai", "anthropic"):
+            key = (profile.name, profile.base_url)
+            if key not in self._asked:
+                self._asked.add(key)
+                import threading
+
+                threading.Thread(target=_fetch_quietly, args=(repl.settings, profile),
+                                 name="model-list", daemon=True).start()
+            found = cached(repl.settings.data_dir, profile, max_age=None)
+        return sorted(m.id for m in found.models) if found else []
 
     def get_completions(self, document: Document, complete_event: Any) -> Iterable[Completion]:
         from .slash import COMMANDS
@@ -77,6 +97,16 @@ class ReplCompleter(Completer):
         for choice in self._choices(command):
             if choice.startswith(arg):
                 yield Completion(choice, -len(arg))
+
+
+def _fetch_quietly(settings: Any, profile: Any) -> None:
+    """Refresh the model list cache; a failure only means no server models to complete."""
+    from ...providers.models import list_models
+
+    try:
+        list_models(settings, profile, refresh=True)
+    except Exception:  # noqa: BLE001 - a background nicety must never reach the terminal
+        pass
 
 
 class ReplSession:
