@@ -78,6 +78,9 @@ def test_lists_and_calls_every_builtin_with_agentclis_guards(workdir):
     assert out["calc"] == (False, "42")
     assert out["read"] == (False, "hello from the note\n")
     assert out["outside"][0] is True and "outside the allowed folders" in out["outside"][1]
+    # a tool's ToolError is its message alone, for an MCP host too (no "tool 'x' failed: ")
+    assert out["fetch"][1].startswith("refused: 127.0.0.1 is a loopback address;")
+    assert not out["outside"][1].startswith("tool ")
     assert out["denied"][0] is True and "denied by config rule tools.deny[0]" in out["denied"][1]
     assert out["fetch"][0] is True and "loopback address" in out["fetch"][1]
     assert out["bad"][0] is True and "invalid arguments" in out["bad"][1]

@@ -294,6 +294,40 @@ def test_ask_json_survives_a_tool_whose_import_exits(fake_server, tmp_path):
     assert call["is_error"] and "ended without a result (exit code 0)" in call["result"]
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_plugins_tool_error_reaches_the_model_as_just_its_message(fake_server, tmp_path,
+                                                                      provider):
+    """`raise ToolError("msg")` used to reach the model as "Error: tool 'x' failed: msg". Now:
+    the message, flagged as an error the way each API flags one (Anthropic: is_error; Chat
+    Completions has no flag, so its text starts with "Error: ")."""
+    from fake_server import text, tool_calls
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "city.yaml").write_text(
+        "name: city\ndescription: d\nentrypoint: city:run\nconfirm: never\n"
+        "parameters: {type: object}\n")
+    (folder / "city.py").write_text("from agentcli.errors import ToolError\n\n"
+                                    "def run():\n    raise ToolError('no such city: Atlantis')\n")
+    fake_server.script(tool_calls(("city", {})), text("no luck"))
+    base = fake_server.openai_base_url if provider == "openai" else fake_server.anthropic_base_url
+    r = run_installed("ask", "--json", "-p", provider, "--base-url", base, "-m", "m",
+                      "--tools-dir", str(folder), "go", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    [call] = json.loads(r.stdout)["tool_calls"]
+    assert call["is_error"] and call["result"] == "no such city: Atlantis"
+    sent = fake_server.requests[1]["body"]["messages"]
+    if provider == "openai":
+        assert [m["content"] for m in sent if m["role"] == "tool"] == [
+            "Error: no such city: Atlantis"]
+    else:
+        [block] = [b for m in sent if isinstance(m["content"], list) for b in m["content"]
+                   if b.get("type") == "tool_result"]
+        assert block["is_error"] is True
+        assert block["content"] in ("no such city: Atlantis",
+                                    [{"type": "text", "text": "no such city: Atlantis"}])
+
+
 @pytest.mark.parametrize("kind,words", [
     ("exits", "ended its process while importing (exit code 0)"),
     ("hangs", "took longer than the tool's timeout (1 s)"),
