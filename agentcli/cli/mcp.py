@@ -26,9 +26,10 @@ mcp_app = typer.Typer(
 
 
 def _out(text: str) -> None:
+    """Server-supplied text (descriptions, errors) made inert in every output mode."""
     from ..ui.render import sanitize
 
-    print(sanitize(text) if sys.stdout.isatty() else text, flush=True)
+    print(sanitize(text), flush=True)
 
 
 # --- list ---------------------------------------------------------------------------------------

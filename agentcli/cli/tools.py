@@ -40,11 +40,11 @@ def _get(tools: dict[str, Any], name: str) -> Any:
 
 
 def _out(text: str) -> None:
-    """Tool text to stdout, made inert when stdout is a terminal."""
-    if sys.stdout.isatty():
-        from ..ui.render import sanitize
+    """Text from outside (manifests, tool output, MCP servers) to stdout, made inert in every
+    output mode: a pipe (`| less -R`) would replay escapes just like a terminal."""
+    from ..ui.render import sanitize
 
-        text = sanitize(text)
+    text = sanitize(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
 
