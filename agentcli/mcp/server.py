@@ -3,8 +3,9 @@
 Each call goes through the same ``Executor`` as in `ask` (argument validation, a forked child with
 the manifest's timeout, the output cap). The host does the approving; agentcli still applies its
 config's ``tools.deny`` rules (a denied call is an error result, never run), and the tools keep
-their own guards (file_read's roots, web_fetch's address guard, from ``tools.options``). While
-serving, the SDK points fd 1 at stderr, so nothing but protocol messages reaches stdout.
+their own guards (file_read's roots, web_fetch's address guard, from ``tools.options``). The
+transport is ``serve_stdio``'s (bounded, answers malformed requests); while serving, fd 1
+points at stderr, so nothing but protocol messages reaches stdout.
 """
 
 from __future__ import annotations
@@ -59,12 +60,14 @@ def build_server(executor: Executor) -> Any:
 def serve(settings: Any, tools: Mapping[str, Tool]) -> int:
     """Serve until the host closes stdin; returns the exit code."""
     import anyio
-    from mcp.server.stdio import stdio_server
+
+    from ..ui.render import warn
+    from .serve_stdio import server_streams
 
     server = build_server(serve_executor(settings, tools))
 
     async def main() -> None:
-        async with stdio_server() as (read_stream, write_stream):
+        async with server_streams(warn) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
 
     anyio.run(main)

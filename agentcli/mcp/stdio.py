@@ -16,8 +16,9 @@ import os
 import signal
 import time
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, AsyncIterator
+from typing import IO, Any, AsyncIterator, Awaitable, Callable
 
 import anyio
 from anyio.abc import Process
@@ -31,6 +32,50 @@ _CHUNK = 65_536
 
 class MessageTooLarge(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A line longer than the cap: only its start is kept (to find a request's id); the rest
+    of it was skipped unread into memory."""
+
+    head: bytes
+
+
+HEAD_BYTES = 65_536
+
+
+async def split_lines(receive: Callable[[], Awaitable[bytes]], max_bytes: int
+                      ) -> AsyncIterator[bytes | Oversized]:
+    """The non-blank lines of a byte stream, each at most ``max_bytes``; a longer one is
+    yielded once as ``Oversized`` and the rest of it is dropped as it arrives, so memory stays
+    near ``max_bytes`` whatever the peer sends. Ends at EOF (``receive`` raising
+    ``anyio.EndOfStream``)."""
+    buf = bytearray()
+    skipping = False
+    while True:
+        try:
+            chunk = await receive()
+        except anyio.EndOfStream:
+            return
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl == -1:
+                continue
+            chunk, skipping = chunk[nl + 1:], False
+        scan = len(buf)
+        buf += chunk
+        while (nl := buf.find(b"\n", scan)) != -1:
+            if nl > max_bytes:
+                yield Oversized(bytes(buf[:HEAD_BYTES]))
+            elif buf[:nl].strip():
+                yield bytes(buf[:nl])
+            del buf[:nl + 1]
+            scan = 0
+        if len(buf) > max_bytes:
+            yield Oversized(bytes(buf[:HEAD_BYTES]))
+            buf.clear()
+            skipping = True
 
 
 INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")
@@ -103,28 +148,21 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
 
     async def reader() -> None:
         assert process.stdout is not None
-        buf = bytearray()
+        stdout = process.stdout
         async with read_writer:
             try:
-                while True:
-                    scan = len(buf)
-                    buf += await process.stdout.receive(_CHUNK)
-                    while (nl := buf.find(b"\n", scan)) != -1:
-                        line = bytes(buf[:nl])
-                        del buf[:nl + 1]
-                        scan = 0
-                        if not line.strip():
-                            continue
-                        try:
-                            message = mcp_types.jsonrpc_message_adapter.validate_json(
-                                line, by_name=False)
-                        except ValueError:
-                            _note(errlog, "ignored a stdout line that is not a JSON-RPC message: "
-                                  + line[:200].decode("utf-8", "replace"))
-                            continue
-                        await read_writer.send(SessionMessage(message))
-                    if len(buf) > max_bytes:
+                async for line in split_lines(lambda: stdout.receive(_CHUNK), max_bytes):
+                    if isinstance(line, Oversized):
                         raise MessageTooLarge
+                    try:
+                        message = mcp_types.jsonrpc_message_adapter.validate_json(
+                            line, by_name=False)
+                    except ValueError:
+                        _note(errlog, "ignored a stdout line that is not a JSON-RPC message: "
+                              + line[:200].decode("utf-8", "replace"))
+                        continue
+                    await read_writer.send(SessionMessage(message))
+                await exited()  # EOF: most likely it exited; say so before the session ends
             except MessageTooLarge:
                 problem = f"sent a message larger than {max_bytes:,} bytes and was stopped"
                 _note(errlog, "the server " + problem)
@@ -132,8 +170,6 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
                     on_problem(problem)
                 with suppress(OSError, ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-            except anyio.EndOfStream:
-                await exited()  # EOF: most likely it exited; say so before the session ends
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                 pass
 
