@@ -460,3 +460,28 @@ def test_bad_config_is_exit_2_for_chat_in_a_terminal(fake_server, tmp_path, case
     assert child.exitstatus == 2, child.before
     assert f"at key '{key}'" in child.before.replace("\r\n", "")
     assert fake_server.requests == []
+
+
+def test_list_shows_a_plugin_and_an_mcp_tool_of_one_name_once_with_ask_s_warning(tmp_path):
+    """A plugin named demo__add and the demo server's add (offered as demo__add) clash: `ask`
+    keeps the plugin and warns; `tools list` used to show both rows and say nothing."""
+    import yaml
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "demo__add.yaml").write_text(
+        "name: demo__add\ndescription: the plugin one\nentrypoint: demo__add:run\n"
+        "parameters: {type: object}\n")
+    (folder / "demo__add.py").write_text("def run():\n    return 'plugin'\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"mcp_servers": {"demo": {
+        "command": sys.executable,
+        "args": [str(Path(__file__).parent / "mcp_servers" / "demo_server.py")]}}}))
+    r = run_installed("tools", "list", "--config", str(cfg), "--tools-dir", str(folder),
+                      cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.split()[0] == "demo__add"]
+    assert len(rows) == 1 and rows[0].split()[1] == "tools-dir" and "the plugin one" in rows[0]
+    assert "demo__echo" in r.stdout  # the server's other tools are listed
+    assert r.stderr.count("warning: MCP tool demo__add clashes with another tool of that name; "
+                          "keeping the first one") == 1

@@ -62,7 +62,7 @@ def list_tools(tools_dir: Optional[List[str]] = ToolsDirOpt,
             from ..mcp.tools import listed_tools, shown_description
 
             rows += [(t.name, t.source, t.confirm, shown_description(t))
-                     for t in listed_tools(settings, warn)]
+                     for t in listed_tools(settings, warn, reserved=list(tools))]
         if not rows:
             print("no tools found")
             return 0

@@ -253,14 +253,15 @@ def mcp_patterns(settings: Any, patterns: Sequence[str]) -> set[str]:
     return {p for p in patterns if SEPARATOR in p and pattern_server_names((p,), servers)}
 
 
-def listed_tools(settings: Any, warn: Warn) -> list[McpTool]:
-    """For `tools list`: start every enabled server, collect its tools, stop them again."""
+def listed_tools(settings: Any, warn: Warn, reserved: Sequence[str] = ()) -> list[McpTool]:
+    """For `tools list`: start every enabled server, collect its tools, stop them again. A tool
+    whose name is ``reserved`` (a plugin's) is left out with the warning `ask` gives."""
     specs = [s for s in configured_servers(settings).values() if not s.disabled]
     hub = start_hub(specs, settings.data_dir)
     if hub is None:
         return []
     try:
-        return list(McpExecutor(hub, None, warn=warn).tools().values())
+        return list(McpExecutor(hub, None, reserved=reserved, warn=warn).tools().values())
     finally:
         hub.close()
 
