@@ -258,3 +258,20 @@ def test_the_id_of_an_oversized_message_is_read_from_its_start(head, rid):
     from agentcli.mcp.serve_stdio import leading_id
 
     assert leading_id(head) == rid
+
+
+def test_tool_annotations_from_the_manifests_reach_the_host(workdir):
+    """The SDK's own client sees what each built-in manifest says of its tool; a plugin
+    without annotations sends none (a host then assumes the worst)."""
+    tmp, cfg = workdir
+    tools = serve(cfg, "--tools-dir", str(EXAMPLE_TOOL))["tools"]
+    calc, read, fetch = tools["calculator"], tools["file_read"], tools["web_fetch"]
+    assert calc.title == calc.annotations.title == "Calculator"
+    assert (calc.annotations.read_only_hint, calc.annotations.idempotent_hint,
+            calc.annotations.open_world_hint) == (True, True, False)
+    assert read.title == "Read a text file" and read.annotations.read_only_hint is True
+    assert read.annotations.open_world_hint is False
+    assert fetch.title == "Fetch a web page"
+    assert (fetch.annotations.read_only_hint, fetch.annotations.open_world_hint) == (True, True)
+    assert all(t.annotations.destructive_hint is False for t in (calc, read, fetch))
+    assert tools["word_count"].annotations is None and tools["word_count"].title is None

@@ -47,6 +47,7 @@ def test_show(cli):
     r = cli("show", "file_read")
     assert r.exit_code == 0
     assert "approval:    ask" in r.stdout and "entrypoint:  file_read:run" in r.stdout
+    assert 'annotations: {"title": "Read a text file", "read_only": true' in r.stdout
     options, _, params = r.stdout.partition("parameters (JSON Schema, sent to the model):\n")
     assert json.loads(params)["required"] == ["path"]
     rows = {line.split()[0]: line for line in options.split("options (tools.options.file_read in "
@@ -158,6 +159,12 @@ def test_validate_good(cli):
      "def run(needed):\n    pass\n", "needs 'needed'"),
     ("name: x\nentrypoint: x:run\nparameters: {type: object}\n",
      "def run():\n    pass\n", "field 'description'"),
+    ("name: x\ndescription: d\nentrypoint: x:run\nparameters: {type: object}\n"
+     "annotations: {read_only: yes please}\n",
+     "def run():\n    pass\n", "field 'annotations/read_only': must be true or false"),
+    ("name: x\ndescription: d\nentrypoint: x:run\nparameters: {type: object}\n"
+     "annotations: {readOnlyHint: true}\n",
+     "def run():\n    pass\n", "field 'annotations/readOnlyHint': unknown"),
 ])
 def test_validate_bad_exit_2(cli, tmp_path, manifest, module, words):
     (tmp_path / "x.yaml").write_text(manifest)

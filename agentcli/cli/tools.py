@@ -92,6 +92,8 @@ def show_tool(name: str = typer.Argument(..., help="Tool name."),
                  f"timeout:     {t.timeout:g} s", f"output cap:  {t.output_cap} characters"]
         if t.options:
             lines.append(f"options set: {json.dumps(dict(t.options), default=str)}")
+        if m.get("annotations"):
+            lines.append(f"annotations: {json.dumps(m['annotations'], ensure_ascii=False)}")
         lines += ["description:", *("  " + ln for ln in t.definition.description.splitlines())]
         lines += [f"options (tools.options.{t.name} in the config file):",
                   *_option_lines(m.get("options") or {})]

@@ -29,6 +29,20 @@ def serve_executor(settings: Any, tools: Mapping[str, Tool]) -> Executor:
     return Executor(dict(tools), build_approver(settings, yes=True, prompter=None))
 
 
+_HINTS = {"read_only": "read_only_hint", "destructive": "destructive_hint",
+          "idempotent": "idempotent_hint", "open_world": "open_world_hint"}
+
+
+def tool_annotations(annotations: Mapping[str, Any] | None, types: Any) -> dict[str, Any]:
+    """A manifest's ``annotations`` as the MCP tool's ``title`` and ``annotations`` (none when
+    the manifest has none: a host then assumes the worst, as the spec says)."""
+    if not annotations:
+        return {}
+    hints = {_HINTS[k]: v for k, v in annotations.items() if k in _HINTS}
+    title = annotations.get("title")
+    return {"title": title, "annotations": types.ToolAnnotations(title=title, **hints)}
+
+
 def build_server(executor: Executor) -> Any:
     import anyio
     import mcp_types as types
@@ -36,7 +50,8 @@ def build_server(executor: Executor) -> Any:
 
     ids = itertools.count(1)
     listing = [types.Tool(name=t.name, description=t.definition.description,
-                          input_schema=dict(t.definition.parameters))
+                          input_schema=dict(t.definition.parameters),
+                          **tool_annotations(t.manifest.get("annotations"), types))
                for t in executor.tools.values()]
 
     async def list_tools(ctx: Any, params: Any) -> Any:
