@@ -5,7 +5,8 @@ every chunk, so a 100 MB line costs quadratic time). Here a message is capped at
 ``MAX_MESSAGE_BYTES``: past it the server is stopped and its calls fail. A line that is not
 JSON-RPC (a banner some servers print) is noted in the server's log and skipped. The process is
 spawned before the SDK is imported (``spawn``), so the server starts while the SDK loads; it runs
-in its own session (a Ctrl-C on the terminal does not reach it) with stderr in its log file.
+in its own session (a Ctrl-C on the terminal does not reach it) with stderr in its log file, and
+on Linux under a subreaper (``reaper.py``), so a daemon it double-forks is ended with it.
 Shutdown: stdin closed, a short grace period, then the whole process group is terminated (and
 killed) so nothing it started outlives agentcli.
 """
@@ -105,9 +106,31 @@ def open_log(path: Path) -> IO[Any]:
 
 async def spawn(command: str, args: tuple[str, ...], env: dict[str, str], cwd: str | None,
                 errlog: IO[Any]) -> Process:
-    """Start the server; OSError when the command cannot be run."""
-    return await anyio.open_process([command, *args], env=env, cwd=cwd, stderr=errlog,
+    """Start the server (on Linux under its subreaper, ``reaper.py``: the process returned is
+    the reaper's, and it ends when the server does); OSError when the command cannot be run."""
+    from . import reaper
+
+    argv = [command, *args]
+    if reaper.supported():
+        check_command(command, env, cwd)  # the reaper's exec would fail where nobody sees it
+        argv = reaper.command_line(argv, env)
+    return await anyio.open_process(argv, env=env, cwd=cwd, stderr=errlog,
                                     start_new_session=True)
+
+
+def check_command(command: str, env: dict[str, str], cwd: str | None) -> None:
+    """OSError (as exec would raise it) when ``command`` is no runnable file."""
+    import errno
+    import shutil
+
+    if os.sep in command:
+        path = os.path.join(cwd or os.getcwd(), command)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), command)
+    elif shutil.which(command, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
 
 
 def _note(errlog: IO[Any], text: str) -> None:
