@@ -54,7 +54,8 @@ def test_results_and_errors_come_back(make, call):
     assert r.is_error and r.content == "tool 'boom' failed: KeyError: 'missing thing'"
     plain = make("from agentcli.errors import ToolError\n"
                  "def run(n):\n    raise ToolError('outside the allowed folders')\n", name="pl")
-    assert call(plain).content == "tool 'pl' failed: outside the allowed folders"
+    r = call(plain)  # the plugin API's ToolError: just its message (the README's promise)
+    assert r.is_error and r.content == "outside the allowed folders"
 
 
 def test_timeout_really_stops_the_tool(make, call, tmp_path):

@@ -3,6 +3,8 @@ and real MCP servers (stdio and streamable HTTP) written with the official SDK."
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import shutil
 import signal
@@ -139,6 +141,14 @@ def test_servers_start_only_when_tools_from_them_can_be_used(fake_server, tmp_pa
     assert unknown.returncode == 2 and "unknown tool: nosuch__tool" in unknown.stderr
 
 
+def wait_until_started(proc: subprocess.Popen, marker: Path) -> None:
+    """Until the demo server's `slow` tool has begun (it writes "started" in ``marker``)."""
+    deadline = time.monotonic() + 30
+    while not (marker.exists() and "started" in marker.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+
+
 def test_ctrl_c_during_an_mcp_call_cancels_it_and_leaves_no_process(fake_server, tmp_path):
     pids, marker = tmp_path / "pids", tmp_path / "marker"
     cfg = write_config(tmp_path, {"demo": demo(env={"DEMO_PIDFILE": str(pids),
@@ -146,10 +156,7 @@ def test_ctrl_c_during_an_mcp_call_cancels_it_and_leaves_no_process(fake_server,
     fake_server.script(tool_calls(("demo__slow", {"seconds": 60})))
     proc = ask(fake_server, cfg, "-y", "sleep", wait=False)
     try:
-        deadline = time.monotonic() + 30
-        while not (marker.exists() and "started" in marker.read_text()):
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.02)
+        wait_until_started(proc, marker)
         os.kill(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -160,6 +167,33 @@ def test_ctrl_c_during_an_mcp_call_cancels_it_and_leaves_no_process(fake_server,
     assert marker.read_text().split() == ["started", "cancelled"]  # notifications/cancelled
     assert all_gone([int(p) for p in pids.read_text().split()])
     assert len(fake_server.requests) == 1  # the turn ended; nothing more was asked
+
+
+def test_kill_9_of_agentcli_mid_call_ends_the_server_and_everything_it_started(fake_server,
+                                                                              tmp_path):
+    """No clean-up code of agentcli runs after SIGKILL: the subreaper's parent-death signal
+    ends the server, its child and the setsid daemon it double-forked."""
+    pids, marker, daemon = tmp_path / "pids", tmp_path / "marker", tmp_path / "daemon"
+    cfg = write_config(tmp_path, {"demo": demo(env={
+        "DEMO_PIDFILE": str(pids), "DEMO_MARKER": str(marker), "DEMO_ESCAPEE": str(daemon)})})
+    fake_server.script(tool_calls(("demo__slow", {"seconds": 60})))
+    proc = ask(fake_server, cfg, "-y", "sleep", wait=False)
+    try:
+        wait_until_started(proc, marker)
+        started = [int(p) for p in pids.read_text().split()] + [int(daemon.read_text())]
+        assert not any(gone(p) for p in started)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert all_gone(started), [p for p in started if not gone(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in [int(p) for p in pids.read_text().split()] if pids.exists() else []:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)  # a failure leaves nothing behind
+        if daemon.exists() and daemon.read_text().strip():
+            with contextlib.suppress(OSError):
+                os.kill(int(daemon.read_text()), signal.SIGKILL)
 
 
 @pytest.mark.parametrize("mode", ["silent", "huge", "only-junk"])

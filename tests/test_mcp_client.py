@@ -7,6 +7,10 @@ The servers are real processes: ``mcp_servers/demo_server.py`` (the official SDK
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+
 import _thread
 import sys
 import threading
@@ -252,3 +256,51 @@ def test_crash_mid_call_hang_mid_call_and_no_orphans(tmp_path):
         time.sleep(0.05)
     assert [p for p in pids if not gone(p)] == []
     assert "cancelled" in marker.read_text()
+
+
+def wait_for_pid(path: Path) -> int:
+    deadline = time.monotonic() + 30
+    while not (path.exists() and path.read_text().strip()):
+        assert time.monotonic() < deadline, "the daemon never started"
+        time.sleep(0.02)
+    return int(path.read_text())
+
+
+def test_a_daemon_the_server_started_ends_with_the_server(tmp_path):
+    """A server that double-forks a daemon into a session of its own (setsid): the daemon used
+    to outlive agentcli. Under the subreaper it ends when the server does, and at close."""
+    daemons = [tmp_path / "daemon-a", tmp_path / "daemon-b"]
+    specs = parse_servers({"a": demo(env={"DEMO_ESCAPEE": str(daemons[0])}),
+                           "b": demo(env={"DEMO_ESCAPEE": str(daemons[1])})})
+    try:
+        daemons_end_with_their_servers(specs, daemons, tmp_path)
+    finally:  # a failure leaves no daemon behind
+        for path in daemons:
+            if path.exists() and path.read_text().strip():
+                with contextlib.suppress(OSError):
+                    os.kill(int(path.read_text()), signal.SIGKILL)
+
+
+def daemons_end_with_their_servers(specs, daemons, tmp_path):
+    with McpHub(list(specs.values()), tmp_path) as h:
+        ex = executor(h, yes=True)
+        a, b = (wait_for_pid(p) for p in daemons)
+        assert not gone(a) and not gone(b)
+        assert call(ex, "a__crash").result.is_error  # server a exits by itself...
+        deadline = time.monotonic() + 5
+        while not gone(a) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(a)  # ...and its daemon goes with it
+        assert not gone(b) and call(ex, "b__echo", {"text": "x"}).result.content == "x"
+    deadline = time.monotonic() + 5
+    while not gone(b) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(b)  # closing the hub ended server b and its daemon
+
+
+def test_a_missing_command_is_still_named(tmp_path):
+    specs = parse_servers({"m": {"command": "no-such-mcp-server-anywhere"}})
+    with McpHub(list(specs.values()), tmp_path) as h:
+        h.wait()
+        assert h.servers["m"].error == ("cannot run no-such-mcp-server-anywhere: No such file "
+                                        "or directory")

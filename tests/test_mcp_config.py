@@ -213,3 +213,19 @@ def test_add_and_remove_refuse_an_mcp_servers_that_is_not_a_mapping(tmp_path, va
         r = run_cli("mcp", *args)
         assert r.exit_code == 2 and "expected a mapping" in r.output and "bug" not in r.output
     assert cfg.read_text() == f"mcp_servers: {value}\n"  # untouched
+
+
+@pytest.mark.parametrize("flag,value,hint", [
+    ("-e", "GITHUB_TOKEN=ghp_0123456789abcdef",
+     "-e 'GITHUB_TOKEN=${GITHUB_TOKEN}' (single quotes keep the shell from expanding it)"),
+    ("-H", "Authorization: Bearer sk-0123456789abcdefghij",
+     "-H 'Authorization: Bearer ${MY_TOKEN}' (single quotes keep the shell from expanding it)"),
+])
+def test_a_literal_secret_gets_a_hint_in_the_syntax_of_its_own_flag(tmp_path, flag, value, hint):
+    """`-e KEY=literal` used to be told to write 'KEY: Bearer ${MY_TOKEN}', a header."""
+    cfg = tmp_path / "config.yaml"
+    where = ["--", "srv"] if flag == "-e" else ["--url", "https://h/mcp"]
+    r = run_cli("mcp", "add", "s", "--config", str(cfg), flag, value, *where)
+    assert r.exit_code == 2 and "does not store keys" in r.output
+    assert hint in " ".join(r.output.split())
+    assert not cfg.exists()

@@ -1,5 +1,5 @@
 """The installed `agentcli chat` in a pseudo-terminal against the loopback fake server: a chat
-turn, a tool call approved with one keypress, a streamed reply interrupted with Ctrl-C, then
+turn, a tool call approved with y and Enter, a streamed reply interrupted with Ctrl-C, then
 /exit. The terminal is emulated with pyte (which also answers prompt-toolkit's cursor-position
 requests), and the assertions read the screen text as a user would see it."""
 
@@ -112,7 +112,7 @@ def test_chat_in_a_pty_turn_tool_approval_ctrl_c_exit(fake_server, tmp_path):
         at = term.wait_for("tool call: file_read", after=at)
         term.wait_for('"path": "notes.txt"', after=at)
         term.wait_for("[y] yes once", after=at)
-        term.send("y")
+        term.send("y\r")
         at = term.wait_for("alpha", after=at)
         at = term.wait_for("The notes say alpha, beta, gamma.", after=at)
 

@@ -275,11 +275,11 @@ def calls(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def test_tool_call_approved_once_with_a_key(chat, fake_server, tmp_path):
+def test_tool_call_approved_once_with_y_and_enter(chat, fake_server, tmp_path):
     tool, log = _recording_tool(tmp_path)
     fake_server.script(tool_calls(("shout", {"text": "hey"})), text("done"))
     h = chat(tools={"shout": tool})
-    h.run("go\ry")
+    h.run("go\ry\r")
     assert calls(log) == ["hey"]
     assert "tool call: shout" in h.err and '"text": "hey"' in h.err and "HEY" in h.err
     assert "done" in h.out
@@ -290,7 +290,7 @@ def test_always_is_remembered_for_the_session(chat, fake_server, tmp_path):
     fake_server.script(tool_calls(("shout", {"text": "1"})), text("ok"),
                        tool_calls(("shout", {"text": "2"})), text("ok"))
     h = chat(tools={"shout": tool})
-    h.run("go\ra" "again\r")  # the second call must not ask: no key for it
+    h.run("go\ra\r" "again\r")  # the second call must not ask: no answer for it
     assert calls(log) == ["1", "2"]
     h.run("/tools\r")
     assert "always (this session)" in h.err
@@ -300,7 +300,7 @@ def test_deny_with_reason_reaches_the_model(chat, fake_server):
     fake_server.script(tool_calls(("shout", {"text": "x"})), text("understood"))
     h = chat(tools={"shout": _tool("shout", lambda text: pytest.fail("must not run"),
                                    text="string")})
-    h.run("go\rnnot now\r")
+    h.run("go\rn\rnot now\r")
     tool_msg = fake_server.requests[-1]["body"]["messages"][-1]
     assert tool_msg["role"] == "tool" and "not now" in tool_msg["content"]
     assert "understood" in h.out
@@ -501,7 +501,7 @@ def test_saved_transcript_has_tool_calls_and_is_inert(chat, fake_server, tmp_pat
     fake_server.script(tool_calls(("shout", {"text": "hi"})), text("done \x1b]52;c;QQ==\x07"))
     h = chat(tools={"shout": tool})
     target = tmp_path / "chat.md"
-    h.run(f"go\ry/save {target}\r")
+    h.run(f"go\ry\r/save {target}\r")
     saved = target.read_text()
     assert "**tool call** `shout`" in saved and '"text": "hi"' in saved
     assert "**tool result** `shout`" in saved and "HI" in saved

@@ -47,6 +47,7 @@ def test_show(cli):
     r = cli("show", "file_read")
     assert r.exit_code == 0
     assert "approval:    ask" in r.stdout and "entrypoint:  file_read:run" in r.stdout
+    assert 'annotations: {"title": "Read a text file", "read_only": true' in r.stdout
     options, _, params = r.stdout.partition("parameters (JSON Schema, sent to the model):\n")
     assert json.loads(params)["required"] == ["path"]
     rows = {line.split()[0]: line for line in options.split("options (tools.options.file_read in "
@@ -158,6 +159,12 @@ def test_validate_good(cli):
      "def run(needed):\n    pass\n", "needs 'needed'"),
     ("name: x\nentrypoint: x:run\nparameters: {type: object}\n",
      "def run():\n    pass\n", "field 'description'"),
+    ("name: x\ndescription: d\nentrypoint: x:run\nparameters: {type: object}\n"
+     "annotations: {read_only: yes please}\n",
+     "def run():\n    pass\n", "field 'annotations/read_only': must be true or false"),
+    ("name: x\ndescription: d\nentrypoint: x:run\nparameters: {type: object}\n"
+     "annotations: {readOnlyHint: true}\n",
+     "def run():\n    pass\n", "field 'annotations/readOnlyHint': unknown"),
 ])
 def test_validate_bad_exit_2(cli, tmp_path, manifest, module, words):
     (tmp_path / "x.yaml").write_text(manifest)
@@ -294,6 +301,40 @@ def test_ask_json_survives_a_tool_whose_import_exits(fake_server, tmp_path):
     assert call["is_error"] and "ended without a result (exit code 0)" in call["result"]
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_plugins_tool_error_reaches_the_model_as_just_its_message(fake_server, tmp_path,
+                                                                      provider):
+    """`raise ToolError("msg")` used to reach the model as "Error: tool 'x' failed: msg". Now:
+    the message, flagged as an error the way each API flags one (Anthropic: is_error; Chat
+    Completions has no flag, so its text starts with "Error: ")."""
+    from fake_server import text, tool_calls
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "city.yaml").write_text(
+        "name: city\ndescription: d\nentrypoint: city:run\nconfirm: never\n"
+        "parameters: {type: object}\n")
+    (folder / "city.py").write_text("from agentcli.errors import ToolError\n\n"
+                                    "def run():\n    raise ToolError('no such city: Atlantis')\n")
+    fake_server.script(tool_calls(("city", {})), text("no luck"))
+    base = fake_server.openai_base_url if provider == "openai" else fake_server.anthropic_base_url
+    r = run_installed("ask", "--json", "-p", provider, "--base-url", base, "-m", "m",
+                      "--tools-dir", str(folder), "go", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    [call] = json.loads(r.stdout)["tool_calls"]
+    assert call["is_error"] and call["result"] == "no such city: Atlantis"
+    sent = fake_server.requests[1]["body"]["messages"]
+    if provider == "openai":
+        assert [m["content"] for m in sent if m["role"] == "tool"] == [
+            "Error: no such city: Atlantis"]
+    else:
+        [block] = [b for m in sent if isinstance(m["content"], list) for b in m["content"]
+                   if b.get("type") == "tool_result"]
+        assert block["is_error"] is True
+        assert block["content"] in ("no such city: Atlantis",
+                                    [{"type": "text", "text": "no such city: Atlantis"}])
+
+
 @pytest.mark.parametrize("kind,words", [
     ("exits", "ended its process while importing (exit code 0)"),
     ("hangs", "took longer than the tool's timeout (1 s)"),
@@ -426,3 +467,28 @@ def test_bad_config_is_exit_2_for_chat_in_a_terminal(fake_server, tmp_path, case
     assert child.exitstatus == 2, child.before
     assert f"at key '{key}'" in child.before.replace("\r\n", "")
     assert fake_server.requests == []
+
+
+def test_list_shows_a_plugin_and_an_mcp_tool_of_one_name_once_with_ask_s_warning(tmp_path):
+    """A plugin named demo__add and the demo server's add (offered as demo__add) clash: `ask`
+    keeps the plugin and warns; `tools list` used to show both rows and say nothing."""
+    import yaml
+
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "demo__add.yaml").write_text(
+        "name: demo__add\ndescription: the plugin one\nentrypoint: demo__add:run\n"
+        "parameters: {type: object}\n")
+    (folder / "demo__add.py").write_text("def run():\n    return 'plugin'\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"mcp_servers": {"demo": {
+        "command": sys.executable,
+        "args": [str(Path(__file__).parent / "mcp_servers" / "demo_server.py")]}}}))
+    r = run_installed("tools", "list", "--config", str(cfg), "--tools-dir", str(folder),
+                      cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.split()[0] == "demo__add"]
+    assert len(rows) == 1 and rows[0].split()[1] == "tools-dir" and "the plugin one" in rows[0]
+    assert "demo__echo" in r.stdout  # the server's other tools are listed
+    assert r.stderr.count("warning: MCP tool demo__add clashes with another tool of that name; "
+                          "keeping the first one") == 1

@@ -228,16 +228,22 @@ SPELLINGS = [
 ]
 
 
-@pytest.mark.parametrize("url,words", SPELLINGS)
-def test_every_spelling_refused(wf, module, monkeypatch, url, words):
-    """Refused before any connection is attempted."""
+def refusal(wf, module, monkeypatch, url, context) -> str:
+    """The refusal's message; no connection may have been attempted."""
     connects = []
     monkeypatch.setattr(module.httpcore.SyncBackend, "connect_tcp",
                         lambda self, *a, **k: connects.append(a))
     with pytest.raises(ToolError) as e:
-        wf(url=url, context=GUARDED)
-    assert words in e.value.message, e.value.message
+        wf(url=url, context=context)
     assert connects == []
+    return e.value.message
+
+
+@pytest.mark.parametrize("url,words", SPELLINGS)
+def test_every_spelling_refused(wf, module, monkeypatch, url, words):
+    """Refused before any connection is attempted."""
+    message = refusal(wf, module, monkeypatch, url, GUARDED)
+    assert words in message, message
 
 
 @pytest.fixture
@@ -245,8 +251,8 @@ def trust_127_0_0_1(module, monkeypatch):
     """Pretend 127.0.0.1 is a public host (the 'allowed' server); everything else as usual."""
     real = module.address_problem
 
-    def problem(ip):
-        return None if str(ip) == "127.0.0.1" else real(ip)
+    def problem(ip, allow_private=False):
+        return None if str(ip) == "127.0.0.1" else real(ip, allow_private)
 
     monkeypatch.setattr(module, "address_problem", problem)
 
@@ -343,3 +349,64 @@ def test_https_to_the_checked_address_verifies_the_host_name(wf, module, tmp_pat
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+NEVER = [(url, words) for url, words in SPELLINGS if words in (
+    "metadata", "link-local", "multicast", "unspecified", "reserved")] + [
+    ("http://[fd20:ce::254]/", "metadata"),
+    ("http://100.100.100.200/", "metadata"),
+    ("http://169.254.170.2/v2/credentials", "metadata"),
+]
+
+
+@pytest.mark.parametrize("url,words", NEVER)
+def test_allow_private_never_opens_metadata_or_link_local(wf, module, monkeypatch, url, words):
+    """allow_private opens loopback and the LAN, nothing more: no connection is even tried."""
+    message = refusal(wf, module, monkeypatch, url, OPEN)
+    assert words in message and "not even with allow_private" in message
+
+
+def test_allow_private_still_refuses_a_name_that_resolves_to_metadata(wf, module, monkeypatch):
+    monkeypatch.setattr(module, "resolve", lambda host, port: ["169.254.169.254"])
+    with pytest.raises(ToolError, match="metadata.google.internal resolves to 169.254.169.254, "
+                                        "which is a cloud metadata address"):
+        wf(url="http://metadata.google.internal/computeMetadata/v1/", context=OPEN)
+
+
+@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/",
+                                    "http://[fe80::1]:{port}/text",
+                                    "http://169.254.1.1:{port}/text"])
+def test_allow_private_redirect_to_metadata_refused(wf, server, target):
+    """The audit's case: a loopback page (allowed by the option) redirecting to metadata."""
+    port = server.rsplit(":", 1)[1]
+    assert "plain text" in wf(url=server + "/text", context=OPEN)  # loopback: allowed
+    with pytest.raises(ToolError, match="not even with allow_private"):
+        wf(url=f"{server}/redirect?to={target.format(port=port)}", context=OPEN)
+
+
+@pytest.mark.parametrize("address", ["10.1.2.3", "192.168.1.10", "172.16.0.5", "100.64.3.4",
+                                     "::1", "fd12:3456::1", "127.0.0.2"])
+def test_allow_private_opens_loopback_and_the_lan(module, address):
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    assert module.address_problem(ip) is not None
+    assert module.address_problem(ip, allow_private=True) is None
+
+
+def test_tools_run_with_allow_private_does_not_follow_a_redirect_to_metadata(server, tmp_path):
+    """The audit's command line, against the installed binary."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tools:\n  options:\n    web_fetch:\n      allow_private: true\n")
+    agentcli = str(Path(sys.executable).parent / "agentcli")
+    url = f"{server}/redirect?to=http://169.254.169.254/latest/meta-data/"
+    r = subprocess.run([agentcli, "tools", "run", "web_fetch", "-y", "--config", str(cfg),
+                        "--args", json.dumps({"url": url})], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "AGENTCLI_HOME": str(tmp_path)})
+    assert r.returncode == 1 and r.stdout == ""
+    assert "169.254.169.254 is a cloud metadata address" in r.stderr
+    assert "not even with allow_private" in r.stderr

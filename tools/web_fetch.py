@@ -1,7 +1,9 @@
 """web_fetch: GET a public URL and return readable text, refusing the local network.
 
 Options (config ``tools.options.web_fetch``):
-  allow_private: false   true allows loopback/private/link-local addresses (your own LAN)
+  allow_private: false   true also fetches loopback and private addresses (your own machine and
+                         LAN); cloud metadata, link-local, multicast, unspecified and reserved
+                         addresses stay refused whatever it says
   max_bytes: 1000000     most body bytes kept, counted after gzip/deflate decoding
   max_redirects: 5       each hop is checked again
   timeout: 15            seconds per connect/read
@@ -32,8 +34,17 @@ DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_MAX_REDIRECTS = 5
 DEFAULT_TIMEOUT = 15.0
 USER_AGENT = "agentcli-web_fetch/0.1 (+https://pypi.org/project/agentcli/)"
-METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-            ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("169.254.170.2")}
+METADATA = {ipaddress.ip_address(a) for a in (
+    "169.254.169.254",  # AWS, Azure, GCP, OpenStack, Oracle, DigitalOcean, ...
+    "fd00:ec2::254",    # AWS over IPv6
+    "fd20:ce::254",     # GCP over IPv6
+    "100.100.100.200",  # Alibaba Cloud
+    "169.254.170.2",    # AWS ECS task credentials
+    "169.254.170.23",   # AWS EKS pod identity
+    "fd00:ec2::23")}    # the same over IPv6
+ALLOWED_BY_OPTION = ("a loopback address", "a private address", "not a public address")
+"""What ``allow_private`` lets through: the machine itself, RFC 1918 / unique-local networks and
+shared address space (carrier-grade NAT, Tailscale). Everything else stays refused."""
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 TEXT_TYPES = {"application/json", "application/xml", "application/javascript",
               "application/x-javascript", "application/ecmascript", "application/yaml",
@@ -46,8 +57,11 @@ class Refused(ToolError):
     """A URL or address the guard will not fetch."""
 
 
-def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why this address may not be fetched, or None when it is a public address."""
+def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                    allow_private: bool = False) -> str | None:
+    """Why this address may not be fetched, or None when it may be: a public address, or with
+    ``allow_private`` a loopback or private one (never metadata, link-local, multicast,
+    unspecified or reserved)."""
     if isinstance(ip, ipaddress.IPv6Address):
         inner: list[ipaddress.IPv4Address] = []
         if ip.ipv4_mapped:
@@ -59,21 +73,25 @@ def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
         if ip in NAT64:
             inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
         for v4 in inner:
-            problem = address_problem(v4)
+            problem = address_problem(v4, allow_private)
             if problem:
                 return f"{problem} (inside {ip})"
         if ip.scope_id:
             ip = ipaddress.IPv6Address(str(ip).split("%")[0])
     if ip in METADATA:
         return "a cloud metadata address"
+    problem = None
     for attr, label in (("is_loopback", "a loopback"), ("is_link_local", "a link-local"),
                         ("is_multicast", "a multicast"), ("is_unspecified", "an unspecified"),
                         ("is_reserved", "a reserved"), ("is_private", "a private")):
         if getattr(ip, attr):
-            return f"{label} address"
-    if not ip.is_global:
-        return "not a public address"
-    return None
+            problem = f"{label} address"
+            break
+    if problem is None and not ip.is_global:
+        problem = "not a public address"
+    if allow_private and problem in ALLOWED_BY_OPTION:  # (never metadata: judged above)
+        return None
+    return problem
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -98,14 +116,16 @@ class GuardedBackend(httpcore.NetworkBackend):
         addresses = resolve(host, port)
         if not addresses:
             raise ToolError(f"host '{host}' has no addresses")
-        if not self.allow_private:
-            for a in addresses:
-                problem = address_problem(ipaddress.ip_address(a))
-                if problem:
-                    shown = f"{host} is" if host == a else f"{host} resolves to {a}, which is"
-                    raise Refused(f"refused: {shown} {problem}; web_fetch only fetches public "
-                                  "addresses (set tools.options.web_fetch.allow_private to "
-                                  "fetch from your own network)")
+        for a in addresses:  # every answer, with or without allow_private
+            problem = address_problem(ipaddress.ip_address(a), self.allow_private)
+            if problem:
+                shown = f"{host} is" if host == a else f"{host} resolves to {a}, which is"
+                raise Refused(f"refused: {shown} {problem}; " + (
+                    "web_fetch never fetches it, not even with allow_private (that option "
+                    "opens loopback and private addresses only)"
+                    if not problem.startswith(ALLOWED_BY_OPTION) else
+                    "web_fetch only fetches public addresses (set "
+                    "tools.options.web_fetch.allow_private to fetch from your own network)"))
         error: Exception | None = None
         for a in addresses:
             try:

@@ -26,9 +26,10 @@ mcp_app = typer.Typer(
 
 
 def _out(text: str) -> None:
+    """Server-supplied text (descriptions, errors) made inert in every output mode."""
     from ..ui.render import sanitize
 
-    print(sanitize(text) if sys.stdout.isatty() else text, flush=True)
+    print(sanitize(text), flush=True)
 
 
 # --- list ---------------------------------------------------------------------------------------
@@ -168,16 +169,21 @@ def _pairs(items: list[str] | None, sep: str, what: str) -> dict[str, str]:
 
 
 def _refuse_literal_secrets(values: dict[str, str], what: str) -> None:
-    """Keys live in the environment: a secret-looking value must be a ``${VAR}`` reference."""
+    """Keys live in the environment: a secret-looking value must be a ``${VAR}`` reference.
+    The hint is written in the syntax of the flag the value came with (-e or -H)."""
     from ..errors import UsageError
     from ..mcp.config import SENSITIVE_KEY, only_env_refs
 
     for key, value in values.items():
         if SENSITIVE_KEY.search(key) and value and not only_env_refs(value):
+            if what == "header":
+                scheme = value.split(" ", 1)[0] + " " if " " in value.strip() else ""
+                example = f"-H '{key}: {scheme}${{MY_TOKEN}}'"
+            else:
+                example = f"-e '{key}=${{{key}}}'"
             raise UsageError(f"{what} {key} holds a literal value; agentcli does not store keys",
                              hint=f"write it as a reference to an environment variable, e.g. "
-                                  f"'{key}: Bearer ${{MY_TOKEN}}' (single quotes keep the shell "
-                                  "from expanding it)")
+                                  f"{example} (single quotes keep the shell from expanding it)")
 
 
 @mcp_app.command("add")

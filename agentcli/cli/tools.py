@@ -40,11 +40,11 @@ def _get(tools: dict[str, Any], name: str) -> Any:
 
 
 def _out(text: str) -> None:
-    """Tool text to stdout, made inert when stdout is a terminal."""
-    if sys.stdout.isatty():
-        from ..ui.render import sanitize
+    """Text from outside (manifests, tool output, MCP servers) to stdout, made inert in every
+    output mode: a pipe (`| less -R`) would replay escapes just like a terminal."""
+    from ..ui.render import sanitize
 
-        text = sanitize(text)
+    text = sanitize(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
 
@@ -62,7 +62,7 @@ def list_tools(tools_dir: Optional[List[str]] = ToolsDirOpt,
             from ..mcp.tools import listed_tools, shown_description
 
             rows += [(t.name, t.source, t.confirm, shown_description(t))
-                     for t in listed_tools(settings, warn)]
+                     for t in listed_tools(settings, warn, reserved=list(tools))]
         if not rows:
             print("no tools found")
             return 0
@@ -92,6 +92,8 @@ def show_tool(name: str = typer.Argument(..., help="Tool name."),
                  f"timeout:     {t.timeout:g} s", f"output cap:  {t.output_cap} characters"]
         if t.options:
             lines.append(f"options set: {json.dumps(dict(t.options), default=str)}")
+        if m.get("annotations"):
+            lines.append(f"annotations: {json.dumps(m['annotations'], ensure_ascii=False)}")
         lines += ["description:", *("  " + ln for ln in t.definition.description.splitlines())]
         lines += [f"options (tools.options.{t.name} in the config file):",
                   *_option_lines(m.get("options") or {})]

@@ -22,14 +22,18 @@ import time
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, AsyncIterator, Sequence
+from typing import IO, Any, AsyncIterator, Callable, Optional, Sequence
 
 from ..errors import AgentCliError, redact_url
 from .config import ServerSpec, log_dir, log_path
 
 MAX_TOOL_PAGES = 50
+PROGRESS_POLL = 0.1  # seconds: how often a waiting call looks for news (and for Ctrl-C)
 CANCEL_WAIT = 2.0  # seconds a Ctrl-C waits for the cancellation notice to go out
 CLOSE_WAIT = 5.0
+
+
+Progress = Callable[[float, Optional[float], Optional[str]], None]
 
 
 class McpCallError(Exception):
@@ -265,24 +269,35 @@ class McpHub:
 
     # -- calls (from the main thread)
 
-    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> Any:
+    def call(self, server: str, tool: str, arguments: dict[str, Any],
+             on_progress: Progress | None = None) -> Any:
         """The server's CallToolResult. McpCallError when the server is not running, the call
-        timed out or failed in transport; KeyboardInterrupt after cancelling it."""
+        timed out or failed in transport; KeyboardInterrupt after cancelling it.
+
+        ``on_progress(progress, total, message)``: the call asks the server for progress (a
+        progress token) and hears the latest of it here, in the calling thread, at most every
+        ``PROGRESS_POLL`` seconds (updates in between are coalesced)."""
         st = self.servers[server]
         if st.status != "ready" or st.client is None or self._portal is None:
             raise McpCallError(f"MCP server '{server}' is not running"
                                + (f" ({st.error})" if st.error else ""))
         finished = threading.Event()
+        latest: list[Any] = [None]  # written in the loop thread, read here
         try:
-            future = self._portal.start_task_soon(self._call, st, tool, arguments, finished)
+            future = self._portal.start_task_soon(self._call, st, tool, arguments, finished,
+                                                  latest if on_progress else None)
         except RuntimeError as e:
             raise McpCallError(f"MCP server '{server}' is not running") from e
+        told = None
         try:
             while True:
                 try:
-                    return future.result(timeout=0.1)
+                    return future.result(timeout=PROGRESS_POLL)
                 except concurrent.futures.TimeoutError:
-                    continue
+                    now = latest[0]
+                    if on_progress is not None and now is not None and now is not told:
+                        told = now
+                        on_progress(*now)
         except KeyboardInterrupt:
             future.cancel()  # the SDK sends notifications/cancelled for the request
             finished.wait(CANCEL_WAIT)
@@ -291,14 +306,20 @@ class McpHub:
             raise McpCallError("the call was cancelled") from e
 
     async def _call(self, st: ServerState, tool: str, arguments: dict[str, Any],
-                    finished: threading.Event) -> Any:
+                    finished: threading.Event, latest: list[Any] | None) -> Any:
         import anyio
 
         MCPError, CONNECTION_CLOSED = self._sdk.MCPError, self._sdk.CONNECTION_CLOSED  # noqa: N806
         timeout = st.spec.timeout
+        progress_callback = None
+        if latest is not None:
+            async def progress_callback(progress: float, total: float | None,
+                                        message: str | None) -> None:
+                latest[0] = (progress, total, message)  # a new tuple: the caller sees a change
         try:
             with anyio.fail_after(timeout):
-                return await st.client.call_tool(tool, arguments)
+                return await st.client.call_tool(tool, arguments,
+                                                 progress_callback=progress_callback)
         except TimeoutError as e:
             raise McpCallError(f"no answer within {timeout:g} s; the call was cancelled (raise "
                                f"mcp_servers.{st.spec.name}.timeout for slower tools)",

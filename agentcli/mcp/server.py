@@ -3,8 +3,9 @@
 Each call goes through the same ``Executor`` as in `ask` (argument validation, a forked child with
 the manifest's timeout, the output cap). The host does the approving; agentcli still applies its
 config's ``tools.deny`` rules (a denied call is an error result, never run), and the tools keep
-their own guards (file_read's roots, web_fetch's address guard, from ``tools.options``). While
-serving, the SDK points fd 1 at stderr, so nothing but protocol messages reaches stdout.
+their own guards (file_read's roots, web_fetch's address guard, from ``tools.options``). The
+transport is ``serve_stdio``'s (bounded, answers malformed requests); while serving, fd 1
+points at stderr, so nothing but protocol messages reaches stdout.
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ def serve_executor(settings: Any, tools: Mapping[str, Tool]) -> Executor:
     return Executor(dict(tools), build_approver(settings, yes=True, prompter=None))
 
 
+_HINTS = {"read_only": "read_only_hint", "destructive": "destructive_hint",
+          "idempotent": "idempotent_hint", "open_world": "open_world_hint"}
+
+
+def tool_annotations(annotations: Mapping[str, Any] | None, types: Any) -> dict[str, Any]:
+    """A manifest's ``annotations`` as the MCP tool's ``title`` and ``annotations`` (none when
+    the manifest has none: a host then assumes the worst, as the spec says)."""
+    if not annotations:
+        return {}
+    hints = {_HINTS[k]: v for k, v in annotations.items() if k in _HINTS}
+    title = annotations.get("title")
+    return {"title": title, "annotations": types.ToolAnnotations(title=title, **hints)}
+
+
 def build_server(executor: Executor) -> Any:
     import anyio
     import mcp_types as types
@@ -35,7 +50,8 @@ def build_server(executor: Executor) -> Any:
 
     ids = itertools.count(1)
     listing = [types.Tool(name=t.name, description=t.definition.description,
-                          input_schema=dict(t.definition.parameters))
+                          input_schema=dict(t.definition.parameters),
+                          **tool_annotations(t.manifest.get("annotations"), types))
                for t in executor.tools.values()]
 
     async def list_tools(ctx: Any, params: Any) -> Any:
@@ -59,12 +75,14 @@ def build_server(executor: Executor) -> Any:
 def serve(settings: Any, tools: Mapping[str, Tool]) -> int:
     """Serve until the host closes stdin; returns the exit code."""
     import anyio
-    from mcp.server.stdio import stdio_server
+
+    from ..ui.render import warn
+    from .serve_stdio import server_streams
 
     server = build_server(serve_executor(settings, tools))
 
     async def main() -> None:
-        async with stdio_server() as (read_stream, write_stream):
+        async with server_streams(warn) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
 
     anyio.run(main)

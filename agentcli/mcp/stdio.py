@@ -5,7 +5,8 @@ every chunk, so a 100 MB line costs quadratic time). Here a message is capped at
 ``MAX_MESSAGE_BYTES``: past it the server is stopped and its calls fail. A line that is not
 JSON-RPC (a banner some servers print) is noted in the server's log and skipped. The process is
 spawned before the SDK is imported (``spawn``), so the server starts while the SDK loads; it runs
-in its own session (a Ctrl-C on the terminal does not reach it) with stderr in its log file.
+in its own session (a Ctrl-C on the terminal does not reach it) with stderr in its log file, and
+on Linux under a subreaper (``reaper.py``), so a daemon it double-forks is ended with it.
 Shutdown: stdin closed, a short grace period, then the whole process group is terminated (and
 killed) so nothing it started outlives agentcli.
 """
@@ -16,8 +17,9 @@ import os
 import signal
 import time
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, AsyncIterator
+from typing import IO, Any, AsyncIterator, Awaitable, Callable
 
 import anyio
 from anyio.abc import Process
@@ -31,6 +33,50 @@ _CHUNK = 65_536
 
 class MessageTooLarge(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A line longer than the cap: only its start is kept (to find a request's id); the rest
+    of it was skipped unread into memory."""
+
+    head: bytes
+
+
+HEAD_BYTES = 65_536
+
+
+async def split_lines(receive: Callable[[], Awaitable[bytes]], max_bytes: int
+                      ) -> AsyncIterator[bytes | Oversized]:
+    """The non-blank lines of a byte stream, each at most ``max_bytes``; a longer one is
+    yielded once as ``Oversized`` and the rest of it is dropped as it arrives, so memory stays
+    near ``max_bytes`` whatever the peer sends. Ends at EOF (``receive`` raising
+    ``anyio.EndOfStream``)."""
+    buf = bytearray()
+    skipping = False
+    while True:
+        try:
+            chunk = await receive()
+        except anyio.EndOfStream:
+            return
+        if skipping:
+            nl = chunk.find(b"\n")
+            if nl == -1:
+                continue
+            chunk, skipping = chunk[nl + 1:], False
+        scan = len(buf)
+        buf += chunk
+        while (nl := buf.find(b"\n", scan)) != -1:
+            if nl > max_bytes:
+                yield Oversized(bytes(buf[:HEAD_BYTES]))
+            elif buf[:nl].strip():
+                yield bytes(buf[:nl])
+            del buf[:nl + 1]
+            scan = 0
+        if len(buf) > max_bytes:
+            yield Oversized(bytes(buf[:HEAD_BYTES]))
+            buf.clear()
+            skipping = True
 
 
 INHERITED_ENV = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")
@@ -60,9 +106,31 @@ def open_log(path: Path) -> IO[Any]:
 
 async def spawn(command: str, args: tuple[str, ...], env: dict[str, str], cwd: str | None,
                 errlog: IO[Any]) -> Process:
-    """Start the server; OSError when the command cannot be run."""
-    return await anyio.open_process([command, *args], env=env, cwd=cwd, stderr=errlog,
+    """Start the server (on Linux under its subreaper, ``reaper.py``: the process returned is
+    the reaper's, and it ends when the server does); OSError when the command cannot be run."""
+    from . import reaper
+
+    argv = [command, *args]
+    if reaper.supported():
+        check_command(command, env, cwd)  # the reaper's exec would fail where nobody sees it
+        argv = reaper.command_line(argv, env)
+    return await anyio.open_process(argv, env=env, cwd=cwd, stderr=errlog,
                                     start_new_session=True)
+
+
+def check_command(command: str, env: dict[str, str], cwd: str | None) -> None:
+    """OSError (as exec would raise it) when ``command`` is no runnable file."""
+    import errno
+    import shutil
+
+    if os.sep in command:
+        path = os.path.join(cwd or os.getcwd(), command)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
+        if not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), command)
+    elif shutil.which(command, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), command)
 
 
 def _note(errlog: IO[Any], text: str) -> None:
@@ -103,28 +171,21 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
 
     async def reader() -> None:
         assert process.stdout is not None
-        buf = bytearray()
+        stdout = process.stdout
         async with read_writer:
             try:
-                while True:
-                    scan = len(buf)
-                    buf += await process.stdout.receive(_CHUNK)
-                    while (nl := buf.find(b"\n", scan)) != -1:
-                        line = bytes(buf[:nl])
-                        del buf[:nl + 1]
-                        scan = 0
-                        if not line.strip():
-                            continue
-                        try:
-                            message = mcp_types.jsonrpc_message_adapter.validate_json(
-                                line, by_name=False)
-                        except ValueError:
-                            _note(errlog, "ignored a stdout line that is not a JSON-RPC message: "
-                                  + line[:200].decode("utf-8", "replace"))
-                            continue
-                        await read_writer.send(SessionMessage(message))
-                    if len(buf) > max_bytes:
+                async for line in split_lines(lambda: stdout.receive(_CHUNK), max_bytes):
+                    if isinstance(line, Oversized):
                         raise MessageTooLarge
+                    try:
+                        message = mcp_types.jsonrpc_message_adapter.validate_json(
+                            line, by_name=False)
+                    except ValueError:
+                        _note(errlog, "ignored a stdout line that is not a JSON-RPC message: "
+                              + line[:200].decode("utf-8", "replace"))
+                        continue
+                    await read_writer.send(SessionMessage(message))
+                await exited()  # EOF: most likely it exited; say so before the session ends
             except MessageTooLarge:
                 problem = f"sent a message larger than {max_bytes:,} bytes and was stopped"
                 _note(errlog, "the server " + problem)
@@ -132,8 +193,6 @@ async def stdio_transport(process: Process, errlog: IO[Any], on_problem: Any = N
                     on_problem(problem)
                 with suppress(OSError, ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
-            except anyio.EndOfStream:
-                await exited()  # EOF: most likely it exited; say so before the session ends
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                 pass
 

@@ -109,12 +109,15 @@ class McpExecutor:
     (KeyboardInterrupt aside, after the call was cancelled)."""
 
     def __init__(self, hub: McpHub, approver: Any, *, patterns: Sequence[str] = (),
-                 reserved: Sequence[str] = (), warn: Warn) -> None:
+                 reserved: Sequence[str] = (), warn: Warn, progress: Any = None) -> None:
         self.hub = hub
         self.approver = approver
         self.patterns = tuple(patterns)
         self.reserved = set(reserved)
         self.warn = warn
+        self.progress = progress
+        """Where a call's progress is shown (``show(label, progress, total, message)`` and
+        ``clear()``, e.g. ``ui.progress.ProgressLine``); None: progress is not asked for."""
         self._tools: dict[str, McpTool] | None = None
         self._validators: dict[str, Any] = {}
         self._warned: set[str] = set()
@@ -170,7 +173,7 @@ class McpExecutor:
             return admitted
         args, verdict = admitted
         try:
-            result = self.hub.call(tool.server, tool.remote_name, args)
+            result = self._call(tool, args)
         except McpCallError as e:
             st = self.hub.servers[tool.server]
             if st.status != "ready":
@@ -183,6 +186,19 @@ class McpExecutor:
         text = cap_output(result_text(result), tool.output_cap)
         return ToolOutcome(ToolResult(call.id, call.name, text, is_error=bool(result.is_error)),
                            verdict)
+
+    def _call(self, tool: McpTool, args: dict[str, Any]) -> Any:
+        """The server's result, its progress shown meanwhile (and gone before anything else
+        is printed)."""
+        shown = self.progress
+        if shown is None:
+            return self.hub.call(tool.server, tool.remote_name, args)
+        try:
+            return self.hub.call(tool.server, tool.remote_name, args,
+                                 on_progress=lambda done, total, message: shown.show(
+                                     tool.name, done, total, message))
+        finally:
+            shown.clear()
 
 
 def _status_words(error: str | None) -> str:
@@ -216,16 +232,24 @@ class ToolRouter:
 
 @dataclass
 class McpRun:
-    """The MCP side of one ask/chat run: its started servers and the ``-t`` patterns."""
+    """The MCP side of one ask/chat run: its started servers and the ``-t`` patterns.
+    ``progress``: where long calls show their progress (by default a line on stderr that
+    updates in place, ``ui.progress.ProgressLine``); set it before ``route`` to show it
+    elsewhere."""
 
     hub: McpHub
     patterns: tuple[str, ...]
     warn: Warn
+    progress: Any = None
 
     def route(self, plugins: Any, approver: Any) -> ToolRouter:
+        if self.progress is None:
+            from ..ui.progress import ProgressLine
+
+            self.progress = ProgressLine()
         return ToolRouter(plugins, McpExecutor(self.hub, approver, patterns=self.patterns,
                                                reserved=list(getattr(plugins, "tools", {})),
-                                               warn=self.warn))
+                                               warn=self.warn, progress=self.progress))
 
     def close(self) -> None:
         self.hub.close()
@@ -253,14 +277,15 @@ def mcp_patterns(settings: Any, patterns: Sequence[str]) -> set[str]:
     return {p for p in patterns if SEPARATOR in p and pattern_server_names((p,), servers)}
 
 
-def listed_tools(settings: Any, warn: Warn) -> list[McpTool]:
-    """For `tools list`: start every enabled server, collect its tools, stop them again."""
+def listed_tools(settings: Any, warn: Warn, reserved: Sequence[str] = ()) -> list[McpTool]:
+    """For `tools list`: start every enabled server, collect its tools, stop them again. A tool
+    whose name is ``reserved`` (a plugin's) is left out with the warning `ask` gives."""
     specs = [s for s in configured_servers(settings).values() if not s.disabled]
     hub = start_hub(specs, settings.data_dir)
     if hub is None:
         return []
     try:
-        return list(McpExecutor(hub, None, warn=warn).tools().values())
+        return list(McpExecutor(hub, None, reserved=reserved, warn=warn).tools().values())
     finally:
         hub.close()
 

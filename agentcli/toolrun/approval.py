@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import posixpath
 import re
 import sys
@@ -290,6 +291,47 @@ def build_approver(settings: Any, *, yes: bool, prompter: Prompter | None) -> Po
 
 
 # --- the terminal prompt --------------------------------------------------------------------------
+# One behaviour for `ask`'s prompt and the REPL's: the answer is typed, then Enter. y / yes runs
+# the call once, a / always allows the tool for the session, n / no or Enter alone denies it
+# (then an optional reason); anything else asks again; Ctrl-C or end of input deny. Keys typed
+# before the question appears are discarded first, so a key meant for the next message (a "y"
+# in "yes, and...", an "a" in "anyway") can never answer it.
+
+REASON_QUESTION = "reason for the model (optional, Enter to skip): "
+ASK_AGAIN = "please answer y, a or n, then Enter"
+_ANSWERS = {"y": "y", "yes": "y", "a": "a", "always": "a", "n": "n", "no": "n", "": "n"}
+
+
+def approval_question(tool_name: str) -> str:
+    return (f"run it? [y] yes once  [a] always {inert(tool_name)} this session  "
+            "[n] no (Enter = no): ")
+
+
+def parse_answer(text: str) -> str | None:
+    """``y``, ``a`` or ``n`` for a typed answer (Enter alone is ``n``); None: ask again."""
+    return _ANSWERS.get(text.strip().lower())
+
+
+def discard_typeahead(fd: int | None) -> None:
+    """Drop what was typed on terminal ``fd`` before the question was asked (not a terminal:
+    nothing, since what a pipe already holds was meant as input)."""
+    if fd is None:
+        return
+    try:
+        import termios
+
+        if os.isatty(fd):
+            termios.tcflush(fd, termios.TCIFLUSH)
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+def stream_fd(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+
 
 def format_call(tool_name: str, arguments: Mapping[str, Any]) -> str:
     """Tool name + full arguments as pretty JSON, every string made inert."""
@@ -299,7 +341,8 @@ def format_call(tool_name: str, arguments: Mapping[str, Any]) -> str:
 
 
 class TerminalPrompter:
-    """Asks on a text stream pair (stdin/stderr, or /dev/tty): y / a / n (+ optional reason)."""
+    """Asks on a text stream pair (stdin/stderr, or /dev/tty): y / a / n then Enter (+ an
+    optional reason), as described above."""
 
     def __init__(self, input_stream: IO[str], output_stream: IO[str], *,
                  owns_streams: bool = False) -> None:
@@ -312,31 +355,33 @@ class TerminalPrompter:
         self.output.flush()
 
     def _read(self) -> str | None:
+        """The line typed, or None at end of input: a line without Enter (Ctrl-D after typing)
+        is no answer either."""
         line = self.input.readline()
-        return None if line == "" else line.strip()
+        return line.strip() if line.endswith("\n") else None
 
     def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
         try:
+            discard_typeahead(stream_fd(self.input))
             self._say("\n" + format_call(tool_name, arguments) + "\n")
             if note:
                 self._say(inert(note) + "\n")
             for _ in range(5):
-                self._say(f"run it? [y] yes once  [a] always {inert(tool_name)} this session  "
-                          "[n] no: ")
+                self._say(approval_question(tool_name))
                 answer = self._read()
                 if answer is None:
                     self._say("\n")
                     return Decision(False, None)
-                answer = answer.lower()
-                if answer in ("y", "yes"):
+                choice = parse_answer(answer)
+                if choice == "y":
                     return Decision(True)
-                if answer in ("a", "always"):
+                if choice == "a":
                     return Decision(True, remember=True)
-                if answer in ("n", "no", ""):
-                    self._say("reason for the model (optional, Enter to skip): ")
+                if choice == "n":
+                    self._say(REASON_QUESTION)
                     reason = self._read()
                     return Decision(False, reason or None)
-                self._say("please answer y, a or n\n")
+                self._say(ASK_AGAIN + "\n")
             return Decision(False, None)
         except (KeyboardInterrupt, EOFError):
             try:

@@ -26,8 +26,8 @@ runs in a daemon thread of this process and a timeout is reported but cannot sto
 Calling convention for tool functions: ``fn(**arguments)``; when the function has a parameter
 named ``context`` it also gets ``context=ToolContext(...)`` with the tool's options from config
 (``tools.options.<name>``, checked against the manifest's ``options`` schema at load). Return a
-string or a JSON-serialisable value; raise to fail (a ``ToolError`` shows just its message,
-anything else ``Type: message``).
+string or a JSON-serialisable value; raise to fail (a ``ToolError`` sends just its message,
+anything else ``tool 'NAME' failed: Type: message``).
 """
 
 from __future__ import annotations
@@ -187,6 +187,8 @@ def _result(tool: Tool, call: ToolCall, outcome: ChildResult) -> ToolResult:
         kind, text = value
         if kind == "ok":
             return ToolResult(call.id, call.name, text)
+        if kind == "tool_error":  # the plugin's own words, and nothing else
+            return err(text)
         if kind == "load_error":
             return err(f"tool '{tool.name}' could not be loaded: {text}")
         return err(f"tool '{tool.name}' failed: {text}")

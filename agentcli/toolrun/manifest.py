@@ -12,6 +12,9 @@ A tool is ``NAME.yaml`` plus a module beside it::
     options:                         # JSON Schema of tools.options.word_count in config
       type: object
       properties: {ignore_case: {type: boolean}}
+    annotations:                     # what MCP hosts are told (`mcp serve`); approves nothing
+      {title: Count words, read_only: true, destructive: false, idempotent: true,
+       open_world: false}
 
 Sources, in order (the first one loaded wins a name clash, with a warning naming both):
 built-ins (``tools/`` of the checkout / ``agentcli/_builtin_tools`` in the wheel), the user's
@@ -49,7 +52,10 @@ ENTRY_POINT_GROUP = "agentcli.tools"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 ENTRYPOINT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)$")
 MANIFEST_KEYS = {"name", "description", "entrypoint", "confirm", "timeout", "output_cap",
-                 "parameters", "options", "preload"}
+                 "parameters", "options", "preload", "annotations"}
+ANNOTATION_KEYS = ("title", "read_only", "destructive", "idempotent", "open_world")
+"""A manifest's ``annotations``: a title and four yes/no hints, sent to MCP hosts as the MCP
+tool annotations (``readOnlyHint``, ...). They describe the tool; they never approve a call."""
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 GENERIC_OPTIONS = ("confirm",)  # agentcli's own, for any tool; not passed to the tool
 MAX_TIMEOUT = 3600
@@ -159,12 +165,27 @@ def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = Tru
     if not isinstance(preload, list) or not all(isinstance(m, str) and MODULE_RE.match(m)
                                                 for m in preload):
         raise bad("preload", "must be a list of module names")
+    _check_annotations(data.get("annotations"), bad)
     option_props = (data.get("options") or {}).get("properties") or {}
     for generic in GENERIC_OPTIONS:
         if isinstance(option_props, dict) and generic in option_props:
             raise bad(f"options/properties/{generic}", f"'{generic}' is agentcli's own option "
                       "(any tool has it); do not declare it")
     return {**data, "confirm": confirm, "timeout": float(timeout), "output_cap": cap}
+
+
+def _check_annotations(value: Any, bad: Callable[[str, str], PluginError]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise bad("annotations", f"must be a mapping of {', '.join(ANNOTATION_KEYS)}")
+    for key, item in value.items():
+        if key not in ANNOTATION_KEYS:
+            raise bad(f"annotations/{key}", f"unknown (known: {', '.join(ANNOTATION_KEYS)})")
+        if key == "title" and (not isinstance(item, str) or not item.strip()):
+            raise bad("annotations/title", "must be a non-empty string")
+        if key != "title" and not isinstance(item, bool):
+            raise bad(f"annotations/{key}", "must be true or false")
 
 
 def tool_from_manifest(path: Path, source: str, package: str | None = None,

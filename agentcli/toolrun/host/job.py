@@ -137,7 +137,8 @@ def _function(module: Any, function: str, where: str) -> Callable[..., Any]:
 class CallJob:
     """One call: import, call, make the result text (capped here, in the worker, so a huge
     result is never copied through a pipe). Returns ``[kind, text]``, kind ``ok``, ``error``
-    (the tool raised) or ``load_error`` (the import failed)."""
+    (the tool raised), ``tool_error`` (it raised the plugin API's ``ToolError``: the text is
+    the whole message for the model) or ``load_error`` (the import failed)."""
 
     load: Callable[[], Callable[..., Any]]
     args: dict[str, Any]
@@ -157,7 +158,10 @@ class CallJob:
                 kwargs["context"] = self.context
             value = fn(**kwargs)
         except BaseException as e:  # noqa: BLE001 - tool failures are data
-            return ["error", cap_output(describe_exception(e), self.cap)]
+            from ...errors import ToolError
+
+            kind = "tool_error" if isinstance(e, ToolError) else "error"
+            return [kind, cap_output(describe_exception(e), self.cap)]
         return ["ok", cap_output(to_text(value), self.cap)]
 
 

@@ -66,7 +66,7 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
         if job_r is not None:
             os.close(JOB_FD)
         worker = _wait_worker(wpid)
-        _kill_tree(wpid)
+        kill_tree(wpid)
         write_frame(STATUS_FD, b"S", json.dumps({"worker": worker}).encode())
     except BaseException:  # noqa: BLE001 - nothing may escape a forked child
         code = 1
@@ -104,7 +104,7 @@ def _wait_worker(wpid: int) -> str:
             return "stopped"
 
 
-def _kill_tree(wpid: int) -> None:
+def kill_tree(wpid: int) -> None:
     """SIGKILL W's process group, then every child of ours, round by round (a killed process's
     children are re-parented to us, the subreaper), reaping as we go."""
     try:
@@ -113,7 +113,7 @@ def _kill_tree(wpid: int) -> None:
         pass
     me = os.getpid()
     for _ in range(_MAX_ROUNDS):
-        kids = _children(me)
+        kids = children(me)
         if kids is None:  # no /proc: reap what has ended and stop there
             reap(wpid)
             try:
@@ -130,7 +130,7 @@ def _kill_tree(wpid: int) -> None:
             reap(kid)
 
 
-def _children(pid: int) -> list[int] | None:
+def children(pid: int) -> list[int] | None:
     """Our children (zombies included), from /proc; None where /proc cannot tell."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:

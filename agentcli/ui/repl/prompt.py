@@ -14,7 +14,8 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
-from ...toolrun.approval import Decision
+from ...toolrun.approval import (ASK_AGAIN, REASON_QUESTION, Decision, approval_question,
+                                 discard_typeahead, parse_answer, stream_fd)
 from ..render import sanitize
 
 if TYPE_CHECKING:
@@ -174,66 +175,51 @@ def build_session(repl: ChatRepl) -> ReplSession:
 
 
 class ReplPrompter:
-    """Approval inside the REPL: one key — y (once), a (always this session), n (no, then an
-    optional reason for the model). Ctrl-C, Ctrl-D or a closed input mean no."""
+    """Approval inside the REPL, the same way as `ask`'s prompt (``toolrun.approval``): y (once),
+    a (always this session) or n (no, then an optional reason for the model), then Enter;
+    Enter alone is no. Keys typed on the terminal before the question are discarded. Ctrl-C,
+    Ctrl-D or a closed input mean no."""
 
     def __init__(self, input: Input, output: Output) -> None:
         self.input = input
         self.output = output
-        self._keys: PromptSession[str] | None = None
-        self._reason: PromptSession[str] | None = None
+        self._lines: PromptSession[str] | None = None
 
-    def _key_session(self) -> PromptSession[str]:
-        if self._keys is None:
-            kb = KeyBindings()
+    def _session(self) -> PromptSession[str]:
+        if self._lines is None:
+            self._lines = PromptSession(input=self.input, output=self.output, multiline=False)
+        return self._lines
 
-            def answer(value: str, label: str) -> Any:
-                def handler(event: Any) -> None:
-                    event.current_buffer.text = label
-                    event.app.exit(result=value)
-                return handler
+    def _discard_typeahead(self) -> None:
+        fd = stream_fd(self.input)
+        if fd is None or not os.isatty(fd):
+            return  # a pipe (scripts, tests): what it holds was sent as the answer
+        discard_typeahead(fd)
+        from prompt_toolkit.input.typeahead import clear_typeahead
 
-            for key in "yY":
-                kb.add(key)(answer("y", "yes, once"))
-            for key in "aA":
-                kb.add(key)(answer("a", "yes, always this session"))
-            for key in "nN":
-                kb.add(key)(answer("n", "no"))
-            kb.add("c-c")(answer("x", "no (Ctrl-C)"))
-            kb.add("c-d")(answer("x", "no (Ctrl-D)"))
-
-            @kb.add("<any>")
-            def _ignore(event: Any) -> None:
-                pass
-
-            @kb.add("enter")
-            def _enter(event: Any) -> None:
-                pass
-
-            self._keys = PromptSession(input=self.input, output=self.output, key_bindings=kb,
-                                       multiline=False)
-        return self._keys
+        clear_typeahead(self.input)  # keys the previous prompt read but did not use
 
     def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
-        message = FormattedText([
-            *([("italic", sanitize(note) + "\n")] if note else []),
-            ("bold", f"allow {sanitize(tool_name)}? "),
-            ("", "[y] yes once  [a] always this session  [n] no › "),
-        ])
+        self._discard_typeahead()
+        question = ("bold", approval_question(tool_name))
+        message = FormattedText([*([("italic", sanitize(note) + "\n")] if note else []),
+                                 question])
         try:
-            choice = self._key_session().prompt(message)
+            for _ in range(5):
+                choice = parse_answer(self._session().prompt(message))
+                if choice == "y":
+                    return Decision(True)
+                if choice == "a":
+                    return Decision(True, remember=True)
+                if choice == "n":
+                    break
+                message = FormattedText([("", ASK_AGAIN + "\n"), question])
+            else:
+                return Decision(False, None)
         except (KeyboardInterrupt, EOFError):
-            return Decision(False, None)
-        if choice == "y":
-            return Decision(True)
-        if choice == "a":
-            return Decision(True, remember=True)
-        if choice != "n":  # Ctrl-C / Ctrl-D: no, at once
-            return Decision(False, None)
-        if self._reason is None:
-            self._reason = PromptSession(input=self.input, output=self.output)
+            return Decision(False, None)  # no, at once: nothing more is asked
         try:
-            reason = self._reason.prompt("reason for the model (optional, Enter to skip): ")
+            reason = self._session().prompt(REASON_QUESTION)
         except (KeyboardInterrupt, EOFError):
             reason = ""
         return Decision(False, reason.strip() or None)
