@@ -30,8 +30,6 @@ runpy.run_module("agentcli", run_name="__main__")
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-@pytest.mark.xfail(strict=True, reason="the biggest copy is the context fitter's token count "
-                   "(agent/tokens.py, the lead's file): see the holes-tools report for the patch")
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "no-stream"])
 def test_15_mb_of_tool_arguments_stay_under_256_mib(fake_server, tmp_path, stream):
     peak_file = tmp_path / "peak"

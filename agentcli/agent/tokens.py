@@ -26,6 +26,7 @@ from typing import Any, Callable
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SHIPPED = ("o200k_base", "cl100k_base")
 ESTIMATE_BYTES = 3
+_PIECE = 1 << 20  # characters counted at once (bounds the memory of one exact count)
 
 
 def utf8_len(text: str) -> int:
@@ -135,7 +136,12 @@ class TokenCounter:
             return 0
         enc = self._encoder()
         if enc is not None:
-            return len(enc.encode_ordinary(text))
+            if len(text) <= _PIECE:
+                return len(enc.encode_ordinary(text))
+            # a huge text (15 MB of tool arguments) in pieces: the token list of the whole is
+            # ~200 MB; the count may be off by about a token per piece boundary
+            return sum(len(enc.encode_ordinary(text[i:i + _PIECE]))
+                       for i in range(0, len(text), _PIECE))
         return estimate(text)
 
 
