@@ -87,3 +87,7 @@ HideReasoningOpt = typer.Option(False, "--hide-reasoning",
 NoStreamOpt = typer.Option(False, "--no-stream",
                            help="Wait for whole replies instead of streaming (servers that "
                                 "cannot stream tool calls).")
+SandboxOpt = typer.Option(None, "--sandbox", metavar="MODE",
+                          help="Tool sandbox: workspace-write (default: commands write only in "
+                               "the working folder, no network, secrets hidden) | read-only | "
+                               "off (no walls).")

@@ -151,8 +151,11 @@ def run_tool(name: str = typer.Argument(..., help="Tool name."),
                              hint=f"see `agentcli tools show {name}`")
         prompter = None if yes else open_tty_prompter()
         try:
+            from ..toolrun.sandbox import from_settings
+
             executor = Executor({name: tool}, build_approver(settings, yes=yes,
-                                                             prompter=prompter))
+                                                             prompter=prompter),
+                                sandbox=from_settings(settings, warn=warn))
             outcome = executor.execute(call)
         finally:
             if prompter is not None:

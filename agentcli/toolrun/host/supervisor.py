@@ -14,6 +14,7 @@ import sys
 from typing import Any, Callable, NoReturn
 
 from .frames import JOB_FD, RESULT_FD, STATUS_FD, write_frame
+from .limits import release
 
 try:
     import fcntl  # here, not at the call: importing it in every supervisor cost ~2 ms a call
@@ -67,6 +68,7 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
             os.close(JOB_FD)
         worker = _wait_worker(wpid)
         _kill_tree(wpid)
+        release(wpid)  # the worker's pids cgroup and private temp folder, if it made them
         write_frame(STATUS_FD, b"S", json.dumps({"worker": worker}).encode())
     except BaseException:  # noqa: BLE001 - nothing may escape a forked child
         code = 1
