@@ -112,6 +112,7 @@ def _pids_roots() -> list[str]:
 def _join_pids_cgroup(processes: int) -> bool:
     """Move this process into a new pids cgroup of its own with ``pids.max``."""
     for root in _pids_roots():
+        _sweep(root)
         group = os.path.join(root, f"{_PREFIX}{os.getpid()}")
         try:
             try:
@@ -126,6 +127,18 @@ def _join_pids_cgroup(processes: int) -> bool:
         except OSError:
             _rmdir(group)
     return False
+
+
+def _sweep(root: str) -> None:
+    """Remove the groups of workers that died without their supervisor's cleanup."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_PREFIX):]
+        if name.startswith(_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            _rmdir(os.path.join(root, name))
 
 
 def release(pid: int) -> None:

@@ -1,0 +1,132 @@
+"""The shell tool end to end through `agentcli ask` (the installed binary, the fake provider),
+and the settings that shape it: --sandbox, config `sandbox:`, manifest keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentcli.config import load_settings
+from agentcli.errors import ConfigError, PluginError
+from agentcli.toolrun.manifest import check_manifest, tool_from_manifest
+from fake_server import text, tool_calls
+from sandbox_kit import ALL, sh
+
+BIN = shutil.which("agentcli", path=str(Path(sys.executable).parent)) or shutil.which("agentcli")
+
+
+def ask(server, cwd: Path, *args: str, extra_env: dict | None = None):
+    env = {**os.environ, "NO_COLOR": "1", **(extra_env or {})}
+    return subprocess.run([BIN, "ask", "-y", "-p", "openai", "--base-url",
+                           server.openai_base_url, "-m", "test-model", *args], input=b"",
+                          capture_output=True, timeout=60, cwd=cwd, env=env,
+                          start_new_session=True)
+
+
+def tool_result(server) -> str:
+    body = server.requests[-1]["body"]
+    return [m for m in body["messages"] if m["role"] == "tool"][-1]["content"]
+
+
+@pytest.fixture
+def project(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return folder
+
+
+def test_ask_runs_the_shell_in_the_default_sandbox(fake_server, project, tmp_path):
+    if sys.platform.startswith("linux") and not (shutil.which("bwrap") or _landlock()):
+        pytest.skip("no sandbox on this machine: the refusal is tested in test_sandbox.py")
+    outside = tmp_path / "outside.txt"
+    fake_server.script(tool_calls(("shell", {"command": f"echo hi > made.txt; cat made.txt; "
+                                             f"echo x > {outside}"})), text("done"))
+    proc = ask(fake_server, project, "make a file")
+    assert proc.returncode == 0, proc.stderr
+    result = tool_result(fake_server)
+    assert result.startswith("exit code ") and "--- stdout ---\nhi" in result
+    assert (project / "made.txt").exists() and not outside.exists()  # (bwrap: a private /tmp)
+    assert b"sandbox off" not in proc.stderr
+
+
+def _landlock() -> bool:
+    from agentcli.toolrun.host import landlock
+
+    return landlock.abi() > 0
+
+
+def test_sandbox_off_is_said_once_and_lifts_the_walls(fake_server, project, tmp_path):
+    outside = tmp_path / "outside.txt"
+    call = ("shell", {"command": f"echo x > {outside}"})
+    fake_server.script(tool_calls(call), tool_calls(call), text("done"))
+    proc = ask(fake_server, project, "--sandbox", "off", "go")
+    assert proc.returncode == 0, proc.stderr
+    assert outside.exists()
+    assert proc.stderr.count(b"sandbox off: tools run with your full permissions") == 1
+
+
+def test_a_bad_sandbox_mode_is_a_usage_error(fake_server, project):
+    proc = ask(fake_server, project, "--sandbox", "none", "hi")
+    assert proc.returncode == 2
+    assert b"--sandbox must be one of read-only, workspace-write, off" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_config_sandbox_is_checked_and_used(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("sandbox: read-only\n")
+    assert load_settings(cfg).sandbox == "read-only"
+    assert load_settings().sandbox == "workspace-write"
+    cfg.write_text("sandbox: nowhere\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    assert e.value.key == "sandbox" and "read-only, workspace-write, off" in e.value.message
+
+
+def _manifest(**extra) -> dict:
+    return {"name": "t", "description": "d", "entrypoint": "t:run",
+            "parameters": {"type": "object", "properties": {"c": {"type": "string"}}}, **extra}
+
+
+@pytest.mark.parametrize("extra,field", [
+    ({"sandbox": {"network": "yes"}}, "sandbox/network"),
+    ({"sandbox": {"root": True}}, "sandbox/root"),
+    ({"sandbox": []}, "sandbox"),
+    ({"limits": {"memory_mb": 10}}, "limits/memory_mb"),
+    ({"limits": {"processes": 0}}, "limits/processes"),
+    ({"limits": {"cpu": 1}}, "limits/cpu"),
+    ({"command_arg": "nope"}, "command_arg"),
+])
+def test_bad_sandbox_keys_in_a_manifest_name_the_field(extra, field):
+    with pytest.raises(PluginError) as e:
+        check_manifest(_manifest(**extra), "m.yaml")
+    assert f"field '{field}'" in e.value.message
+
+
+def test_only_built_ins_may_confine_their_own_commands(tmp_path):
+    (tmp_path / "t.py").write_text("def run(c):\n    return c\n")
+    (tmp_path / "t.yaml").write_text(json.dumps(_manifest(sandbox={"commands": True})))
+    with pytest.raises(PluginError) as e:
+        tool_from_manifest(tmp_path / "t.yaml", "user")
+    assert "sandbox/commands" in e.value.message
+    (tmp_path / "t.yaml").write_text(json.dumps(_manifest(
+        sandbox={"network": True, "write": True}, limits={"memory_mb": 512, "processes": 8},
+        command_arg="c")))
+    tool = tool_from_manifest(tmp_path / "t.yaml", "user")
+    assert (tool.network, tool.writes, tool.runs_commands, tool.command_arg, tool.memory_mb,
+            tool.processes) == (True, True, False, "c", 512, 8)
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_the_command_runs_in_the_working_folder_with_stdin_empty(backend, project,
+                                                                  monkeypatch):
+    monkeypatch.chdir(project)
+    r = sh(backend, "pwd; cat; echo end")
+    assert r.content.startswith("exit code 0")
+    assert f"{os.path.realpath(project)}\nend" in r.content
