@@ -148,8 +148,8 @@ class CallJob:
     args: dict[str, Any]
     context: ToolContext
     cap: int
-    tasks: int | None = None
-    """The user's task count, when counted ahead of the call (``limits.apply``)."""
+    ahead: Any = None
+    """``limits.prepare()``'s work, when the worker did it before its job came."""
 
     def __call__(self) -> list[str]:
         """Only ever called in a worker process: the limits and the sandbox are applied to the
@@ -158,7 +158,7 @@ class CallJob:
 
         limits = Limits.from_wire(self.context.limits)
         try:
-            tmp = _enter(self.context, limits, self.tasks)
+            tmp = _enter(self.context, limits, self.ahead)
         except OSError as e:
             return ["error", f"the tool was not run: the sandbox could not be set up: {e}"]
         try:
@@ -192,14 +192,14 @@ class CallJob:
         return ["ok", cap_output(to_text(value), self.cap)]
 
 
-def _enter(context: ToolContext, limits: Any, tasks: int | None) -> str | None:
+def _enter(context: ToolContext, limits: Any, ahead: Any) -> str | None:
     """Apply the call's limits, then its sandbox when the worker confines itself; returns the
     private temp folder made for it (None without a sandbox)."""
     from .confine import Policy, confine_self
     from .limits import apply, private_tmp
 
     if limits is not None:
-        apply(limits, tasks)
+        apply(limits, ahead)
     policy = Policy.from_wire(context.sandbox)
     if policy is None or policy.mode == "off" or not policy.confine_self:
         return None
@@ -293,9 +293,9 @@ class WireJob:
 
     def __call__(self) -> Any:
         from .frames import JOB_FD, read_frame
-        from .limits import task_count
+        from .limits import prepare
 
-        tasks = task_count() if os.geteuid() != 0 else None  # before the job: off its clock
+        ahead = prepare()  # before the job comes: off the call's clock
         frame = read_frame(JOB_FD)
         os.close(JOB_FD)
         if frame is None:
@@ -307,10 +307,10 @@ class WireJob:
         if "path" in data:
             sys.path[:] = data["path"]
         os.chdir(data["cwd"])
-        return job_from_wire(data, tasks)()
+        return job_from_wire(data, ahead)()
 
 
-def job_from_wire(data: Mapping[str, Any], tasks: int | None = None) -> CallJob | CheckJob:
+def job_from_wire(data: Mapping[str, Any], ahead: Any = None) -> CallJob | CheckJob:
     """The inverse of ``job_to_wire``, in the tool host (no plugin code is imported here)."""
     spec = data["entry"]
     entry: Entry = (FileEntry(spec["file"], spec["function"], spec["where"]) if "file" in spec
@@ -320,4 +320,4 @@ def job_from_wire(data: Mapping[str, Any], tasks: int | None = None) -> CallJob 
     ctx = data["context"]
     context = ToolContext(ctx["name"], MappingProxyType(dict(ctx["options"])), ctx["cwd"],
                           ctx.get("sandbox"), ctx.get("limits"), int(ctx.get("output_cap") or 0))
-    return CallJob(entry, dict(data["args"]), context, int(data["cap"]), tasks)
+    return CallJob(entry, dict(data["args"]), context, int(data["cap"]), ahead)

@@ -52,20 +52,40 @@ class Limits:
                 "(the manifest's limits.memory_mb raises it)")
 
 
-def apply(limits: Limits, tasks: int | None = None) -> list[str]:
-    """Set the limits on this process (inherited by what it starts). ``tasks``: the user's task
-    count if already known. Returns what could not be limited (notes, never fatal)."""
+@dataclass(frozen=True)
+class Ahead:
+    """What a worker prepares before its job comes (off the call's clock): the user's task
+    count, or (root) the pids cgroup it already joined."""
+
+    tasks: int | None = None
+    group: str | None = None
+
+
+def prepare() -> Ahead:
+    if os.geteuid() == 0:
+        return Ahead(group=_join_pids_cgroup())
+    return Ahead(tasks=task_count())
+
+
+def apply(limits: Limits, ahead: Ahead | None = None) -> list[str]:
+    """Set the limits on this process (inherited by what it starts). ``ahead``: ``prepare``'s
+    work if done already. Returns what could not be limited (notes, never fatal)."""
     import resource
 
+    ahead = prepare() if ahead is None else ahead
     notes: list[str] = []
     _set(resource, resource.RLIMIT_CORE, 0)
     _set(resource, resource.RLIMIT_DATA, limits.memory_mb * 1024 * 1024)
     if os.geteuid() == 0:
-        if not _join_pids_cgroup(limits.processes):
+        try:
+            if ahead.group is None:
+                raise OSError
+            with open(os.path.join(ahead.group, "pids.max"), "w") as f:
+                f.write(str(limits.processes))
+        except OSError:
             notes.append("no process limit: running as root without a writable pids cgroup")
     elif hasattr(resource, "RLIMIT_NPROC"):
-        count = task_count() if tasks is None else tasks
-        _set(resource, resource.RLIMIT_NPROC, count + limits.processes)
+        _set(resource, resource.RLIMIT_NPROC, (ahead.tasks or 0) + limits.processes)
     return notes
 
 
@@ -109,8 +129,8 @@ def _pids_roots() -> list[str]:
     return roots
 
 
-def _join_pids_cgroup(processes: int) -> bool:
-    """Move this process into a new pids cgroup of its own with ``pids.max``."""
+def _join_pids_cgroup() -> str | None:
+    """Move this process into a new pids cgroup of its own; its path, or None."""
     for root in _pids_roots():
         _sweep(root)
         group = os.path.join(root, f"{_PREFIX}{os.getpid()}")
@@ -119,14 +139,12 @@ def _join_pids_cgroup(processes: int) -> bool:
                 os.mkdir(group, 0o755)
             except FileExistsError:
                 pass
-            with open(os.path.join(group, "pids.max"), "w") as f:
-                f.write(str(processes))
             with open(os.path.join(group, "cgroup.procs"), "w") as f:
                 f.write("0")
-            return True
+            return group
         except OSError:
             _rmdir(group)
-    return False
+    return None
 
 
 def _sweep(root: str) -> None:

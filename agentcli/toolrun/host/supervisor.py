@@ -68,8 +68,10 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
             os.close(JOB_FD)
         worker = _wait_worker(wpid)
         _kill_tree(wpid)
-        release(wpid)  # the worker's pids cgroup and private temp folder, if it made them
-        write_frame(STATUS_FD, b"S", json.dumps({"worker": worker}).encode())
+        try:
+            write_frame(STATUS_FD, b"S", json.dumps({"worker": worker}).encode())
+        finally:
+            release(wpid)  # the tree is gone: its pids cgroup and temp folder, after answering
     except BaseException:  # noqa: BLE001 - nothing may escape a forked child
         code = 1
     finally:

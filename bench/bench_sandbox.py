@@ -1,0 +1,111 @@
+"""The OS sandbox's cost per call, against the same call unsandboxed.
+
+Through ``Executor.execute`` (the tool host, as agentcli runs tools), interleaved call by call:
+
+  shell `true`     the shell tool running `true`: --sandbox off, bubblewrap (read-only root,
+                   the workspace bound, private /tmp, new net/pid/ipc/uts namespaces, seccomp),
+                   Landlock in the command's process with user+network namespaces, and
+                   Landlock without namespaces (seccomp and Landlock's TCP rules instead);
+  plugin no-op     a plugin returning its argument: no sandbox, and confined in-process
+                   (Landlock + namespaces + seccomp, as every plugin call is by default);
+  raw              `bash -c true` and the same inside bubblewrap, by subprocess, for scale.
+
+Target (issue 17): at most 5 ms more per call. Prints medians in ms and PASS/FAIL per backend.
+
+    python bench/bench_sandbox.py [-n 40]
+
+Measured 2026-12 on the shared 2-core VM (kernel 6.18, Landlock ABI 7, bubblewrap 0.8, root),
+-n 40 medians: see the lead's bench/results.md (numbers in the helper's report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+TARGET_MS = 5.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=40)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="agentcli-bench-sandbox-"))
+    os.environ.setdefault("AGENTCLI_HOME", str(work / "home"))
+    os.chdir(work)
+    from plugin_kit import plugin
+    from sandbox_kit import BACKENDS, _reason, sandbox, shell_tool
+
+    from agentcli.messages import ToolCall
+    from agentcli.toolrun.approval import PolicyApprover
+    from agentcli.toolrun.executor import Executor
+
+    shell = shell_tool()
+    noop = plugin(work / "p", "def run(n):\n    return n\n", name="noop")
+    cases = {"shell off": (shell, sandbox("off", mode="off"), {"command": "true"})}
+    for backend in BACKENDS:
+        why = _reason(backend)
+        if why:
+            print(f"skipped {backend}: {why}")
+            continue
+        cases[f"shell {backend}"] = (shell, sandbox(backend), {"command": "true"})
+    cases["plugin none"] = (noop, None, {"n": 1})
+    if not _reason("landlock"):
+        cases["plugin landlock"] = (noop, sandbox("landlock"), {"n": 1})
+    executors = {name: Executor({t.name: t}, PolicyApprover(yes=True), sandbox=box)
+                 for name, (t, box, _) in cases.items()}
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for i in range(args.n + 3):  # 3 warm-up rounds (the tool host boots)
+        for name, (tool, _, call_args) in cases.items():
+            start = time.perf_counter()
+            result = executors[name].execute(ToolCall(str(i), tool.name, json.dumps(call_args)))
+            took = (time.perf_counter() - start) * 1000
+            if result.result.is_error:
+                sys.exit(f"{name} failed: {result.result.content}")
+            if i >= 3:
+                times[name].append(took)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    print(f"\nper call through the tool host, median of {args.n} (ms):")
+    for name, value in med.items():
+        base = med["shell off"] if name.startswith("shell") else med["plugin none"]
+        extra = value - base
+        verdict = "" if name in ("shell off", "plugin none") else \
+            f"  +{extra:.2f} ms  {'PASS' if extra <= TARGET_MS else 'FAIL'} (target +{TARGET_MS:g})"
+        print(f"  {name:26} {value:7.2f}{verdict}")
+    _raw(args.n)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _raw(n: int) -> None:
+    bwrap = shutil.which("bwrap")
+    runs = {"bash -c true": ["bash", "-c", "true"]}
+    if bwrap:
+        from agentcli.toolrun.host.confine import Policy, bwrap_argv
+
+        policy = Policy("workspace-write", os.getcwd(), write=(os.getcwd(),))
+        runs["bwrap ... bash -c true"] = bwrap_argv(bwrap, policy, ["/bin/bash", "-c", "true"],
+                                                    status_fd=None, seccomp_fd=None)
+    out: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(n):
+        for name, argv in runs.items():
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+            out[name].append((time.perf_counter() - start) * 1000)
+    print("\nraw, by subprocess, median (ms):")
+    for name, values in out.items():
+        print(f"  {name:26} {statistics.median(values):7.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
