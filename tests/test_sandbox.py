@@ -160,3 +160,84 @@ def test_without_a_sandbox_policy_the_shell_refuses(workspace):
     r = call(shell_tool(), None, {"command": "touch ran"})
     assert r.is_error and "no sandbox policy" in r.content
     assert not (workspace / "work" / "ran").exists()
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_unix_sockets_and_capabilities_are_gone(backend, workspace):
+    import socket
+
+    path = str(workspace / "agent.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    try:
+        r = sh(backend, f"{python()} -c \"import socket; s = socket.socket(socket.AF_UNIX); "
+                        f"s.connect({path!r}); print('CONNECTED')\"; grep CapEff /proc/self/status")
+    finally:
+        server.close()
+    assert "CONNECTED" not in r.content and "CapEff:\t0000000000000000" in r.content, r.content
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_hidden_names_are_listed_by_landlock_and_gone_in_bubblewrap(backend, workspace):
+    r = sh(backend, "ls ~/.ssh; cat ~/.ssh/id_ed25519")
+    listed = "--- stdout ---\nid_ed25519" in r.content
+    assert listed == (backend != "bwrap"), r.content
+    assert "PRIVATE-KEY-BYTES" not in r.content
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_a_file_read_root_marked_writable_is_writable_and_others_are_not(backend, workspace,
+                                                                          monkeypatch):
+    extra, other = workspace / "outside" / "lib", workspace / "outside" / "other"
+    extra.mkdir()
+    other.mkdir()
+    cfg = workspace / "config.yaml"
+    cfg.write_text(f"tools:\n  options:\n    file_read:\n      roots: ['.', {{path: {extra}, "
+                   f"writable: true}}, {other}]\n")
+    monkeypatch.setenv("AGENTCLI_CONFIG", str(cfg))
+    sh(backend, f"echo a > {extra}/a.txt; echo b > {other}/b.txt")
+    assert (extra / "a.txt").read_text() == "a\n" and not (other / "b.txt").exists()
+
+
+def test_file_read_reads_its_roots_even_inside_a_hidden_folder(workspace, monkeypatch):
+    from sandbox_kit import backend_param, call, sandbox  # noqa: F401
+    from agentcli.toolrun.manifest import builtin_tools_dir, tool_from_manifest
+
+    aws = workspace / "home" / ".aws"
+    cfg = workspace / "config.yaml"
+    cfg.write_text(f"tools:\n  options:\n    file_read:\n      roots: ['.', {aws}]\n")
+    monkeypatch.setenv("AGENTCLI_CONFIG", str(cfg))
+    from agentcli.config import load_settings
+
+    tool = tool_from_manifest(builtin_tools_dir() / "file_read.yaml", "builtin",
+                              all_options=load_settings().tools.options)
+    if sandbox("landlock").support.landlock < 1:
+        pytest.skip("this kernel has no Landlock")
+    r = call(tool, sandbox("landlock"), {"path": str(aws / "credentials")})
+    assert "AWS-SECRET-BYTES" in r.content, r.content
+    shell = sh("landlock", f"cat {aws}/credentials")
+    assert "AWS-SECRET-BYTES" in shell.content  # the user named it: readable to every tool
+
+
+def test_bubblewraps_command_line_has_every_wall(workspace):
+    from agentcli.toolrun.host.confine import Policy, bwrap_argv
+
+    work = str(workspace / "work")
+    policy = Policy("workspace-write", work, write=(work,), hide=(str(workspace / "home"),))
+    argv = bwrap_argv("bwrap", policy, ["/bin/bash", "-c", "true"], status_fd=5, seccomp_fd=6)
+    for flag in ("--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
+                 "--unshare-ipc", "--unshare-uts"):
+        assert flag in argv
+    joined = " ".join(argv)
+    for words in ("--cap-drop ALL", "--ro-bind / /", "--tmpfs /tmp", f"--bind {work} {work}",
+                  f"--tmpfs {workspace}/home --remount-ro {workspace}/home", "--seccomp 6",
+                  f"--chdir {work} -- /bin/bash -c true"):
+        assert words in joined
+
+
+def test_macos_and_other_systems_refuse_commands_and_say_so():
+    from agentcli.toolrun.host.confine import Support
+
+    text = Support("darwin").command_refusal()
+    assert "not available on darwin" in text and "--sandbox off" in text

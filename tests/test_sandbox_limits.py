@@ -156,7 +156,7 @@ def test_an_unconfined_plugin_without_landlock_says_so_once(tmp_path, work):
     for i in range(3):
         assert ex.execute(ToolCall(str(i), "t", '{"n": 5}')).result.content == "5"
     assert said == ["sandbox: this kernel has no Landlock (Linux 5.13+), so plugin tools run "
-                    "without the file-system wall"]
+                    "without walls (the limits still apply)"]
 
 
 # --- as a normal user --------------------------------------------------------------------------

@@ -130,3 +130,35 @@ def test_the_command_runs_in_the_working_folder_with_stdin_empty(backend, projec
     r = sh(backend, "pwd; cat; echo end")
     assert r.content.startswith("exit code 0")
     assert f"{os.path.realpath(project)}\nend" in r.content
+
+
+def test_the_built_ins_declare_what_they_need():
+    from agentcli.toolrun.manifest import builtin_tools_dir
+
+    def load(name):
+        return tool_from_manifest(builtin_tools_dir() / f"{name}.yaml", "builtin")
+
+    shell, fetch, read, calc = (load(n) for n in ("shell", "web_fetch", "file_read",
+                                                  "calculator"))
+    assert (shell.confirm, shell.writes, shell.runs_commands, shell.network) == \
+        ("ask", True, True, False)
+    assert (shell.memory_mb, shell.processes) == (4096, 256)
+    assert fetch.network and not fetch.writes
+    assert not (read.network or read.writes) and not (calc.network or calc.writes)
+    assert (calc.memory_mb, calc.processes) == (2048, 64)
+
+
+def test_on_a_system_without_a_sandbox_plugins_run_with_one_notice(tmp_path, monkeypatch):
+    import dataclasses
+
+    from agentcli.toolrun.host.confine import Support
+    from plugin_kit import plugin
+    from sandbox_kit import call, sandbox
+
+    monkeypatch.chdir(tmp_path)
+    said: list[str] = []
+    box = dataclasses.replace(sandbox("landlock"), support=Support("darwin"), warn=said.append)
+    tool = plugin(tmp_path / "p", "def run(n):\n    return n * 2\n")
+    assert call(tool, box, {"n": 2}).content == "4"
+    assert said == ["sandbox: there is no sandbox on darwin yet, so plugin tools run without "
+                    "walls (the limits still apply)"]

@@ -77,8 +77,8 @@ class Sandbox:
             if refusal:
                 return None, refusal
         elif not support.landlock:
-            self._say(f"sandbox: {_missing(support)}, so plugin tools run without the "
-                      "file-system wall")
+            self._say(f"sandbox: {_missing(support)}, so plugin tools run without "
+                      "walls (the limits still apply)")
             return None, None
         home = os.path.expanduser("~")
         read, writable = self._roots(cwd)

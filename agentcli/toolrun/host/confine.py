@@ -103,7 +103,7 @@ class Support:
         """Why a command cannot be sandboxed here (None: it can)."""
         if self.bwrap or self.landlock:
             return None
-        if not sys.platform.startswith("linux"):
+        if self.platform != "linux":
             return (f"the sandbox is not available on {self.platform} yet, so commands are "
                     "refused; run with --sandbox off to run them with your permissions")
         why = (f"bubblewrap cannot run here ({self.bwrap_problem})" if self.bwrap_problem
@@ -199,7 +199,7 @@ def confine_self(policy: Policy, tmp: str) -> list[str]:
 def _namespaces(policy: Policy, notes: list[str]) -> bool:
     """A new user namespace (and network namespace unless the tool needs the network), with
     this user's ids mapped and the private loopback up. True when a network namespace was
-    made. Without user namespaces, root drops its capabilities instead."""
+    made. Capabilities are dropped either way."""
     uid, gid = os.geteuid(), os.getegid()
     flags = _CLONE_NEWUSER | (0 if policy.network else _CLONE_NEWNET)
     if policy.userns and _unshare(flags):
@@ -211,9 +211,9 @@ def _namespaces(policy: Policy, notes: list[str]) -> bool:
                 _loopback_up()
         except OSError as e:
             raise SandboxError(f"cannot set up the sandbox's namespaces: {e}") from None
+        _drop_capabilities()  # those of the new namespace: nothing for the tool to use
         return not policy.network
-    if uid == 0:
-        _drop_capabilities()
+    _drop_capabilities()
     notes.append("no user namespace")
     return False
 
@@ -241,7 +241,8 @@ def _loopback_up() -> None:
 
 
 def _drop_capabilities() -> None:
-    """Root without a user namespace: empty the bounding set and every capability set."""
+    """Empty the bounding set (where allowed) and every capability set: with no_new_privs, no
+    program run later gets any back, root's included."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
