@@ -83,8 +83,34 @@ def main() -> int:
             f"  +{extra:.2f} ms  {'PASS' if extra <= TARGET_MS else 'FAIL'} (target +{TARGET_MS:g})"
         print(f"  {name:26} {value:7.2f}{verdict}")
     _raw(args.n)
+    if not _reason("landlock"):
+        _in_process(args.n, sandbox("landlock"), noop)
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _in_process(n: int, box, tool) -> None:
+    """The confinement step alone (what a plugin call pays for it), timed inside a fork."""
+    from agentcli.toolrun.host.confine import Policy, confine_self
+    from agentcli.toolrun.host.limits import private_tmp
+
+    wire, _ = box.policy_for(tool, os.getcwd())
+    policy = Policy.from_wire(wire)
+    took = []
+    for _ in range(n):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            start = time.perf_counter()
+            confine_self(policy, private_tmp())
+            os.write(w, str((time.perf_counter() - start) * 1000).encode())
+            os._exit(0)
+        os.close(w)
+        took.append(float(os.read(r, 64) or b"nan"))
+        os.close(r)
+        os.waitpid(pid, 0)
+    print(f"\nconfine_self alone (Landlock, user+net namespaces, seccomp), median of {n}: "
+          f"{statistics.median(took):.2f} ms")
 
 
 def _raw(n: int) -> None:

@@ -241,3 +241,16 @@ def test_macos_and_other_systems_refuse_commands_and_say_so():
 
     text = Support("darwin").command_refusal()
     assert "not available on darwin" in text and "--sandbox off" in text
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_other_processes_are_out_of_sight_in_bubblewrap_only(backend, workspace):
+    import subprocess
+
+    outside = subprocess.Popen(["sleep", "765432"])
+    try:
+        r = sh(backend, "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; echo")
+    finally:
+        outside.kill()
+        outside.wait()
+    assert ("765432" in r.content) == (backend != "bwrap"), r.content[:300]

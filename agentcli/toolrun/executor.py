@@ -42,7 +42,8 @@ from .approval import Approver
 from .host.isolation import ChildResult, run_isolated, run_threaded
 from .host.limits import DEFAULT_MEMORY_MB, DEFAULT_PROCESSES
 from ..messages import ToolCall, ToolDefinition, ToolResult
-from .host.job import CallJob, ToolContext, cap_output, describe_exception, job_to_wire
+from .host.job import (CallJob, FileEntry, ModuleEntry, ToolContext, cap_output,
+                       describe_exception, job_to_wire)
 
 if TYPE_CHECKING:
     from .host.client import HostPool
@@ -125,8 +126,10 @@ class Executor:
         self._validators: dict[str, Any] = {}
         self._hosts = hosts
         self.sandbox = sandbox
-        """The run's OS sandbox (``sandbox.py``); None: plugins get no walls (embedding code,
-        tests) and tools that run commands refuse to."""
+        """The run's OS sandbox (``sandbox.py``) for plugins (tools from a manifest, which says
+        what they need) and tools that run commands; None: no walls (embedding code, tests),
+        and tools that run commands refuse to. A tool given as a Python function declares
+        nothing and is not confined."""
 
     def definitions(self) -> Sequence[ToolDefinition]:
         return [t.definition for t in self.tools.values()]
@@ -168,8 +171,9 @@ class Executor:
         except OSError as e:  # the folder agentcli runs in was deleted meanwhile
             return failed(f"agentcli's current folder is gone ({e.strerror}); cd to a folder "
                           "that exists")
+        declared = isinstance(tool.load, (FileEntry, ModuleEntry)) or tool.runs_commands
         policy, refusal = (None, None) if self.sandbox is None or not hasattr(os, "fork") \
-            else self.sandbox.policy_for(tool, cwd)
+            or not declared else self.sandbox.policy_for(tool, cwd)
         if refusal:
             return failed(refusal)
         bounds = {"memory_mb": tool.memory_mb, "processes": tool.processes} \
