@@ -177,6 +177,12 @@ ctx = SimpleNamespace(sandbox=policy.to_wire(), cwd=work, output_cap=30000,
 print(shell.run(f"id -u; echo in > in.txt; echo out > {outside}; cat {hidden}/key; "
                 f"{sys.executable} -c \\"import socket; socket.create_connection(('127.0.0.1', "
                 f"{port}), 3); print('CONNECTED')\\"", 20, ctx))
+from agentcli.toolrun.host.limits import Limits, apply
+apply(Limits(256, 40))  # as the worker does: RLIMIT_NPROC, the user's tasks + 40
+try:
+    shell.run(f"{sys.executable} bomb.py", 3, ctx)
+except Exception as e:
+    print("BOMB:", str(e).splitlines()[0])
 '''
 
 
@@ -216,6 +222,7 @@ def test_a_normal_user_gets_the_same_walls(backend):
         for folder in ("work", "outside", "hidden"):
             (root / folder).mkdir()
         (root / "hidden" / "key").write_text("NOBODYS-SECRET")
+        (root / "work" / "bomb.py").write_text(_bomb_script(root / "work" / "count", "nb"))
         os.chmod(root / "hidden" / "key", 0o644)
         for path in [root, *root.rglob("*")]:
             os.chmod(path, 0o777 if path.is_dir() else 0o644)
@@ -227,6 +234,9 @@ def test_a_normal_user_gets_the_same_walls(backend):
         assert "65534" in out, out
         assert (root / "work" / "in.txt").exists() and not (root / "outside" / "x").exists()
         assert "NOBODYS-SECRET" not in out and "CONNECTED" not in out and server.accepted == 0
+        assert "BOMB: timed out after 3 s" in out, out
+        forks = len((root / "work" / "count").read_text())
+        assert 0 < forks < 40, forks  # bounded by RLIMIT_NPROC (unbounded: 4095)
     finally:
         server.close()
         shutil.rmtree(root, ignore_errors=True)
