@@ -254,3 +254,13 @@ def test_other_processes_are_out_of_sight_in_bubblewrap_only(backend, workspace)
         outside.kill()
         outside.wait()
     assert ("765432" in r.content) == (backend != "bwrap"), r.content[:300]
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_a_command_has_a_private_loopback_where_namespaces_exist(backend, workspace):
+    r = sh(backend, f"{python()} -c \"import socket; s = socket.socket(); "
+                    "s.bind(('127.0.0.1', 0)); s.listen(1); "
+                    "socket.create_connection(s.getsockname(), 3); print('LOOPBACK-OK')\"")
+    assert ("LOOPBACK-OK" in r.content) == (backend != "landlock-no-userns"), r.content
+    if backend == "landlock-no-userns":  # no namespace: no socket at all
+        assert "Address family not supported" in r.content
