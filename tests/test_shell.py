@@ -162,3 +162,42 @@ def test_on_a_system_without_a_sandbox_plugins_run_with_one_notice(tmp_path, mon
     assert call(tool, box, {"n": 2}).content == "4"
     assert said == ["sandbox: there is no sandbox on darwin yet, so plugin tools run without "
                     "walls (the limits still apply)"]
+
+
+def test_tools_show_says_what_a_tool_needs_from_the_sandbox():
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import build_app
+
+    shell = CliRunner().invoke(build_app(), ["tools", "show", "shell"])
+    assert "sandbox:     writes the working folder, confines the commands it runs" in shell.stdout
+    assert "limits:      4096 MiB of memory per process, 256 processes" in shell.stdout
+    fetch = CliRunner().invoke(build_app(), ["tools", "show", "web_fetch"])
+    assert "sandbox:     the network" in fetch.stdout
+    calc = CliRunner().invoke(build_app(), ["tools", "show", "calculator"])
+    assert "sandbox:     nothing (reads only, no network)" in calc.stdout
+
+
+def test_a_plugins_manifest_keys_reach_the_sandbox(tmp_path, monkeypatch):
+    """A plugin (not a built-in) that declares `write: true` may write the working folder; the
+    same plugin without it may not."""
+    import dataclasses
+
+    from sandbox_kit import call, sandbox
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (tmp_path / "w.py").write_text("def run(c):\n    open('made.txt', 'w').write(c)\n"
+                                   "    return 'ok'\n")
+    (tmp_path / "w.yaml").write_text(json.dumps(_manifest(
+        name="w", entrypoint="w:run", sandbox={"write": True})))
+    writer = tool_from_manifest(tmp_path / "w.yaml", "user")
+    box = sandbox("landlock")
+    if box.support.landlock < 1:
+        pytest.skip("this kernel has no Landlock")
+    assert call(writer, box, {"c": "x"}).content == "ok" and (work / "made.txt").exists()
+    (work / "made.txt").unlink()
+    reader = dataclasses.replace(writer, writes=False)
+    assert "Permission denied" in call(reader, box, {"c": "x"}).content
+    assert not (work / "made.txt").exists()
