@@ -241,3 +241,20 @@ def test_a_normal_user_gets_the_same_walls(backend):
     finally:
         server.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("backend", LANDLOCK)
+def test_a_plugins_private_temp_folder_is_its_own_and_goes_away(backend, tmp_path, work):
+    from plugin_kit import wait_until
+
+    body = ("import os, tempfile\n"
+            "def run(n):\n"
+            "    fd, path = tempfile.mkstemp()\n"
+            "    os.write(fd, b'x')\n"
+            "    return path\n")
+    tool = plugin(tmp_path / "p", body)
+    first = call(tool, sandbox(backend), {"n": 1}).content
+    second = call(tool, sandbox(backend), {"n": 1}).content
+    assert os.path.dirname(first) != os.path.dirname(second)  # a fresh folder per call
+    assert f"agentcli-{os.getuid()}" in first
+    assert wait_until(lambda: not os.path.exists(first) and not os.path.exists(second))

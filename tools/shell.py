@@ -80,9 +80,7 @@ def run(command: str, timeout: int | None = None, context: Any = None) -> str:
     try:
         outs, ended, status = _collect(child.pid, child.stdout, child.stderr, seconds, cap)
         failure = setup_failure(child, status, outs[1].text(cap))
-    finally:
-        if child.tmp:
-            shutil.rmtree(child.tmp, ignore_errors=True)
+    finally:  # its temp folder (child.tmp) is the worker's: the supervisor removes it
         if child.status_fd is not None:
             os.close(child.status_fd)
     if failure:

@@ -290,7 +290,7 @@ def bwrap_argv(bwrap: str, policy: Policy, argv: Sequence[str], *, status_fd: in
 @dataclass
 class Spawned:
     """A command started by ``spawn``: its pid (the leader of its own session and process
-    group), its output pipes, and the private temp folder to remove after it."""
+    group), its output pipes, and its private temp folder (this process's, ``limits``)."""
 
     pid: int
     stdout: int
@@ -317,12 +317,7 @@ def spawn(policy: Policy | None, argv: Sequence[str], cwd: str,
 
         tmp = private_tmp()
         env["TMPDIR"] = tmp
-    try:
-        pid, out_r, err_r = _fork_exec(list(argv), cwd, env, policy, tmp)
-    except BaseException:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    pid, out_r, err_r = _fork_exec(list(argv), cwd, env, policy, tmp)
     return Spawned(pid, out_r, err_r, tmp)
 
 

@@ -158,18 +158,13 @@ class CallJob:
 
         limits = Limits.from_wire(self.context.limits)
         try:
-            tmp = _enter(self.context, limits, self.ahead)
+            _enter(self.context, limits, self.ahead)  # its temp folder: removed by the supervisor
         except OSError as e:
             return ["error", f"the tool was not run: the sandbox could not be set up: {e}"]
         try:
             return self._run()
         except MemoryError:
             return ["error", (limits.out_of_memory() if limits else "out of memory")]
-        finally:
-            if tmp:
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
 
     def _run(self) -> list[str]:
         try:
@@ -194,7 +189,7 @@ class CallJob:
 
 def _enter(context: ToolContext, limits: Any, ahead: Any) -> str | None:
     """Apply the call's limits, then its sandbox when the worker confines itself; returns the
-    private temp folder made for it (None without a sandbox)."""
+    private temp folder it may write (None without a sandbox)."""
     from .confine import Policy, confine_self
     from .limits import apply, private_tmp
 
@@ -204,16 +199,10 @@ def _enter(context: ToolContext, limits: Any, ahead: Any) -> str | None:
     if policy is None or policy.mode == "off" or not policy.confine_self:
         return None
     tmp = private_tmp()
-    try:
-        confine_self(policy, tmp)
-        import tempfile
+    confine_self(policy, tmp)
+    import tempfile
 
-        tempfile.tempdir = None  # a plugin's tempfile uses the new TMPDIR
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    tempfile.tempdir = None  # a plugin's tempfile uses the new TMPDIR
     return tmp
 
 

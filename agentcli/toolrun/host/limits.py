@@ -13,7 +13,7 @@
 
 The private temp folder is ``<temp>/agentcli-<uid>/<pid>`` (the parent made 0700 and owned by
 the user, checked): the sandbox lets a tool write there and nowhere else outside the
-workspace. The worker removes it after the call, and the supervisor does again after killing
+workspace. The worker makes it before its job comes; the supervisor removes it after killing
 the tree (``release``); a folder left by a worker that died is swept by the next one.
 """
 
@@ -55,13 +55,18 @@ class Limits:
 @dataclass(frozen=True)
 class Ahead:
     """What a worker prepares before its job comes (off the call's clock): the user's task
-    count, or (root) the pids cgroup it already joined."""
+    count, or (root) the pids cgroup it already joined; and its private temp folder (making
+    one costs milliseconds on some disks)."""
 
     tasks: int | None = None
     group: str | None = None
 
 
 def prepare() -> Ahead:
+    try:
+        _fresh_tmp()
+    except OSError:
+        pass  # made (or refused, with the reason) again when the call needs it
     if os.geteuid() == 0:
         return Ahead(group=_join_pids_cgroup())
     return Ahead(tasks=task_count())
@@ -198,7 +203,16 @@ def _tmp_base(create: bool) -> str | None:
 
 
 def private_tmp() -> str:
-    """A new empty folder for this process's temporary files (OSError when it cannot be)."""
+    """This process's empty folder for temporary files, made by ``prepare`` or now (OSError
+    when it cannot be). The supervisor removes it after the call."""
+    base = _tmp_base(create=False)
+    path = os.path.join(base, str(os.getpid())) if base else ""
+    if path and os.path.isdir(path) and not os.path.islink(path):
+        return path
+    return _fresh_tmp()
+
+
+def _fresh_tmp() -> str:
     base = _tmp_base(create=True)
     if base is None:
         raise OSError(f"the temp folder {tempfile.gettempdir()}/agentcli-{os.getuid()} is not "
