@@ -14,8 +14,15 @@ Target (issue 17): at most 5 ms more per call. Prints medians in ms and PASS/FAI
 
     python bench/bench_sandbox.py [-n 40]
 
-Measured 2026-12 on the shared 2-core VM (kernel 6.18, Landlock ABI 7, bubblewrap 0.8, root),
--n 40 medians: see the lead's bench/results.md (numbers in the helper's report).
+Measured on the shared 2-core VM (kernel 6.18, Landlock ABI 7, bubblewrap 0.8, as root), -n 80,
+load average ~3 (the machine shared with other work), medians, two runs:
+  plugin no-op: 6.2 ms unsandboxed, +2.3 / +2.9 ms confined (Landlock, no capabilities,
+  seccomp; the confinement step alone 1.5 ms);
+  shell `true`: 13.5-14.5 ms with --sandbox off; Landlock +2.9 / +2.2 ms (with a user+network
+  namespace), +2.6 / +1.7 ms (without); bubblewrap +5.5 / +6.3 ms.
+  raw, quiet: bash -c true 1.1 ms; the issue's bwrap command line 3.6 ms (+2.5); ours 4.7 ms
+  (+3.6: --dev 0.7, --proc 0.2, the rest ~0).
+At a load average of 6-8 every figure doubles or triples (bubblewrap +26 ms, Landlock +10 ms).
 """
 
 from __future__ import annotations

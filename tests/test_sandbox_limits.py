@@ -73,6 +73,10 @@ def _bomb_script(counter: Path, marker: str) -> str:
 
 @pytest.mark.parametrize("backend", ALL)
 def test_a_fork_bomb_is_bounded_and_the_call_ends(backend, work):
+    from agentcli.toolrun.host.limits import process_limit_possible
+
+    if not process_limit_possible():
+        pytest.skip("running as root without a writable pids cgroup: no process limit here")
     marker = "bomb-5e1f"
     (work / "bomb.py").write_text(_bomb_script(work / "count", marker))
     tool = shell_tool(processes=40)

@@ -134,6 +134,13 @@ def _pids_roots() -> list[str]:
     return roots
 
 
+def process_limit_possible() -> bool:
+    """Whether ``apply`` can limit processes here (root needs a writable pids cgroup)."""
+    if os.geteuid() != 0:
+        return True
+    return any(os.access(root, os.W_OK) for root in _pids_roots())
+
+
 def _join_pids_cgroup() -> str | None:
     """Move this process into a new pids cgroup of its own; its path, or None."""
     for root in _pids_roots():
