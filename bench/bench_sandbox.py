@@ -124,7 +124,8 @@ def _raw(n: int) -> None:
     bwrap = shutil.which("bwrap")
     runs = {"bash -c true": ["bash", "-c", "true"]}
     if bwrap:
-        from agentcli.toolrun.host.confine import Policy, bwrap_argv
+        from agentcli.toolrun.host.commands import bwrap_argv
+        from agentcli.toolrun.host.confine import Policy
 
         policy = Policy("workspace-write", os.getcwd(), write=(os.getcwd(),))
         runs["bwrap ... bash -c true"] = bwrap_argv(bwrap, policy, ["/bin/bash", "-c", "true"],

@@ -18,7 +18,7 @@ from agentcli.config import load_settings
 from agentcli.messages import ToolCall, ToolResult
 from agentcli.toolrun.approval import PolicyApprover
 from agentcli.toolrun.executor import Executor, Tool
-from agentcli.toolrun.host import confine, landlock
+from agentcli.toolrun.host import commands, landlock
 from agentcli.toolrun.manifest import builtin_tools_dir, tool_from_manifest
 from agentcli.toolrun.sandbox import Sandbox, from_settings
 
@@ -29,7 +29,7 @@ def _reason(backend: str) -> str | None:
     if not sys.platform.startswith("linux"):
         return "the sandbox is Linux-only"
     if backend == "bwrap":
-        found = confine.detect()
+        found = commands.detect()
         if found.bwrap is None:
             return ("bubblewrap is not usable here: " + (found.bwrap_problem or "not installed "
                     "(.ci/run installs it with apt-get when it can)"))
@@ -58,8 +58,8 @@ def sandbox(backend: str, mode: str = "workspace-write", **extra: Any) -> Sandbo
     base = from_settings(dataclasses.replace(load_settings(), sandbox=mode))
     if backend == "off" or mode == "off":
         return base
-    found = confine.detect(probe_bwrap=backend == "bwrap")
-    support = confine.Support("linux", found.landlock, found.bwrap if backend == "bwrap"
+    found = commands.detect(probe_bwrap=backend == "bwrap")
+    support = commands.Support("linux", found.landlock, found.bwrap if backend == "bwrap"
                               else None, None, found.seccomp)
     return dataclasses.replace(base, support=support, userns=backend != "landlock-no-userns",
                                **extra)

@@ -137,7 +137,7 @@ def test_exit_code_and_both_streams_are_reported(backend, workspace):
 def test_without_any_sandbox_the_command_is_refused_with_what_to_install(workspace):
     import dataclasses
 
-    from agentcli.toolrun.host.confine import Support
+    from agentcli.toolrun.host.commands import Support
     from sandbox_kit import call, sandbox, shell_tool
 
     box = dataclasses.replace(sandbox("landlock"), support=Support("linux", 0, None, None, True))
@@ -148,7 +148,7 @@ def test_without_any_sandbox_the_command_is_refused_with_what_to_install(workspa
 
 
 def test_a_broken_bubblewrap_is_named_in_the_refusal(workspace):
-    from agentcli.toolrun.host.confine import Support
+    from agentcli.toolrun.host.commands import Support
 
     found = Support("linux", 0, None, "bwrap: No permissions to create new namespace", True)
     assert "bubblewrap cannot run here (bwrap: No permissions" in found.command_refusal()
@@ -221,7 +221,8 @@ def test_file_read_reads_its_roots_even_inside_a_hidden_folder(workspace, monkey
 
 
 def test_bubblewraps_command_line_has_every_wall(workspace):
-    from agentcli.toolrun.host.confine import Policy, bwrap_argv
+    from agentcli.toolrun.host.commands import bwrap_argv
+    from agentcli.toolrun.host.confine import Policy
 
     work = str(workspace / "work")
     policy = Policy("workspace-write", work, write=(work,), hide=(str(workspace / "home"),))
@@ -237,7 +238,7 @@ def test_bubblewraps_command_line_has_every_wall(workspace):
 
 
 def test_macos_and_other_systems_refuse_commands_and_say_so():
-    from agentcli.toolrun.host.confine import Support
+    from agentcli.toolrun.host.commands import Support
 
     text = Support("darwin").command_refusal()
     assert "not available on darwin" in text and "--sandbox off" in text

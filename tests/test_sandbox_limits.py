@@ -148,7 +148,7 @@ def test_every_plugin_call_is_confined(backend, secrets, work):
 
 
 def test_an_unconfined_plugin_without_landlock_says_so_once(tmp_path, work):
-    from agentcli.toolrun.host.confine import Support
+    from agentcli.toolrun.host.commands import Support
     from agentcli.toolrun.executor import Executor
     from agentcli.toolrun.approval import PolicyApprover
     from agentcli.messages import ToolCall
@@ -170,7 +170,8 @@ NOBODY_SCRIPT = '''
 import json, os, sys
 from types import SimpleNamespace
 sys.path.insert(0, sys.argv[1])
-from agentcli.toolrun.host.confine import Policy, detect
+from agentcli.toolrun.host.commands import detect
+from agentcli.toolrun.host.confine import Policy
 import shell
 work, hidden, outside, port, backend = sys.argv[2:7]
 found = detect()

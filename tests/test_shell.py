@@ -151,7 +151,7 @@ def test_the_built_ins_declare_what_they_need():
 def test_on_a_system_without_a_sandbox_plugins_run_with_one_notice(tmp_path, monkeypatch):
     import dataclasses
 
-    from agentcli.toolrun.host.confine import Support
+    from agentcli.toolrun.host.commands import Support
     from plugin_kit import plugin
     from sandbox_kit import call, sandbox
 

@@ -22,8 +22,8 @@ import time
 from typing import Any
 
 from agentcli.errors import ToolError
-from agentcli.toolrun.host.confine import (Policy, SandboxError, scrubbed_env, setup_failure,
-                                          spawn)
+from agentcli.toolrun.host.commands import setup_failure, spawn
+from agentcli.toolrun.host.confine import Policy, SandboxError, scrubbed_env
 
 DEFAULT_TIMEOUT = 120
 FLOOD_BYTES = 8 * 1024 * 1024

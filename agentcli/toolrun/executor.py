@@ -90,7 +90,7 @@ class Tool:
     """``sandbox: {write: true}``: it may write the working folder (workspace-write mode)."""
     runs_commands: bool = False
     """``sandbox: {commands: true}`` (built-ins only): its worker is not confined, each command
-    it runs is (``confine.spawn``); refused when no sandbox can run commands here."""
+    it runs is (``commands.spawn``); refused when no sandbox can run commands here."""
     command_arg: str | None = None
     """The argument holding a bash command: allow/deny rules on it are command-aware."""
     memory_mb: int = DEFAULT_MEMORY_MB

@@ -13,7 +13,7 @@ call, ``policy_for`` turns the mode and what the tool's manifest says it needs
 - ``off``: no walls (said once on stderr when the run starts). Limits still apply.
 
 What the machine offers is detected once per run, when the first call needs it
-(``confine.detect``). A tool that runs commands (``commands: true``: the shell) is refused in
+(``commands.detect``). A tool that runs commands (``commands: true``: the shell) is refused in
 a sandboxed mode when neither bubblewrap nor Landlock is there, with the line saying what to
 install. Other plugins run where Landlock is missing with the walls that remain (network and
 limits), said once.
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .host.confine import Policy, Support, detect, hidden_paths
+from .host.commands import Support, detect
+from .host.confine import Policy, hidden_paths
 from .host.landlock import inside
 
 OFF_NOTICE = ("sandbox off: tools run with your full permissions (every file, the network, "

@@ -37,7 +37,7 @@ import sys
 from typing import Any
 
 from ... import errors  # noqa: F401 - imported once here, so no worker imports it again
-from . import confine  # noqa: F401 - the sandbox (ctypes, socket...): once here, not per call
+from . import commands, confine  # noqa: F401 - the sandbox (ctypes, socket...): once, not per call
 from .isolation import Tree, libc_prctl
 from .frames import read_frame, write_frame
 from .supervisor import PR_SET_PDEATHSIG, reap
