@@ -48,6 +48,7 @@ DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
 DEFAULT_BASE_URL_ENV = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
 API_CHOICES = ("auto", "responses", "chat")
 REASONING_LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh")
+SANDBOX_MODES = ("read-only", "workspace-write", "off")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class Settings:
     """True: a model's reasoning is not shown (``--hide-reasoning``)."""
     max_cost: float | None = None
     """``ask``'s spending limit per run in US dollars (``--max-cost``); None: no limit."""
+    sandbox: str = "workspace-write"
+    """The OS sandbox of tool calls: read-only, workspace-write or off (``--sandbox``)."""
 
     @property
     def user_tools_dir(self) -> Path:
@@ -148,6 +151,7 @@ _SCHEMA: dict[str, Any] = {
     "mcp_servers": dict,
     "hide_reasoning": bool,
     "max_cost": _NUM,
+    "sandbox": str,
     **_SESSION_SCHEMA,  # save, roles, prices, context_windows: agentcli/sessions/config.py
 }
 
@@ -357,6 +361,13 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         kwargs["max_cost"] = float(data["max_cost"])
     if data.get("hide_reasoning") is not None:
         kwargs["hide_reasoning"] = bool(data["hide_reasoning"])
+    if data.get("sandbox") is not None:
+        if data["sandbox"] not in SANDBOX_MODES:
+            raise ConfigError(f"{data['sandbox']!r} is not one of {', '.join(SANDBOX_MODES)}",
+                              file=file, key="sandbox",
+                              hint="workspace-write (the default) lets commands write only "
+                                   "in the working folder")
+        kwargs["sandbox"] = data["sandbox"]
     kwargs["sessions"] = parse_session_settings(data, file)
     return Settings(
         config_file=path if path.exists() else None,
@@ -409,6 +420,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         "mcp_servers": _mcp_shown(settings.mcp_servers),
         "hide_reasoning": settings.hide_reasoning,
         "max_cost": settings.max_cost,
+        "sandbox": settings.sandbox,
         **settings.sessions.as_dict(),
     }
 

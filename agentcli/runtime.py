@@ -47,6 +47,7 @@ class RunOptions:
     session: str | None = None  # --session ID (or a unique prefix)
     save: bool = True  # False: --no-save
     role: str | None = None
+    sandbox: str | None = None  # --sandbox read-only|workspace-write|off
 
     @property
     def resuming(self) -> bool:
@@ -70,6 +71,13 @@ def load(opts: RunOptions) -> Settings:
         changes["system"] = opts.system
     if opts.hide_reasoning:
         changes["hide_reasoning"] = True
+    if opts.sandbox is not None:
+        from .config import SANDBOX_MODES
+
+        if opts.sandbox not in SANDBOX_MODES:
+            raise UsageError(f"--sandbox must be one of {', '.join(SANDBOX_MODES)}, not "
+                             f"{opts.sandbox!r}")
+        changes["sandbox"] = opts.sandbox
     return replace(settings, **changes) if changes else settings
 
 
@@ -145,10 +153,17 @@ def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
     """The plugin Executor; with MCP servers, a router over it and the MCP tools (one approver)."""
     from .toolrun.approval import build_approver
     from .toolrun.executor import Executor
+    from .toolrun.sandbox import from_settings
 
     approver = build_approver(settings, yes=opts.yes, prompter=prompter)
-    executor = Executor(tools, approver)
+    executor = Executor(tools, approver, sandbox=from_settings(settings, warn=_warn))
     return executor if mcp is None else mcp.route(executor, approver)  # type: ignore[return-value]
+
+
+def _warn(text: str) -> None:
+    from .ui.render import warn
+
+    warn(text)
 
 
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,

@@ -1,7 +1,9 @@
 """file_read: a text file inside the allowed roots, never anything else.
 
 Options (config ``tools.options.file_read``):
-  roots: [folders]   allowed folders (default: the working folder); relative to the working folder
+  roots: [folders]   allowed folders (default: the working folder); relative to the working folder;
+                     an entry may be {path: P, writable: true} (the sandbox lets tools that write
+                     write there too)
   max_bytes: N       most bytes returned per call (default 100000)
 
 Containment is checked on the real path (symlinks resolved) by path components, so ``root-evil``
@@ -29,7 +31,8 @@ def _roots(options: Any, cwd: str) -> list[str]:
     roots = (options or {}).get("roots") or [cwd]
     if isinstance(roots, str):
         roots = [roots]
-    return [os.path.realpath(os.path.join(cwd, os.path.expanduser(str(r)))) for r in roots]
+    paths = [r.get("path", "") if isinstance(r, dict) else str(r) for r in roots]
+    return [os.path.realpath(os.path.join(cwd, os.path.expanduser(p))) for p in paths]
 
 
 def _inside(path: str, roots: list[str]) -> bool:

@@ -19,9 +19,9 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from .. import __version__
 from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt, JsonlOpt,
-                     MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoSaveOpt, NoStreamOpt, NoToolsOpt,
-                     ProviderOpt, ReasoningOpt, RoleOpt, SessionOpt, SystemOpt, ToolOpt,
-                     ToolsDirOpt, YesOpt, run_command)
+                     MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoSaveOpt, NoStreamOpt,
+                     NoToolsOpt, ProviderOpt, ReasoningOpt, RoleOpt, SandboxOpt, SessionOpt,
+                     SystemOpt, ToolOpt, ToolsDirOpt, YesOpt, run_command)
 from ..errors import AgentCliError, UsageError
 from ..ui.render import eprint, report_error
 
@@ -257,7 +257,7 @@ def build_app() -> typer.Typer:
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
         hide_reasoning: bool = HideReasoningOpt, jsonl: bool = JsonlOpt,
-        max_cost: Optional[float] = MaxCostOpt,
+        max_cost: Optional[float] = MaxCostOpt, sandbox: Optional[str] = SandboxOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -265,7 +265,7 @@ def build_app() -> typer.Typer:
                             tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
-                            hide_reasoning=hide_reasoning, max_cost=max_cost)
+                            hide_reasoning=hide_reasoning, max_cost=max_cost, sandbox=sandbox)
 
         def body() -> int:
             from .ask import run_ask
@@ -285,7 +285,7 @@ def build_app() -> typer.Typer:
         continue_: bool = ContinueOpt, session: Optional[str] = SessionOpt,
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
-        hide_reasoning: bool = HideReasoningOpt,
+        hide_reasoning: bool = HideReasoningOpt, sandbox: Optional[str] = SandboxOpt,
     ) -> None:
         """Open the interactive chat REPL."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -293,7 +293,7 @@ def build_app() -> typer.Typer:
                             tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
-                            hide_reasoning=hide_reasoning)
+                            hide_reasoning=hide_reasoning, sandbox=sandbox)
         run_command(lambda: _chat_main(opts))
 
     from .config import config_app

@@ -96,3 +96,7 @@ MaxCostOpt = typer.Option(None, "--max-cost", metavar="USD",
                           help="Stop the run before a request whose estimated input alone would "
                                "cross USD, or once its spend does (exit 1; needs the model's "
                                "price in the config).")
+SandboxOpt = typer.Option(None, "--sandbox", metavar="MODE",
+                          help="Tool sandbox: workspace-write (default: commands write only in "
+                               "the working folder, no network, secrets hidden) | read-only | "
+                               "off (no walls).")

@@ -77,6 +77,15 @@ def list_tools(tools_dir: Optional[List[str]] = ToolsDirOpt,
     run_command(body)
 
 
+def _needs(tool: Any) -> str:
+    """What the tool asks of the sandbox, in words."""
+    needs = [word for flag, word in ((tool.network, "the network"),
+                                     (tool.writes, "writes the working folder"),
+                                     (tool.runs_commands, "confines the commands it runs"))
+             if flag]
+    return ", ".join(needs) or "nothing (reads only, no network)"
+
+
 @tools_app.command("show")
 def show_tool(name: str = typer.Argument(..., help="Tool name."),
               tools_dir: Optional[List[str]] = ToolsDirOpt,
@@ -89,7 +98,9 @@ def show_tool(name: str = typer.Argument(..., help="Tool name."),
         m = t.manifest
         lines = [f"name:        {t.name}", f"source:      {t.source}", f"manifest:    {t.path}",
                  f"entrypoint:  {m.get('entrypoint', '?')}", f"approval:    {t.confirm}",
-                 f"timeout:     {t.timeout:g} s", f"output cap:  {t.output_cap} characters"]
+                 f"timeout:     {t.timeout:g} s", f"output cap:  {t.output_cap} characters",
+                 f"sandbox:     {_needs(t)}",
+                 f"limits:      {t.memory_mb} MiB of memory per process, {t.processes} processes"]
         if t.options:
             lines.append(f"options set: {json.dumps(dict(t.options), default=str)}")
         if m.get("annotations"):
@@ -153,8 +164,11 @@ def run_tool(name: str = typer.Argument(..., help="Tool name."),
                              hint=f"see `agentcli tools show {name}`")
         prompter = None if yes else open_tty_prompter()
         try:
+            from ..toolrun.sandbox import from_settings
+
             executor = Executor({name: tool}, build_approver(settings, yes=yes,
-                                                             prompter=prompter))
+                                                             prompter=prompter),
+                                sandbox=from_settings(settings, warn=warn))
             outcome = executor.execute(call)
         finally:
             if prompter is not None:

@@ -26,7 +26,11 @@ INSTRUCTIONS = ("Tools of agentcli, a terminal agent: the host approves each cal
 def serve_executor(settings: Any, tools: Mapping[str, Tool]) -> Executor:
     """The Executor `mcp serve` runs calls through: every call is approved (the host asked the
     user) except what a ``tools.deny`` rule matches."""
-    return Executor(dict(tools), build_approver(settings, yes=True, prompter=None))
+    from ..toolrun.sandbox import from_settings
+    from ..ui.render import warn
+
+    return Executor(dict(tools), build_approver(settings, yes=True, prompter=None),
+                    sandbox=from_settings(settings, warn=warn))
 
 
 _HINTS = {"read_only": "read_only_hint", "destructive": "destructive_hint",

@@ -23,6 +23,10 @@ crosses ``/``. Values are compared as text (non-strings as JSON). A path-like va
 compared after normalising ``./`` and ``..``: an allow rule must match the value as written and
 never matches a value with ``..`` segments; a deny rule matches the value as written or
 normalised.
+
+A tool's command argument (manifest ``command_arg``: the shell's ``command``) is matched command
+by command, as ``shell_rules.py`` says: allow rules must each cover one simple command of the
+line (and nothing in it may run other code), a deny rule matches any part.
 """
 
 from __future__ import annotations
@@ -89,9 +93,10 @@ class Prompter(Protocol):
 
 class Approver(Protocol):
     def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
-                note: str = "") -> Verdict:
+                note: str = "", command_arg: str | None = None) -> Verdict:
         """Decide on one validated call; ``confirm`` is the tool's effective default
-        (``ask`` or ``never``); ``note`` is shown when the user is asked, never decides."""
+        (``ask`` or ``never``); ``note`` is shown when the user is asked, never decides;
+        ``command_arg``: the argument that holds a bash command (rules on it parse it)."""
         ...
 
 
@@ -190,18 +195,29 @@ def _glob_regex(pattern: str, segments: bool) -> re.Pattern[str]:
 
 def decide(tool: str, arguments: Mapping[str, Any], *, confirm: str, yes: bool,
            allow: Sequence[Rule] = (), deny: Sequence[Rule] = (),
-           grants: frozenset[str] | set[str] = frozenset()) -> Verdict:
-    """The whole policy, without I/O."""
+           grants: frozenset[str] | set[str] = frozenset(), command_arg: str | None = None,
+           cwd: str = ".") -> Verdict:
+    """The whole policy, without I/O (but for resolving redirection targets under ``cwd``).
+    ``command_arg``: the argument holding a bash command, matched command by command."""
+    from .shell_rules import CommandLine
+
+    commands = CommandLine(arguments, command_arg, cwd)
     for rule in deny:
-        if rule.matches(tool, arguments, allow=False):
+        if rule.matches(tool, arguments, allow=False) or commands.denied_by(rule, tool):
             return Verdict("deny", "deny_rule",
                            f"denied by config rule {rule.label} ({_describe(rule)})", rule)
     if yes:
         return Verdict("allow", "yes", "approved by --yes")
+    by_command = [r for r in allow if commands.aware(r)]
     for rule in allow:
-        if rule.matches(tool, arguments, allow=True):
+        if rule not in by_command and rule.matches(tool, arguments, allow=True):
             return Verdict("allow", "allow_rule",
                            f"allowed by config rule {rule.label} ({_describe(rule)})", rule)
+    used = commands.allowed_by(by_command, tool) if by_command else None
+    if used:
+        labels = ", ".join(f"{r.label} ({_describe(r)})" for r in used)
+        return Verdict("allow", "allow_rule",
+                       f"allowed by config rule{'s' * (len(used) > 1)} {labels}", used[0])
     if tool in grants:
         return Verdict("allow", "session", "allowed for this session")
     if confirm == "never":
@@ -261,9 +277,16 @@ class PolicyApprover:
         self.grants: set[str] = set()
 
     def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
-                note: str = "") -> Verdict:
+                note: str = "", command_arg: str | None = None) -> Verdict:
+        import os
+
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            cwd = "/nonexistent"  # no folder: every redirection is outside it
         verdict = decide(call.name, arguments, confirm=confirm, yes=self.yes,
-                         allow=self.allow, deny=self.deny, grants=self.grants)
+                         allow=self.allow, deny=self.deny, grants=self.grants,
+                         command_arg=command_arg, cwd=cwd)
         if verdict.decision != "ask":
             return verdict
         if self.prompter is None:

@@ -40,11 +40,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .approval import Approver
 from .host.isolation import ChildResult, run_isolated, run_threaded
+from .host.limits import DEFAULT_MEMORY_MB, DEFAULT_PROCESSES
 from ..messages import ToolCall, ToolDefinition, ToolResult
-from .host.job import CallJob, ToolContext, cap_output, describe_exception, job_to_wire
+from .host.job import (CallJob, FileEntry, ModuleEntry, ToolContext, cap_output,
+                       describe_exception, job_to_wire)
 
 if TYPE_CHECKING:
     from .host.client import HostPool
+    from .sandbox import Sandbox
 
 __all__ = ["DEFAULT_OUTPUT_CAP", "DEFAULT_TIMEOUT", "Executor", "Tool", "ToolContext",
            "ToolOutcome", "admit_call", "cap_output", "describe_exception", "make_validator",
@@ -81,6 +84,17 @@ class Tool:
     """Built-in tools only: agentcli's own dependencies (e.g. httpx) imported once by the tool
     host (by agentcli when it forks the call itself), so each call's worker inherits them
     instead of importing them again."""
+    network: bool = False
+    """The manifest's ``sandbox: {network: true}``: the sandbox leaves it the network."""
+    writes: bool = False
+    """``sandbox: {write: true}``: it may write the working folder (workspace-write mode)."""
+    runs_commands: bool = False
+    """``sandbox: {commands: true}`` (built-ins only): its worker is not confined, each command
+    it runs is (``commands.spawn``); refused when no sandbox can run commands here."""
+    command_arg: str | None = None
+    """The argument holding a bash command: allow/deny rules on it are command-aware."""
+    memory_mb: int = DEFAULT_MEMORY_MB
+    processes: int = DEFAULT_PROCESSES
 
     @property
     def name(self) -> str:
@@ -106,11 +120,16 @@ class Executor:
     pool); by default the Executor starts its own on the first call."""
 
     def __init__(self, tools: Mapping[str, Tool], approver: Approver, *,
-                 hosts: HostPool | None = None) -> None:
+                 hosts: HostPool | None = None, sandbox: Sandbox | None = None) -> None:
         self.tools = dict(tools)
         self.approver = approver
         self._validators: dict[str, Any] = {}
         self._hosts = hosts
+        self.sandbox = sandbox
+        """The run's OS sandbox (``sandbox.py``) for plugins (tools from a manifest, which says
+        what they need) and tools that run commands; None: no walls (embedding code, tests),
+        and tools that run commands refuse to. A tool given as a Python function declares
+        nothing and is not confined."""
 
     def definitions(self) -> Sequence[ToolDefinition]:
         return [t.definition for t in self.tools.values()]
@@ -152,7 +171,15 @@ class Executor:
         except OSError as e:  # the folder agentcli runs in was deleted meanwhile
             return failed(f"agentcli's current folder is gone ({e.strerror}); cd to a folder "
                           "that exists")
-        job = CallJob(tool.load, dict(args), ToolContext(tool.name, tool.options, cwd), cap)
+        declared = isinstance(tool.load, (FileEntry, ModuleEntry)) or tool.runs_commands
+        policy, refusal = (None, None) if self.sandbox is None or not hasattr(os, "fork") \
+            or not declared else self.sandbox.policy_for(tool, cwd)
+        if refusal:
+            return failed(refusal)
+        bounds = {"memory_mb": tool.memory_mb, "processes": tool.processes} \
+            if hasattr(os, "fork") else None  # applied in the worker, never in a thread here
+        context = ToolContext(tool.name, tool.options, cwd, policy, bounds, cap)
+        job = CallJob(tool.load, dict(args), context, cap)
         limits = {"timeout": tool.timeout, "max_bytes": 8 * cap + 65_536}
         wire = job_to_wire(job) if hasattr(os, "fork") else None
         outcome = None
@@ -257,8 +284,9 @@ def admit_call(call: ToolCall, tool: Any, validators: dict[str, Any], approver: 
     hints = getattr(tool, "hints", None)  # an MCP server's own words on its tool
     said = hints() if callable(hints) else ""
     note = f"the server says this tool is {said} (its claim: it approves nothing)" if said else ""
+    extra = {"command_arg": tool.command_arg} if getattr(tool, "command_arg", None) else {}
     try:
-        verdict = approver.approve(call, args, tool.confirm, note=note)
+        verdict = approver.approve(call, args, tool.confirm, note=note, **extra)
     except Exception as e:  # noqa: BLE001 - never approve on a failure
         return error_outcome(call, f"not run: approval failed ({describe(e)})")
     if not verdict.approved:

@@ -15,6 +15,11 @@ A tool is ``NAME.yaml`` plus a module beside it::
     annotations:                     # what MCP hosts are told (`mcp serve`); approves nothing
       {title: Count words, read_only: true, destructive: false, idempotent: true,
        open_world: false}
+    sandbox: {network: true}         # what it needs from the OS sandbox (default: nothing):
+                                     #   network, write (the working folder), commands
+                                     #   (built-ins only: it confines the commands it runs)
+    limits: {memory_mb: 2048, processes: 64}   # per call (these are the defaults)
+    command_arg: command             # an argument holding a bash command (rules parse it)
 
 Sources, in order (the first one loaded wins a name clash, with a warning naming both):
 built-ins (``tools/`` of the checkout / ``agentcli/_builtin_tools`` in the wheel), the user's
@@ -47,15 +52,19 @@ from ..errors import ConfigError, PluginError
 from .executor import DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT, Tool
 from ..messages import ToolDefinition
 from .host.job import Entry, FileEntry, ModuleEntry
+from .host.limits import DEFAULT_MEMORY_MB, DEFAULT_PROCESSES
 
 ENTRY_POINT_GROUP = "agentcli.tools"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 ENTRYPOINT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)$")
 MANIFEST_KEYS = {"name", "description", "entrypoint", "confirm", "timeout", "output_cap",
-                 "parameters", "options", "preload", "annotations"}
+                 "parameters", "options", "preload", "annotations", "sandbox", "limits",
+                 "command_arg"}
 ANNOTATION_KEYS = ("title", "read_only", "destructive", "idempotent", "open_world")
 """A manifest's ``annotations``: a title and four yes/no hints, sent to MCP hosts as the MCP
 tool annotations (``readOnlyHint``, ...). They describe the tool; they never approve a call."""
+SANDBOX_KEYS = ("network", "write", "commands")
+LIMIT_RANGES = {"memory_mb": (64, 1_048_576), "processes": (1, 100_000)}
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 GENERIC_OPTIONS = ("confirm",)  # agentcli's own, for any tool; not passed to the tool
 MAX_TIMEOUT = 3600
@@ -166,6 +175,7 @@ def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = Tru
                                                 for m in preload):
         raise bad("preload", "must be a list of module names")
     _check_annotations(data.get("annotations"), bad)
+    _check_sandbox_keys(data, bad, props)
     option_props = (data.get("options") or {}).get("properties") or {}
     for generic in GENERIC_OPTIONS:
         if isinstance(option_props, dict) and generic in option_props:
@@ -186,6 +196,30 @@ def _check_annotations(value: Any, bad: Callable[[str, str], PluginError]) -> No
             raise bad("annotations/title", "must be a non-empty string")
         if key != "title" and not isinstance(item, bool):
             raise bad(f"annotations/{key}", "must be true or false")
+
+
+def _check_sandbox_keys(data: dict[str, Any], bad: Callable[[str, str], PluginError],
+                        props: Any) -> None:
+    sandbox = data.get("sandbox", {})
+    if not isinstance(sandbox, dict):
+        raise bad("sandbox", f"must be a mapping of {', '.join(SANDBOX_KEYS)} to true/false")
+    for key, value in sandbox.items():
+        if key not in SANDBOX_KEYS or not isinstance(value, bool):
+            raise bad(f"sandbox/{key}", f"unknown key or not true/false (known: "
+                                        f"{', '.join(SANDBOX_KEYS)})")
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict):
+        raise bad("limits", "must be a mapping (memory_mb, processes)")
+    for key, value in limits.items():
+        low, high = LIMIT_RANGES.get(key, (0, -1))
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise bad(f"limits/{key}", f"{value!r} must be an integer in [{low}, {high}] "
+                                       f"(known: {', '.join(LIMIT_RANGES)})")
+    arg = data.get("command_arg")
+    if arg is not None and not (isinstance(arg, str) and isinstance(props, dict)
+                                and isinstance(props.get(arg), dict)
+                                and props[arg].get("type") == "string"):
+        raise bad("command_arg", f"{arg!r} must name a string property of 'parameters'")
 
 
 def tool_from_manifest(path: Path, source: str, package: str | None = None,
@@ -212,6 +246,10 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
     if data.get("preload") and source != "builtin":
         raise PluginError(f"{where}: field 'preload': only agentcli's built-in tools may preload "
                           "modules (a plugin's code never runs inside agentcli)")
+    sandbox, limits = data.get("sandbox") or {}, data.get("limits") or {}
+    if sandbox.get("commands") and source != "builtin":
+        raise PluginError(f"{where}: field 'sandbox/commands': only agentcli's built-in tools "
+                          "may run unconfined and confine their commands themselves")
     options = dict(options or {})
     confirm = options.pop("confirm", None) or data["confirm"]  # checked with the config file
     return Tool(
@@ -219,6 +257,10 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
         load=load, confirm=confirm, timeout=data["timeout"], output_cap=data["output_cap"],
         source=source, path=where, options=MappingProxyType(options),
         manifest=MappingProxyType(data), preload=tuple(data.get("preload") or ()),
+        network=bool(sandbox.get("network")), writes=bool(sandbox.get("write")),
+        runs_commands=bool(sandbox.get("commands")), command_arg=data.get("command_arg"),
+        memory_mb=limits.get("memory_mb", DEFAULT_MEMORY_MB),
+        processes=limits.get("processes", DEFAULT_PROCESSES),
     )
 
 

@@ -27,11 +27,16 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool function may receive as ``context=``: its config options, read-only."""
+    """What a tool function may receive as ``context=``: its config options, read-only; the
+    call's sandbox policy and limits as plain data (``confine.Policy`` / ``limits.Limits``
+    wire form; None: none given), and the tool's output cap."""
 
     name: str
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     cwd: str = field(default_factory=os.getcwd)
+    sandbox: Mapping[str, Any] | None = None
+    limits: Mapping[str, Any] | None = None
+    output_cap: int = 0
 
 
 def describe_exception(e: BaseException) -> str:
@@ -144,10 +149,29 @@ class CallJob:
     args: dict[str, Any]
     context: ToolContext
     cap: int
+    ahead: Any = None
+    """``limits.prepare()``'s work, when the worker did it before its job came."""
 
     def __call__(self) -> list[str]:
+        """Only ever called in a worker process: the limits and the sandbox are applied to the
+        process that runs it (before the plugin module is imported)."""
+        from .limits import Limits
+
+        limits = Limits.from_wire(self.context.limits)
+        try:
+            _enter(self.context, limits, self.ahead)  # its temp folder: removed by the supervisor
+        except OSError as e:
+            return ["error", f"the tool was not run: the sandbox could not be set up: {e}"]
+        try:
+            return self._run()
+        except MemoryError:
+            return ["error", (limits.out_of_memory() if limits else "out of memory")]
+
+    def _run(self) -> list[str]:
         try:
             fn = self.load()
+        except MemoryError:
+            raise
         except BaseException as e:  # noqa: BLE001 - import failures are data
             return ["load_error", cap_output(describe_exception(e), self.cap)]
         kwargs = dict(self.args)
@@ -157,12 +181,33 @@ class CallJob:
                     raise ValueError("the argument name 'context' is reserved")
                 kwargs["context"] = self.context
             value = fn(**kwargs)
+        except MemoryError:
+            raise
         except BaseException as e:  # noqa: BLE001 - tool failures are data
             from ...errors import ToolError
 
             kind = "tool_error" if isinstance(e, ToolError) else "error"
             return [kind, cap_output(describe_exception(e), self.cap)]
         return ["ok", cap_output(to_text(value), self.cap)]
+
+
+def _enter(context: ToolContext, limits: Any, ahead: Any) -> str | None:
+    """Apply the call's limits, then its sandbox when the worker confines itself; returns the
+    private temp folder it may write (None without a sandbox)."""
+    from .confine import Policy, confine_self
+    from .limits import apply, private_tmp
+
+    if limits is not None:
+        apply(limits, ahead)
+    policy = Policy.from_wire(context.sandbox)
+    if policy is None or policy.mode == "off" or not policy.confine_self:
+        return None
+    tmp = private_tmp()
+    confine_self(policy, tmp)
+    import tempfile
+
+    tempfile.tempdir = None  # a plugin's tempfile uses the new TMPDIR
+    return tmp
 
 
 @dataclass(frozen=True)
@@ -228,7 +273,9 @@ def job_to_wire(job: CallJob | CheckJob) -> dict[str, Any] | None:
         return {"kind": "check", "entry": where, "schema": job.schema, "where": job.where}
     ctx = job.context
     return {"kind": "call", "entry": where, "args": job.args, "cap": job.cap,
-            "context": {"name": ctx.name, "options": dict(ctx.options), "cwd": ctx.cwd}}
+            "context": {"name": ctx.name, "options": dict(ctx.options), "cwd": ctx.cwd,
+                        "sandbox": ctx.sandbox, "limits": ctx.limits,
+                        "output_cap": ctx.output_cap}}
 
 
 @dataclass(frozen=True)
@@ -239,7 +286,9 @@ class WireJob:
 
     def __call__(self) -> Any:
         from .frames import JOB_FD, read_frame
+        from .limits import prepare
 
+        ahead = prepare()  # before the job comes: off the call's clock
         frame = read_frame(JOB_FD)
         os.close(JOB_FD)
         if frame is None:
@@ -251,10 +300,10 @@ class WireJob:
         if "path" in data:
             sys.path[:] = data["path"]
         os.chdir(data["cwd"])
-        return job_from_wire(data)()
+        return job_from_wire(data, ahead)()
 
 
-def job_from_wire(data: Mapping[str, Any]) -> CallJob | CheckJob:
+def job_from_wire(data: Mapping[str, Any], ahead: Any = None) -> CallJob | CheckJob:
     """The inverse of ``job_to_wire``, in the tool host (no plugin code is imported here)."""
     spec = data["entry"]
     entry: Entry = (FileEntry(spec["file"], spec["function"], spec["where"]) if "file" in spec
@@ -262,6 +311,6 @@ def job_from_wire(data: Mapping[str, Any]) -> CallJob | CheckJob:
     if data["kind"] == "check":
         return CheckJob(entry, data["schema"], data["where"])
     ctx = data["context"]
-    return CallJob(entry, dict(data["args"]),
-                   ToolContext(ctx["name"], MappingProxyType(dict(ctx["options"])), ctx["cwd"]),
-                   int(data["cap"]))
+    context = ToolContext(ctx["name"], MappingProxyType(dict(ctx["options"])), ctx["cwd"],
+                          ctx.get("sandbox"), ctx.get("limits"), int(ctx.get("output_cap") or 0))
+    return CallJob(entry, dict(data["args"]), context, int(data["cap"]), ahead)

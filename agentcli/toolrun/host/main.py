@@ -37,6 +37,7 @@ import sys
 from typing import Any
 
 from ... import errors  # noqa: F401 - imported once here, so no worker imports it again
+from . import commands, confine  # noqa: F401 - the sandbox (ctypes, socket...): once, not per call
 from .isolation import Tree, libc_prctl
 from .frames import read_frame, write_frame
 from .supervisor import PR_SET_PDEATHSIG, reap
@@ -62,6 +63,7 @@ def main() -> None:
     os.chdir("/")  # hold no folder; each worker goes to agentcli's
     for module in COMMON:
         importlib.import_module(module)
+    confine.landlock.abi()  # libc looked up once: every worker inherits it
     try:
         write_frame(OUT, b"H", b"{}")
         spare: Tree | None = Tree(WireJob(), deferred=True)

@@ -14,6 +14,7 @@ import sys
 from typing import Any, Callable, NoReturn
 
 from .frames import JOB_FD, RESULT_FD, STATUS_FD, write_frame
+from .limits import release
 
 try:
     import fcntl  # here, not at the call: importing it in every supervisor cost ~2 ms a call
@@ -67,7 +68,10 @@ def supervise(job: Callable[[], Any], result_w: int, status_w: int, parent: int,
             os.close(JOB_FD)
         worker = _wait_worker(wpid)
         kill_tree(wpid)
-        write_frame(STATUS_FD, b"S", json.dumps({"worker": worker}).encode())
+        try:
+            write_frame(STATUS_FD, b"S", json.dumps({"worker": worker}).encode())
+        finally:
+            release(wpid)  # the tree is gone: its pids cgroup and temp folder, after answering
     except BaseException:  # noqa: BLE001 - nothing may escape a forked child
         code = 1
     finally:
