@@ -113,6 +113,9 @@ class Settings:
     sessions: SessionSettings = field(default_factory=SessionSettings)  # save, roles, prices...
     hide_reasoning: bool = False
     """True: a model's reasoning is not shown (``--hide-reasoning``)."""
+    project_instructions: bool = True
+    """False: AGENTS.md / AGENTCLI.md are not added to the system prompt
+    (``--no-project-instructions``)."""
 
     @property
     def user_tools_dir(self) -> Path:
@@ -145,6 +148,7 @@ _SCHEMA: dict[str, Any] = {
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
     "mcp_servers": dict,
     "hide_reasoning": bool,
+    "project_instructions": bool,
     **_SESSION_SCHEMA,  # save, roles, prices, context_windows: agentcli/sessions/config.py
 }
 
@@ -337,8 +341,9 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         parse_servers(data["mcp_servers"], file)  # a bad entry is a ConfigError now, not later
     for pname, profile in profiles.items():
         _positive(profile.context_window, f"providers.{pname}.context_window", file)
-    if data.get("hide_reasoning") is not None:
-        kwargs["hide_reasoning"] = bool(data["hide_reasoning"])
+    for key in ("hide_reasoning", "project_instructions"):
+        if data.get(key) is not None:
+            kwargs[key] = bool(data[key])
     kwargs["sessions"] = parse_session_settings(data, file)
     return Settings(
         config_file=path if path.exists() else None,
@@ -390,6 +395,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         },
         "mcp_servers": _mcp_shown(settings.mcp_servers),
         "hide_reasoning": settings.hide_reasoning,
+        "project_instructions": settings.project_instructions,
         **settings.sessions.as_dict(),
     }
 

@@ -37,7 +37,7 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False) -> 
         provider = runtime.make_provider(settings, profile, warn)
         model = getattr(provider, "model", None) or profile.model or ""
         executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
-        conversation = runtime.make_conversation(settings, opts, resumed, recorder)
+        conversation = runtime.make_conversation(settings, opts, resumed, recorder, notice)
         agent = runtime.make_agent(settings, opts, provider, executor, conversation,
                                    profile=profile, recorder=recorder)
         from ..ui.ask_output import AskOutput

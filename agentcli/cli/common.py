@@ -87,3 +87,6 @@ HideReasoningOpt = typer.Option(False, "--hide-reasoning",
 NoStreamOpt = typer.Option(False, "--no-stream",
                            help="Wait for whole replies instead of streaming (servers that "
                                 "cannot stream tool calls).")
+NoProjectInstructionsOpt = typer.Option(False, "--no-project-instructions",
+                                        help="Do not add AGENTS.md / AGENTCLI.md to the system "
+                                             "prompt.")

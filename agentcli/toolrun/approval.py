@@ -33,7 +33,7 @@ import posixpath
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, Mapping, Protocol, Sequence
+from typing import IO, Any, Callable, Literal, Mapping, Protocol, Sequence
 
 from ..messages import ToolCall
 from ..ui.render import inert
@@ -79,18 +79,22 @@ class Verdict:
 class Prompter(Protocol):
     """The terminal side of approval (a /dev/tty prompt for `ask`, the REPL's own for `chat`)."""
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "",
+                preview: str = "") -> Decision:
         """Show the tool name and full arguments (and ``note``: what the tool's source says
-        of it, e.g. an MCP server's hints); ask yes once / always this session
-        (``remember=True``) / no with an optional reason. Ctrl-C or EOF answers no."""
+        of it, e.g. an MCP server's hints; ``preview``: the diff a file change would make,
+        already inert); ask yes once / always this session (``remember=True``) / no with an
+        optional reason. Ctrl-C or EOF answers no."""
         ...
 
 
 class Approver(Protocol):
     def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
-                note: str = "") -> Verdict:
+                note: str = "", preview: Callable[[], str] | None = None) -> Verdict:
         """Decide on one validated call; ``confirm`` is the tool's effective default
-        (``ask`` or ``never``); ``note`` is shown when the user is asked, never decides."""
+        (``ask`` or ``never``); ``note`` is shown when the user is asked, never decides;
+        ``preview`` is called only when the user is asked (after the deny rules), and what it
+        returns is shown; a ToolError from it propagates (the call cannot be made)."""
         ...
 
 
@@ -260,15 +264,16 @@ class PolicyApprover:
         self.grants: set[str] = set()
 
     def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
-                note: str = "") -> Verdict:
+                note: str = "", preview: Callable[[], str] | None = None) -> Verdict:
         verdict = decide(call.name, arguments, confirm=confirm, yes=self.yes,
                          allow=self.allow, deny=self.deny, grants=self.grants)
         if verdict.decision != "ask":
             return verdict
         if self.prompter is None:
             return Verdict("deny", "no_terminal", NO_TERMINAL)
+        extra = {"preview": preview()} if preview is not None else {}  # may raise ToolError
         try:
-            answer = self.prompter.confirm(call.name, arguments, note=note)
+            answer = self.prompter.confirm(call.name, arguments, note=note, **extra)
         except (KeyboardInterrupt, EOFError):
             answer = Decision(False, None)
         if answer.approved:
@@ -315,11 +320,16 @@ class TerminalPrompter:
         line = self.input.readline()
         return None if line == "" else line.strip()
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "",
+                preview: str = "") -> Decision:
         try:
             self._say("\n" + format_call(tool_name, arguments) + "\n")
             if note:
                 self._say(inert(note) + "\n")
+            if preview:
+                from ..ui.diff_view import as_ansi
+
+                self._say(as_ansi(preview, stream=self.output) + "\n")
             for _ in range(5):
                 self._say(f"run it? [y] yes once  [a] always {inert(tool_name)} this session  "
                           "[n] no: ")

@@ -49,7 +49,11 @@ ENTRY_POINT_GROUP = "agentcli.tools"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 ENTRYPOINT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)$")
 MANIFEST_KEYS = {"name", "description", "entrypoint", "confirm", "timeout", "output_cap",
-                 "parameters", "options", "preload"}
+                 "parameters", "options", "preload", "files"}
+FILES_VALUES = ("read", "write")
+"""``files:`` (built-ins only): the tool reports which version of a file it showed the model
+(``read``), or changes files (``write``: agentcli shows the diff for approval, checks the file
+did not change since the model saw it, and keeps the old content for /undo)."""
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 GENERIC_OPTIONS = ("confirm",)  # agentcli's own, for any tool; not passed to the tool
 MAX_TIMEOUT = 3600
@@ -159,6 +163,8 @@ def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = Tru
     if not isinstance(preload, list) or not all(isinstance(m, str) and MODULE_RE.match(m)
                                                 for m in preload):
         raise bad("preload", "must be a list of module names")
+    if data.get("files") is not None and data["files"] not in FILES_VALUES:
+        raise bad("files", f"{data['files']!r} must be one of {', '.join(FILES_VALUES)}")
     option_props = (data.get("options") or {}).get("properties") or {}
     for generic in GENERIC_OPTIONS:
         if isinstance(option_props, dict) and generic in option_props:
@@ -191,6 +197,9 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
     if data.get("preload") and source != "builtin":
         raise PluginError(f"{where}: field 'preload': only agentcli's built-in tools may preload "
                           "modules (a plugin's code never runs inside agentcli)")
+    if data.get("files") and source != "builtin":
+        raise PluginError(f"{where}: field 'files': only agentcli's built-in tools may declare "
+                          "it (what it reports decides what /undo writes)")
     options = dict(options or {})
     confirm = options.pop("confirm", None) or data["confirm"]  # checked with the config file
     return Tool(
@@ -198,6 +207,7 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
         load=load, confirm=confirm, timeout=data["timeout"], output_cap=data["output_cap"],
         source=source, path=where, options=MappingProxyType(options),
         manifest=MappingProxyType(data), preload=tuple(data.get("preload") or ()),
+        files=data.get("files"),
     )
 
 

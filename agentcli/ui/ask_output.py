@@ -7,8 +7,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..messages import (AgentDone, AgentEvent, HistoryAppended, Notice, ReasoningDelta,
-                        ResponseDone, TextDelta, ToolCallReady, ToolResultReady)
+from ..messages import (AgentDone, AgentEvent, FileChanged, HistoryAppended, Notice,
+                        ReasoningDelta, ResponseDone, TextDelta, ToolCallReady, ToolResultReady)
 from .render import sanitize
 
 
@@ -23,6 +23,7 @@ class AskOutput:
         self._stream: Any = None
         self._at_line_start = True
         self.printed_text = False
+        self._asked = False  # the last call's diff was shown at the approval prompt
 
     def _out(self, s: str) -> None:
         if not s:
@@ -60,6 +61,14 @@ class AskOutput:
             more = f" … ({len(r.content):,} chars)" if len(first) < len(r.content.strip()) else ""
             mark = "✗" if r.is_error else "←"
             eprint(sanitize(f"{mark} {r.name}: {first[:300]}{more}"))
+            self._asked = getattr(event.verdict, "source", None) == "user"
+        elif isinstance(event, FileChanged):
+            from .diff_view import as_ansi, change_diff, shown_path
+
+            d = change_diff(event.change)
+            eprint(sanitize(f"✎ changed {shown_path(event.change.path)} ({d.counts})"))
+            if not self._asked:  # not seen at a prompt (--yes, a rule): shown here
+                eprint(as_ansi(d.text))
         elif isinstance(event, Notice):
             self.end_line()
             warn(event.text) if event.level == "warning" else eprint(sanitize(event.text))

@@ -27,11 +27,33 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool function may receive as ``context=``: its config options, read-only."""
+    """What a tool function may receive as ``context=``: its config options, read-only.
+
+    ``writable``: the real paths of the folders a tool may change files in (the working folder
+    and the ``file_read`` roots marked writable; empty: the working folder). ``expected``: for
+    a built-in tool that changes files, what agentcli saw of each file when the change was
+    approved (real path -> SHA-256, None: it did not exist): the tool writes nothing if the file
+    holds something else by then."""
 
     name: str
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     cwd: str = field(default_factory=os.getcwd)
+    writable: tuple[str, ...] = ()
+    expected: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+class WithFiles(str):
+    """A built-in tool's text result that also names the files it showed the model or wrote:
+    (real path, SHA-256 of the whole file) pairs. It is a ``str`` (the text), so a caller that
+    wants only the text has it. agentcli keeps the files only from tools whose manifest declares
+    ``files`` (built-ins); they tell it which version of a file the model last saw."""
+
+    files: tuple[tuple[str, str], ...]
+
+    def __new__(cls, text: str, files: Any = ()) -> WithFiles:
+        value = super().__new__(cls, text)
+        value.files = tuple((str(p), str(h)) for p, h in files)
+        return value
 
 
 def describe_exception(e: BaseException) -> str:
@@ -158,6 +180,8 @@ class CallJob:
             value = fn(**kwargs)
         except BaseException as e:  # noqa: BLE001 - tool failures are data
             return ["error", cap_output(describe_exception(e), self.cap)]
+        if isinstance(value, WithFiles):
+            return ["ok", cap_output(str(value), self.cap), [list(f) for f in value.files]]
         return ["ok", cap_output(to_text(value), self.cap)]
 
 
@@ -224,7 +248,8 @@ def job_to_wire(job: CallJob | CheckJob) -> dict[str, Any] | None:
         return {"kind": "check", "entry": where, "schema": job.schema, "where": job.where}
     ctx = job.context
     return {"kind": "call", "entry": where, "args": job.args, "cap": job.cap,
-            "context": {"name": ctx.name, "options": dict(ctx.options), "cwd": ctx.cwd}}
+            "context": {"name": ctx.name, "options": dict(ctx.options), "cwd": ctx.cwd,
+                        "writable": list(ctx.writable), "expected": dict(ctx.expected)}}
 
 
 @dataclass(frozen=True)
@@ -259,5 +284,7 @@ def job_from_wire(data: Mapping[str, Any]) -> CallJob | CheckJob:
         return CheckJob(entry, data["schema"], data["where"])
     ctx = data["context"]
     return CallJob(entry, dict(data["args"]),
-                   ToolContext(ctx["name"], MappingProxyType(dict(ctx["options"])), ctx["cwd"]),
+                   ToolContext(ctx["name"], MappingProxyType(dict(ctx["options"])), ctx["cwd"],
+                               tuple(ctx.get("writable") or ()),
+                               MappingProxyType(dict(ctx.get("expected") or {}))),
                    int(data["cap"]))

@@ -147,9 +147,12 @@ class ReplPrompter:
     """Approval inside the REPL: one key — y (once), a (always this session), n (no, then an
     optional reason for the model). Ctrl-C, Ctrl-D or a closed input mean no."""
 
-    def __init__(self, input: Input, output: Output) -> None:
+    def __init__(self, input: Input, output: Output, console: Any = None) -> None:
         self.input = input
         self.output = output
+        self.console = console
+        """Where a file change's diff is printed before the question (the REPL's stderr
+        console, beside the tool-call panel); None: through prompt-toolkit's output."""
         self._keys: PromptSession[str] | None = None
         self._reason: PromptSession[str] | None = None
 
@@ -184,7 +187,20 @@ class ReplPrompter:
                                        multiline=False)
         return self._keys
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+    def _show_diff(self, preview: str) -> None:
+        from ..diff_view import as_rich, as_toolkit
+
+        if self.console is not None:
+            self.console.print(as_rich(preview), soft_wrap=True)
+        else:
+            from prompt_toolkit import print_formatted_text
+
+            print_formatted_text(FormattedText(as_toolkit(preview)), output=self.output, end="")
+
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "",
+                preview: str = "") -> Decision:
+        if preview:
+            self._show_diff(preview)
         message = FormattedText([
             *([("italic", sanitize(note) + "\n")] if note else []),
             ("bold", f"allow {sanitize(tool_name)}? "),
