@@ -176,6 +176,20 @@ def test_too_large_is_refused(edit, write, root):
         edit(path="notes.txt", old="beta", new="b" * 200, context=ctx(root, max_bytes=100))
 
 
+@pytest.mark.parametrize("tool", ["edit", "write"])
+def test_max_bytes_is_checked_in_the_config(tool, tmp_path):
+    from agentcli.errors import ConfigError
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"tools:\n  options:\n    {tool}:\n      max_bytes: 10000001\n")
+    with pytest.raises(ConfigError) as e:
+        load_tools(load_settings(cfg), warn=lambda line: None)
+    assert f"tools.options.{tool}.max_bytes" in e.value.message
+    cfg.write_text(f"tools:\n  options:\n    {tool}:\n      max_bytes: 10000000\n")
+    assert load_tools(load_settings(cfg), warn=lambda line: None)[tool].options == {
+        "max_bytes": 10_000_000}
+
+
 def test_missing_file_and_folder_for_edit(edit, root):
     refused(edit, root, "does not exist; use the write tool", path="nope.txt", old="a", new="b")
     refused(edit, root, "does not exist", path="no/such/dir.txt", old="a", new="b")

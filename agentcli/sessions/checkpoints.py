@@ -118,7 +118,10 @@ def plan_undo(store: Any, session_id: str, n: int) -> UndoPlan:
         now = state[cp.path]
         if now == cp.after:
             state[cp.path] = cp.before
-        elif now != cp.before:  # changed since, and not back to before either: a later change
+        elif now != cp.before and not any(now == older.before for older in todo
+                                           if older.path == cp.path and older.id < cp.id):
+            # changed since, and not back to how it was before this change (or an older one
+            # being undone too): a later change, which undo never overwrites
             return UndoPlan(conflict=Conflict(cp.path, cp.after, now), available=available)
         ids.setdefault(cp.path, []).append(cp.id)
     restores = [Restore(path, original[path], state[path], tuple(ids[path])) for path in state]
