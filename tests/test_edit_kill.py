@@ -20,7 +20,7 @@ from agentcli.config import load_settings
 from agentcli.messages import ToolCall
 from agentcli.toolrun.approval import PolicyApprover
 from agentcli.toolrun.executor import Executor
-from agentcli.toolrun.host import files
+from agentcli.toolrun.host import atomic, files
 from agentcli.toolrun.manifest import load_tools
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs POSIX processes")
@@ -32,7 +32,7 @@ NEW = "new line\n" * 300_000
 # so the test can SIGKILL it exactly there.
 WRITER = r"""
 import json, os, sys, time
-from agentcli.toolrun.host import files
+from agentcli.toolrun.host import atomic, files
 from agentcli.toolrun.host.job import ToolContext
 
 where, folder, content_file = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -65,7 +65,7 @@ class Os:
     def __getattr__(self, name):
         return {"write": write, "replace": replace, "fsync": fsync}.get(name) or getattr(os, name)
 
-files.os = Os()
+atomic.os = Os()
 content = open(content_file).read()
 ctx = ToolContext("write", {"max_bytes": 10_000_000}, cwd=folder, writable=(folder,))
 files.run_tool("write", {"path": "data.txt", "content": content}, ctx)
@@ -93,7 +93,7 @@ def test_sigkill_mid_write_leaves_the_old_file_or_the_new_one_whole(tmp_path, wh
     target.write_text(OLD)
     kill_writer(tmp_path, where)
     assert target.read_text() == (NEW if where == "after" else OLD)  # whole, one or the other
-    left = [p.name for p in work.iterdir() if files.TEMP_TAG in p.name]
+    left = [p.name for p in work.iterdir() if atomic.TEMP_TAG in p.name]
     assert len(left) == (0 if where == "after" else 1)  # the killed write's temp file
     # the next write removes what the killed one left (its process is gone) and succeeds
     ctx = SimpleNamespace(cwd=str(work), writable=(str(work),),
@@ -111,7 +111,7 @@ def test_a_worker_killed_at_its_timeout_mid_write_leaves_the_old_file(tmp_path, 
     target.write_text(OLD)
     real_write = os.write
 
-    class SlowOs:  # only this module's os: the worker is forked from this process
+    class SlowOs:  # only atomic.py's os: the worker is forked from this process
         def __getattr__(self, name):
             return getattr(os, name)
 
@@ -127,14 +127,14 @@ def test_a_worker_killed_at_its_timeout_mid_write_leaves_the_old_file(tmp_path, 
     tool = replace(builtin, load=lambda: fn, timeout=1.0,
                    options={"max_bytes": 10_000_000})  # a callable: this process forks
     with monkeypatch.context() as patch:
-        patch.setattr(files, "os", SlowOs())
+        patch.setattr(atomic, "os", SlowOs())
         outcome = Executor({"write": tool}, PolicyApprover(yes=True)).execute(
             ToolCall("c1", "write", json.dumps({"path": "data.txt", "content": NEW})))
     assert (tmp_path / "marker").exists()  # it was killed in the middle of the data
     assert outcome.result.is_error and "timed out" in outcome.result.content
     assert outcome.change is None  # nothing to undo: nothing was changed
     assert target.read_text() == OLD
-    left = [p for p in tmp_path.iterdir() if files.TEMP_TAG in p.name]
+    left = [p for p in tmp_path.iterdir() if atomic.TEMP_TAG in p.name]
     assert len(left) == 1 and 0 < left[0].stat().st_size < len(NEW)  # half a file, aside
     big = replace(builtin, options={"max_bytes": 10_000_000})
     outcome = Executor({"write": big}, PolicyApprover(yes=True)).execute(

@@ -13,7 +13,7 @@ import pytest
 from agentcli.config import load_settings
 from agentcli.errors import PluginError, ToolError
 from agentcli.toolrun.executor import Executor, ToolContext
-from agentcli.toolrun.host import files
+from agentcli.toolrun.host import atomic, files
 from agentcli.toolrun.host.job import WithFiles
 from agentcli.toolrun.manifest import load_tools, tool_from_manifest
 
@@ -63,7 +63,7 @@ def refused(fn, root, words, **args):
 
 
 def temps(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if files.TEMP_TAG in p.name]
+    return [p.name for p in folder.iterdir() if atomic.TEMP_TAG in p.name]
 
 
 # --- what they do -------------------------------------------------------------------------------
@@ -250,15 +250,15 @@ def test_file_read_accepts_the_writable_form_of_roots(tmp_path, loaded, root):
 # --- temporary files ------------------------------------------------------------------------------
 
 def test_a_temp_file_left_by_a_killed_write_is_removed_by_the_next_write(write, root):
-    dead = root / f".notes.txt{files.TEMP_TAG}999999999-dead.tmp"
+    dead = root / f".notes.txt{atomic.TEMP_TAG}999999999-dead.tmp"
     dead.write_text("half a fi")
-    live = root / f".notes.txt{files.TEMP_TAG}1-beef.tmp"  # pid 1 is alive, and it is recent
+    live = root / f".notes.txt{atomic.TEMP_TAG}1-beef.tmp"  # pid 1 is alive, and it is recent
     live.write_text("being written")
-    other = root / f".other.txt{files.TEMP_TAG}999999999-dead.tmp"  # another file's: left alone
+    other = root / f".other.txt{atomic.TEMP_TAG}999999999-dead.tmp"  # another file's: left alone
     other.write_text("x")
     write(path="notes.txt", content="new\n", context=ctx(root))
     assert not dead.exists() and live.exists() and other.exists()
-    old = os.path.getmtime(live) - files.STALE_TEMP_SECONDS - 10
+    old = os.path.getmtime(live) - atomic.STALE_TEMP_SECONDS - 10
     os.utime(live, (old, old))
     write(path="notes.txt", content="newer\n", context=ctx(root))
     assert not live.exists()

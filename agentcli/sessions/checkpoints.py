@@ -10,6 +10,8 @@ change wrote against what the file holds now - is handed back to be shown.
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 from ..errors import AgentCliError, ToolError, UsageError
 from ..messages import FileChange
 from ..toolrun.host import files
+from ..toolrun.host.atomic import write_atomic
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,35 @@ def pending(store: Any, session_id: str, limit: int | None = None) -> list[Check
 
 def _read(path: str) -> tuple[str | None, str]:
     """(text now, "") or (None, "") when the file is gone, or (None, why) when it is not text
-    agentcli could have written."""
+    agentcli could have written (the same rules as the tools: no symbolic link, text only)."""
+    target = files.Target(path, os.path.dirname(path), os.path.basename(path))
     try:
-        current = files.read_path(path, files.HASH_CAP)
+        current = files.read_current(target, [os.sep], files.HASH_CAP)
     except ToolError as e:
         return None, e.message
     return current.text, ""
+
+
+def _restore(path: str, text: str | None) -> None:
+    """Put ``text`` back into the file at the real path ``path`` (None: remove the file),
+    atomically, keeping its mode; never through a symbolic link."""
+    folder, name = os.path.split(path)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            st = os.lstat(name, dir_fd=fd)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise ToolError(f"'{path}' is {files.kind(st.st_mode)} now; left as it is")
+        if text is None:
+            if st is not None:
+                os.unlink(name, dir_fd=fd)
+            return
+        mode = stat.S_IMODE(st.st_mode) if st is not None else None
+        write_atomic(fd, name, files.encoded(text), mode)
+    finally:
+        os.close(fd)
 
 
 def plan_undo(store: Any, session_id: str, n: int) -> UndoPlan:
@@ -140,7 +166,7 @@ def apply_undo(store: Any, plan: UndoPlan) -> None:
                     raise ToolError(f"'{r.path}' changed while it was being restored; it was "
                                     "left as it is")
                 try:
-                    files.restore(r.path, r.to)
+                    _restore(r.path, r.to)
                 except OSError as e:
                     raise ToolError(f"cannot restore '{r.path}': {e.strerror or e}") from None
             done.extend(r.ids)

@@ -11,11 +11,8 @@ change would make before it is approved, and for ``/undo``. Both sides apply the
   descriptor is checked again after it is opened (no race with a swapped symlink).
 - Only regular files of UTF-8 text without NUL bytes, at most ``max_bytes`` long, are read or
   changed; directories, devices, FIFOs and sockets are refused without blocking.
-- A write goes to a temporary file in the same folder (``.NAME.agentcli-PID-RANDOM.tmp``,
-  mode 0600 until it is complete), which is given the old file's mode, flushed to disk and
-  renamed over the file: a reader, or a kill at any moment, sees the old file or the new one,
-  never half of one. A temporary file left by a killed write is removed by the next write to
-  that file (when the process that made it is gone, or after an hour).
+- A write is atomic and keeps the file's mode (``atomic.py``): a reader, or a kill at any
+  moment, sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -23,22 +20,19 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ...errors import ToolError
+from .atomic import write_atomic
 
 DEFAULT_MAX_BYTES = 1_048_576
 """The largest file ``edit`` and ``write`` handle (``tools.options.edit.max_bytes``)."""
 HASH_CAP = 10_000_000
 """``file_read`` tells agentcli which version of a file the model saw (its SHA-256) for files
 up to this size, the largest ``max_bytes`` an edit may have."""
-TEMP_TAG = ".agentcli-"
-STALE_TEMP_SECONDS = 3600
 
 
 def sha256(data: bytes) -> str:
@@ -320,120 +314,6 @@ def apply(change: Change, roots: Sequence[str], max_bytes: int) -> str:
         return sha256(data)
     finally:
         os.close(fd)
-
-
-# --- atomic writes -------------------------------------------------------------------------------
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(folder_fd: int, name: str, data: bytes, mode: int | None) -> None:
-    """``name`` in the folder ``folder_fd`` holds ``data`` afterwards, and at no moment holds
-    anything but its old content or ``data`` (temp file + fsync + rename). ``mode``: the
-    permissions to keep (None: a new file, 0666 less the umask)."""
-    clean_temps(folder_fd, name)
-    stem = name[:180]
-    temp = f".{stem}{TEMP_TAG}{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(temp, flags, 0o600, dir_fd=folder_fd)
-    except OSError as e:
-        raise ToolError(f"cannot write in the folder of '{name}': {e.strerror}") from None
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view[:1 << 20]):]
-            os.fchmod(fd, (0o666 & ~_umask()) if mode is None else mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
-    except BaseException as e:
-        try:
-            os.unlink(temp, dir_fd=folder_fd)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ToolError(f"cannot write '{name}': {e.strerror or e}") from None
-        raise
-    try:
-        os.fsync(folder_fd)  # the rename itself reaches the disk
-    except OSError:
-        pass
-
-
-def clean_temps(folder_fd: int, name: str) -> list[str]:
-    """Remove the temporary files earlier writes of ``name`` left behind (killed mid-write):
-    those whose process is gone, or older than an hour. Returns the names removed."""
-    prefix = f".{name[:180]}{TEMP_TAG}"
-    removed = []
-    try:
-        entries = os.listdir(folder_fd)
-    except OSError:
-        return removed
-    for entry in entries:
-        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
-            continue
-        pid_text = entry[len(prefix):].split("-", 1)[0]
-        try:
-            age = time.time() - os.lstat(entry, dir_fd=folder_fd).st_mtime
-        except OSError:
-            continue
-        if pid_text.isdigit() and _alive(int(pid_text)) and age < STALE_TEMP_SECONDS:
-            continue
-        try:
-            os.unlink(entry, dir_fd=folder_fd)
-            removed.append(entry)
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process: alive
-    return True
-
-
-def restore(path: str, text: str | None, mode_of_new: int | None = None) -> None:
-    """Put ``text`` back into the file at the real path ``path`` (None: remove the file): for
-    /undo, in agentcli's own process. The file must not be a symbolic link."""
-    folder, name = os.path.split(path)
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        if text is None:
-            try:
-                st = os.lstat(name, dir_fd=fd)
-            except FileNotFoundError:
-                return
-            if not stat.S_ISREG(st.st_mode):
-                raise ToolError(f"'{path}' is {kind(st.st_mode)} now; not removed")
-            os.unlink(name, dir_fd=fd)
-            return
-        try:
-            st = os.lstat(name, dir_fd=fd)
-            mode = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
-        except FileNotFoundError:
-            mode = mode_of_new
-        write_atomic(fd, name, encoded(text), mode)
-    finally:
-        os.close(fd)
-
-
-def read_path(path: str, max_bytes: int) -> Current:
-    """What the file at the real path ``path`` holds now (for /undo)."""
-    t = Target(path, os.path.dirname(path), os.path.basename(path))
-    return read_current(t, [os.sep], max_bytes)
 
 
 # --- the edit and write tools, in their worker ----------------------------------------------------
