@@ -10,7 +10,6 @@ file (when the process that made it is gone, or after an hour). Standard library
 from __future__ import annotations
 
 import os
-import secrets
 import time
 
 from ...errors import ToolError
@@ -31,7 +30,7 @@ def write_atomic(folder_fd: int, name: str, data: bytes, mode: int | None) -> No
     permissions to keep (None: a new file, 0666 less the umask)."""
     clean_temps(folder_fd, name)
     stem = name[:180]
-    temp = f".{stem}{TEMP_TAG}{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    temp = f".{stem}{TEMP_TAG}{os.getpid()}-{os.urandom(4).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(temp, flags, 0o600, dir_fd=folder_fd)
