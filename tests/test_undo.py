@@ -199,3 +199,15 @@ def test_a_store_that_fails_costs_the_checkpoint_one_warning(tools, work, monkey
     done = turn(agent)[-1]
     assert done.stop_reason == "end_turn" and (work / "a.txt").read_text() == "one\nTWO\n3\n"
     assert len(warned) == 1 and "not saved" in warned[0] and "locked" in warned[0]
+
+
+def test_a_folder_swapped_for_a_symbolic_link_is_not_written_through(tools, work, tmp_path):
+    agent, recorder = session(tools, *EDITS)
+    turn(agent)
+    elsewhere = tmp_path / "elsewhere"
+    work.rename(elsewhere)
+    work.symlink_to(elsewhere)  # same path, now a link to another folder
+    with pytest.raises(UndoRefused) as e:
+        undo(recorder.store(), recorder.session_id, 2)
+    assert "cannot be restored" in e.value.message
+    assert (elsewhere / "a.txt").read_text() == "one\nTWO\n3\n"

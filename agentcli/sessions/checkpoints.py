@@ -97,9 +97,10 @@ def pending(store: Any, session_id: str, limit: int | None = None) -> list[Check
 def _read(path: str) -> tuple[str | None, str]:
     """(text now, "") or (None, "") when the file is gone, or (None, why) when it is not text
     agentcli could have written (the same rules as the tools: no symbolic link, text only)."""
-    target = files.Target(path, os.path.dirname(path), os.path.basename(path))
-    try:
-        current = files.read_current(target, [os.sep], files.HASH_CAP)
+    folder = os.path.dirname(path)
+    target = files.Target(path, folder, os.path.basename(path))
+    try:  # its folder must still be where it was (not a symbolic link put there since)
+        current = files.read_current(target, [folder], files.HASH_CAP)
     except ToolError as e:
         return None, e.message
     return current.text, ""
@@ -111,6 +112,9 @@ def _restore(path: str, text: str | None) -> None:
     folder, name = os.path.split(path)
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
+        proc = f"/proc/self/fd/{fd}"
+        if os.path.exists(proc) and os.readlink(proc) != folder:
+            raise ToolError(f"the folder of '{path}' is elsewhere now; left as it is")
         try:
             st = os.lstat(name, dir_fd=fd)
         except FileNotFoundError:
