@@ -118,6 +118,9 @@ class Settings:
     """``ask``'s spending limit per run in US dollars (``--max-cost``); None: no limit."""
     sandbox: str = "workspace-write"
     """The OS sandbox of tool calls: read-only, workspace-write or off (``--sandbox``)."""
+    project_instructions: bool = True
+    """False: AGENTS.md / AGENTCLI.md are not added to the system prompt
+    (``--no-project-instructions``)."""
 
     @property
     def user_tools_dir(self) -> Path:
@@ -152,6 +155,7 @@ _SCHEMA: dict[str, Any] = {
     "hide_reasoning": bool,
     "max_cost": _NUM,
     "sandbox": str,
+    "project_instructions": bool,
     **_SESSION_SCHEMA,  # save, roles, prices, context_windows: agentcli/sessions/config.py
 }
 
@@ -359,8 +363,6 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
     if data.get("max_cost") is not None:
         _positive(data["max_cost"], "max_cost", file)
         kwargs["max_cost"] = float(data["max_cost"])
-    if data.get("hide_reasoning") is not None:
-        kwargs["hide_reasoning"] = bool(data["hide_reasoning"])
     if data.get("sandbox") is not None:
         if data["sandbox"] not in SANDBOX_MODES:
             raise ConfigError(f"{data['sandbox']!r} is not one of {', '.join(SANDBOX_MODES)}",
@@ -368,6 +370,9 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
                               hint="workspace-write (the default) lets commands write only "
                                    "in the working folder")
         kwargs["sandbox"] = data["sandbox"]
+    for key in ("hide_reasoning", "project_instructions"):
+        if data.get(key) is not None:
+            kwargs[key] = bool(data[key])
     kwargs["sessions"] = parse_session_settings(data, file)
     return Settings(
         config_file=path if path.exists() else None,
@@ -421,6 +426,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         "hide_reasoning": settings.hide_reasoning,
         "max_cost": settings.max_cost,
         "sandbox": settings.sandbox,
+        "project_instructions": settings.project_instructions,
         **settings.sessions.as_dict(),
     }
 

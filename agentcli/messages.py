@@ -55,14 +55,28 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class FileSeen:
+    """A file a tool result showed the model (``file_read``) or wrote (``edit``, ``write``):
+    its real path and the SHA-256 of the whole file as it was then. The last one per path in
+    the conversation is the version the model knows; a change to a file that holds something
+    else now is refused (it changed on disk since)."""
+
+    path: str
+    sha256: str
+    kind: Literal["file_seen"] = "file_seen"
+
+
+@dataclass(frozen=True)
 class ToolResult:
-    """The outcome of one ToolCall: exactly one per call id goes back to the model."""
+    """The outcome of one ToolCall: exactly one per call id goes back to the model.
+    ``files``: what it showed of files or wrote (kept with the conversation, never sent)."""
 
     call_id: str
     name: str
     content: str
     is_error: bool = False
     kind: Literal["tool_result"] = "tool_result"
+    files: tuple[FileSeen, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,6 +319,28 @@ class HistoryAppended:
     kind: Literal["history_appended"] = "history_appended"
 
 
+@dataclass(frozen=True)
+class FileChange:
+    """An approved ``edit``/``write`` that changed a file: its real path, what it held before
+    (None: it did not exist) and what was written. The session store keeps it for /undo."""
+
+    path: str
+    before: str | None
+    after: str
+    tool: str = ""
+    call_id: str = ""
+    kind: Literal["file_change"] = "file_change"
+
+
+@dataclass(frozen=True)
+class FileChanged:
+    """A tool call changed a file (after its ToolResultReady); the session store records it, the
+    terminal shows it."""
+
+    change: FileChange
+    kind: Literal["file_changed"] = "file_changed"
+
+
 TurnStopReason = Literal["end_turn", "max_tokens", "content_filter", "max_steps", "max_cost",
                          "interrupted", "error"]
 
@@ -345,4 +381,4 @@ StreamEvent = Union[TextDelta, ReasoningDelta, Notice, ResponseDone]
 """What ``Provider.stream`` yields (``providers/base.py``)."""
 
 AgentEvent = Union[TextDelta, ReasoningDelta, ToolCallReady, ToolResultReady, Notice,
-                   HistoryAppended, ResponseDone, AgentDone]
+                   HistoryAppended, ResponseDone, FileChanged, AgentDone]

@@ -48,6 +48,7 @@ class RunOptions:
     save: bool = True  # False: --no-save
     role: str | None = None
     sandbox: str | None = None  # --sandbox read-only|workspace-write|off
+    project_instructions: bool = True  # False: --no-project-instructions
 
     @property
     def resuming(self) -> bool:
@@ -156,7 +157,8 @@ def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
     from .toolrun.sandbox import from_settings
 
     approver = build_approver(settings, yes=opts.yes, prompter=prompter)
-    executor = Executor(tools, approver, sandbox=from_settings(settings, warn=_warn))
+    executor = Executor(tools, approver, sandbox=from_settings(settings, warn=_warn),
+                        roots=file_roots(settings))
     return executor if mcp is None else mcp.route(executor, approver)  # type: ignore[return-value]
 
 
@@ -164,6 +166,12 @@ def _warn(text: str) -> None:
     from .ui.render import warn
 
     warn(text)
+
+
+def file_roots(settings: Settings) -> Any:
+    """``file_read``'s ``roots`` option: the folders tools read, those marked writable also
+    being the ones ``edit`` and ``write`` may change besides the working folder."""
+    return (settings.tools.options.get("file_read") or {}).get("roots")
 
 
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,
@@ -209,15 +217,30 @@ def cost_limit(settings: Settings, opts: RunOptions, model: str) -> Any:
 
 
 def make_conversation(settings: Settings, opts: RunOptions, resumed: Resumed | None,
-                      recorder: SessionRecorder | None) -> Conversation:
+                      recorder: SessionRecorder | None,
+                      notice: Notice | None = None) -> Conversation:
     """A new conversation, or the resumed one; the recorder (if any) writes it from now on.
-    -s or --role win over a resumed conversation's own system prompt and role."""
+    -s or --role win over a resumed conversation's own system prompt and role. The project
+    instructions of the working folder follow the system prompt (``notice`` names them)."""
     from .agent.conversation import Conversation
 
     conversation = Conversation() if resumed is None else Conversation.resumed(resumed)
     if resumed is None or opts.system is not None or opts.role is not None:
         conversation.system = settings.system
         conversation.role = None if opts.system is not None else opts.role
+    if opts.project_instructions and settings.project_instructions:
+        from pathlib import Path
+
+        from .agent.instructions import find
+
+        try:
+            found = find(Path.cwd())
+        except OSError:  # the working folder is gone: no instructions to find
+            found = None
+        if found is not None:
+            conversation.instructions = found.text or None
+            if notice is not None:
+                notice(found.notice())
     if recorder is not None:
         recorder.attach(conversation, resumed)
     return conversation

@@ -370,10 +370,10 @@ def test_ctrl_c_while_tools_run_cancels_the_rest():
                          confirm="never")
 
     class Interrupting(Executor):
-        def execute(self, call):
+        def execute(self, call, seen=None):
             if call.name == "halt":
                 raise KeyboardInterrupt
-            return super().execute(call)
+            return super().execute(call, seen)
 
     provider = ScriptedProvider([reply(calls=[("add", {"a": 1, "b": 1}), ("halt", {}),
                                               ("add", {"a": 2, "b": 2})])])

@@ -344,8 +344,8 @@ def test_slash_tools_shows_the_approval_column_with_real_descriptions(tmp_path, 
     header, *rows = out.getvalue().splitlines()
     start, end = header.index("approval"), header.index("description")
     column = " ".join(" ".join(row[start:end] for row in rows).split())
-    assert column == ("runs without asking asks; denied if path=**/.env; allowed if "
-                      "path=docs/** asks asks")  # calculator, file_read, shell, web_fetch
+    assert column == ("runs without asking asks asks; denied if path=**/.env; allowed if "
+                      "path=docs/** asks asks asks")  # calculator, edit, file_read, shell, web_fetch, write
 
 
 def test_the_prompt_shows_a_note_on_the_tool_inert():

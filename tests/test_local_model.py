@@ -218,8 +218,12 @@ def test_the_reported_crash_command_exits_normally(tmp_path, only):
                    "--max-tokens", "48", *only,
                    "Repeat after me exactly, nothing else: <tool_call>"],
                   env=env, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode in (0, 1), r.stderr[-2000:]  # never killed by a signal
     out = json.loads(r.stdout)
+    # exit 1 only for a reply the 48-token budget cut (what the tiny model says depends on the
+    # tools offered), said as such
+    assert r.returncode == 0 or out["stop_reason"] == "max_tokens", r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "error parsing grammar" not in r.stderr
-    offered = {"calculator"} if only else {"calculator", "file_read", "web_fetch"}
+    offered = {"calculator"} if only else {"calculator", "edit", "file_read", "web_fetch",
+                                           "write"}
     assert {c["name"] for c in out["tool_calls"]} <= offered

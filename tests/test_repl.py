@@ -148,8 +148,8 @@ def test_unknown_command_is_a_hint_not_a_message(chat, fake_server):
 def test_help_lists_commands_and_keys(chat):
     h = chat()
     h.run("/help\r")
-    for word in ("/model", "/provider", "/system", "/tools", "/retry", "/undo", "/tokens",
-                 "/save", "Esc+Enter", "Ctrl-R", "Ctrl-C"):
+    for word in ("/model", "/provider", "/system", "/tools", "/retry", "/forget", "/undo",
+                 "/tokens", "/save", "Esc+Enter", "Ctrl-R", "Ctrl-C"):
         assert word in h.err
 
 
@@ -198,10 +198,10 @@ def test_retry_resends_last_message_and_drops_old_reply(chat, fake_server):
     assert user_texts(fake_server) == ["question"]
 
 
-def test_undo_drops_last_exchange(chat, fake_server):
+def test_forget_drops_last_exchange(chat, fake_server):
     fake_server.script(text("a1"), text("a2"), text("a3"))
     h = chat()
-    h.run("q1\rq2\r/undo\rq3\r")
+    h.run("q1\rq2\r/forget\rq3\r")
     assert user_texts(fake_server) == ["q1", "q3"]
     assert "dropped the last exchange" in h.err
 

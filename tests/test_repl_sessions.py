@@ -1,4 +1,4 @@
-"""The REPL's side of conversations: chat -c, /sessions, /resume, /new, /undo in the store,
+"""The REPL's side of conversations: chat -c, /sessions, /resume, /new, /forget in the store,
 /role, /tokens, the session id in the toolbar, and --no-save (no input history written either).
 Driven through prompt-toolkit pipe input against the loopback fake server."""
 
@@ -56,10 +56,10 @@ def test_new_starts_another_session_and_resume_goes_back(chat, fake_server):
     assert "not a session id" in h3.err and "no session 0000000" in h3.err
 
 
-def test_undo_leaves_the_store_and_a_resume_does_not_bring_it_back(chat, fake_server):
+def test_forget_leaves_the_store_and_a_resume_does_not_bring_it_back(chat, fake_server):
     fake_server.script(text("kept"), text("regretted"), text("fine"))
     h = chat()
-    h.run("keep this\rregret this\r/undo\r")
+    h.run("keep this\rregret this\r/forget\r")
     h2 = chat(continue_latest=True)
     h2.run("next\r")
     assert user_texts(fake_server) == ["keep this", "next"]

@@ -200,10 +200,10 @@ def test_ids_resolve_by_unique_prefix(data):
         store.find("zz'; DROP TABLE sessions;--")
 
 
-def test_undo_marks_messages_dropped_but_keeps_them(data):
+def test_forget_marks_messages_dropped_but_keeps_them(data):
     recorder = SessionRecorder(data, print)
     record(recorder, conversation())
-    conv(recorder).truncate(4)  # /undo of the second exchange
+    conv(recorder).truncate(4)  # /forget of the second exchange
     store = recorder.store()
     assert [s.message for s in store.messages(recorder.session_id)] == conversation()[:4]
     everything = store.messages(recorder.session_id, include_dropped=True)

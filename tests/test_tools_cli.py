@@ -144,7 +144,7 @@ def test_validate_good(cli):
     # the built-ins as installed (a wheel's copy, or the checkout's tools/ when editable): a copy
     # elsewhere is a plugin, and only the real built-ins may `preload`
     builtins = cli("validate", str(builtin_tools_dir()))
-    assert builtins.exit_code == 0 and builtins.stdout.count("ok: ") == 4
+    assert builtins.exit_code == 0 and builtins.stdout.count("ok: ") == 6
 
 
 @pytest.mark.parametrize("manifest,module,words", [
@@ -367,7 +367,8 @@ def test_validate_without_path_checks_every_tool_agentcli_would_load(cli, tmp_pa
     r = cli("validate", "--tools-dir", str(EXAMPLE))
     assert r.exit_code == 0, r.stderr
     checked = sorted(line.split()[1] for line in r.stdout.splitlines())
-    assert checked == ["calculator", "file_read", "shell", "web_fetch", "word_count"]
+    assert checked == ["calculator", "edit", "file_read", "shell", "web_fetch", "word_count",
+                       "write"]
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "bad.yaml").write_text("name: bad\n")

@@ -2,8 +2,7 @@
 
 Options (config ``tools.options.file_read``):
   roots: [folders]   allowed folders (default: the working folder); relative to the working folder;
-                     an entry may be {path: P, writable: true} (the sandbox lets tools that write
-                     write there too)
+                     ``{path: FOLDER, writable: true}`` also lets edit and write change files there
   max_bytes: N       most bytes returned per call (default 100000)
 
 Containment is checked on the real path (symlinks resolved) by path components, so ``root-evil``
@@ -11,45 +10,26 @@ is not inside ``root``; the opened file descriptor is checked again (no race wit
 symlink). Devices, FIFOs, sockets and directories are refused after ``stat`` and the file is
 opened with ``O_NONBLOCK``, so nothing ever blocks. Binary files are refused: a NUL byte in the
 first 8 KB or anywhere in what would be returned.
+
+For a file of at most ``files.HASH_CAP`` bytes the result also names the version read (the
+SHA-256 of the whole file, ``WithFiles``): agentcli refuses an edit of a file that changed
+since the model last read it.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import stat
-from pathlib import Path
 from typing import Any
 
 from agentcli.errors import ToolError
+from agentcli.toolrun.host.files import HASH_CAP, inside, kind, resolve_roots, sha256
+from agentcli.toolrun.host.job import WithFiles
 
 DEFAULT_MAX_BYTES = 100_000
 SNIFF_BYTES = 8192
-
-
-def _roots(options: Any, cwd: str) -> list[str]:
-    roots = (options or {}).get("roots") or [cwd]
-    if isinstance(roots, str):
-        roots = [roots]
-    paths = [r.get("path", "") if isinstance(r, dict) else str(r) for r in roots]
-    return [os.path.realpath(os.path.join(cwd, os.path.expanduser(p))) for p in paths]
-
-
-def _inside(path: str, roots: list[str]) -> bool:
-    parts = Path(path).parts
-    return any(parts[:len(Path(r).parts)] == Path(r).parts for r in roots)
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def run(path: str, offset: int | None = None, limit: int | None = None,
@@ -57,13 +37,13 @@ def run(path: str, offset: int | None = None, limit: int | None = None,
     options = getattr(context, "options", None) or {}
     cwd = getattr(context, "cwd", None) or os.getcwd()
     max_bytes = int(options.get("max_bytes", DEFAULT_MAX_BYTES))
-    roots = _roots(options, cwd)
+    roots = resolve_roots(options.get("roots"), cwd)
     shown = path
     if "\x00" in path:
         raise ToolError("the path contains a NUL character")
     real = os.path.realpath(os.path.join(cwd, path))
     where = " or ".join(roots)
-    if not _inside(real, roots):
+    if not inside(real, roots):
         raise ToolError(f"'{shown}' is outside the allowed folders ({where}); refused")
     try:
         st = os.stat(real)
@@ -75,7 +55,7 @@ def run(path: str, offset: int | None = None, limit: int | None = None,
         raise ToolError(f"'{shown}' is a directory, not a file; give the path of a file "
                         "inside it")
     if not stat.S_ISREG(st.st_mode):
-        raise ToolError(f"'{shown}' is {_kind(st.st_mode)}, not a regular file; refused")
+        raise ToolError(f"'{shown}' is {kind(st.st_mode)}, not a regular file; refused")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(real, flags)
@@ -84,11 +64,19 @@ def run(path: str, offset: int | None = None, limit: int | None = None,
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ToolError(f"'{shown}' is {_kind(st.st_mode)}, not a regular file; refused")
+            raise ToolError(f"'{shown}' is {kind(st.st_mode)}, not a regular file; refused")
         proc = f"/proc/self/fd/{fd}"
-        if os.path.exists(proc) and not _inside(os.readlink(proc), roots):
-            raise ToolError(f"'{shown}' is outside the allowed folders ({where}); refused")
-        return _read(f, shown, st.st_size, offset, limit, max_bytes)
+        if os.path.exists(proc):
+            real = os.readlink(proc)
+            if not inside(real, roots):
+                raise ToolError(f"'{shown}' is outside the allowed folders ({where}); refused")
+        if st.st_size > HASH_CAP:
+            return _read(f, shown, st.st_size, offset, limit, max_bytes)
+        data = f.read(HASH_CAP + 1)  # the whole file: the version the model sees is known
+        if len(data) > HASH_CAP:
+            return _read(io.BytesIO(data), shown, len(data), offset, limit, max_bytes)
+        text = _read(io.BytesIO(data), shown, len(data), offset, limit, max_bytes)
+        return WithFiles(text, ((real, sha256(data)),))
 
 
 def _read(f: Any, shown: str, size: int, offset: int | None, limit: int | None,

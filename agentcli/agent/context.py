@@ -181,7 +181,7 @@ class ContextFitter:
         return dict(self._fixed)
 
     def forget(self, keep: Sequence[Message]) -> None:
-        """Drop cached sizes of messages no longer in ``keep`` (the history after /undo)."""
+        """Drop cached sizes of messages no longer in ``keep`` (the history after /forget)."""
         alive = {id(m) for m in keep}
         for cache in (self._costs, self._bounds):
             for key in [k for k in cache if k not in alive]:
@@ -210,7 +210,7 @@ class ContextFitter:
 
     def __call__(self, history: Sequence[Message], tools: Sequence[ToolDefinition],
                  system: str | None) -> tuple[Sequence[Message], list[str]]:
-        if len(self._bounds) > 2 * len(history) + 64:  # /clear, /undo: forget what went
+        if len(self._bounds) > 2 * len(history) + 64:  # /clear, /forget: forget what went
             self.forget(history)
         if self._fits_by_bytes(history, tools, system):
             self._left_out = []

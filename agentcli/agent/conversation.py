@@ -13,6 +13,8 @@ recorder) get an event for every change, in order, and only render them:
 - ``ConversationReset``: a new conversation (``resumed`` None) or a stored one took its place;
 - ``StateChanged``: something to remember with the conversation (e.g. the OpenAI API it
   settled on, that the context-window notice was given);
+- ``FileChanged`` (``messages.py``): a tool call changed a file (the store keeps what it held,
+  for /undo);
 - ``AgentDone`` (``messages.py``): how a turn ended.
 
 ``id`` is the conversation's id: the session id in the store, and the key of the providers'
@@ -25,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from ..messages import AgentDone, HistoryAppended, Message, Usage
+from ..messages import AgentDone, FileChange, FileChanged, HistoryAppended, Message, Usage
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ class Conversation:
         self.id = id or new_id()
         self.system = system
         self.role = role
+        self.instructions: str | None = None
+        """The project instructions (AGENTS.md, AGENTCLI.md) of the working folder: sent after
+        the system prompt (``prompt``), never stored with the conversation (each run reads
+        them again), kept across /new, /clear and /resume."""
         self._messages: list[Message] = list(messages)
         self._view: tuple[Message, ...] | None = None
         self.usage = usage or Usage()
@@ -92,6 +98,13 @@ class Conversation:
         if self._view is None:
             self._view = tuple(self._messages)
         return self._view
+
+    @property
+    def prompt(self) -> str | None:
+        """What each request sends as the system prompt: the system prompt, then the project
+        instructions."""
+        parts = [p for p in (self.system, self.instructions) if p]
+        return "\n\n".join(parts) if parts else None
 
     def __len__(self) -> int:
         return len(self._messages)
@@ -126,6 +139,23 @@ class Conversation:
         event = HistoryAppended(message, usage, stop_reason, verdicts)
         self._emit(event)
         return event
+
+    def file_changed(self, change: FileChange) -> FileChanged:
+        """A tool call of this turn changed a file."""
+        event = FileChanged(change)
+        self._emit(event)
+        return event
+
+    def files_seen(self) -> dict[str, str]:
+        """Real path -> SHA-256 of the version of each file the model last read or wrote, from
+        the tool results in the conversation (what left it with /forget or /retry no longer
+        counts; a resumed conversation has its own)."""
+        seen: dict[str, str] = {}
+        for message in self._messages:
+            if message.role == "tool":
+                for result in message.tool_results:
+                    seen.update((f.path, f.sha256) for f in result.files)
+        return seen
 
     def count(self, usage: Usage) -> None:
         """One request's usage (``Usage.unknown()`` for one that failed or reported none)."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid
 from contextlib import closing
 from dataclasses import replace
-from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
+from typing import Any, Callable, Generator, Iterator, Mapping, Protocol, Sequence
 
 from ..errors import AgentCliError, ProviderError
 from ..messages import (AgentDone, AgentEvent, CallRecord, HistoryAppended, Message, Notice,
@@ -49,13 +49,15 @@ NOT_RUN_MAX_COST = "not run: the run reached its spending limit (--max-cost)"
 class Outcome(Protocol):
     result: ToolResult
     verdict: Any
+    change: Any  # a FileChange when the call changed a file, else None
 
 
 class Executor(Protocol):
     def definitions(self) -> Sequence[ToolDefinition]: ...
 
-    def execute(self, call: ToolCall) -> Outcome:
-        """Validate, approve, run, cap: never raises (KeyboardInterrupt aside)."""
+    def execute(self, call: ToolCall, seen: Mapping[str, str] | None = None) -> Outcome:
+        """Validate, approve, run, cap: never raises (KeyboardInterrupt aside). ``seen``: the
+        version of each file the model last read or wrote (real path -> SHA-256)."""
         ...
 
 
@@ -165,7 +167,7 @@ class _Turn:
             send: Sequence[Message] = conv.messages if self.committed else \
                 (*conv.messages, self.user)
             if agent.prepare is not None:  # may refuse an input that can never fit: then the
-                send, notes = agent.prepare(send, definitions, conv.system)  # message never
+                send, notes = agent.prepare(send, definitions, conv.prompt)  # message never
                 for note in notes:  # joins the conversation
                     yield Notice(note)
                 if notes:  # said once per conversation, not once per run (ask -c)
@@ -246,7 +248,7 @@ class _Turn:
         done: ResponseDone | None = None
         provider.cache_key = self.conv.id  # the providers' prompt caches key on it
         try:
-            stream = provider.stream(send, definitions, system=self.conv.system,
+            stream = provider.stream(send, definitions, system=self.conv.prompt,
                                      stream=agent.stream)
             with closing(stream):  # an early exit (Ctrl-C, close) closes the HTTP response
                 for event in stream:
@@ -325,10 +327,21 @@ class _Turn:
                 yield ToolResultReady(result)
                 continue
             yield ToolCallReady(call)
-            outcome = agent.executor.execute(call)
+            outcome = agent.executor.execute(call, seen=self.files_seen())
             self._answered(call, outcome.result, outcome.verdict)
             yield ToolResultReady(outcome.result, outcome.verdict)
+            change = getattr(outcome, "change", None)
+            if change is not None:  # the session store keeps what the file held, for /undo
+                yield self.conv.file_changed(change)
         yield self._close_tools()
+
+    def files_seen(self) -> dict[str, str]:
+        """The version of each file the model knows: the conversation's, then this step's
+        results (not in the conversation until every call of the step has answered)."""
+        seen = self.conv.files_seen()
+        for result in self.results:
+            seen.update((f.path, f.sha256) for f in result.files)
+        return seen
 
     def _answered(self, call: ToolCall, result: ToolResult, verdict: Any) -> None:
         if result.call_id != call.id:  # the id may have been renamed after the call was made

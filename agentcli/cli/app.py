@@ -19,8 +19,9 @@ except ImportError:  # pragma: no cover - older typer on the real click
 
 from .. import __version__
 from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt, JsonlOpt,
-                     MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoSaveOpt, NoStreamOpt,
-                     NoToolsOpt, ProviderOpt, ReasoningOpt, RoleOpt, SandboxOpt, SessionOpt,
+                     MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoProjectInstructionsOpt,
+                     NoSaveOpt, NoStreamOpt, NoToolsOpt, ProviderOpt, ReasoningOpt, RoleOpt,
+                     SandboxOpt, SessionOpt,
                      SystemOpt, ToolOpt, ToolsDirOpt, YesOpt, run_command)
 from ..errors import AgentCliError, UsageError
 from ..ui.render import eprint, report_error
@@ -197,13 +198,15 @@ def _chat_main(opts) -> int:
 
 def _run_options(*, config: str | None = None, tool: list[str] | None = None,
                  tools_dir: list[str] | None = None, no_stream: bool = False,
-                 continue_: bool = False, no_save: bool = False, **flags: Any):
+                 continue_: bool = False, no_save: bool = False,
+                 no_project_instructions: bool = False, **flags: Any):
     """The ask/chat flags as RunOptions (``flags``: the ones named as RunOptions names them)."""
     from ..runtime import RunOptions, tool_names
 
     return RunOptions(config=config or None, tools=tool_names(tool or []),
                       tools_dirs=tuple(tools_dir or ()), stream=False if no_stream else None,
-                      continue_latest=continue_, save=not no_save, **flags)
+                      continue_latest=continue_, save=not no_save,
+                      project_instructions=not no_project_instructions, **flags)
 
 
 def build_app() -> typer.Typer:
@@ -258,6 +261,7 @@ def build_app() -> typer.Typer:
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
         hide_reasoning: bool = HideReasoningOpt, jsonl: bool = JsonlOpt,
         max_cost: Optional[float] = MaxCostOpt, sandbox: Optional[str] = SandboxOpt,
+        no_project_instructions: bool = NoProjectInstructionsOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -265,7 +269,8 @@ def build_app() -> typer.Typer:
                             tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
-                            hide_reasoning=hide_reasoning, max_cost=max_cost, sandbox=sandbox)
+                            hide_reasoning=hide_reasoning, max_cost=max_cost, sandbox=sandbox,
+                            no_project_instructions=no_project_instructions)
 
         def body() -> int:
             from .ask import run_ask
@@ -286,6 +291,7 @@ def build_app() -> typer.Typer:
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
         hide_reasoning: bool = HideReasoningOpt, sandbox: Optional[str] = SandboxOpt,
+        no_project_instructions: bool = NoProjectInstructionsOpt,
     ) -> None:
         """Open the interactive chat REPL."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -293,7 +299,8 @@ def build_app() -> typer.Typer:
                             tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
-                            hide_reasoning=hide_reasoning, sandbox=sandbox)
+                            hide_reasoning=hide_reasoning, sandbox=sandbox,
+                            no_project_instructions=no_project_instructions)
         run_command(lambda: _chat_main(opts))
 
     from .config import config_app

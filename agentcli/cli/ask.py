@@ -45,7 +45,7 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
         model = getattr(provider, "model", None) or profile.model or ""
         limit = runtime.cost_limit(settings, opts, model)  # no price: a usage error, now
         executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
-        conversation = runtime.make_conversation(settings, opts, resumed, recorder)
+        conversation = runtime.make_conversation(settings, opts, resumed, recorder, notice)
         agent = runtime.make_agent(settings, opts, provider, executor, conversation,
                                    profile=profile, recorder=recorder, limit=limit)
         out = _output(json_out, jsonl, not settings.hide_reasoning)

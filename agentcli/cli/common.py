@@ -100,3 +100,6 @@ SandboxOpt = typer.Option(None, "--sandbox", metavar="MODE",
                           help="Tool sandbox: workspace-write (default: commands write only in "
                                "the working folder, no network, secrets hidden) | read-only | "
                                "off (no walls).")
+NoProjectInstructionsOpt = typer.Option(False, "--no-project-instructions",
+                                        help="Do not add AGENTS.md / AGENTCLI.md to the system "
+                                             "prompt.")

@@ -1,8 +1,9 @@
-"""`agentcli sessions list | show ID | search TEXT | export ID | delete ID | prune`.
+"""`agentcli sessions list | show ID | search TEXT | export ID | delete ID | prune | undo ID`.
 
-Exit codes: 0 ok; 1 the store cannot be read (locked, damaged, newer schema); 2 an unknown or
-ambiguous id, a bad argument, or a delete/prune that needs confirmation without a terminal
-(``--yes``); 130 Ctrl-C. Reading commands open the store read-only and never create it.
+Exit codes: 0 ok; 1 the store cannot be read (locked, damaged, newer schema), or `undo` found a
+file changed since (nothing restored); 2 an unknown or ambiguous id, a bad argument, or a
+delete/prune that needs confirmation without a terminal (``--yes``); 130 Ctrl-C. Reading
+commands open the store read-only and never create it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from .common import ConfigOpt, run_command
 
 sessions_app = typer.Typer(
     name="sessions", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-    help="Saved conversations: list, show, search, export, delete, prune. Continue one with "
-         "`agentcli chat -c` / `agentcli ask -c` (latest) or --session ID.")
+    help="Saved conversations: list, show, search, export, delete, prune, undo. Continue one "
+         "with `agentcli chat -c` / `agentcli ask -c` (latest) or --session ID.")
 
 IdArg = typer.Argument(..., metavar="ID", help="A session id, or a unique start of one.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
@@ -318,3 +319,46 @@ def prune_sessions(older_than: str = typer.Option(..., "--older-than", metavar="
         return 0
 
     _with_store(config, fn, write=True)
+
+
+@sessions_app.command("undo")
+def undo_changes(session: str = IdArg,
+                 count: int = typer.Argument(1, metavar="[N]",
+                                             help="How many of the newest file changes (1)."),
+                 dry_run: bool = typer.Option(False, "--dry-run",
+                                              help="Only show what would be restored."),
+                 config: Optional[str] = ConfigOpt) -> None:
+    """Restore the files the conversation's last N edit/write calls changed, showing the diff
+    (refused, with nothing restored, if a file changed since)."""
+
+    def fn(settings: Any, store: Any) -> int:
+        from ..sessions.checkpoints import UndoRefused, undo
+        from ..ui.diff_view import as_ansi, diff, shown_path
+        from ..ui.render import eprint, sanitize
+
+        info = _find(store, session)
+        try:
+            plan = undo(store, info.id, count, dry_run=dry_run)
+        except UndoRefused as e:
+            c = e.conflict
+            if not c.problem:
+                eprint(as_ansi(diff(c.wrote, c.now, shown_path(c.path)).text))
+            raise
+        if not plan.available:
+            eprint(f"session {info.short_id} has no file change to undo")
+            return 0
+        for r in plan.restores:
+            d = diff(r.now, r.to, shown_path(r.path))
+            if d.text:
+                _out(as_ansi(d.text, stream=sys.stdout))
+            verb = "would restore" if dry_run else "restored"
+            if r.to is None:
+                verb = "would remove" if dry_run else "removed"
+            eprint(sanitize(f"{verb} {shown_path(r.path)}"))
+        n, left = len(plan.undone), plan.available - len(plan.undone)
+        done = "would undo" if dry_run else "undid"
+        eprint(f"{done} {n} file change{'s' if n != 1 else ''} of session {info.short_id}"
+               + (f"; {left} more can be undone" if left else ""))
+        return 0
+
+    _with_store(config, fn, write=not dry_run)

@@ -163,7 +163,7 @@ class McpExecutor:
     def definitions(self) -> Sequence[ToolDefinition]:
         return [t.definition for t in self.tools().values()]
 
-    def execute(self, call: ToolCall) -> ToolOutcome:
+    def execute(self, call: ToolCall, seen: Any = None) -> ToolOutcome:
         tool = self.tools().get(call.name)
         if tool is None:
             return error_outcome(call, f"unknown tool '{call.name}'")
@@ -219,7 +219,7 @@ class ToolRouter:
     def definitions(self) -> Sequence[ToolDefinition]:
         return [*self.plugins.definitions(), *self.mcp.definitions()]
 
-    def execute(self, call: ToolCall) -> ToolOutcome:
+    def execute(self, call: ToolCall, seen: Any = None) -> ToolOutcome:
         mcp = self.mcp.tools()
         if call.name in mcp:
             return self.mcp.execute(call)
@@ -227,7 +227,7 @@ class ToolRouter:
         if plugins is not None and call.name not in plugins:  # name them all, not half
             known = ", ".join(sorted([*plugins, *mcp])) or "none"
             return error_outcome(call, f"unknown tool '{call.name}'; available tools: {known}")
-        return self.plugins.execute(call)
+        return self.plugins.execute(call, seen=seen)
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from ..messages import Message, Part, ReasoningPart, TextPart, ToolCall, ToolResult, Usage
+from ..messages import (FileSeen, Message, Part, ReasoningPart, TextPart, ToolCall, ToolResult,
+                        Usage)
 
 CRASHED = "cancelled: agentcli stopped before the tool finished (the result was never recorded)"
 """The result given to a call whose result never reached the store (kill -9 while it ran)."""
@@ -33,6 +34,8 @@ def parts_as_json(parts: Sequence[Part]) -> list[dict[str, Any]]:
                                     "content": p.content}
             if p.is_error:
                 item["is_error"] = True
+            if p.files:  # which version of a file the model saw (never sent to a provider)
+                item["files"] = [[f.path, f.sha256] for f in p.files]
             out.append(item)
         elif isinstance(p, ReasoningPart):  # opaque: kept byte for byte (``data`` is a str)
             out.append({"kind": "reasoning", "provider": p.provider, "model": p.model,
@@ -57,7 +60,9 @@ def _parts(items: list[dict[str, Any]]) -> tuple[Part, ...]:
             parts.append(ToolCall(item["id"], item["name"], item["arguments"]))
         elif kind == "tool_result":
             parts.append(ToolResult(item["call_id"], item["name"], item["content"],
-                                    bool(item.get("is_error"))))
+                                    bool(item.get("is_error")),
+                                    files=tuple(FileSeen(str(f[0]), str(f[1]))
+                                                for f in item.get("files") or ())))
         elif kind == "reasoning":
             parts.append(ReasoningPart(item["provider"], item["model"], item["data"],
                                        item.get("text", "")))

@@ -74,6 +74,20 @@ a long conversation needs no tokenizer (``context.ContextFitter.seed``). ``item`
 for a message, ``f<digest>`` for a system prompt with tool definitions; ``key``: the tokenizer
 and sizing version. A table added in place, without a schema version: an older agentcli
 ignores it, and a store without it (opened read-only) simply has no counts."""
+_CHANGES = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS file_changes (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    path TEXT NOT NULL, tool TEXT NOT NULL, call_id TEXT NOT NULL,
+    before BLOB, after BLOB NOT NULL, created REAL NOT NULL, undone REAL);
+CREATE INDEX IF NOT EXISTS file_changes_by_session ON file_changes (session_id, id);
+COMMIT;
+"""
+"""The checkpoints of /undo: every file an approved ``edit``/``write`` changed, with what it
+held before (``before``, zlib-compressed UTF-8; NULL: the file did not exist) and what was
+written (``after``); ``undone``: when /undo restored it. Added in place like ``token_counts``
+(no schema version); deleted with its session."""
 MIGRATIONS: dict[int, str] = {
     2: """
 ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
@@ -212,6 +226,8 @@ def prepare(conn: sqlite3.Connection, readonly: bool) -> tuple[bool, int]:
             _script(conn, _SCHEMA)
         if "token_counts" not in tables:
             _script(conn, _COUNTS)
+        if "file_changes" not in tables:
+            _script(conn, _CHANGES)
         if "messages_fts" not in tables:
             try:
                 _script(conn, _FTS)

@@ -4,7 +4,8 @@
 ``HistoryAppended`` is written as it arrives (its own transaction; a turn's prompt before its
 first request, so a failed or killed turn still has its prompt on record), ``AgentDone`` closes
 the turn with its stop reason, steps, usage and error, a truncation marks messages dropped, a
-reset starts or adopts a session, and the conversation's ``state`` is kept with the session.
+reset starts or adopts a session, the conversation's ``state`` is kept with the session, and a
+file a tool call changed is kept as a checkpoint for /undo (``checkpoints.py``).
 The recorder never raises into the turn: a store that is locked, read-only, full or damaged costs one warning line ("not saved: why"), never the reply, and
 nothing more is written for that conversation (a hole in the middle would be worse).
 
@@ -26,7 +27,7 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 from ..agent.conversation import (ConversationReset, HistoryTruncated, StateChanged,
                                   TurnStarted)
 from ..errors import SessionStoreError, UsageError
-from ..messages import AgentDone, HistoryAppended, Message, Usage
+from ..messages import AgentDone, FileChanged, HistoryAppended, Message, Usage
 from . import codec
 from .store import Header, SessionInfo, Store, describe_failure, open_store, store_path
 
@@ -261,6 +262,20 @@ class SessionRecorder:
         elif isinstance(event, StateChanged):
             self._state.update(event.changes)
             self._write_state()
+        elif isinstance(event, FileChanged):
+            self._file_changed(event)
+
+    def _file_changed(self, event: FileChanged) -> None:
+        """A checkpoint for /undo: what the file held before the change."""
+        if self.failed is not None or self.session_id is None:
+            return
+        from .checkpoints import record
+
+        try:
+            with self.critical():
+                record(self.store(), self.session_id, event.change)
+        except _FAILURES as e:
+            self._fail(e)
 
     def _appended(self, event: HistoryAppended) -> None:
         message = event.message

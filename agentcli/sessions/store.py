@@ -209,7 +209,7 @@ class Store:
                         session_id))
 
     def drop_from(self, session_id: str, seq: int) -> None:
-        """/undo, /retry: messages from ``seq`` on leave the conversation (kept on record)."""
+        """/forget, /retry: messages from ``seq`` on leave the conversation (kept on record)."""
         with self.write() as db:
             db.execute("UPDATE messages SET dropped = 1 WHERE session_id = ? AND seq >= ?",
                        (session_id, seq))

@@ -38,7 +38,7 @@ import posixpath
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal, Mapping, Protocol, Sequence
+from typing import IO, Any, Callable, Literal, Mapping, Protocol, Sequence
 
 from ..messages import ToolCall
 from ..ui.render import inert
@@ -84,19 +84,24 @@ class Verdict:
 class Prompter(Protocol):
     """The terminal side of approval (a /dev/tty prompt for `ask`, the REPL's own for `chat`)."""
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "",
+                preview: str = "") -> Decision:
         """Show the tool name and full arguments (and ``note``: what the tool's source says
-        of it, e.g. an MCP server's hints); ask yes once / always this session
-        (``remember=True``) / no with an optional reason. Ctrl-C or EOF answers no."""
+        of it, e.g. an MCP server's hints; ``preview``: the diff a file change would make,
+        already inert); ask yes once / always this session (``remember=True``) / no with an
+        optional reason. Ctrl-C or EOF answers no."""
         ...
 
 
 class Approver(Protocol):
     def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
-                note: str = "", command_arg: str | None = None) -> Verdict:
+                note: str = "", command_arg: str | None = None,
+                preview: Callable[[], str] | None = None) -> Verdict:
         """Decide on one validated call; ``confirm`` is the tool's effective default
         (``ask`` or ``never``); ``note`` is shown when the user is asked, never decides;
-        ``command_arg``: the argument that holds a bash command (rules on it parse it)."""
+        ``command_arg``: the argument that holds a bash command (rules on it parse it);
+        ``preview`` is called only when the user is asked (after the deny rules), and what it
+        returns is shown; a ToolError from it propagates (the call cannot be made)."""
         ...
 
 
@@ -277,7 +282,8 @@ class PolicyApprover:
         self.grants: set[str] = set()
 
     def approve(self, call: ToolCall, arguments: dict[str, Any], confirm: str,
-                note: str = "", command_arg: str | None = None) -> Verdict:
+                note: str = "", command_arg: str | None = None,
+                preview: Callable[[], str] | None = None) -> Verdict:
         import os
 
         try:
@@ -291,8 +297,9 @@ class PolicyApprover:
             return verdict
         if self.prompter is None:
             return Verdict("deny", "no_terminal", NO_TERMINAL)
+        extra = {"preview": preview()} if preview is not None else {}  # may raise ToolError
         try:
-            answer = self.prompter.confirm(call.name, arguments, note=note)
+            answer = self.prompter.confirm(call.name, arguments, note=note, **extra)
         except (KeyboardInterrupt, EOFError):
             answer = Decision(False, None)
         if answer.approved:
@@ -383,12 +390,17 @@ class TerminalPrompter:
         line = self.input.readline()
         return line.strip() if line.endswith("\n") else None
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "",
+                preview: str = "") -> Decision:
         try:
             discard_typeahead(stream_fd(self.input))
             self._say("\n" + format_call(tool_name, arguments) + "\n")
             if note:
                 self._say(inert(note) + "\n")
+            if preview:
+                from ..ui.diff_view import as_ansi
+
+                self._say(as_ansi(preview, stream=self.output) + "\n")
             for _ in range(5):
                 self._say(approval_question(tool_name))
                 answer = self._read()

@@ -38,10 +38,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from ..errors import ToolError
 from .approval import Approver
+from .changes import Planner
+from .host import files
 from .host.isolation import ChildResult, run_isolated, run_threaded
 from .host.limits import DEFAULT_MEMORY_MB, DEFAULT_PROCESSES
-from ..messages import ToolCall, ToolDefinition, ToolResult
+from ..messages import FileChange, FileSeen, ToolCall, ToolDefinition, ToolResult
 from .host.job import (CallJob, FileEntry, ModuleEntry, ToolContext, cap_output,
                        describe_exception, job_to_wire)
 
@@ -95,6 +98,9 @@ class Tool:
     """The argument holding a bash command: allow/deny rules on it are command-aware."""
     memory_mb: int = DEFAULT_MEMORY_MB
     processes: int = DEFAULT_PROCESSES
+    files: str | None = None
+    """Built-in tools only (manifest ``files:``): ``read`` - it reports which version of a file
+    it showed the model; ``write`` - it changes files (``changes.Planner``)."""
 
     @property
     def name(self) -> str:
@@ -108,11 +114,13 @@ class Tool:
 
 @dataclass(frozen=True)
 class ToolOutcome:
-    """What ``Executor.execute`` hands back: the result for the model, and the approval verdict
-    (None when the call never reached approval: unknown tool, bad arguments)."""
+    """What ``Executor.execute`` hands back: the result for the model, the approval verdict
+    (None when the call never reached approval: unknown tool, bad arguments) and, for a call
+    that changed a file (``edit``, ``write``), the change (what the file held before)."""
 
     result: ToolResult
     verdict: Any = None
+    change: FileChange | None = None
 
 
 class Executor:
@@ -120,7 +128,8 @@ class Executor:
     pool); by default the Executor starts its own on the first call."""
 
     def __init__(self, tools: Mapping[str, Tool], approver: Approver, *,
-                 hosts: HostPool | None = None, sandbox: Sandbox | None = None) -> None:
+                 hosts: HostPool | None = None, sandbox: Sandbox | None = None,
+                 roots: Any = None) -> None:
         self.tools = dict(tools)
         self.approver = approver
         self._validators: dict[str, Any] = {}
@@ -130,6 +139,8 @@ class Executor:
         what they need) and tools that run commands; None: no walls (embedding code, tests),
         and tools that run commands refuse to. A tool given as a Python function declares
         nothing and is not confined."""
+        self.roots = roots
+        """``file_read``'s ``roots`` option: those marked writable may be changed too."""
 
     def definitions(self) -> Sequence[ToolDefinition]:
         return [t.definition for t in self.tools.values()]
@@ -147,18 +158,44 @@ class Executor:
         if self._hosts is not None:
             self._hosts.close()
 
-    def execute(self, call: ToolCall) -> ToolOutcome:
+    def execute(self, call: ToolCall, seen: Mapping[str, str] | None = None) -> ToolOutcome:
+        """``seen``: real path -> SHA-256 of the version of each file the model last read or
+        wrote (a change to a file that holds something else now is refused)."""
         tool = self.tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
             return error_outcome(call, f"unknown tool '{call.name}'; available tools: {known}")
-        admitted = admit_call(call, tool, self._validators, self.approver)
+        planner = None
+        if tool.files == "write":
+            try:
+                cwd = os.getcwd()
+            except OSError:
+                cwd = ""  # run() says so
+            if cwd:
+                planner = Planner(tool.name, tool.options, cwd, self.writable(cwd), seen or {})
+        admitted = admit_call(call, tool, self._validators, self.approver,
+                              preview=planner.preview if planner is not None else None)
         if isinstance(admitted, ToolOutcome):
             return admitted
         args, verdict = admitted
-        return ToolOutcome(self.run(tool, call, args), verdict)
+        if planner is None:
+            return ToolOutcome(self.run(tool, call, args), verdict)
+        try:
+            planner.change(args)
+        except ToolError as e:
+            return error_outcome(call, f"{e.message} (the tool was not run)", verdict)
+        result = self.run(tool, call, args, expected=planner.expected())
+        written = [(f.path, f.sha256) for f in result.files]
+        change = None if result.is_error else planner.made(tool.name, call.id, written)
+        return ToolOutcome(result, verdict, change)
 
-    def run(self, tool: Tool, call: ToolCall, args: dict[str, Any]) -> ToolResult:
+    def writable(self, cwd: str) -> tuple[str, ...]:
+        """The folders tools may change files in: the working folder and the ``file_read``
+        roots marked writable (real paths)."""
+        return tuple(files.resolve_roots(self.roots, cwd, writable=True))
+
+    def run(self, tool: Tool, call: ToolCall, args: dict[str, Any],
+            expected: Mapping[str, Any] | None = None) -> ToolResult:
         """Run an approved, validated call in the isolated worker; never raises
         (KeyboardInterrupt aside, after the worker and all it started are gone)."""
         def failed(why: str) -> ToolResult:
@@ -178,7 +215,9 @@ class Executor:
             return failed(refusal)
         bounds = {"memory_mb": tool.memory_mb, "processes": tool.processes} \
             if hasattr(os, "fork") else None  # applied in the worker, never in a thread here
-        context = ToolContext(tool.name, tool.options, cwd, policy, bounds, cap)
+        context = ToolContext(tool.name, tool.options, cwd, sandbox=policy, limits=bounds,
+                              output_cap=cap, writable=self.writable(cwd),
+                              expected=MappingProxyType(dict(expected or {})))
         job = CallJob(tool.load, dict(args), context, cap)
         limits = {"timeout": tool.timeout, "max_bytes": 8 * cap + 65_536}
         wire = job_to_wire(job) if hasattr(os, "fork") else None
@@ -208,12 +247,13 @@ def _result(tool: Tool, call: ToolCall, outcome: ChildResult) -> ToolResult:
 
     if outcome.status == "done":
         value = outcome.value  # the worker's frame: a tool could have written its own there
-        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str)
-                                                                    for v in value)):
+        if not (isinstance(value, list) and len(value) in (2, 3)
+                and all(isinstance(v, str) for v in value[:2])):
             return err(f"tool '{tool.name}' failed: the tool process sent an unreadable result")
-        kind, text = value
+        kind, text = value[:2]
         if kind == "ok":
-            return ToolResult(call.id, call.name, text)
+            seen = _files(value[2]) if len(value) == 3 and tool.files else ()
+            return ToolResult(call.id, call.name, text, files=seen)
         if kind == "tool_error":  # the plugin's own words, and nothing else
             return err(text)
         if kind == "load_error":
@@ -231,6 +271,15 @@ def _result(tool: Tool, call: ToolCall, outcome: ChildResult) -> ToolResult:
         return err(f"tool '{tool.name}' was stopped before it finished")
     return err(f"tool '{tool.name}' failed: the tool process ended without a result "
                f"({outcome.detail})")
+
+
+def _files(value: Any) -> tuple[FileSeen, ...]:
+    """The files a built-in tool reported (``WithFiles``), or none if it sent anything else."""
+    if not isinstance(value, list) or not all(
+            isinstance(f, list) and len(f) == 2 and all(isinstance(x, str) for x in f)
+            for f in value):
+        return ()
+    return tuple(FileSeen(path, digest) for path, digest in value)
 
 
 def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any],
@@ -262,11 +311,14 @@ def error_outcome(call: ToolCall, message: str, verdict: Any = None) -> ToolOutc
 def admit_call(call: ToolCall, tool: Any, validators: dict[str, Any], approver: Approver, *,
                schema_owner: str = "tool's",
                describe: Callable[[BaseException], str] = describe_exception,
+               preview: Callable[[dict[str, Any]], str] | None = None,
                ) -> tuple[dict[str, Any], Any] | ToolOutcome:
     """The steps every call passes before it runs, whoever runs it (plugins, MCP servers):
     arguments parsed as a JSON object, checked against the tool's schema (``validators`` caches
     the compiled schema per tool name), then approved. Returns ``(arguments, verdict)`` or the
-    error outcome the model gets instead; never raises."""
+    error outcome the model gets instead; never raises. ``preview``: what the call would do
+    (a diff), shown when the user is asked; a ToolError from it (the call cannot be made) is
+    the model's error result, and nobody is asked."""
     try:
         args = call.parsed_arguments()
     except ValueError as e:
@@ -284,9 +336,15 @@ def admit_call(call: ToolCall, tool: Any, validators: dict[str, Any], approver: 
     hints = getattr(tool, "hints", None)  # an MCP server's own words on its tool
     said = hints() if callable(hints) else ""
     note = f"the server says this tool is {said} (its claim: it approves nothing)" if said else ""
-    extra = {"command_arg": tool.command_arg} if getattr(tool, "command_arg", None) else {}
+    extra: dict[str, Any] = {}
+    if getattr(tool, "command_arg", None):
+        extra["command_arg"] = tool.command_arg
+    if preview is not None:
+        extra["preview"] = lambda: preview(args)
     try:
         verdict = approver.approve(call, args, tool.confirm, note=note, **extra)
+    except ToolError as e:  # the preview found the call cannot be made: nobody is asked
+        return error_outcome(call, f"{e.message} (the tool was not run)")
     except Exception as e:  # noqa: BLE001 - never approve on a failure
         return error_outcome(call, f"not run: approval failed ({describe(e)})")
     if not verdict.approved:

@@ -59,12 +59,16 @@ NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 ENTRYPOINT_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):([A-Za-z_][A-Za-z0-9_]*)$")
 MANIFEST_KEYS = {"name", "description", "entrypoint", "confirm", "timeout", "output_cap",
                  "parameters", "options", "preload", "annotations", "sandbox", "limits",
-                 "command_arg"}
+                 "command_arg", "files"}
 ANNOTATION_KEYS = ("title", "read_only", "destructive", "idempotent", "open_world")
 """A manifest's ``annotations``: a title and four yes/no hints, sent to MCP hosts as the MCP
 tool annotations (``readOnlyHint``, ...). They describe the tool; they never approve a call."""
 SANDBOX_KEYS = ("network", "write", "commands")
 LIMIT_RANGES = {"memory_mb": (64, 1_048_576), "processes": (1, 100_000)}
+FILES_VALUES = ("read", "write")
+"""``files:`` (built-ins only): the tool reports which version of a file it showed the model
+(``read``), or changes files (``write``: agentcli shows the diff for approval, checks the file
+did not change since the model saw it, and keeps the old content for /undo)."""
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 GENERIC_OPTIONS = ("confirm",)  # agentcli's own, for any tool; not passed to the tool
 MAX_TIMEOUT = 3600
@@ -176,6 +180,8 @@ def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = Tru
         raise bad("preload", "must be a list of module names")
     _check_annotations(data.get("annotations"), bad)
     _check_sandbox_keys(data, bad, props)
+    if data.get("files") is not None and data["files"] not in FILES_VALUES:
+        raise bad("files", f"{data['files']!r} must be one of {', '.join(FILES_VALUES)}")
     option_props = (data.get("options") or {}).get("properties") or {}
     for generic in GENERIC_OPTIONS:
         if isinstance(option_props, dict) and generic in option_props:
@@ -250,6 +256,9 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
     if sandbox.get("commands") and source != "builtin":
         raise PluginError(f"{where}: field 'sandbox/commands': only agentcli's built-in tools "
                           "may run unconfined and confine their commands themselves")
+    if data.get("files") and source != "builtin":
+        raise PluginError(f"{where}: field 'files': only agentcli's built-in tools may declare "
+                          "it (what it reports decides what /undo writes)")
     options = dict(options or {})
     confirm = options.pop("confirm", None) or data["confirm"]  # checked with the config file
     return Tool(
@@ -261,6 +270,7 @@ def tool_from_manifest(path: Path, source: str, package: str | None = None,
         runs_commands=bool(sandbox.get("commands")), command_arg=data.get("command_arg"),
         memory_mb=limits.get("memory_mb", DEFAULT_MEMORY_MB),
         processes=limits.get("processes", DEFAULT_PROCESSES),
+        files=data.get("files"),
     )
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..messages import (AgentDone, AgentEvent, HistoryAppended, Notice, ReasoningDelta,
-                        ResponseDone, TextDelta, ToolCallReady, ToolResultReady)
+from ..messages import (AgentDone, AgentEvent, FileChanged, HistoryAppended, Notice,
+                        ReasoningDelta, ResponseDone, TextDelta, ToolCallReady, ToolResultReady)
 from .render import sanitize
 
 
@@ -26,6 +26,7 @@ class AskOutput:
         self._at_line_start = True
         self._reasoning: Any = None  # the reasoning being shown on stderr, until the reply
         self.printed_text = False
+        self._asked = False  # the last call's diff was shown at the approval prompt
 
     def _out(self, s: str) -> None:
         if not s:
@@ -69,6 +70,14 @@ class AskOutput:
             more = f" … ({len(r.content):,} chars)" if len(first) < len(r.content.strip()) else ""
             mark = "✗" if r.is_error else "←"
             eprint(sanitize(f"{mark} {r.name}: {first[:300]}{more}"))
+            self._asked = getattr(event.verdict, "source", None) == "user"
+        elif isinstance(event, FileChanged):
+            from .diff_view import as_ansi, change_diff, shown_path
+
+            d = change_diff(event.change)
+            eprint(sanitize(f"✎ changed {shown_path(event.change.path)} ({d.counts})"))
+            if not self._asked:  # not seen at a prompt (--yes, a rule): shown here
+                eprint(as_ansi(d.text))
         elif isinstance(event, Notice):
             self.end_line()
             if event.level == "warning":

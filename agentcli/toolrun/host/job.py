@@ -29,7 +29,13 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 class ToolContext:
     """What a tool function may receive as ``context=``: its config options, read-only; the
     call's sandbox policy and limits as plain data (``confine.Policy`` / ``limits.Limits``
-    wire form; None: none given), and the tool's output cap."""
+    wire form; None: none given), and the tool's output cap.
+
+    ``writable``: the real paths of the folders a tool may change files in (the working folder
+    and the ``file_read`` roots marked writable; empty: the working folder). ``expected``: for
+    a built-in tool that changes files, what agentcli saw of each file when the change was
+    approved (real path -> SHA-256, None: it did not exist): the tool writes nothing if the file
+    holds something else by then."""
 
     name: str
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
@@ -37,6 +43,22 @@ class ToolContext:
     sandbox: Mapping[str, Any] | None = None
     limits: Mapping[str, Any] | None = None
     output_cap: int = 0
+    writable: tuple[str, ...] = ()
+    expected: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+class WithFiles(str):
+    """A built-in tool's text result that also names the files it showed the model or wrote:
+    (real path, SHA-256 of the whole file) pairs. It is a ``str`` (the text), so a caller that
+    wants only the text has it. agentcli keeps the files only from tools whose manifest declares
+    ``files`` (built-ins); they tell it which version of a file the model last saw."""
+
+    files: tuple[tuple[str, str], ...]
+
+    def __new__(cls, text: str, files: Any = ()) -> WithFiles:
+        value = super().__new__(cls, text)
+        value.files = tuple((str(p), str(h)) for p, h in files)
+        return value
 
 
 def describe_exception(e: BaseException) -> str:
@@ -188,6 +210,8 @@ class CallJob:
 
             kind = "tool_error" if isinstance(e, ToolError) else "error"
             return [kind, cap_output(describe_exception(e), self.cap)]
+        if isinstance(value, WithFiles):
+            return ["ok", cap_output(str(value), self.cap), [list(f) for f in value.files]]
         return ["ok", cap_output(to_text(value), self.cap)]
 
 
@@ -275,7 +299,8 @@ def job_to_wire(job: CallJob | CheckJob) -> dict[str, Any] | None:
     return {"kind": "call", "entry": where, "args": job.args, "cap": job.cap,
             "context": {"name": ctx.name, "options": dict(ctx.options), "cwd": ctx.cwd,
                         "sandbox": ctx.sandbox, "limits": ctx.limits,
-                        "output_cap": ctx.output_cap}}
+                        "output_cap": ctx.output_cap, "writable": list(ctx.writable),
+                        "expected": dict(ctx.expected)}}
 
 
 @dataclass(frozen=True)
@@ -312,5 +337,8 @@ def job_from_wire(data: Mapping[str, Any], ahead: Any = None) -> CallJob | Check
         return CheckJob(entry, data["schema"], data["where"])
     ctx = data["context"]
     context = ToolContext(ctx["name"], MappingProxyType(dict(ctx["options"])), ctx["cwd"],
-                          ctx.get("sandbox"), ctx.get("limits"), int(ctx.get("output_cap") or 0))
+                          sandbox=ctx.get("sandbox"), limits=ctx.get("limits"),
+                          output_cap=int(ctx.get("output_cap") or 0),
+                          writable=tuple(ctx.get("writable") or ()),
+                          expected=MappingProxyType(dict(ctx.get("expected") or {})))
     return CallJob(entry, dict(data["args"]), context, int(data["cap"]), ahead)

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ... import runtime
 from ...errors import EXIT_INTERRUPTED, AgentCliError, debug_enabled
-from ...messages import (AgentDone, AgentEvent, HistoryAppended, Message, Notice,
-                         ReasoningDelta, ResponseDone, TextDelta, ToolCallReady,
+from ...messages import (AgentDone, AgentEvent, FileChanged, HistoryAppended, Message,
+                         Notice, ReasoningDelta, ResponseDone, TextDelta, ToolCallReady,
                          ToolResultReady)
 from ..render import sanitize, stop_warning
 from .terminal import SigintGuard, echo_off, open_terminal
@@ -70,7 +70,7 @@ class ChatRepl:
         self.profile = runtime.resolve(self.settings, opts, self.notice)
         self.tools = tools if tools is not None else runtime.select_tools(self.settings, opts,
                                                                           self.warn)
-        self.prompter = ReplPrompter(input, output)
+        self.prompter = ReplPrompter(input, output, console=err)
         self.mcp = None
         self.recorder = None
         try:
@@ -86,7 +86,7 @@ class ChatRepl:
             if self.mcp is not None:  # MCP tools join the plugins in the banner and /tools
                 self.tools = {**self.tools, **self.executor.mcp.tools()}
             self.conversation = runtime.make_conversation(self.settings, opts, self.resumed,
-                                                          self.recorder)
+                                                          self.recorder, self.notice)
             self.agent = runtime.make_agent(self.settings, opts, provider, self.executor,
                                             self.conversation, profile=self.profile,
                                             recorder=self.recorder)
@@ -264,6 +264,7 @@ class _TurnOutput:
         self.repl = repl
         self.stream: Any = None
         self.reasoning: Any = None  # ui.reasoning.ReasoningBlock while the model thinks
+        self.asked = False  # the last call's diff was shown at the approval prompt
 
     def _text(self, delta: str) -> None:
         if self.stream is None:
@@ -315,8 +316,14 @@ class _TurnOutput:
             from ..render import tool_result_panel
 
             r = event.result
+            self.asked = getattr(event.verdict, "source", None) == "user"
             with repl.guard.critical():
                 repl.err.print(tool_result_panel(r.name, r.content, r.is_error))
+        elif isinstance(event, FileChanged):
+            from ..diff_view import file_change_panel
+
+            with repl.guard.critical():
+                repl.err.print(file_change_panel(event.change, with_diff=not self.asked))
         elif isinstance(event, Notice):
             self.close()
             repl.warn(event.text) if event.level == "warning" else repl.notice(event.text)

@@ -178,11 +178,14 @@ class ReplPrompter:
     """Approval inside the REPL, the same way as `ask`'s prompt (``toolrun.approval``): y (once),
     a (always this session) or n (no, then an optional reason for the model), then Enter;
     Enter alone is no. Keys typed on the terminal before the question are discarded. Ctrl-C,
-    Ctrl-D or a closed input mean no."""
+    Ctrl-D or a closed input mean no. A file change's diff is shown before the question."""
 
-    def __init__(self, input: Input, output: Output) -> None:
+    def __init__(self, input: Input, output: Output, console: Any = None) -> None:
         self.input = input
         self.output = output
+        self.console = console
+        """Where a file change's diff is printed before the question (the REPL's stderr
+        console, beside the tool-call panel); None: through prompt-toolkit's output."""
         self._lines: PromptSession[str] | None = None
 
     def _session(self) -> PromptSession[str]:
@@ -199,7 +202,20 @@ class ReplPrompter:
 
         clear_typeahead(self.input)  # keys the previous prompt read but did not use
 
-    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "") -> Decision:
+    def _show_diff(self, preview: str) -> None:
+        from ..diff_view import as_rich, as_toolkit
+
+        if self.console is not None:
+            self.console.print(as_rich(preview), soft_wrap=True)
+        else:
+            from prompt_toolkit import print_formatted_text
+
+            print_formatted_text(FormattedText(as_toolkit(preview)), output=self.output, end="")
+
+    def confirm(self, tool_name: str, arguments: dict[str, Any], note: str = "",
+                preview: str = "") -> Decision:
+        if preview:
+            self._show_diff(preview)
         self._discard_typeahead()
         question = ("bold", approval_question(tool_name))
         message = FormattedText([*([("italic", sanitize(note) + "\n")] if note else []),

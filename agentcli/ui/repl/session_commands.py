@@ -85,3 +85,60 @@ def set_role(repl: ChatRepl, name: str) -> None:
     conversation.role = name
     repl.notice(f"role {name}: {first_line(conversation.system)}")
 
+
+
+FORGET_HINT = "/forget drops your last message and its reply from the conversation"
+
+
+def undo_files(repl: ChatRepl, arg: str) -> None:
+    """/undo [N]: restore the files the newest N changes of this conversation changed."""
+    from ...errors import AgentCliError
+    from ...sessions.checkpoints import TooFew, UndoRefused, undo
+    from ..diff_view import as_rich, diff, shown_path
+
+    try:
+        n = int(arg) if arg else 1
+    except ValueError:
+        n = 0
+    if n < 1:
+        repl.error(f"/undo takes a number of changes (1 or more), not {arg!r}",
+                   hint="/undo restores the last file change, /undo 3 the last three")
+        return
+    recorder = repl.recorder
+    if recorder is None or recorder.session_id is None or recorder.failed:
+        why = ("this conversation is not saved (--no-save), and file changes are kept in the "
+               "session store" if recorder is None else "no file change was saved in this "
+               "conversation")
+        repl.notice(f"nothing to undo: {why}; {FORGET_HINT}")
+        return
+    store = recorder.store(create=False)
+    try:
+        plan = undo(store, recorder.session_id, n)
+    except UndoRefused as e:
+        c = e.conflict
+        if not c.problem:
+            repl.err.print(as_rich(diff(c.wrote, c.now, shown_path(c.path)).text), soft_wrap=True)
+        repl.error(e)
+        return
+    except TooFew as e:
+        repl.error(e.message, hint=f"/undo {e.available}")
+        return
+    except sqlite3.Error as e:
+        raise SessionStoreError(describe_failure(e, store.path)) from e
+    except AgentCliError as e:
+        repl.error(e)
+        return
+    if not plan.available:
+        repl.notice(f"no file change to undo in this conversation; {FORGET_HINT}")
+        return
+    for r in plan.restores:
+        d = diff(r.now, r.to, shown_path(r.path))
+        if d.text:
+            repl.err.print(as_rich(d.text), soft_wrap=True)
+        verb = "removed" if r.to is None else "restored"
+        repl.notice(f"↶ {verb} {shown_path(r.path)}" + ("" if d.text else " (it already held "
+                                                             "what it held before)"))
+    n = len(plan.undone)
+    left = plan.available - n
+    repl.notice(f"undid {n} file change{'s' if n != 1 else ''}"
+                + (f"; {left} more can be undone" if left else ""))

@@ -196,17 +196,23 @@ def _retry(repl: ChatRepl, arg: str) -> None:
     repl.run_turn(text)
 
 
-def _undo(repl: ChatRepl, arg: str) -> None:
+def _forget(repl: ChatRepl, arg: str) -> None:
     conversation = repl.conversation
     i = conversation.last_user_index()
     if i is None:
-        repl.notice("nothing to undo")
+        repl.notice("nothing to forget")
         return
     text = conversation.messages[i].text
     n = len(conversation.truncate(i))
     repl.failed_text = None
     repl.notice(f"dropped the last exchange ({n} message{'s' if n != 1 else ''}): "
                 f"{_preview(text)}")
+
+
+def _undo(repl: ChatRepl, arg: str) -> None:
+    from .session_commands import undo_files
+
+    undo_files(repl, arg)
 
 
 def _tokens(repl: ChatRepl, arg: str) -> None:
@@ -310,7 +316,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(("/tools",), "[NAME]", "tools offered to the model, with their approval state",
             _tools),
     Command(("/retry",), "", "send your last message again (its old reply is dropped)", _retry),
-    Command(("/undo",), "", "drop your last message and its reply", _undo),
+    Command(("/forget",), "", "drop your last message and its reply", _forget),
+    Command(("/undo",), "[N]", "restore the files the last N changes changed (default 1)",
+            _undo),
     Command(("/tokens",), "", "token usage, cost and the context window", _tokens),
     Command(("/reasoning",), "", "the model's reasoning in the last turn that had any, in full",
             _reasoning),
