@@ -8,6 +8,7 @@ loopback (an accidental real request raises RuntimeError instead of reaching the
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -18,6 +19,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # `from fake_server import ...` in any test
 
 from fake_server import FakeProviderServer  # noqa: E402
+
+# A run started in the background of a non-interactive shell (`pytest &`, some CI runners)
+# inherits SIGINT ignored, and so would every agentcli it starts (Python keeps an ignored SIGINT
+# ignored): the Ctrl-C tests need what a terminal gives, so the default handler comes back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SCRUBBED_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
                 "AGENTCLI_CONFIG", "AGENTCLI_PROVIDER")
