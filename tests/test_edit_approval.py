@@ -28,9 +28,13 @@ def tools():
 
 @pytest.fixture
 def work(tmp_path, monkeypatch):
-    (tmp_path / "notes.txt").write_text("alpha\nbeta\ngamma\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    # a folder of its own: the sandbox hides the data folder (AGENTCLI_HOME, in tmp_path), and
+    # a working folder holding a hidden one can get no new file at its top level
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("alpha\nbeta\ngamma\n")
+    monkeypatch.chdir(work)
+    return work
 
 
 class Prompter:
@@ -230,7 +234,7 @@ def test_the_repl_prompter_prints_the_diff_on_its_console(tools, work):
 
     err = io.StringIO()
     with create_pipe_input() as pipe:
-        pipe.send_text("y")
+        pipe.send_text("y\r")
         prompter = ReplPrompter(pipe, DummyOutput(),
                                 console=Console(file=err, width=100, force_terminal=True))
         outcome = Executor(tools, PolicyApprover(prompter=prompter)).execute(

@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.pty,
 
 
 def test_the_approval_prompt_shows_a_coloured_inert_diff(fake_server, tmp_path):
+    tmp_path = tmp_path / "work"  # not the folder holding the data folder (the sandbox hides it)
+    tmp_path.mkdir()
     (tmp_path / "notes.txt").write_text("alpha\nbeta\ngamma\n")
     fake_server.script(
         tool_calls(("edit", {"path": "notes.txt", "old": "beta",

@@ -33,8 +33,10 @@ def ask(server, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def work(tmp_path):
-    (tmp_path / "notes.txt").write_text("alpha\nbeta\ngamma\n")
-    return tmp_path
+    work = tmp_path / "work"  # not the folder holding the data folder (the sandbox hides it)
+    work.mkdir()
+    (work / "notes.txt").write_text("alpha\nbeta\ngamma\n")
+    return work
 
 
 def edited_session(fake_server, work) -> str:

@@ -16,9 +16,13 @@ __all__ = ["chat"]
 
 @pytest.fixture
 def work(tmp_path, monkeypatch):
-    (tmp_path / "notes.txt").write_text("alpha\nbeta\ngamma\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    # a folder of its own: the sandbox hides the data folder (AGENTCLI_HOME, in tmp_path), and
+    # a working folder holding a hidden one can get no new file at its top level
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("alpha\nbeta\ngamma\n")
+    monkeypatch.chdir(work)
+    return work
 
 
 def builtins():
@@ -33,7 +37,7 @@ def edit(old: str, new: str, path: str = "notes.txt"):
 def test_approve_an_edit_seeing_its_diff_then_undo_it(chat, fake_server, work):
     fake_server.script(edit("beta", "BETA"), text("edited"))
     h = chat(tools=builtins())
-    h.run("change it\ry/undo\r/undo\r")
+    h.run("change it\ry\r/undo\r/undo\r")
     err = h.err
     # the diff is shown between the call and its result: at the approval question
     call, result = err.index("tool call: edit"), err.index("✓ edit")
