@@ -325,3 +325,52 @@ def test_ask_exits_1_with_one_line_when_the_model_crashes(tmp_path):
     assert len(errors) == 1 and "Traceback" not in err.decode()
     assert "the local model crashed (signal 11: segmentation fault)" in errors[0]
     assert "the conversation is kept" in errors[0]
+
+
+# --- the REPL goes on --------------------------------------------------------------------------------
+
+class CrashOnSecondReply:
+    """The real local provider, whose model process is killed (SIGSEGV) right after the second
+    reply's first piece of text."""
+
+    def __init__(self, real) -> None:
+        self.real, self.replies = real, 0
+        self.name, self.model, self.wire, self.cache_key = real.name, real.model, real.wire, None
+
+    def stream(self, *args, **kw):
+        self.replies += 1
+        for i, event in enumerate(self.real.stream(*args, **kw)):
+            yield event
+            if self.replies == 2 and i == 0:
+                os.kill(self.real.host.pid, signal.SIGSEGV)
+
+
+def test_the_repl_says_one_line_keeps_the_conversation_and_goes_on(make, monkeypatch, tmp_path):
+    import io
+
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+    from rich.console import Console
+
+    from agentcli.runtime import RunOptions
+    from agentcli.ui.repl.app import ChatRepl
+
+    monkeypatch.setenv("AGENTCLI_HOME", str(tmp_path))
+    provider = CrashOnSecondReply(make(max_tokens=60))
+    out, err = io.StringIO(), io.StringIO()
+    with create_pipe_input() as pipe:
+        repl = ChatRepl(RunOptions(provider="local", no_tools=True), input=pipe,
+                        output=DummyOutput(), console=Console(file=out, width=100),
+                        err=Console(file=err, width=100),
+                        make_provider=lambda settings, profile: provider)
+        pipe.send_text("Say hello.\r" + STORY + "\rSay goodbye.\r\x04")
+        assert repl.run() == 0
+    errors = [ln for ln in err.getvalue().splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, err.getvalue()
+    assert errors[0].startswith("error: the local model crashed (signal 11: segmentation fault); "
+                                "the conversation is kept")
+    history = repl.agent.history
+    assert [m.role for m in history] == ["user", "assistant"] * 3
+    assert history[3].interrupted and history[3].text  # the partial reply, kept
+    assert history[5].text and not history[5].interrupted  # answered by a new model process
+    assert provider.replies == 3 and "Traceback" not in err.getvalue()
