@@ -48,6 +48,7 @@ from agentcli.messages import Message, ResponseDone, TextDelta, TextPart, Usage 
 from agentcli.providers.local import grammar as lg  # noqa: E402
 from agentcli.providers.local import tool_format as lt  # noqa: E402
 from agentcli.providers.local.engine import Engine, Stopped  # noqa: E402
+from agentcli.providers.local.files import captured_stderr  # noqa: E402
 from agentcli.providers.local.host import ModelHost  # noqa: E402
 from agentcli.providers.local.provider import LocalProvider, default_model_path  # noqa: E402
 
@@ -117,7 +118,9 @@ def quantized_copies(folder: Path) -> list[Path]:
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype, params.allow_requantize, params.nthread = ftype, True, 2
         dest = folder / f"SmolLM2-135M-Instruct.{name}.gguf"
-        if llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), params) != 0:
+        with captured_stderr():  # the quantizer prints a line per tensor
+            failed = llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), params)
+        if failed:
             sys.exit(f"could not make {dest}")
         out.append(dest)
     return out

@@ -374,3 +374,21 @@ def test_the_repl_says_one_line_keeps_the_conversation_and_goes_on(make, monkeyp
     assert history[3].interrupted and history[3].text  # the partial reply, kept
     assert history[5].text and not history[5].interrupted  # answered by a new model process
     assert provider.replies == 3 and "Traceback" not in err.getvalue()
+
+
+def test_agentcli_itself_never_loads_llama_cpp():
+    code = textwrap.dedent("""
+        import sys
+        from agentcli.config import ProviderProfile, Settings
+        from agentcli.messages import Message
+        from agentcli.providers.base import create_provider
+
+        p = create_provider(ProviderProfile(name="local", type="local", max_tokens=2,
+                                            n_threads=1), Settings())
+        events = list(p.stream([Message.user("hi")], []))
+        print(events[-1].kind, sorted(m for m in sys.modules if m.startswith("llama_cpp")))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["response_done", "[]"]

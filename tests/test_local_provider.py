@@ -163,3 +163,22 @@ def test_cli_load_error_is_one_line_and_exit_1(tmp_path, make):
     else:
         assert "agentcli[local]" in r.stderr
     assert r.stdout == ""
+
+
+def test_repack_is_a_local_profile_key_that_reaches_the_model_process(tmp_path, fake_gguf,
+                                                                      llama_installed):
+    from agentcli.config import load_settings, settings_as_dict
+    from agentcli.errors import ConfigError
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"providers:\n  norepack:\n    type: local\n    model_path: {fake_gguf}\n"
+                   f"    repack: false\n  auto:\n    type: local\n    model_path: {fake_gguf}\n")
+    settings = load_settings(str(cfg))
+    off = local.LocalProvider(settings.providers["norepack"], settings)
+    auto = local.LocalProvider(settings.providers["auto"], settings)
+    assert off.config.repack is False and auto.config.repack is None  # None: the host decides
+    assert settings_as_dict(settings)["providers"]["norepack"]["repack"] is False
+    cfg.write_text("providers:\n  norepack:\n    type: local\n    repack: sometimes\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(str(cfg))
+    assert "providers.norepack.repack" in str(ei.value) and "true/false" in str(ei.value)
