@@ -284,8 +284,8 @@ def part_quality(a: argparse.Namespace) -> None:
     cpu = time.process_time() - cpu
     print(f"plain reply: time to first token median {statistics.median(ttft) * 1000:.0f} ms "
           f"(prompt ~30 tokens, cache warm after the first), "
-          f"{statistics.median(rates):.0f} tokens/s after it; {cpu / out * 1000:.1f} ms CPU "
-          "per token")
+          f"{statistics.median(rates):.0f} tokens/s after it; agentcli's own CPU per token "
+          f"{cpu / out * 1000:.2f} ms (the model computes in its own process)")
 
     t = time.perf_counter()
     built = lg.build(tools, engine._grammar_error)
