@@ -201,12 +201,17 @@ def test_a_process_that_died_between_messages_is_told_and_started_again(make):
 def test_a_crash_while_loading_is_one_error(make):
     p = make(max_tokens=4)
     host = p.start()
-    os.kill(host.pid, signal.SIGSTOP)  # held before it can answer, then killed
+    os.kill(host.pid, signal.SIGSTOP)  # held while loading, with a SIGSEGV waiting
     os.kill(host.pid, signal.SIGSEGV)
-    gen = p.stream([Message.user("hi")], [])
-    os.kill(host.pid, signal.SIGCONT)
+    send = host._send
+
+    def send_then_go_on(tag, payload):  # the request is on its way: now let it die
+        send(tag, payload)
+        os.kill(host.pid, signal.SIGCONT)
+
+    host._send = send_then_go_on
     with pytest.raises(ProviderError, match=r"crashed \(signal 11: segmentation fault\)"):
-        list(gen)
+        list(p.stream([Message.user("hi")], []))
     assert isinstance(list(p.stream([Message.user("hi")], []))[-1], ResponseDone)
 
 
