@@ -12,8 +12,9 @@ of CPU time (the latter is steadier on a shared machine).
 
 ``--part boundary``: the model runs in its own process; what does each token cost to cross to
 agentcli? (1) the real host protocol with a model that makes tokens for free (``FreeTokens``):
-wall and CPU time per token in the host and in agentcli; (2) the real model in-process
-(``Engine``) and through the provider, alternating: generation time per token.
+the host's CPU per token; (2) agentcli's CPU per token while the real model streams (it wakes
+for each text frame); (3) the real model in-process (``Engine``) and through the provider,
+alternating: generation time per token.
 
 ``--part quality`` (the default before these existed). The tools are the built-in ones, with
 their real schemas (the calculator's ``maxLength: 2000`` made a grammar llama.cpp refused, which
@@ -190,17 +191,20 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def streamed(p, prompt: str) -> tuple[int, float, float]:
-    """(tokens after the first, their wall seconds, agentcli's CPU seconds meanwhile)."""
+def streamed(p, prompt: str) -> tuple[int, float, float, int]:
+    """(tokens after the first piece of text, their wall seconds, agentcli's CPU seconds
+    meanwhile, text events received)."""
     first = None
-    n = 0
+    events = 0
+    tokens = 0
     for ev in p.stream([Message.user(prompt)], []):
         if isinstance(ev, TextDelta):
+            events += 1
             if first is None:
                 first = (time.perf_counter(), time.process_time())
-            else:
-                n += 1
-    return n, time.perf_counter() - first[0], time.process_time() - first[1]
+        elif isinstance(ev, ResponseDone):
+            tokens = ev.usage.output_tokens - 1
+    return tokens, time.perf_counter() - first[0], time.process_time() - first[1], events
 
 
 def part_boundary(a: argparse.Namespace) -> None:
@@ -208,39 +212,37 @@ def part_boundary(a: argparse.Namespace) -> None:
     p = provider(a, max_tokens=n)
     p.host = ModelHost(p.config, boot=BOOT_FREE)
     streamed(p, "warm-up")
-    walls, cpus, hosts = [], [], []
+    hosts = []
     for _ in range(a.rounds):
         h0 = cpu_of(p.host.pid)
-        tokens, wall, cpu = streamed(p, "x")
+        tokens, _, _, _ = streamed(p, "x")
         hosts.append((cpu_of(p.host.pid) - h0) / tokens)
-        walls.append(wall / tokens)
-        cpus.append(cpu / tokens)
     p.close()
-    wall, cpu, host = (statistics.median(x) * 1e6 for x in (walls, cpus, hosts))
-    print(f"process boundary alone ({n:,} free tokens, median of {a.rounds}): {wall:.1f} us wall "
-          f"per token; CPU per token: {host:.1f} us in the host, {cpu:.1f} us in agentcli")
+    host = statistics.median(hosts) * 1e6
+    print(f"the model process's protocol work per token ({n:,} tokens made for free, median of "
+          f"{a.rounds}): {host:.1f} us of CPU")
 
     real = provider(a, max_tokens=a.max_tokens, temperature=0.0)
     reader: list[float] = []  # agentcli's CPU per token while the real model streams
     for _ in range(a.rounds):  # before llama.cpp is loaded here: its threads would count
-        tokens, _, cpu = streamed(real, STORY)
+        tokens, _, cpu, events = streamed(real, STORY)
         reader.append(cpu / tokens)
     inproc = Engine(real.config, warn=print)
     inproc.load()
     rates: dict[str, list[float]] = {"in-process": [], "own process": []}
     for _ in range(a.rounds):
         for name, model in (("in-process", inproc), ("own process", real)):
-            tokens, wall, _ = streamed(model, STORY)
+            tokens, wall, _, _ = streamed(model, STORY)
             rates[name].append(wall / tokens)
     real.close()
     ms = {k: statistics.median(v) * 1000 for k, v in rates.items()}
+    paced = statistics.median(reader) * 1e6
+    print(f"agentcli's CPU per token while the real model streams: {paced:.1f} us ({events} "
+          f"text frames for {tokens + 1} tokens)")
     print(f"real model, generation after the first token (median of {a.rounds}, "
           f"{a.max_tokens} tokens max): in-process {ms['in-process']:.2f} ms/token, in its own "
           f"process {ms['own process']:.2f} ms/token "
           f"({100 * (ms['own process'] / ms['in-process'] - 1):+.1f}%)")
-    paced = statistics.median(reader) * 1e6
-    print(f"agentcli's CPU per token while the real model streams (one frame per read): "
-          f"{paced:.1f} us")
     print(f"boundary cost: {(host + paced) / 1000 / ms['in-process'] * 100:.2f}% of a token's "
           "generation time even if the host's and agentcli's protocol CPU were spent serially "
           f"(the host's part alone: {host / 1000 / ms['in-process'] * 100:.2f}%)")

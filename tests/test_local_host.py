@@ -397,3 +397,50 @@ def test_agentcli_itself_never_loads_llama_cpp():
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["response_done", "[]"]
+
+
+# --- the protocol, with a scripted model in a real model process ------------------------------------
+
+@pytest.fixture
+def scripted(make, tmp_path):
+    from local_fake_engine import BOOT
+
+    from agentcli.providers.local.host import ModelHost
+
+    gguf = tmp_path / "scripted.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    p = make(model_path=str(gguf))
+    p.host = ModelHost(p.config, boot=BOOT)
+    return p
+
+
+def texts(p, script: str) -> list[str]:
+    return [e.text for e in p.stream([Message.user(script)], []) if isinstance(e, TextDelta)]
+
+
+def test_text_crosses_in_batches_at_most_every_20_ms_the_first_piece_at_once(scripted):
+    pieces = [f"w{i} " for i in range(50)]
+    got = texts(scripted, "|".join(pieces))
+    assert "".join(got) == "".join(pieces) and got[0] == "w0 "  # nothing lost, first at once
+    assert len(got) < 10  # 50 tokens made in a moment: a few frames, not 50 wake-ups
+    got = texts(scripted, "a|~|b|~|c")  # a slow model: every piece as soon as it is made
+    assert got == ["a", "b", "c"]
+
+
+def test_an_error_mid_reply_keeps_the_text_before_it_and_the_process(scripted):
+    pid = scripted.host.pid
+    events: list = []
+    with pytest.raises(ProviderError, match="scripted"):
+        for e in scripted.stream([Message.user("one |two |!")], []):
+            events.append(e)
+    assert "".join(e.text for e in events) == "one two "
+    assert texts(scripted, "again") == ["again"] and scripted.host.pid == pid
+
+
+def test_a_crash_keeps_exactly_the_text_that_had_arrived(scripted):
+    events: list = []
+    with pytest.raises(StreamInterruptedError) as ei:
+        for e in scripted.stream([Message.user("one |~|two |$")], []):
+            events.append(e)
+    assert ei.value.partial_text == "one two " == "".join(e.text for e in events)
+    assert "signal 11: segmentation fault" in ei.value.message

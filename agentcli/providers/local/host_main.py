@@ -19,6 +19,7 @@ import os
 import select
 import signal
 import sys
+import time
 from typing import Any
 
 from ...errors import AgentCliError
@@ -28,6 +29,10 @@ from ...toolrun.host.isolation import tie_to_parent
 from . import protocol as p
 
 IN, OUT = 0, 1
+TEXT_EVERY = 0.02
+"""Seconds: text goes to agentcli at most this often (a fast model's tokens in twos and threes,
+so agentcli wakes less often while llama.cpp computes); the first piece after a pause goes at
+once, and what is held goes before anything else."""
 
 
 def main(engine: Any = None) -> None:
@@ -82,16 +87,33 @@ class Host:
 
     def _answer(self, engine: Any, payload: bytes) -> None:
         messages, tools, system = p.decode_request(payload)
-        for event in engine.stream(messages, tools, system):
-            if isinstance(event, TextDelta):
-                write_frame(OUT, p.TEXT, event.text.encode("utf-8", "surrogatepass"))
-                continue
-            done = event.message
-            write_frame(OUT, p.DONE, p.dump({
-                "stop_reason": event.stop_reason,
-                "input_tokens": event.usage.input_tokens,
-                "output_tokens": event.usage.output_tokens,
-                "calls": [[c.id, c.name, c.arguments] for c in done.tool_calls]}))
+        pending: list[str] = []
+        sent = 0.0
+        try:
+            for event in engine.stream(messages, tools, system):
+                if isinstance(event, TextDelta):
+                    pending.append(event.text)
+                    now = time.monotonic()
+                    if now - sent >= TEXT_EVERY:
+                        self._text(pending)
+                        sent = now
+                    continue
+                self._text(pending)
+                done = event.message
+                write_frame(OUT, p.DONE, p.dump({
+                    "stop_reason": event.stop_reason,
+                    "input_tokens": event.usage.input_tokens,
+                    "output_tokens": event.usage.output_tokens,
+                    "calls": [[c.id, c.name, c.arguments] for c in done.tool_calls]}))
+        except AgentCliError:
+            self._text(pending)  # the text before a failure is the partial reply
+            raise
+
+    @staticmethod
+    def _text(pending: list[str]) -> None:
+        if pending:
+            write_frame(OUT, p.TEXT, "".join(pending).encode("utf-8", "surrogatepass"))
+            pending.clear()
 
     def _should_stop(self) -> bool:
         """After each token: has agentcli asked to stop (``C``), or gone (EOF)?"""

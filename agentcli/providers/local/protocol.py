@@ -7,7 +7,7 @@ exactly one of ``D`` (done), ``X`` (stopped by ``C``) or ``E`` (failed)::
     agentcli -> host  L {config}                     load the model (sent once, at start)
     host -> agentcli  O {"n_ctx", "repack"}          loaded  |  E {...} could not load (it exits)
     agentcli -> host  S {"messages", "tools", "system"}   one reply
-    host -> agentcli  T <utf-8 text>                 a piece of the reply's text
+    host -> agentcli  T <utf-8 text>                 the reply's text since the last T
                       K {"name", "arguments"}        a tool call, complete
                       W <utf-8 line>                 a warning for the user (said once)
                       D {"stop_reason", "input_tokens", "output_tokens"}
