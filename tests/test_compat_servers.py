@@ -44,7 +44,7 @@ def bounds(schema, found=None):
     return found
 
 
-# --- tool schemas ---------------------------------------------------------------------------------
+# --- tool schemas --------------------------------------------------------------------------------
 
 def test_the_builtin_tools_big_bounds_are_not_sent_to_a_compatible_server(fake_server):
     tools = builtin_tools()
@@ -103,7 +103,7 @@ def test_the_executor_still_enforces_the_full_schema(fake_server, tmp_path, monk
     assert "maxLength" not in sent["properties"]["expression"]
 
 
-# --- streaming with tools ---------------------------------------------------------------------------
+# --- streaming with tools ------------------------------------------------------------------------
 
 def test_a_server_that_cannot_stream_tool_calls_is_asked_again_whole_and_remembered(fake_server):
     fake_server.no_streamed_tools = True

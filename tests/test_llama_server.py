@@ -61,12 +61,12 @@ def llama_server(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = (tmp_path_factory.mktemp("llama") / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "llama_server_norepack.py"), "--model", model,
+    proc = subprocess.Popen([sys.executable, str(ROOT / "llama_server_norepack.py"),
+                             "--model", model,
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
                              "--n_threads", "2", "--chat_format", "chatml-function-calling"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    proc.url = f"http://127.0.0.1:{port}/v1"
+    proc.url = url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 180  # a safety net: loading takes seconds
         while True:
