@@ -68,6 +68,8 @@ class ProviderProfile:
     model_path: str | None = None
     n_ctx: int = 4096
     n_threads: int | None = None
+    repack: bool | None = None
+    """llama.cpp's weight repacking at load time; None: off where AMX could run, else on."""
     context_window: int | None = None  # tokens; unset: config's context_windows, then defaults
     api: str = "auto"
     """OpenAI only: ``responses``, ``chat`` (Chat Completions), or ``auto`` (Responses for the
@@ -138,6 +140,7 @@ _PROFILE_SCHEMA: dict[str, Any] = {
     "type": str, "model": str, "base_url": str, "api_key_env": str,
     "max_tokens": int, "temperature": _NUM, "model_path": str, "n_ctx": int, "n_threads": int,
     "context_window": int, "api": str, "reasoning": str, "cache": bool, "stream": bool,
+    "repack": bool,
 }
 _SCHEMA: dict[str, Any] = {
     "default_provider": str,
@@ -389,7 +392,7 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:
     """Settings as plain data for `config show`; secrets are redacted, never printed."""
-    local_only = {"model_path", "n_ctx", "n_threads"}
+    local_only = {"model_path", "n_ctx", "n_threads", "repack"}
 
     def profile(p: ProviderProfile) -> dict[str, Any]:
         d = {k: v for k, v in vars(p).items() if k not in ("name", "base_url_source")

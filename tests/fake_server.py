@@ -41,7 +41,10 @@ false`` so a test fails loudly and at once instead of hanging or retrying.
 
 Like llama-cpp-python's server, an OpenAI request holding an assistant message with ``content:
 null`` is answered HTTP 500 with a validation error (``reject_null_content=False`` turns that off);
-such a request consumes no scripted reply.
+such a request consumes no scripted reply. ``no_streamed_tools=True`` copies that server's
+answer to a streamed request that offers tools (``tool_choice: auto``): HTTP 200 and an empty
+event stream (it fails inside with "Automatic streaming tool choice is not supported" and says
+nothing); such a request consumes no scripted reply either.
 
 Usage numbers are deterministic and non-zero: OpenAI ``input_tokens = 10 * len(messages)`` of the
 request (the system message counts); Anthropic a token per 4 characters of every block (tools,
@@ -144,6 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
         if invalid and owner.reject_null_content:
             self._send_json(500, {"error": {"message": invalid, "type": "internal_server_error",
                                             "param": None, "code": None}})
+            return
+        if owner.no_streamed_tools and path == OPENAI_PATH and body.get("stream") \
+                and body.get("tools"):
+            self._send_raw(200, b"", "text/event-stream; charset=utf-8", retry=None)
             return
         if path == ANTHROPIC_PATH:
             problem = owner.anthropic.refusal(body)
@@ -317,6 +324,7 @@ class FakeProviderServer:
     echo: bool = False
     verbose: bool = False
     reject_null_content: bool = True
+    no_streamed_tools: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     anthropic: AnthropicState = field(default_factory=AnthropicState)
     """The Anthropic side's memory: prompt cache, thinking given (``fake_anthropic.py``)."""

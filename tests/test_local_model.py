@@ -1,4 +1,6 @@
-"""Real inference with the shipped SmolLM2-135M-Instruct GGUF (the ``local`` extra).
+"""Real inference with the shipped SmolLM2-135M-Instruct GGUF (the ``local`` extra): through
+the provider (the model runs in its host process) and, for the model logic's internals, the
+engine loaded in-process.
 
 Structure only, never wording: a 135M model's text is not stable enough to assert on. Replies
 are capped at a few tokens so the whole file takes seconds on two cores. What could kill the
@@ -21,8 +23,10 @@ import pytest
 from agentcli.config import ProviderProfile, Settings
 from agentcli.messages import (Message, TextDelta, TextPart, ToolCall,
                                ToolDefinition, ToolResult, ResponseDone)
+from agentcli.providers.local import engine as local_engine
 from agentcli.providers.local import files as local_files, provider as local
 from agentcli.providers.local import tool_format as lt
+from agentcli.providers.local.protocol import ModelConfig
 from agentcli.providers.base import create_provider
 
 pytestmark = [
@@ -49,7 +53,18 @@ def provider():
     p = create_provider(ProviderProfile(name="local", type="local", max_tokens=12, n_threads=1),
                         Settings())
     assert isinstance(p, local.LocalProvider)
-    return p
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The model logic in this process, for its internals (tests that could crash it run in a
+    subprocess below)."""
+    e = local_engine.Engine(ModelConfig(str(local.default_model_path()), 4096, 1, 0.2, 12, None),
+                            warn=print)
+    e.load()
+    return e
 
 
 def test_default_model_is_found_in_the_installed_package():
@@ -97,16 +112,15 @@ def test_with_tools_every_event_is_well_formed(provider):
         assert isinstance(json.loads(call.arguments), dict)
 
 
-def test_a_started_call_is_valid_under_the_grammar(provider):
+def test_a_started_call_is_valid_under_the_grammar(engine):
     """The model opened <tool_call> (primed here, as SmolLM2 rarely does it by itself): the rest
     is generated under the grammar and must parse as a call to a real tool."""
-    provider._load()
-    tokens, budget = provider._prompt([Message.user("Read the file notes.txt")],
-                                      lt.system_prompt(None, [CALC, READ]))
-    ctx = tokens + provider._tokens(lt.OPEN_TAG + "\n")
+    tokens, budget = engine._prompt([Message.user("Read the file notes.txt")],
+                                    lt.system_prompt(None, [CALC, READ]))
+    ctx = tokens + engine._tokens(lt.OPEN_TAG + "\n")
     state = {"out": 0, "finish": "stop"}
-    events = list(provider._calls(ctx, 48, [CALC, READ], state))
-    assert state["out"] <= 48 + local._PEEK_TOKENS  # the budget bounds the work, not a clock
+    events = list(engine._calls(ctx, 48, [CALC, READ], state))
+    assert state["out"] <= 48 + local_engine.PEEK_TOKENS  # the budget bounds the work
     calls = [e for e in events if isinstance(e, ToolCall)]
     if not calls:  # cut by the token cap: must then be plain text, never an exception
         assert [e.kind for e in events] == ["text_delta"]
@@ -118,9 +132,10 @@ def test_a_started_call_is_valid_under_the_grammar(provider):
 
 
 def test_model_is_loaded_once(provider):
-    llm = provider._load()
+    list(provider.stream([Message.user("hi")], []))
+    host = provider.host
     list(provider.stream([Message("user", (TextPart("ok?"),))], []))
-    assert provider._load() is llm
+    assert provider.host is host and host.usable  # the same process, model kept loaded
 
 
 # --- a started call cannot crash the process ------------------------------------------------------
@@ -142,12 +157,14 @@ STARTED_CALLS = textwrap.dedent("""
     from agentcli.messages import Message, ToolCall, ToolDefinition
     from agentcli.toolrun.manifest import load_tools
     from agentcli.providers.local import tool_format as lt
-    from agentcli.providers.local.provider import LocalProvider
+    from agentcli.providers.local.engine import Engine
+    from agentcli.providers.local.protocol import ModelConfig
+    from agentcli.providers.local.provider import default_model_path
 
     warnings = []
-    p = LocalProvider(ProviderProfile(name="local", type="local", n_threads=1), Settings(),
-                      warn=warnings.append)
-    p._load()
+    p = Engine(ModelConfig(str(default_model_path()), 4096, 1, 0.2, 512, None),
+               warn=warnings.append)
+    p.load()
     builtins = [t.definition for t in load_tools(Settings(), warn=warnings.append).values()]
     huge = ToolDefinition("note", "Save a note.", json.loads(sys.argv[1]))
     for tools in (builtins, [huge], [*builtins, huge]):
@@ -186,14 +203,14 @@ def test_started_calls_with_builtin_and_huge_bounds_tools_do_not_crash():
             assert run["text"] and run["text"][0].startswith("<tool_call>")
 
 
-def test_raw_builtin_grammar_is_refused_by_llama_cpp_with_its_reason(provider, capfd):
+def test_raw_builtin_grammar_is_refused_by_llama_cpp_with_its_reason(engine, capfd):
     """The check itself: llama.cpp's parser, asked with the model's vocabulary, refuses the
     unsanitized grammar (the one that segfaulted) and names why, without printing it."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     from agentcli.providers.local import grammar as lg
 
-    provider._load()
+    provider = engine
     calc = {"type": "object", "properties": {"expression": {"type": "string",
                                                             "maxLength": 2000}}}
     raw = lg.strict_strings(json_schema_to_gbnf(json.dumps(lg.call_schema(

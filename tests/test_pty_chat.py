@@ -231,14 +231,65 @@ def test_bare_agentcli_with_nothing_configured_uses_the_local_model(tmp_path):
         at = term.wait_for("agentcli chat · local", after=at)
         term.wait_for("›", after=at)
         term.send("Say hello.\r")
-        # a real reply from the bundled model: the toolbar's token count leaves 0 when it is done
-        deadline = time.monotonic() + 120
-        while not re.search(r"· [1-9][\d,]* tokens", term.text()):
-            assert time.monotonic() < deadline, term.text()
-            assert term.child.isalive(), term.text()
-            term.pump(0.2)
+        _wait_for_a_local_reply(term)
         _exit_cleanly(term)
     finally:
         if term.child.isalive():
             term.child.terminate(force=True)
     assert "Traceback" not in term.text() and "internal error" not in term.text()
+
+
+def _wait_for_a_local_reply(term: Terminal) -> None:
+    """A real reply from the bundled model: the toolbar's token count leaves 0 when it is done."""
+    deadline = time.monotonic() + 120
+    while not re.search(r"· [1-9][\d,]* tokens", term.text()):
+        assert time.monotonic() < deadline, term.text()
+        assert term.child.isalive(), term.text()
+        term.pump(0.2)
+
+
+def _model_processes(parent: int) -> list[int]:
+    """The local model's host processes started by ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == parent and b"host_main" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+@pytest.mark.local_model
+@pytest.mark.skipif(not _local_model_available(), reason="the local extra is not installed")
+def test_the_chat_survives_a_crash_of_the_local_model(tmp_path):
+    """The model runs in its own process: killed with SIGSEGV (as llama.cpp's repacking does on
+    AMX CPUs), the REPL says so in one line and the next message is answered."""
+    import signal
+
+    home = tmp_path / "home"
+    home.mkdir()
+    term = Terminal([BIN], _bare_env(home), tmp_path)
+    try:
+        at = term.wait_for("agentcli chat · local", timeout=30)
+        term.wait_for("›", after=at)
+        term.send("Say hello.\r")
+        deadline = time.monotonic() + 60
+        while not _model_processes(term.child.pid):
+            assert time.monotonic() < deadline, term.text()
+            term.pump(0.01)
+        os.kill(_model_processes(term.child.pid)[0], signal.SIGSEGV)
+        at = term.wait_for("error: the local model crashed (signal 11: segmentation fault)",
+                           after=at, timeout=60)
+        term.wait_for("›", after=at)
+        term.send("Say hello.\r")
+        _wait_for_a_local_reply(term)
+        _exit_cleanly(term)
+    finally:
+        if term.child.isalive():
+            term.child.terminate(force=True)
+    screen = term.text()
+    assert screen.count("the local model crashed") == 1
+    assert "Traceback" not in screen and "internal error" not in screen

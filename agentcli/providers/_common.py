@@ -331,7 +331,9 @@ class ErrorMapper:
                                   "(e.g. http://localhost:11434/v1 for Ollama)")
 
     def empty_stream(self) -> ProviderError:
-        return ProviderError(
+        from .compat import EmptyStream  # a request with tools is then made again, whole
+
+        return EmptyStream(
             f"the stream from {self.base_url} ended without a reply (no text, no tool call, "
             "no finish reason)",
             hint="the server may have failed mid-request (llama-cpp-python's server does this "

@@ -12,6 +12,7 @@ import openai as sdk
 
 from ..messages import (Message, Part, ResponseDone, StopReason, StreamEvent, TextDelta,
                         TextPart, ToolCall, ToolDefinition, ToolResult, Usage)
+from . import compat
 from ._common import SDKAdapter, parse_arguments
 
 OFFICIAL_HOST = "api.openai.com"
@@ -173,12 +174,19 @@ class OpenAIProvider(OpenAIAdapter):
     wire = "openai_chat"
     _stream_options = True  # cleared on a server that refuses stream_options
 
+    def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
+               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+        if "fallback" not in vars(self):  # a server that cannot stream tool calls: once a run
+            self.fallback = compat.StreamFallback(self.errors.who)
+        return self.fallback.stream(super().stream, messages, tools, system=system,
+                                    stream=stream)
+
     def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
                 system: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model,
                                   "messages": convert_messages(messages, system)}
         if tools:
-            params["tools"] = convert_tools(tools)
+            params["tools"] = convert_tools(compat.sendable(tools, self.official))
             # OpenAI's default, but llama-cpp-python's server takes a missing one as "none"
             params["tool_choice"] = "auto"
         if self.profile.max_tokens:

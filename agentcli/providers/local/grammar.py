@@ -26,43 +26,21 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ...messages import ToolDefinition
+from .. import compat
 
-BOUND_CAP = 64
+BOUND_CAP = compat.BOUND_CAP
 """Length/count bounds up to this are kept in the grammar; larger ones are left to the executor.
 llama.cpp accepted a single ``maxLength`` of 1000 and refused 1500 (measured on 0.3.36); bounds
 multiply with nesting, so the cap keeps far below that."""
-
-_BOUNDS = ("minLength", "maxLength", "minItems", "maxItems")
-_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_ONE = ("items", "additionalItems", "additionalProperties", "not", "if", "then", "else",
-               "contains", "propertyNames")
 
 Accepts = Callable[[str], "str | None"]  # GBNF -> None when usable, else llama.cpp's reason
 Convert = Callable[[str], str]  # JSON Schema text -> GBNF (llama-cpp-python's converter)
 
 
 def grammar_parameters(schema: Any) -> Any:
-    """A parameter schema as the grammar enforces it: big bounds and patterns removed.
-
-    Schema-aware: a property *named* ``pattern`` or ``maxLength`` is kept, and ``const``,
-    ``enum`` and ``default`` values are data, never walked."""
-    if isinstance(schema, list):
-        return [grammar_parameters(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "pattern" or (key in _BOUNDS and not (isinstance(value, int)
-                                                        and 0 <= value <= BOUND_CAP)):
-            continue
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {k: grammar_parameters(v) for k, v in value.items()}
-        elif key in _SCHEMA_LISTS or key in _SCHEMA_ONE:
-            out[key] = grammar_parameters(value)
-        else:
-            out[key] = value
-    return out
+    """A parameter schema as the grammar enforces it: big bounds and patterns removed (the
+    walker is ``compat.without_big_bounds``, shared with what OpenAI-compatible servers get)."""
+    return compat.without_big_bounds(schema, patterns=False)
 
 
 def call_schema(tools: Sequence[ToolDefinition],

@@ -67,7 +67,7 @@ class ToolHost:
         if not sys.executable:
             raise OSError("no Python executable to start the tool host with")
         main_thread = threading.current_thread() is threading.main_thread()
-        argv = [sys.executable, "-I", *_interpreter_flags(), "-c", BOOT,
+        argv = [sys.executable, "-I", *interpreter_flags(), "-c", BOOT,
                 json.dumps(sys.path, default=str), str(os.getpid()), "1" if main_thread else "0"]
         self._env = dict(os.environ)
         self._path = list(sys.path)
@@ -121,7 +121,7 @@ class ToolHost:
         limit = 6 * max_bytes + 65_536  # the worker's frame, re-encoded by the host
         sent = False
         try:
-            with _no_sigint():  # a Ctrl-C meanwhile is raised once the frame is whole
+            with no_sigint():  # a Ctrl-C meanwhile is raised once the frame is whole
                 try:
                     write_frame(self._to, b"J", payload)
                 except OSError as e:
@@ -136,7 +136,7 @@ class ToolHost:
 
     def _cancel(self, job_id: int, limit: int) -> None:
         try:
-            with _no_sigint():
+            with no_sigint():
                 write_frame(self._to, b"C", json.dumps({"id": job_id}).encode())
         except OSError:
             return
@@ -180,7 +180,7 @@ class ToolHost:
             if left <= 0:
                 return self._lose("the tool host stopped answering and was stopped")
             if isolation.poll_fds([self._from], left):  # Ctrl-C lands here, while waiting
-                with _no_sigint():
+                with no_sigint():
                     chunk = os.read(self._from, 65_536)
                     self._buf += chunk
                 if not chunk:
@@ -213,7 +213,7 @@ class ToolHost:
 
 
 @contextlib.contextmanager
-def _no_sigint() -> Iterator[None]:
+def no_sigint() -> Iterator[None]:
     """Ctrl-C is held back while a frame is written or a chunk read and kept, so it never
     leaves half a frame on a pipe (the host would read the next one wrong); it is raised as
     soon as the frame is whole."""
@@ -224,7 +224,7 @@ def _no_sigint() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _interpreter_flags() -> list[str]:
+def interpreter_flags() -> list[str]:
     """agentcli's own interpreter flags that ``-I`` would otherwise drop (PYTHONUTF8, ...)."""
     flags = ["-O"] * min(sys.flags.optimize, 2)
     if sys.flags.dont_write_bytecode:

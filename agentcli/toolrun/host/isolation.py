@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from .frames import HEADER, write_frame
-from .supervisor import reap, signal_quietly, supervise
+from .supervisor import PR_SET_PDEATHSIG, reap, signal_quietly, supervise
 from .job import describe_exception
 
 __all__ = ["GRACE", "ChildResult", "Tree", "describe_exception", "run_isolated",
@@ -97,6 +97,15 @@ def libc_prctl() -> Callable[..., int] | None:
         return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+def tie_to_parent(parent: int, death_signal: int | None) -> bool:
+    """A host process's first step: ``death_signal`` (None: none) as its parent-death signal
+    (Linux), then whether ``parent`` (agentcli) is still its parent, i.e. alive."""
+    prctl = libc_prctl()
+    if death_signal is not None and prctl is not None:
+        prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
+    return os.getppid() == parent
 
 
 # --- the parent side ----------------------------------------------------------------------------

@@ -38,9 +38,9 @@ from typing import Any
 
 from ... import errors  # noqa: F401 - imported once here, so no worker imports it again
 from . import commands, confine  # noqa: F401 - the sandbox (ctypes, socket...): once, not per call
-from .isolation import Tree, libc_prctl
+from .isolation import Tree, tie_to_parent
 from .frames import read_frame, write_frame
-from .supervisor import PR_SET_PDEATHSIG, reap
+from .supervisor import reap
 from .job import WireJob, describe_exception
 
 IN, OUT = 0, 1
@@ -51,11 +51,8 @@ worker does not spend 2-5 ms importing them in every call."""
 
 def main() -> None:
     """``python -I -c BOOT <sys.path as JSON> <agentcli's pid> <1: parent-death signal>``."""
-    parent, death = int(sys.argv[2]), sys.argv[3] == "1"
-    prctl = libc_prctl()
-    if death and prctl is not None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    if os.getppid() != parent:  # agentcli is already gone
+    death = signal.SIGTERM if sys.argv[3] == "1" else None
+    if not tie_to_parent(int(sys.argv[2]), death):  # agentcli is already gone
         return
     fd = os.open(os.devnull, os.O_RDWR)
     os.dup2(fd, 2)  # stray warnings go nowhere; fds 0 and 1 are the protocol
