@@ -96,3 +96,10 @@ MaxCostOpt = typer.Option(None, "--max-cost", metavar="USD",
                           help="Stop the run before a request whose estimated input alone would "
                                "cross USD, or once its spend does (exit 1; needs the model's "
                                "price in the config).")
+SchemaOpt = typer.Option(None, "--schema", metavar="SCHEMA",
+                         help="The final answer must be JSON matching SCHEMA: a JSON Schema file, "
+                              "inline JSON ('{...}') or a short form ('name, age int, bio: a "
+                              "description'; types str, int, float, bool). stdout is then that "
+                              "JSON alone, on one line (--json/--jsonl: as `data`). An answer "
+                              "that does not match is sent back once with the errors, then "
+                              "exit 1.")
