@@ -39,6 +39,31 @@ def test_short_form_on_lines_lets_a_description_hold_commas():
     assert schema["required"] == ["name", "age"]
 
 
+def test_the_readme_example():
+    assert parse_short("name, born int: the year")["properties"] == {
+        "name": {"type": "string"}, "born": {"type": "integer", "description": "the year"}}
+
+
+def test_the_meta_schema_is_the_one_schema_names():
+    tuple_items = {"type": "array", "items": [{"type": "string"}]}  # draft 7: fine; 2020-12: not
+    with pytest.raises(UsageError) as e:
+        load_schema(json.dumps(tuple_items))
+    assert "not a valid JSON Schema" in e.value.message and "(at $.items)" in e.value.message
+    draft7 = {"$schema": "http://json-schema.org/draft-07/schema#", **tuple_items}
+    assert load_schema(json.dumps(draft7)) == draft7
+
+
+def test_the_help_names_schema_in_the_exit_codes_and_says_one_line():
+    from typer.testing import CliRunner
+
+    from agentcli.cli.app import build_app
+
+    shown = " ".join(CliRunner().invoke(build_app(), ["ask", "--help"]).stdout.split())
+    assert "stdout is then that JSON alone, on one line (--json/--jsonl: as `data`)" in shown
+    assert "the answer did not match --schema (after one retry)" in shown
+    assert "a bad --schema" in shown
+
+
 def test_short_form_a_description_may_hold_more_colons():
     assert parse_short("at: time as HH:MM")["properties"]["at"]["description"] == \
         "time as HH:MM"

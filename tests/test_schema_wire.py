@@ -230,10 +230,16 @@ def test_a_strict_mode_refusal_is_the_content_filter(fake_server):
                           "finish_reason": None}]}
     last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     sse = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(last)}\n\ndata: [DONE]\n\n"
-    fake_server.script(Reply("raw", body=sse.encode(), content_type="text/event-stream"))
-    reply = done(collect(provider(fake_server, "openai"), output=StructuredOutput(PERSON).format))
-    assert reply.stop_reason == "content_filter"
-    assert reply.message.text == "I can't help with that."
+    whole = {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": None, "refusal": "I can't help with that."}}]}
+    fake_server.script(Reply("raw", body=sse.encode(), content_type="text/event-stream"),
+                       Reply("raw", body=json.dumps(whole).encode()))
+    for streaming in (True, False):
+        reply = done(collect(provider(fake_server, "openai"), stream=streaming,
+                             output=StructuredOutput(PERSON).format))
+        assert reply.stop_reason == "content_filter"
+        assert reply.message.text == "I can't help with that."
 
 
 # --- the check of a reply ---------------------------------------------------------------------

@@ -61,7 +61,7 @@ Examples:
   git diff | agentcli ask "write a commit message"    PROMPT first, then the piped text
   cat question.txt | agentcli ask                      the piped text is the prompt
   agentcli ask --json "2+2?" | jq .text
-  agentcli ask --schema 'name, age int' "who wrote Dune?"   one line of JSON: {"name": ...}
+  agentcli ask --schema 'name, born int' "Dune's author?"   prints {"name": ..., "born": ...}
   agentcli ask -y -t file_read "summarise README.md"   approve tool calls without asking
   agentcli ask -c "and the second one?"               continue the latest conversation
   git diff | agentcli ask --role reviewer             a named system prompt from the config
