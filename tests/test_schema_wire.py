@@ -194,13 +194,17 @@ def test_the_forced_answer_tool_beside_other_tools_and_with_thinking(fake_server
     assert reply.stop_reason == "end_turn"
 
 
-def test_anthropic_schema_its_structured_output_cannot_express_goes_by_tool(fake_server):
-    out = StructuredOutput({"type": "object", "properties": {"meta": {"type": "object"}}})
+@pytest.mark.parametrize("prop, why", [
+    ({"type": "object"}, "an object without properties at $.meta"),
+    ({"description": "anything"}, "Schema must have a 'type'"),  # the SDK's transform_schema
+])
+def test_anthropic_schema_its_structured_output_cannot_express_goes_by_tool(fake_server, prop,
+                                                                            why):
+    out = StructuredOutput({"type": "object", "properties": {"meta": prop}})
     fake_server.script(conforming())
     events, body = ask_once(fake_server, "anthropic", out.format, model="claude-sonnet-4-6")
     assert "output_config" not in body and body["tool_choice"]["name"] == "final_answer"
-    assert "an object without properties at $.meta" in \
-        [e.text for e in events if isinstance(e, Notice)][0]
+    assert why in [e.text for e in events if isinstance(e, Notice)][0]
 
 
 def test_the_fake_refuses_output_config_format_on_an_older_model(fake_server):
@@ -303,3 +307,19 @@ def test_unfence_keeps_what_is_not_one_fence():
     assert unfence("```\n[1]\n```") == "[1]"
     assert unfence("```[1]```") == "[1]"
     assert unfence("text ```json\n{}\n```") == "text ```json\n{}\n```"
+
+
+def test_api_auto_keeps_the_schema_when_it_moves_to_the_responses_api(fake_server):
+    from agentcli.config import ProviderProfile, Settings
+    from agentcli.providers.base import create_provider
+
+    p = create_provider(ProviderProfile(name="openai", type="openai", model="gpt-5.6-terra",
+                                        api_key=KEY, base_url=fake_server.openai_base_url),
+                        Settings(max_retries=0))
+    out = StructuredOutput(PERSON)
+    fake_server.script(conforming())
+    reply = done(collect(p, tools=[CALC], output=out.format))
+    first, moved = (r["body"] for r in fake_server.requests)  # refused on Chat Completions
+    assert first["response_format"]["json_schema"]["schema"] == STRICT_PERSON
+    assert moved["text"]["format"]["schema"] == STRICT_PERSON and p.wire == "openai_responses"
+    assert out.check(reply.message.text).data == {"name": "text"}

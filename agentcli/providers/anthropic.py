@@ -282,10 +282,13 @@ class AnthropicProvider(SDKAdapter):
             f"{self.model} has no structured output"
         if why is None:
             why = free_form(output.schema)
+        transform = getattr(sdk, "transform_schema", None)
+        if why is None and transform is None:
+            why = "this anthropic SDK is too old for it (no transform_schema)"
         if why is None:
             try:
-                schema = sdk.transform_schema(output.schema)
-            except (ValueError, TypeError, AttributeError) as e:
+                schema = transform(output.schema)
+            except (ValueError, TypeError) as e:
                 why = str(e).split(". ")[0]
             else:
                 params["output_config"] = {**params.get("output_config", {}),
