@@ -14,9 +14,8 @@ from ..messages import (Message, Part, ReasoningDelta, ReasoningPart, ResponseDo
                         StreamEvent, TextDelta, TextPart, ToolCall, ToolDefinition, ToolResult,
                         Usage)
 from ._common import SDKAdapter, parse_arguments
-from .anthropic_request import (add_cache_breakpoints, answer_items, answer_tool,
-                                merge_usage, reasoning_hint, takes_structured_output,
-                                thinking_params, usage_of)
+from .anthropic_request import (add_cache_breakpoints, answer_items, merge_usage,
+                                reasoning_hint, structured_params, thinking_params, usage_of)
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_URL = "https://api.anthropic.com"
@@ -273,30 +272,9 @@ class AnthropicProvider(SDKAdapter):
         return params
 
     def _output(self, params: dict[str, Any], output: Any) -> list[str]:
-        """``output_config.format`` (json_schema, every object closed: the SDK's own
-        ``transform_schema``) for the models that take it; else the answer as the input of a
-        forced tool (also for a schema structured outputs cannot express)."""
-        from .schema_wire import free_form
-
-        why = None if takes_structured_output(self.model) else \
-            f"{self.model} has no structured output"
-        if why is None:
-            why = free_form(output.schema)
-        transform = getattr(sdk, "transform_schema", None)
-        if why is None and transform is None:
-            why = "this anthropic SDK is too old for it (no transform_schema)"
-        if why is None:
-            try:
-                schema = transform(output.schema)
-            except (ValueError, TypeError) as e:
-                why = str(e).split(". ")[0]
-            else:
-                params["output_config"] = {**params.get("output_config", {}),
-                                           "format": {"type": "json_schema", "schema": schema}}
-                return []
-        self._answer = answer_tool(params, output.schema)
-        return [f"structured output goes through a tool ({self._answer}) whose input is the "
-                f"answer: {why}"]
+        self._answer, notes = structured_params(params, self.model, output.schema,
+                                                getattr(sdk, "transform_schema", None))
+        return notes
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         params = _sendable(params)

@@ -1,5 +1,6 @@
 """The Anthropic Messages wire besides the conversation: what a request carries (thinking from
-the profile's ``reasoning``, prompt-cache breakpoints), the usage a reply reports (cache reads
+the profile's ``reasoning``, prompt-cache breakpoints, structured output: ``output_config.format``
+or a forced answer tool whose call becomes the reply's text), the usage a reply reports (cache reads
 and writes, thinking tokens), and the hint for a model that refuses a reasoning setting. Pure
 functions over plain values; no SDK import.
 
@@ -80,6 +81,32 @@ ANSWER_TOOL = "final_answer"
 def takes_structured_output(model: str) -> bool:
     version = claude_version(model)
     return version is None or version >= STRUCTURED_FROM
+
+
+def structured_params(params: dict[str, Any], model: str, schema: dict[str, Any],
+                      transform: Any) -> tuple[str | None, list[str]]:
+    """Structured output in the request: ``output_config.format`` (json_schema, every object
+    closed by ``transform``, the SDK's own ``transform_schema``) for the models that take it;
+    else the answer as the input of a forced tool (also for a schema structured outputs cannot
+    express). Returns (the answer tool's name or None, what the user is told)."""
+    from .schema_wire import free_form
+
+    why = None if takes_structured_output(model) else f"{model} has no structured output"
+    if why is None and transform is None:
+        why = "this anthropic SDK is too old for it (no transform_schema)"
+    why = why or free_form(schema)
+    if why is None:
+        try:
+            closed = transform(schema)
+        except (ValueError, TypeError) as e:
+            why = str(e).split(". ")[0]
+        else:
+            params["output_config"] = {**params.get("output_config", {}),
+                                       "format": {"type": "json_schema", "schema": closed}}
+            return None, []
+    name = answer_tool(params, schema)
+    return name, [f"structured output goes through a tool ({name}) whose input is the answer: "
+                  f"{why}"]
 
 
 def answer_tool(params: dict[str, Any], schema: dict[str, Any]) -> str:
