@@ -231,6 +231,17 @@ class ToolDefinition:
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
+@dataclass(frozen=True)
+class OutputFormat:
+    """Structured output asked of a request (``ask --schema``): the reply's text must be JSON
+    matching ``schema``, a JSON Schema whose root is an object (``agent.structured`` wraps any
+    other root). Each adapter sends it the way its API takes it (``providers.schema_wire``);
+    ``name`` names it where the API wants a name."""
+
+    name: str
+    schema: dict[str, Any]
+
+
 # --- stream events (provider -> agent) -----------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -342,7 +353,9 @@ class FileChanged:
 
 
 TurnStopReason = Literal["end_turn", "max_tokens", "content_filter", "max_steps", "max_cost",
-                         "interrupted", "error"]
+                         "schema", "interrupted", "error"]
+"""``schema``: with ``--schema``, the final answer still did not match it after it was sent
+back once with the errors (``AgentDone.output`` holds them)."""
 
 
 @dataclass(frozen=True)
@@ -363,7 +376,10 @@ class AgentDone:
     ``partial_kept``: a cut-short reply is in history marked interrupted; ``user_dropped``:
     nothing arrived, so the user message left the conversation (the REPL offers /retry);
     ``error``: the ProviderError when ``stop_reason == "error"``; ``reasoning``: the readable
-    text of the turn's reasoning (summaries, thinking), every step's, in order."""
+    text of the turn's reasoning (summaries, thinking), every step's, in order; ``output``: with
+    a schema, the check of the final answer (``agent.structured.SchemaOutcome``: its ``data``
+    when valid, its ``errors`` when not), None without a schema or when no answer was
+    checked."""
 
     stop_reason: TurnStopReason
     usage: Usage
@@ -374,6 +390,7 @@ class AgentDone:
     user_dropped: bool = False
     error: Any = None
     reasoning: str = ""
+    output: Any = None
     kind: Literal["agent_done"] = "agent_done"
 
 

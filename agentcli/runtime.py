@@ -177,10 +177,12 @@ def file_roots(settings: Settings) -> Any:
 def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executor: Executor,
                conversation: Conversation | None = None,
                profile: ProviderProfile | None = None,
-               recorder: SessionRecorder | None = None, limit: Any = None) -> Agent:
+               recorder: SessionRecorder | None = None, limit: Any = None,
+               structured: Any = None) -> Agent:
     """The agent for ``conversation``; with ``profile``, each request is fitted to the model's
     context window (and ``recorder`` keeps the fitter's exact token counts with the
-    conversation; a context-window notice already given in it is not given again)."""
+    conversation; a context-window notice already given in it is not given again).
+    ``structured``: ``--schema`` (``agent.structured.StructuredOutput``)."""
     from .agent.loop import Agent
 
     prepare = None
@@ -195,7 +197,22 @@ def make_agent(settings: Settings, opts: RunOptions, provider: Provider, executo
         recorder.link(prepare)
     stream = profile.stream if profile is not None else opts.stream is not False
     return Agent(provider, executor, conversation=conversation, system=settings.system,
-                 max_steps=settings.max_steps, stream=stream, prepare=prepare, limit=limit)
+                 max_steps=settings.max_steps, stream=stream, prepare=prepare, limit=limit,
+                 structured=structured)
+
+
+def structured_output(schema: dict[str, Any] | None, profile: ProviderProfile) -> Any:
+    """``--schema`` (already read and checked: ``inputs.schema.load_schema``) as the run's
+    ``StructuredOutput``; None without one. The local model cannot do it: a usage error,
+    before any request."""
+    if schema is None:
+        return None
+    if profile.type == "local":
+        raise UsageError("--schema is not available with the local model (provider type local)",
+                         hint="use an OpenAI, Anthropic or OpenAI-compatible provider (-p)")
+    from .agent.structured import StructuredOutput
+
+    return StructuredOutput(schema)
 
 
 def cost_limit(settings: Settings, opts: RunOptions, model: str) -> Any:

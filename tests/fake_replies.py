@@ -34,7 +34,8 @@ CAPTIVE_PORTAL = ("<!DOCTYPE html>\n<html><head><title>Hotel Wi-Fi</title></head
 class Reply:
     """One scripted answer; build it with the functions below."""
 
-    kind: str  # text | tool_calls | error | drop | stall | stream_error | drip | huge | raw
+    kind: str  # text | tool_calls | error | drop | stall | stream_error | drip | huge | raw |
+    # conforming
     text: str = ""
     chunks: int | None = None
     calls: tuple[tuple[str, dict[str, Any] | str], ...] = ()
@@ -74,6 +75,12 @@ def tool_calls(*calls: tuple[str, dict[str, Any] | str], text: str = "", usage: 
         raise ValueError(f"ids must be normal, none or same, not {ids!r}")
     return Reply("tool_calls", text=text, calls=tuple(calls), usage=usage, ids=ids,
                  finish=finish, split_blocks=split_blocks, thinking=thinking, redacted=redacted)
+
+
+def conforming(*, usage: bool = True) -> Reply:
+    """JSON that matches the request's own schema (``response_format``, ``text.format``,
+    ``output_config.format``, or the tool an Anthropic request forces): ``fake_structured``."""
+    return Reply("conforming", usage=usage)
 
 
 def error(status: int, message: str = "fake server error", *,
@@ -168,7 +175,7 @@ def reply_from_json(spec: dict[str, Any]) -> Reply:
               "html": lambda: html(spec["html"] if isinstance(spec["html"], str)
                                    else CAPTIVE_PORTAL),
               "wrong_shape": lambda: wrong_shape(spec["wrong_shape"]),
-              "empty_stream": empty_stream}
+              "empty_stream": empty_stream, "conforming": conforming}
     for key, build in simple.items():
         if key in spec:
             return build()

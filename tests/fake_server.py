@@ -19,6 +19,8 @@ background thread) answering
   ``srv.models`` is the list (None: no such path), ``srv.models_reply`` a reply served instead,
   ``srv.responses_api = False`` a server without ``/v1/responses``,
   ``srv.prompt_cache.min_tokens`` the smallest prefix counted as cached (1,024, as OpenAI's).
+- structured output (``response_format``, ``text.format``, ``output_config.format``, forced
+  tools): what the APIs refuse, and ``conforming()`` replies: ``fake_structured.py``.
 
 The replies live in ``fake_replies.py`` (re-exported here) and their wire spelling in
 ``fake_wire.py``. Use in tests
@@ -66,7 +68,7 @@ flushes, then serves until killed)::
   ``{"stream_error": "partial text", "message": "Overloaded"}``,
   ``{"drip": "partial text", "interval": 0.5}``, ``{"huge": 300000000, "after": "text"}``,
   ``{"html": true}`` (or the page as a string), ``{"wrong_shape": {"any": "json"}}``,
-  ``{"empty_stream": true}``.
+  ``{"empty_stream": true}``, ``{"conforming": true}`` (JSON matching the request's schema).
   ``text`` and ``tool_calls`` entries also take ``"usage": false``, ``"finish": "none" |
   "max_tokens" | "content_filter"``, ``"thinking": "text"`` and ``"redacted": 1`` (Anthropic);
   ``tool_calls`` entries ``"ids": "none" | "same"`` and ``"split_blocks": 16``.
@@ -89,10 +91,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fake_replies import (CAPTIVE_PORTAL, Reply, drip, drop, echo_reply,  # noqa: F401
-                          empty_stream, error, gzipped, html, huge, redirect, reply_from_json,
-                          stall, stream_error, text, tool_calls, wrong_shape)
+from fake_replies import (CAPTIVE_PORTAL, Reply, conforming, drip, drop,  # noqa: F401
+                          echo_reply, empty_stream, error, gzipped, html, huge, redirect,
+                          reply_from_json, stall, stream_error, text, tool_calls, wrong_shape)
 from fake_anthropic import AnthropicState
+from fake_structured import anthropic_problem, conform, openai_problem
 from fake_openai_rules import RESPONSES_PATH, PromptCache, chat_problem, responses_problem
 from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, anthropic_tool_uses,
                        error_body, huge_pieces, null_content_error, openai_message, sse_error,
@@ -154,10 +157,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == ANTHROPIC_PATH:
             problem = owner.anthropic.refusal(body)
-            refused = (400, error_body(path, error(400, problem))) if problem else None
+            refused = (400, error_body(path, error(400, problem))) if problem else \
+                anthropic_problem(body)
         else:
             refused = {OPENAI_PATH: chat_problem, RESPONSES_PATH: responses_problem}.get(
-                path, lambda b: None)(body)
+                path, lambda b: None)(body) or openai_problem(path, body)
         if refused:  # what the 2026 APIs answer HTTP 400 (consumes no scripted reply)
             self._send_json(*refused, retry=False)
             return
@@ -166,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:
             self._send_raw(500, NO_REPLY_LEFT.encode(), "text/plain", retry=False)
             return
+        if reply.kind == "conforming":  # JSON made from the request's own schema
+            reply = conform(path, body, reply)
         try:
             self._answer(path, body, reply, cached)
         except (BrokenPipeError, ConnectionResetError):

@@ -76,7 +76,7 @@ class Agent:
                  conversation: Conversation | None = None, system: str | None = None,
                  history: Sequence[Message] | None = None, max_steps: int = 10,
                  stream: bool = True, prepare: Prepare | None = None,
-                 limit: Any = None) -> None:
+                 limit: Any = None, structured: Any = None) -> None:
         self.provider = provider
         self.executor = executor
         self.conversation = conversation if conversation is not None else \
@@ -87,6 +87,9 @@ class Agent:
         self.limit = limit
         """A spending limit (``pricing.CostLimit``): ``before(input_tokens)`` and
         ``after(usage)`` return a line when the run must stop, None otherwise."""
+        self.structured = structured
+        """``--schema`` (``structured.StructuredOutput``): its ``format`` goes with every
+        request, and the answer that ends the turn must pass its ``check`` (sent back once)."""
         self.reasoning_noted: set[tuple[str | None, str | None]] = set()
 
     @property
@@ -152,6 +155,8 @@ class _Turn:
         self.error: AgentCliError | None = None
         self.partial_kept = False
         self.user_dropped = False
+        self.output: Any = None  # --schema: the check of the final answer
+        self.schema_retries = 1
         self._finished = False
         self._used_ids = {c.id for m in conversation.messages for c in m.tool_calls}
 
@@ -209,8 +214,27 @@ class _Turn:
                 return
             if not calls:
                 self.stop = "end_turn" if done.stop_reason == "tool_calls" else done.stop_reason
+                if self.stop == "end_turn" and agent.structured is not None and \
+                        (yield from self._send_back(message)):
+                    continue  # the invalid answer went back with its errors: ask again
                 return
             yield from self._run_tools(calls)
+
+    def _send_back(self, answer: Message) -> Generator[AgentEvent, None, bool]:
+        """--schema: check the answer that ends the turn. Invalid: send it back once with the
+        errors (True: ask again), then end the turn as ``schema``."""
+        self.output = outcome = self.agent.structured.check(answer.text)
+        if outcome.valid:
+            return False
+        if self.schema_retries <= 0:
+            self.stop = "schema"
+            return False
+        self.schema_retries -= 1
+        n = outcome.total
+        yield Notice(f"the reply does not match the schema ({n} error{'s' if n != 1 else ''}): "
+                     "sent back once with the errors", level="info")
+        yield self.conv.append(Message.user(outcome.feedback()))
+        return True
 
     def _count(self, usage: Usage) -> None:
         self.usage += usage
@@ -248,8 +272,10 @@ class _Turn:
         done: ResponseDone | None = None
         provider.cache_key = self.conv.id  # the providers' prompt caches key on it
         try:
+            extra = {"output": agent.structured.format} if agent.structured is not None \
+                else {}  # (a provider without structured output never gets the keyword)
             stream = provider.stream(send, definitions, system=self.conv.prompt,
-                                     stream=agent.stream)
+                                     stream=agent.stream, **extra)
             with closing(stream):  # an early exit (Ctrl-C, close) closes the HTTP response
                 for event in stream:
                     if isinstance(event, TextDelta):
@@ -392,7 +418,7 @@ class _Turn:
             text += piece
         return AgentDone(self.stop or "error", self.usage, self.steps_made, text,
                          tuple(self.records), self.partial_kept, self.user_dropped, self.error,
-                         "\n\n".join(self.reasoning))
+                         "\n\n".join(self.reasoning), self.output)
 
 
 def _input_tokens(prepare: Any, send: Sequence[Message], tools: Sequence[ToolDefinition],

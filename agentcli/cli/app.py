@@ -21,7 +21,7 @@ from .. import __version__
 from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt, JsonlOpt,
                      MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoProjectInstructionsOpt,
                      NoSaveOpt, NoStreamOpt, NoToolsOpt, ProviderOpt, ReasoningOpt, RoleOpt,
-                     SandboxOpt, SessionOpt,
+                     SandboxOpt, SchemaOpt, SessionOpt,
                      SystemOpt, ToolOpt, ToolsDirOpt, YesOpt, run_command)
 from ..errors import AgentCliError, UsageError
 from ..ui.render import eprint, report_error
@@ -30,10 +30,11 @@ EXIT_CODES = """\b
 Exit codes (for scripts):
   0    done
   1    runtime: the provider or the network failed, the reply was cut by max_tokens (or
-       a content filter), max_steps or --max-cost was reached, the session store
-       cannot be read
+       a content filter), max_steps or --max-cost was reached, the answer did not
+       match --schema (after one retry), the session store cannot be read
   2    usage or config: a bad flag or argument, a bad config file or tool manifest,
-       nothing to ask, no provider set up, an unknown session, tool or role
+       a bad --schema, nothing to ask, no provider set up, an unknown session, tool
+       or role
   130  interrupted (Ctrl-C)
 """
 
@@ -61,6 +62,7 @@ Examples:
   git diff | agentcli ask "write a commit message"    PROMPT first, then the piped text
   cat question.txt | agentcli ask                      the piped text is the prompt
   agentcli ask --json "2+2?" | jq .text
+  agentcli ask --schema 'name, born int' "Dune's author?"   prints {"name": ..., "born": ...}
   agentcli ask -y -t file_read "summarise README.md"   approve tool calls without asking
   agentcli ask -c "and the second one?"               continue the latest conversation
   git diff | agentcli ask --role reviewer             a named system prompt from the config
@@ -262,6 +264,7 @@ def build_app() -> typer.Typer:
         hide_reasoning: bool = HideReasoningOpt, jsonl: bool = JsonlOpt,
         max_cost: Optional[float] = MaxCostOpt, sandbox: Optional[str] = SandboxOpt,
         no_project_instructions: bool = NoProjectInstructionsOpt,
+        schema: Optional[str] = SchemaOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -275,7 +278,7 @@ def build_app() -> typer.Typer:
         def body() -> int:
             from .ask import run_ask
 
-            return run_ask(opts, prompt, json_out=json_out, jsonl=jsonl)
+            return run_ask(opts, prompt, json_out=json_out, jsonl=jsonl, schema=schema)
 
         run_command(body)
 

@@ -16,7 +16,7 @@ from ..ui.render import stop_warning
 
 
 def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
-            jsonl: bool = False) -> int:
+            jsonl: bool = False, schema: str | None = None) -> int:
     from .. import runtime
     from ..agent.loop import drive
     from ..ui.render import notice, warn
@@ -25,10 +25,15 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
         raise UsageError("--json and --jsonl cannot be used together",
                          hint="--json prints one object at the end, --jsonl one per event")
     settings = runtime.load(opts)
+    if schema is not None:  # a bad one fails at once: before stdin is waited on
+        from ..inputs.schema import load_schema
+
+        checked = load_schema(schema)
     piped = read_piped_stdin(settings, required=False,
                              prompt_given=prompt not in (None, "-"))
     text = compose_prompt(prompt, piped)
     profile = runtime.resolve(settings, opts, notice=notice)
+    structured = runtime.structured_output(checked if schema is not None else None, profile)
     recorder = runtime.make_recorder(settings, opts, warn)
     mcp = None
     prompter = None
@@ -47,8 +52,10 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
         executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
         conversation = runtime.make_conversation(settings, opts, resumed, recorder, notice)
         agent = runtime.make_agent(settings, opts, provider, executor, conversation,
-                                   profile=profile, recorder=recorder, limit=limit)
-        out = _output(json_out, jsonl, not settings.hide_reasoning)
+                                   profile=profile, recorder=recorder, limit=limit,
+                                   structured=structured)
+        out = _output(json_out or structured is not None, jsonl, not settings.hide_reasoning,
+                      structured is not None)
         if jsonl:
             from ..ui.events_jsonl import OutputClosed
 
@@ -71,14 +78,18 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
         if recorder is not None:
             recorder.close()
     return _report(done, out, settings, model, profile.name, recorder,
-                   mode="jsonl" if jsonl else "json" if json_out else "text")
+                   mode="jsonl" if jsonl else "json" if json_out else
+                   "schema" if structured is not None else "text",
+                   schema=structured is not None)
 
 
-def _output(json_out: bool, jsonl: bool, show_reasoning: bool) -> Any:
+def _output(json_out: bool, jsonl: bool, show_reasoning: bool, schema: bool) -> Any:
+    """The renderer: --jsonl events, or AskOutput (``json_out``: stdout gets only the final
+    object, --json's or --schema's)."""
     if jsonl:
         from ..ui.events_jsonl import JsonlOutput
 
-        return JsonlOutput(show_reasoning=show_reasoning)
+        return JsonlOutput(show_reasoning=show_reasoning, schema=schema)
     from ..ui.ask_output import AskOutput
 
     return AskOutput(json_out, show_reasoning=show_reasoning)
@@ -94,8 +105,9 @@ def _reader_gone() -> int:
 
 
 def _report(done: AgentDone, out: Any, settings: Any, model: str, provider: str,
-            recorder: Any, *, mode: str) -> int:
-    """The end of the run in the chosen output, and its exit code."""
+            recorder: Any, *, mode: str, schema: bool = False) -> int:
+    """The end of the run in the chosen output, and its exit code. ``mode`` "schema": plain
+    ``--schema``, whose stdout is the answer's JSON alone (nothing when there is none)."""
     from ..agent.pricing import cost
     from ..ui.render import eprint, warn
 
@@ -108,11 +120,15 @@ def _report(done: AgentDone, out: Any, settings: Any, model: str, provider: str,
     if mode == "json":
         from ..ui.json_output import json_text, turn_json
 
-        payload = turn_json(done, provider, model)
+        payload = turn_json(done, provider, model, schema=schema)
         payload["session"] = recorder.session_id if recorder and not recorder.failed else None
         if spent is not None:
             payload["cost"] = spent.as_json()
         print(json_text(payload))
+    elif mode == "schema" and done.stop_reason == "end_turn" and done.output is not None:
+        from ..ui.json_output import json_text
+
+        print(json_text(done.output.data))
     elif mode == "jsonl":
         from ..ui.events_jsonl import OutputClosed
 
@@ -131,8 +147,9 @@ def _report(done: AgentDone, out: Any, settings: Any, model: str, provider: str,
 
 def exit_code(done: AgentDone, settings: Any, warn: Any, eprint: Any, *, printed: bool) -> int:
     """Say on stderr how the turn ended (when it did not simply finish) and pick the exit code:
-    0 done, 1 it stopped short (max_steps, max_tokens, content_filter, max_cost), 130
-    interrupted. (An error is raised by the caller: its own exit code.)"""
+    0 done, 1 it stopped short (max_steps, max_tokens, content_filter, max_cost) or its answer
+    did not match --schema, 130 interrupted. (An error is raised by the caller: its own exit
+    code.)"""
     reason = done.stop_reason
     if reason == "interrupted":
         eprint("interrupted" + (" (the reply above is incomplete)" if done.partial_kept
@@ -140,8 +157,29 @@ def exit_code(done: AgentDone, settings: Any, warn: Any, eprint: Any, *, printed
         return EXIT_INTERRUPTED
     if reason == "max_cost":
         return EXIT_RUNTIME  # the agent's notice named the spend
+    if reason == "schema":
+        for line in schema_failure(done.output):
+            eprint(line)
+        return EXIT_RUNTIME
     warning = stop_warning(done, settings.max_steps)
     if warning is not None:
         warn(warning)
         return EXIT_RUNTIME
     return 0
+
+
+SHOWN_ERRORS = 5
+
+
+def schema_failure(outcome: Any) -> list[str]:
+    """The lines on stderr for an answer that did not match --schema after the retry: what
+    happened, then one line per error (at most ``SHOWN_ERRORS``, then how many more)."""
+    from ..ui.render import color, sanitize
+
+    n = outcome.total
+    lines = [color("31", "error: ") + f"the answer does not match --schema ({n} error"
+             f"{'s' if n != 1 else ''}), even after it was sent back once with them"]
+    lines += [f"  {sanitize(e)}" for e in outcome.errors[:SHOWN_ERRORS]]
+    if n > SHOWN_ERRORS:
+        lines.append(f"  … {n - SHOWN_ERRORS} more")
+    return lines

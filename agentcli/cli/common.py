@@ -103,3 +103,10 @@ SandboxOpt = typer.Option(None, "--sandbox", metavar="MODE",
 NoProjectInstructionsOpt = typer.Option(False, "--no-project-instructions",
                                         help="Do not add AGENTS.md / AGENTCLI.md to the system "
                                              "prompt.")
+SchemaOpt = typer.Option(None, "--schema", metavar="SCHEMA",
+                         help="The final answer must be JSON matching SCHEMA: a JSON Schema file, "
+                              "inline JSON ('{...}') or a short form ('name, age int, bio: a "
+                              "description'; types str, int, float, bool). stdout is then that "
+                              "JSON alone, on one line (--json/--jsonl: as `data`). An answer "
+                              "that does not match is sent back once with the errors, then "
+                              "exit 1.")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from ..config import DEFAULT_BASE_URL_ENV, DEFAULT_KEY_ENV, DEFAULT_MODELS
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
                       ProviderConnectionError, ProviderError, StreamInterruptedError, redact_url)
-from ..messages import ToolCall
+from ..messages import Notice, ToolCall
 from ._transport import (PLACEHOLDER_KEY, Budget, CompressedReply, DeadlineExceeded,
                          ResponseTooLarge, TransportLimit, guarded_client, host_of,
                          resolve_api_key)
@@ -421,8 +421,14 @@ class SDKAdapter:
             http_client=guarded_client(self.sdk, self.budget, key_host))
 
     def stream(self, messages: Sequence[Any], tools: Sequence[Any], *,
-               system: str | None = None, stream: bool = True) -> Iterator[Any]:
+               system: str | None = None, stream: bool = True,
+               output: Any = None) -> Iterator[Any]:
         params = self._params(messages, tools, system)
+        if output is not None:  # --schema: said once per adapter when it is sent another way
+            for note in self._output(params, output):
+                if note not in self.__dict__.setdefault("_told", set()):
+                    self._told.add(note)
+                    yield Notice(note, level="info")
         if self.profile.temperature is not None:
             params["temperature"] = self.profile.temperature
         self.budget.start()  # request_timeout counts from here, the SDK's retries included
@@ -443,6 +449,11 @@ class SDKAdapter:
         raise NotImplementedError
 
     def _stream(self, params: dict[str, Any]) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _output(self, params: dict[str, Any], output: Any) -> list[str]:
+        """Add structured output (a ``messages.OutputFormat``) to the request; returns what the
+        user should be told (e.g. it went without strict mode)."""
         raise NotImplementedError
 
     def _complete(self, params: dict[str, Any]) -> Iterator[Any]:

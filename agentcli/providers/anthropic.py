@@ -14,8 +14,8 @@ from ..messages import (Message, Part, ReasoningDelta, ReasoningPart, ResponseDo
                         StreamEvent, TextDelta, TextPart, ToolCall, ToolDefinition, ToolResult,
                         Usage)
 from ._common import SDKAdapter, parse_arguments
-from .anthropic_request import (add_cache_breakpoints, merge_usage, reasoning_hint,
-                                thinking_params, usage_of)
+from .anthropic_request import (add_cache_breakpoints, answer_items, merge_usage,
+                                reasoning_hint, structured_params, thinking_params, usage_of)
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_URL = "https://api.anthropic.com"
@@ -141,7 +141,10 @@ def _parts(items: list[tuple[str, Any]]) -> list[Part]:
 def _response(items: list[tuple[str, Any]], stop: str | None, usage: Usage) -> ResponseDone:
     parts = _parts(items)
     has_calls = any(isinstance(p, ToolCall) for p in parts)
-    return ResponseDone(Message("assistant", tuple(parts)), _stop_reason(stop, has_calls), usage)
+    reason = _stop_reason(stop, has_calls)
+    if reason == "tool_calls" and not has_calls:  # the answer tool was the only call
+        reason = "end_turn"
+    return ResponseDone(Message("assistant", tuple(parts)), reason, usage)
 
 
 def _tool_block(block: Any) -> dict[str, Any]:
@@ -240,10 +243,15 @@ class AnthropicProvider(SDKAdapter):
     official_host = OFFICIAL_HOST
     default_url = DEFAULT_URL
 
+    _answer: str | None = None  # the forced answer tool of the request in flight, if any
+
     def stream(self, messages: Sequence[Any], tools: Sequence[Any], *,
-               system: str | None = None, stream: bool = True) -> Iterator[Any]:
+               system: str | None = None, stream: bool = True,
+               output: Any = None) -> Iterator[Any]:
+        self._answer = None
         try:
-            yield from super().stream(messages, tools, system=system, stream=stream)
+            yield from super().stream(messages, tools, system=system, stream=stream,
+                                      output=output)
         except ProviderError as e:
             reasoning_hint(e, self.profile.reasoning)
             raise
@@ -262,6 +270,11 @@ class AnthropicProvider(SDKAdapter):
         if self.profile.cache:
             add_cache_breakpoints(params)
         return params
+
+    def _output(self, params: dict[str, Any], output: Any) -> list[str]:
+        self._answer, notes = structured_params(params, self.model, output.schema,
+                                                getattr(sdk, "transform_schema", None))
+        return notes
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         params = _sendable(params)
@@ -290,7 +303,14 @@ class AnthropicProvider(SDKAdapter):
         if not stopped:
             raise self.errors.cut_off(blocks.text, "message_stop")
         blocks.close()
-        yield _response(blocks.items, stop, usage_of(usage))
+        yield from self._done(blocks.items, stop, usage_of(usage))
+
+    def _done(self, items: list[tuple[str, Any]], stop: str | None,
+              usage: Usage) -> Iterator[StreamEvent]:
+        items, answer = answer_items(items, self._answer)
+        if answer:  # shown like any reply text
+            yield TextDelta(answer)
+        yield _response(items, stop, usage)
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         params = _sendable(params)
@@ -314,8 +334,8 @@ class AnthropicProvider(SDKAdapter):
                 items.append(("reasoning", part))
                 if part.text:
                     yield ReasoningDelta(part.text)
-        yield _response(items, getattr(resp, "stop_reason", None),
-                        usage_of(merge_usage(getattr(resp, "usage", None), {})))
+        yield from self._done(items, getattr(resp, "stop_reason", None),
+                              usage_of(merge_usage(getattr(resp, "usage", None), {})))
 
 
 def _sendable(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The Anthropic Messages wire besides the conversation: what a request carries (thinking from
-the profile's ``reasoning``, prompt-cache breakpoints), the usage a reply reports (cache reads
+the profile's ``reasoning``, prompt-cache breakpoints, structured output: ``output_config.format``
+or a forced answer tool whose call becomes the reply's text), the usage a reply reports (cache reads
 and writes, thinking tokens), and the hint for a model that refuses a reasoning setting. Pure
 functions over plain values; no SDK import.
 
@@ -18,6 +19,7 @@ room (the budget, or the same amount for adaptive thinking) is added on top of t
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -68,6 +70,87 @@ def thinking_params(model: str, level: str | None, reply_tokens: int) -> dict[st
                 "output_config": {"effort": EFFORT[level]}}
     return {"max_tokens": reply_tokens + room,
             "thinking": {"type": "enabled", "budget_tokens": room}}
+
+
+STRUCTURED_FROM = (4, 5)
+"""The first Claude version with structured outputs (``output_config.format``): Sonnet, Opus
+and Haiku 4.5, and every later model; earlier ones get the answer as a forced tool's input."""
+ANSWER_TOOL = "final_answer"
+
+
+def takes_structured_output(model: str) -> bool:
+    version = claude_version(model)
+    return version is None or version >= STRUCTURED_FROM
+
+
+def structured_params(params: dict[str, Any], model: str, schema: dict[str, Any],
+                      transform: Any) -> tuple[str | None, list[str]]:
+    """Structured output in the request: ``output_config.format`` (json_schema, every object
+    closed by ``transform``, the SDK's own ``transform_schema``) for the models that take it;
+    else the answer as the input of a forced tool (also for a schema structured outputs cannot
+    express). Returns (the answer tool's name or None, what the user is told)."""
+    from .schema_wire import free_form
+
+    why = None if takes_structured_output(model) else f"{model} has no structured output"
+    if why is None and transform is None:
+        why = "this anthropic SDK is too old for it (no transform_schema)"
+    why = why or free_form(schema)
+    if why is None:
+        try:
+            closed = transform(schema)
+        except (ValueError, TypeError) as e:
+            why = str(e).split(". ")[0]
+        else:
+            params["output_config"] = {**params.get("output_config", {}),
+                                       "format": {"type": "json_schema", "schema": closed}}
+            return None, []
+    name = answer_tool(params, schema)
+    return name, [f"structured output goes through a tool ({name}) whose input is the answer: "
+                  f"{why}"]
+
+
+def answer_tool(params: dict[str, Any], schema: dict[str, Any]) -> str:
+    """Structured output for a model without it: a tool whose input is the answer, put first
+    (the cache breakpoint stays on the last tool) and forced: by name when it is the only tool,
+    as "any tool" beside others (the model may still call them first), and only asked for in
+    its description when thinking is on (the API refuses forced tool use with thinking).
+    Returns the tool's name (a user tool of that name keeps it: ours gets a ``_``)."""
+    tools = params.setdefault("tools", [])
+    name = ANSWER_TOOL
+    while any(t.get("name") == name for t in tools):
+        name += "_"
+    tools.insert(0, {"name": name, "input_schema": schema,
+                     "description": "Give your final answer with this tool: its input is the "
+                                    "answer, in the required JSON format. Call it once, when you "
+                                    "have everything you need (after any other tool calls)."})
+    thinking = (params.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+    params["tool_choice"] = {"type": "auto"} if thinking else \
+        {"type": "tool", "name": name} if len(tools) == 1 else {"type": "any"}
+    return name
+
+
+def answer_items(items: list[tuple[str, Any]], answer: str | None
+                 ) -> tuple[list[tuple[str, Any]], str]:
+    """A call of the answer tool (structured output by forced tool) becomes the reply's text,
+    where the call was: its input is the answer. Text written beside it is left out (it is not
+    the answer). Returns the items and the answer's text ("" when the tool was not called)."""
+    given = [_input_text(v) for k, v in items if k == "tool" and v["name"] == answer]
+    if answer is None or not given:
+        return items, ""
+    out: list[tuple[str, Any]] = []
+    for kind, value in items:
+        if kind == "tool" and value["name"] == answer:
+            if not any(k == "text" for k, _ in out):  # one answer: the last one given
+                out.append(("text", given[-1]))
+        elif kind != "text":
+            out.append((kind, value))
+    return out, given[-1]
+
+
+def _input_text(tool_block: dict[str, Any]) -> str:
+    """A tool_use block's input as JSON text: the streamed pieces joined, else its start."""
+    return "".join(tool_block["pieces"]) if tool_block["pieces"] else \
+        json.dumps(tool_block["start"] or {})
 
 
 def add_cache_breakpoints(params: dict[str, Any]) -> int:

@@ -24,6 +24,14 @@ back as events. Contract for ``stream``:
 - A call id the server did not send is left empty; the agent gives it one that is unique in the
   conversation (and renames reused ids).
 - ``stream=False`` makes one non-streaming request but yields the same events.
+- ``output`` (a ``messages.OutputFormat``, given only with ``ask --schema``): the reply's text
+  must be JSON matching its schema. The adapter asks for it the API's native way (OpenAI
+  ``response_format`` / ``text.format`` json_schema, strict when the schema allows it;
+  Anthropic ``output_config.format``, or for a model without it a forced tool whose input the
+  adapter hands back as the reply's text) on every request, tools included, and yields a
+  ``Notice`` (once) when it had to do so in a weaker way. It does not check the reply: the
+  agent does (``agent.structured``). Adapters that cannot do it (the local model) never get
+  the keyword: ``ask`` refuses ``--schema`` for them before any request.
 - Errors are raised only as ``ProviderError`` subclasses (converted from SDK errors with
   ``raise ... from e``): 401/403 -> AuthenticationError whose hint names where the key came from
   (or that none was sent); cannot connect -> ProviderConnectionError naming the URL; unknown
@@ -52,7 +60,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..config import ProviderProfile, Settings
-    from ..messages import Message, StreamEvent, ToolDefinition
+    from ..messages import Message, OutputFormat, StreamEvent, ToolDefinition
 
 
 class Provider(Protocol):
@@ -65,7 +73,8 @@ class Provider(Protocol):
     """Set by the caller: the conversation's id (prompt cache key); None when there is none."""
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
-               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+               system: str | None = None, stream: bool = True,
+               output: OutputFormat | None = None) -> Iterator[StreamEvent]:
         ...
 
 

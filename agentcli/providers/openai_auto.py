@@ -41,10 +41,11 @@ class OpenAIAutoProvider(OpenAIProvider):
             self.wire = self._responses.wire
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
-               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+               system: str | None = None, stream: bool = True,
+               output: Any = None) -> Iterator[StreamEvent]:
         if self._responses is None:
             refused = yield from first_refusal(
-                super().stream(messages, tools, system=system, stream=stream),
+                super().stream(messages, tools, system=system, stream=stream, output=output),
                 lambda e: bool(tools) and needs_responses(e))
             if refused is None:
                 return
@@ -52,7 +53,7 @@ class OpenAIAutoProvider(OpenAIProvider):
             yield Notice(f"{self.model} takes tools with reasoning only on the Responses API: "
                          "this conversation uses it (/v1/responses) from now on", level="info")
             try:
-                yield from self._delegate(messages, tools, system, stream)
+                yield from self._delegate(messages, tools, system, stream, output)
             except ProviderError as e:
                 refusal = refusal_of(e)
                 if refusal is None or refusal.status not in (404, 405):
@@ -64,10 +65,11 @@ class OpenAIAutoProvider(OpenAIProvider):
                     hint="this server cannot run tools with this model's reasoning: use "
                          "--reasoning none, or --no-tools") from e
             return
-        yield from self._delegate(messages, tools, system, stream)
+        yield from self._delegate(messages, tools, system, stream, output)
 
     def _delegate(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
-                  system: str | None, stream: bool) -> Iterator[StreamEvent]:
+                  system: str | None, stream: bool, output: Any = None) -> Iterator[StreamEvent]:
         assert self._responses is not None
         self._responses.cache_key = self.cache_key
-        yield from self._responses.stream(messages, tools, system=system, stream=stream)
+        yield from self._responses.stream(messages, tools, system=system, stream=stream,
+                                          output=output)

@@ -198,11 +198,21 @@ class OpenAIProvider(OpenAIAdapter):
             params["prompt_cache_key"] = self.conversation_key()
         return params
 
+    def _output(self, params: dict[str, Any], output: Any) -> list[str]:
+        """``response_format: {type: json_schema, json_schema: {name, schema, strict}}``, which
+        OpenAI and the compatible servers (Ollama, vLLM, llama.cpp) take alike."""
+        from .schema_wire import openai_json_schema
+
+        spec, notes = openai_json_schema(output)
+        params["response_format"] = {"type": "json_schema", "json_schema": spec}
+        return notes
+
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         text: list[str] = []
         slots = _CallSlots()
         usage = Usage.unknown()
         finish: str | None = None
+        refused = False  # a strict-mode refusal streams as `refusal` instead of `content`
         chunks = self.errors.iterate(lambda: self._open_stream(params), text)
         with closing(chunks):  # closing this generator early closes the HTTP response
             for chunk in chunks:
@@ -213,9 +223,11 @@ class OpenAIProvider(OpenAIAdapter):
                         continue
                     delta = choice.delta
                     if delta is not None:
-                        if delta.content:
-                            text.append(delta.content)
-                            yield TextDelta(delta.content)
+                        piece = delta.content or getattr(delta, "refusal", None)
+                        if piece:
+                            refused = refused or not delta.content
+                            text.append(piece)
+                            yield TextDelta(piece)
                         for piece in delta.tool_calls or ():
                             slots.add(piece)
                     if choice.finish_reason:
@@ -225,7 +237,7 @@ class OpenAIProvider(OpenAIAdapter):
             raise self.errors.empty_stream()
         # a stream that ended cleanly without a finish reason (some compatible servers never
         # send one; a dropped connection is an error above) is taken as finished
-        yield _response("".join(text), calls, finish, usage)
+        yield _response("".join(text), calls, "content_filter" if refused else finish, usage)
 
     def _open_stream(self, params: dict[str, Any]) -> Any:
         if self._stream_options:
@@ -257,6 +269,9 @@ class OpenAIProvider(OpenAIAdapter):
         if message is None or isinstance(message, (str, list)):
             raise self.errors.wrong_shape(http, "a chat completion")
         content = getattr(message, "content", None) or ""
+        refusal = getattr(message, "refusal", None) if not content else None
+        if refusal:
+            content = str(refusal)
         if content:
             yield TextDelta(content)
         assembled = []
@@ -265,5 +280,6 @@ class OpenAIProvider(OpenAIAdapter):
             assembled.append(ToolCall(getattr(c, "id", None) or "",
                                       getattr(fn, "name", None) or "",
                                       getattr(fn, "arguments", None) or ""))
-        yield _response(content, assembled, getattr(choice, "finish_reason", None),
+        yield _response(content, assembled, "content_filter" if refusal else
+                        getattr(choice, "finish_reason", None),
                         usage_of(getattr(resp, "usage", None)))

@@ -101,11 +101,12 @@ class OpenAIResponsesProvider(OpenAIAdapter):
         return new
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
-               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+               system: str | None = None, stream: bool = True,
+               output: Any = None) -> Iterator[StreamEvent]:
         sent = reasoning_ids(messages) - self._refused
         try:
             refused = yield from first_refusal(
-                super().stream(messages, tools, system=system, stream=stream),
+                super().stream(messages, tools, system=system, stream=stream, output=output),
                 lambda e: bool(sent) and _refuses_reasoning(e))
         except ModelNotFoundError as e:
             raise self._no_responses_api(e) from e
@@ -115,7 +116,7 @@ class OpenAIResponsesProvider(OpenAIAdapter):
         yield Notice(f"the server refused the stored reasoning of this conversation "
                      f"({one_line(str(refused.message))[:160]}): it is left out from now on",
                      level="info")
-        yield from super().stream(messages, tools, system=system, stream=stream)
+        yield from super().stream(messages, tools, system=system, stream=stream, output=output)
 
     def _no_responses_api(self, e: ModelNotFoundError) -> ProviderError:
         refusal = refusal_of(e)
@@ -151,6 +152,14 @@ class OpenAIResponsesProvider(OpenAIAdapter):
         if profile.cache:
             params["prompt_cache_key"] = self.conversation_key()
         return params
+
+    def _output(self, params: dict[str, Any], output: Any) -> list[str]:
+        """``text: {format: {type: json_schema, name, schema, strict}}``."""
+        from .schema_wire import openai_json_schema
+
+        spec, notes = openai_json_schema(output)
+        params["text"] = {"format": {"type": "json_schema", **spec}}
+        return notes
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         text: list[str] = []

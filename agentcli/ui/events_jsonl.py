@@ -18,7 +18,9 @@ notice         level (info/warning), text
 usage          one request's tokens (``Usage.as_json``: input/output/total, cached, cache-write,
                reasoning, complete)
 done           stop_reason, steps, usage (the run's), cost ({usd, complete} or null),
-               exit_code, text (the whole reply), reasoning (the whole reasoning text)
+               exit_code, text (the whole reply), reasoning (the whole reasoning text); with
+               --schema also data (the answer's JSON, null when there is none) and, when the
+               answer did not match, schema_errors
 error          message, hint, exit_code (the run failed; ``done`` still follows)
 =============  ==============================================================================
 
@@ -33,7 +35,7 @@ from typing import Any, TextIO
 
 from ..messages import (AgentDone, AgentEvent, HistoryAppended, Notice, ReasoningDelta,
                         ResponseDone, TextDelta, ToolCallReady, ToolResultReady)
-from .json_output import json_text
+from .json_output import json_text, schema_fields
 
 VERSION = 1
 
@@ -43,9 +45,11 @@ class OutputClosed(KeyboardInterrupt):
 
 
 class JsonlOutput:
-    def __init__(self, file: TextIO | None = None, *, show_reasoning: bool = True) -> None:
+    def __init__(self, file: TextIO | None = None, *, show_reasoning: bool = True,
+                 schema: bool = False) -> None:
         self.file = file if file is not None else sys.stdout
         self.show_reasoning = show_reasoning
+        self.schema = schema
         self.closed = False
 
     def emit(self, payload: dict[str, Any]) -> None:
@@ -98,4 +102,5 @@ class JsonlOutput:
         self.emit({"type": "done", "stop_reason": done.stop_reason, "steps": done.steps,
                    "usage": done.usage.as_json(),
                    "cost": cost.as_json() if cost is not None else None,
-                   "exit_code": exit_code, "text": done.text, "reasoning": done.reasoning})
+                   "exit_code": exit_code, "text": done.text, "reasoning": done.reasoning,
+                   **(schema_fields(done) if self.schema else {})})

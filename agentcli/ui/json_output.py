@@ -18,9 +18,11 @@ def json_text(payload: Any, indent: int | None = None) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def turn_json(done: AgentDone, provider: str, model: str) -> dict[str, Any]:
+def turn_json(done: AgentDone, provider: str, model: str, *,
+              schema: bool = False) -> dict[str, Any]:
     """The --json object, made from the agent's AgentDone alone. ``reasoning``: the readable
-    reasoning of the turn (thinking, summaries; "" when none was shown)."""
+    reasoning of the turn (thinking, summaries; "" when none was shown). With ``schema``
+    (--schema): ``data`` and, for an answer that did not match, ``schema_errors``."""
     calls = []
     for record in done.calls:
         try:
@@ -47,4 +49,17 @@ def turn_json(done: AgentDone, provider: str, model: str) -> dict[str, Any]:
     }
     if done.error is not None:
         payload["error"] = done.error.message
+    if schema:
+        payload.update(schema_fields(done))
     return payload
+
+
+def schema_fields(done: AgentDone) -> dict[str, Any]:
+    """--schema's part of --json and of --jsonl's ``done``: ``data`` (the answer, null when
+    there is none) and ``schema_errors`` (every error, when the answer did not match)."""
+    outcome = done.output
+    ok = done.stop_reason == "end_turn" and outcome is not None and outcome.valid
+    fields: dict[str, Any] = {"data": outcome.data if ok else None}
+    if done.stop_reason == "schema" and outcome is not None:
+        fields["schema_errors"] = list(outcome.errors)
+    return fields
