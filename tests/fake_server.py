@@ -19,6 +19,8 @@ background thread) answering
   ``srv.models`` is the list (None: no such path), ``srv.models_reply`` a reply served instead,
   ``srv.responses_api = False`` a server without ``/v1/responses``,
   ``srv.prompt_cache.min_tokens`` the smallest prefix counted as cached (1,024, as OpenAI's).
+- images and PDFs in all three, validated as the real APIs do (``fake_media.py``;
+  ``srv.media_seen`` lists what each request carried).
 
 The replies live in ``fake_replies.py`` (re-exported here) and their wire spelling in
 ``fake_wire.py``. Use in tests
@@ -90,6 +92,7 @@ from fake_replies import (CAPTIVE_PORTAL, Reply, drip, drop, echo_reply,  # noqa
                           empty_stream, error, gzipped, html, huge, redirect, reply_from_json,
                           stall, stream_error, text, tool_calls, wrong_shape)
 from fake_anthropic import AnthropicState
+from fake_media import Seen, anthropic_media_problem, chat_media_problem, responses_media_problem
 from fake_openai_rules import RESPONSES_PATH, PromptCache, chat_problem, responses_problem
 from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, anthropic_tool_uses,
                        error_body, huge_pieces, null_content_error, openai_message, sse_error,
@@ -145,12 +148,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(500, {"error": {"message": invalid, "type": "internal_server_error",
                                             "param": None, "code": None}})
             return
+        seen = Seen()  # the attachments it carries (fake_media.py)
         if path == ANTHROPIC_PATH:
-            problem = owner.anthropic.refusal(body)
+            problem = owner.anthropic.refusal(body) or anthropic_media_problem(body, seen)
             refused = (400, error_body(path, error(400, problem))) if problem else None
         else:
             refused = {OPENAI_PATH: chat_problem, RESPONSES_PATH: responses_problem}.get(
-                path, lambda b: None)(body)
+                path, lambda b: None)(body) or (chat_media_problem if path == OPENAI_PATH
+                                                else responses_media_problem)(body, seen)
+        owner.media_seen.append(seen)
         if refused:  # what the 2026 APIs answer HTTP 400 (consumes no scripted reply)
             self._send_json(*refused, retry=False)
             return
@@ -327,6 +333,9 @@ class FakeProviderServer:
     prompt_cache: PromptCache = field(default_factory=PromptCache)
     responses_api: bool = True
     """False: no ``/v1/responses`` (HTTP 404, as most compatible servers)."""
+    media_seen: list[list[tuple[str, str, int, Any]]] = field(default_factory=list)
+    """Per POST, the images and documents it carried (``fake_media.py``): (where, media type,
+    bytes, url)."""
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []

@@ -24,7 +24,7 @@ import json
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import AgentCliError, UsageError
-from ..messages import Message, TextPart, ToolCall, ToolDefinition, ToolResult
+from ..messages import MediaPart, Message, TextPart, ToolCall, ToolDefinition, ToolResult
 from .tokens import TokenCounter, utf8_len
 
 if TYPE_CHECKING:
@@ -128,6 +128,9 @@ class ContextFitter:
                 total += PART_OVERHEAD + count(p.name) + count(p.arguments)
             elif isinstance(p, ToolResult):
                 total += PART_OVERHEAD + MESSAGE_OVERHEAD + count(p.content)
+                total += sum(m.estimated_tokens for m in p.media)
+            elif isinstance(p, MediaPart):  # an estimate for every tokenizer
+                total += PART_OVERHEAD + p.estimated_tokens
         return total
 
     def cost(self, message: Message) -> int:

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
 from .. import __version__
-from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt, JsonlOpt,
+from .common import (ApiOpt, AttachOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt, JsonlOpt,
                      MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoSaveOpt, NoStreamOpt, NoToolsOpt,
                      ProviderOpt, ReasoningOpt, RoleOpt, SessionOpt, SystemOpt, ToolOpt,
                      ToolsDirOpt, YesOpt, run_command)
@@ -32,7 +32,9 @@ Exit codes (for scripts):
        a content filter), max_steps or --max-cost was reached, the session store
        cannot be read
   2    usage or config: a bad flag or argument, a bad config file or tool manifest,
-       nothing to ask, no provider set up, an unknown session, tool or role
+       nothing to ask, no provider set up, an unknown session, tool or role, an
+       attachment that is missing, not a regular file, too large or of an unknown
+       type, or that the provider cannot take
   130  interrupted (Ctrl-C)
 """
 
@@ -63,6 +65,7 @@ Examples:
   agentcli ask -y -t file_read "summarise README.md"   approve tool calls without asking
   agentcli ask -c "and the second one?"               continue the latest conversation
   git diff | agentcli ask --role reviewer             a named system prompt from the config
+  agentcli ask -a shot.png -a spec.pdf "does the screen match the spec?"
 
 \b
 Piped stdin (when stdin is not a terminal) is read up to `stdin_limit` (1 MiB) and sent with
@@ -76,6 +79,7 @@ Examples:
   agentcli chat
   agentcli chat -p anthropic --system "Answer tersely."
   cat notes.md | agentcli chat        the notes become context for your first message
+  agentcli chat -a diagram.png        the image goes with your first message (/attach: later)
   agentcli chat -c                    continue the latest conversation (--session ID: that one)
 Type /help inside the REPL for keys and slash commands.
 """
@@ -188,7 +192,7 @@ def _chat_main(opts) -> int:
     from ..runtime import load
 
     piped = None
-    if not sys.stdin.isatty():
+    if not sys.stdin.isatty() and "-" not in opts.attach:  # -a - reads stdin as an attachment
         piped = read_piped_stdin(load(opts), required=False)
     return run_chat(opts, piped_text=piped or None)
 
@@ -197,13 +201,15 @@ def _chat_main(opts) -> int:
 
 def _run_options(*, config: str | None = None, tool: list[str] | None = None,
                  tools_dir: list[str] | None = None, no_stream: bool = False,
-                 continue_: bool = False, no_save: bool = False, **flags: Any):
+                 continue_: bool = False, no_save: bool = False,
+                 attach: list[str] | None = None, **flags: Any):
     """The ask/chat flags as RunOptions (``flags``: the ones named as RunOptions names them)."""
     from ..runtime import RunOptions, tool_names
 
     return RunOptions(config=config or None, tools=tool_names(tool or []),
                       tools_dirs=tuple(tools_dir or ()), stream=False if no_stream else None,
-                      continue_latest=continue_, save=not no_save, **flags)
+                      continue_latest=continue_, save=not no_save,
+                      attach=tuple(attach or ()), **flags)
 
 
 def build_app() -> typer.Typer:
@@ -257,7 +263,7 @@ def build_app() -> typer.Typer:
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
         hide_reasoning: bool = HideReasoningOpt, jsonl: bool = JsonlOpt,
-        max_cost: Optional[float] = MaxCostOpt,
+        max_cost: Optional[float] = MaxCostOpt, attach: Optional[List[str]] = AttachOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -265,7 +271,7 @@ def build_app() -> typer.Typer:
                             tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
-                            hide_reasoning=hide_reasoning, max_cost=max_cost)
+                            hide_reasoning=hide_reasoning, max_cost=max_cost, attach=attach)
 
         def body() -> int:
             from .ask import run_ask
@@ -285,7 +291,7 @@ def build_app() -> typer.Typer:
         continue_: bool = ContinueOpt, session: Optional[str] = SessionOpt,
         no_save: bool = NoSaveOpt, role: Optional[str] = RoleOpt,
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
-        hide_reasoning: bool = HideReasoningOpt,
+        hide_reasoning: bool = HideReasoningOpt, attach: Optional[List[str]] = AttachOpt,
     ) -> None:
         """Open the interactive chat REPL."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -293,7 +299,7 @@ def build_app() -> typer.Typer:
                             tools_dir=tools_dir, max_steps=max_steps, no_stream=no_stream,
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
-                            hide_reasoning=hide_reasoning)
+                            hide_reasoning=hide_reasoning, attach=attach)
         run_command(lambda: _chat_main(opts))
 
     from .config import config_app

@@ -74,6 +74,22 @@ a long conversation needs no tokenizer (``context.ContextFitter.seed``). ``item`
 for a message, ``f<digest>`` for a system prompt with tool definitions; ``key``: the tokenizer
 and sizing version. A table added in place, without a schema version: an older agentcli
 ignores it, and a store without it (opened read-only) simply has no counts."""
+_BLOBS = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY, media_type TEXT NOT NULL, size INTEGER NOT NULL,
+    data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS session_blobs (
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL, PRIMARY KEY (session_id, sha256)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_blobs_by_blob ON session_blobs (sha256);
+COMMIT;
+"""
+"""Attachments (images, PDFs), once per content hash however many messages and sessions hold
+them; ``session_blobs`` says which sessions use which, and a blob no session uses any more is
+deleted with the last of them (``Store.delete``). Added in place like ``token_counts``: an
+older agentcli ignores it, and a store without it (opened read-only) has no attachment bytes
+(a resumed conversation then says they are gone)."""
 MIGRATIONS: dict[int, str] = {
     2: """
 ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
@@ -212,6 +228,8 @@ def prepare(conn: sqlite3.Connection, readonly: bool) -> tuple[bool, int]:
             _script(conn, _SCHEMA)
         if "token_counts" not in tables:
             _script(conn, _COUNTS)
+        if "blobs" not in tables:
+            _script(conn, _BLOBS)
         if "messages_fts" not in tables:
             try:
                 _script(conn, _FTS)
