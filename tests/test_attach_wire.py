@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from agentcli.cli.app import build_app
 from agentcli.config import ProviderProfile, Settings
 from agentcli.errors import ProviderError
+from agentcli.inputs import attachments
 from agentcli.messages import MediaPart, Message, TextPart
 from agentcli.providers.anthropic import AnthropicProvider
 from agentcli.providers.openai_chat import convert_messages
@@ -212,9 +213,16 @@ class _Files(BaseHTTPRequestHandler):
         self.wfile.write(data or b"")
 
 
+class _Quiet(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that timed out and left (the slow URL) is the point of that test
+
+
 @pytest.fixture
 def web():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    httpd = _Quiet(("127.0.0.1", 0), _Files)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     _Files.hits = []
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -228,7 +236,8 @@ def _open_config(tmp_path: Path) -> Path:
     return cfg
 
 
-def test_a_url_goes_as_a_url_where_the_api_takes_one(fake_server, web, tmp_path):
+def test_a_url_goes_as_a_url_where_the_api_takes_one(fake_server, web, tmp_path, monkeypatch):
+    monkeypatch.setattr(attachments, "public_url", lambda url: True)  # as if on the internet
     cfg = _open_config(tmp_path)
     fake_server.script(text("1"), text("2"), text("3"))
     urls = ["-a", f"{web}/dot.png", "-a", f"{web}/doc.pdf", "-a", f"{web}/notes.txt", "what?"]
@@ -249,6 +258,16 @@ def test_a_url_goes_as_a_url_where_the_api_takes_one(fake_server, web, tmp_path)
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}},
         {"type": "file", "file": {"filename": "doc.pdf",
                                   "file_data": f"data:application/pdf;base64,{b64(PDF)}"}}]
+
+
+def test_a_url_of_your_own_network_goes_as_its_bytes(fake_server, web, tmp_path):
+    """allow_private fetched it from 127.0.0.1, which no provider could: the bytes go."""
+    fake_server.script(text("a dot"))
+    assert ask(fake_server, "-a", f"{web}/dot.png", "hi", api="responses",
+               config=_open_config(tmp_path)).exit_code == 0
+    assert last_user(fake_server.requests[0]["body"], "input")["content"][0] == {
+        "type": "input_image", "image_url": f"data:image/png;base64,{b64(PNG)}",
+        "detail": "auto"}
 
 
 def test_openai_itself_gets_image_urls_on_chat_completions_but_pdf_bytes():

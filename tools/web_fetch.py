@@ -11,6 +11,9 @@ Options (config ``tools.options.web_fetch``):
 A body is text only when its type says so and, decoded (gzip/deflate, then the charset), it has
 no NUL characters; anything else gets a one-line note instead of its bytes.
 
+``fetch_bytes`` is the same guard, redirects, timeout and decoding for agentcli's URL attachments
+(``-a URL``): the body as bytes, bounded by the caller's limit.
+
 SSRF guard: the host is resolved once; every address it resolves to must be public (IPv4-mapped,
 6to4, Teredo and NAT64 IPv6 addresses are judged by the IPv4 address inside), and the connection
 goes to that checked address (no second lookup, so a DNS answer that changes cannot slip past).

@@ -13,8 +13,8 @@ missing or unreadable path, a directory, a FIFO, a device or a socket (the type 
 before the file is opened, and the open itself never waits: a FIFO can never block), a file over
 ``attach_limit``, an unknown binary type. A URL is fetched with web_fetch's guard (public
 addresses only, unless ``tools.options.web_fetch.allow_private``; redirects checked; its
-timeout) and ``attach_limit``; the URL is kept, and an API that takes URLs gets it instead of the
-bytes. ``-`` reads piped stdin as an attachment (``cat shot.png | agentcli ask -a - "what is
+timeout) and ``attach_limit``; a URL on a public address is kept, and an API that takes URLs
+gets it instead of the bytes. ``-`` reads piped stdin as an attachment (``cat shot.png | agentcli ask -a - "what is
 this?"``): an image or PDF becomes an attachment named ``stdin``, text the usual ``<stdin>``
 block.
 
@@ -234,10 +234,28 @@ def read_stdin(settings: Any) -> bytes:
     return piped.data
 
 
+def public_url(url: str) -> bool:
+    """Can a provider fetch ``url`` itself: does its host resolve to public addresses only?
+    (With ``allow_private``, web_fetch fetches from your own network, which no provider can
+    reach: such an attachment goes as its bytes.)"""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    module = _web_fetch()
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return all(module.address_problem(ipaddress.ip_address(a)) is None
+                   for a in module.resolve(parts.hostname or "", port))
+    except (module.ToolError, ValueError):
+        return False
+
+
 def read(spec: str, settings: Any) -> Attachment:
     """One attachment, read and typed (``-`` is not handled here: ``read_all``)."""
     if is_url(spec):
-        return typed(spec, fetch(spec, settings), url=spec)
+        data = fetch(spec, settings)
+        return typed(spec, data, url=spec if public_url(spec) else None)
     return typed(spec, read_file(spec, settings.attach_limit))
 
 
