@@ -66,7 +66,8 @@ class Base64Text(str):
 class MediaPart:
     """An image or PDF: attached by the user (``-a``, ``/attach``) or returned by a tool.
 
-    ``media_type`` is one of ``MEDIA_TYPES`` (known from the bytes, never the file name);
+    ``media_type``: image/png, image/jpeg, image/gif, image/webp or application/pdf (known
+    from the bytes, never the file name: ``inputs.attachments.sniff``);
     ``name`` is what the user gave (a path, a URL, ``stdin``) or what the tool called it;
     ``data`` the bytes (None only when a resumed session's blob is gone); ``url`` where it came
     from when it was fetched (an API that takes URLs gets the URL instead of the bytes);
@@ -103,28 +104,6 @@ class MediaPart:
 
         head = f"data:{self.media_type};base64,".encode("ascii")
         return Base64Text(head + binascii.b2a_base64(self.data or b"", newline=False), "ascii")
-
-    @functools.cached_property
-    def estimated_tokens(self) -> int:
-        """What the part costs in the context window, roughly: an image about
-        ``IMAGE_TOKENS``; a PDF ``PDF_PAGE_TOKENS`` per page (pages counted in the file, or one
-        per ``PDF_BYTES_PER_PAGE`` bytes when they cannot be)."""
-        if self.is_image:
-            return IMAGE_TOKENS
-        import re
-
-        pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", self.data)) if self.data else 0
-        if pages <= 0:
-            pages = max(1, self.size // PDF_BYTES_PER_PAGE)
-        return pages * PDF_PAGE_TOKENS
-
-
-MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
-"""What a MediaPart can hold: what OpenAI and Anthropic both take as images and documents."""
-IMAGE_TOKENS = 1600  # Anthropic: about (width x height) / 750, scaled to at most ~1.15 MP
-PDF_PAGE_TOKENS = 3000  # a page's text and its image (Anthropic: 1,500-3,000 per page)
-PDF_BYTES_PER_PAGE = 100_000
-
 
 @dataclass(frozen=True)
 class ToolResult:

@@ -8,7 +8,7 @@ import base64
 import json
 from types import SimpleNamespace
 
-from agentcli.agent.context import ContextFitter
+from agentcli.agent.context import ContextFitter, media_tokens
 from agentcli.agent.tokens import TokenCounter
 from agentcli.inputs.attachments import media_part, sniff
 from agentcli.mcp.tools import result_content
@@ -28,7 +28,7 @@ def test_the_context_window_counts_an_image_and_a_pdfs_pages():
     image = media_part(png(), "image/png", "a.png")
     three = media_part(pdf(pages=3), "application/pdf", "a.pdf")
     unknown = media_part(b"%PDF-1.7\n" + b"\x00" * 250_000, "application/pdf", "b.pdf")
-    assert (image.estimated_tokens, three.estimated_tokens, unknown.estimated_tokens) == \
+    assert (media_tokens(image), media_tokens(three), media_tokens(unknown)) == \
         (1600, 9000, 6000)  # pages counted; else one per 100 KB
     fitter = ContextFitter(TokenCounter(None), 100_000, 0)
     plain = Message("user", (TextPart("look"),))
