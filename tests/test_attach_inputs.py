@@ -224,3 +224,10 @@ def test_the_local_adapter_refuses_an_attachment_in_one_line():
     part = media_part(png(), "image/png", "dot.png")
     with pytest.raises(UsageError, match="attachment dot.png .*: the local model takes no"):
         chat_messages([Message("user", (part,))], "system")
+
+
+def test_stdin_can_be_attached_once(fake_server, here):
+    line = one_line(CliRunner().invoke(build_app(), [
+        "ask", "-p", "openai", "--base-url", fake_server.openai_base_url, "--no-tools",
+        "-a", "-", "-a", "-", "hi"], input=b"text"))
+    assert "attachment -: stdin can be attached only once" in line

@@ -109,10 +109,6 @@ def typed(name: str, data: bytes, url: str | None = None) -> Attachment:
             return Attachment(name, text=data.decode("utf-8-sig"))
         except UnicodeDecodeError:
             pass
-    return _unknown(name)
-
-
-def _unknown(name: str) -> Any:
     raise _bad(name, f"unknown binary type (agentcli attaches {KNOWN})",
                hint="convert it to one of those, or paste the part that matters into the prompt")
 
@@ -264,10 +260,10 @@ def read_all(specs: Sequence[str], settings: Any) -> tuple[list[Attachment], str
     then the piped text, in its ``<stdin>`` block)."""
     out: list[Attachment] = []
     piped: str | None = None
+    if list(specs).count("-") > 1:
+        raise _bad("-", "stdin can be attached only once")
     for spec in specs:
         if spec == "-":
-            if piped is not None or any(a.name == "stdin" for a in out):
-                raise _bad("-", "stdin can be attached only once")
             item = typed("stdin", read_stdin(settings))
             if item.text is not None:
                 piped = item.text
@@ -290,7 +286,7 @@ def compose(prompt: str | None, piped: str | None,
     media = tuple(a.media for a in attachments if a.media is not None)
     typed_prompt = prompt if prompt not in (None, "-") and prompt.strip() else None
     head = "\n\n".join([p for p in [typed_prompt, *blocks] if p]) or None
-    if head is None and not (piped and piped.strip()) and (media or blocks):
+    if head is None and not (piped and piped.strip()) and media:  # attachments alone
         return Message("user", media), None
     text = compose_prompt(head if head is not None else prompt, piped)
     share = piped_share(head, text) if piped and piped.strip() else None
