@@ -110,6 +110,8 @@ class Settings:
     max_retries: int = 2
     stdin_limit: int = 1024 * 1024
     stdin_timeout: float = 60.0
+    attach_limit: int = 20 * 1024 * 1024
+    """Most bytes of one attachment (``-a``, ``/attach``; a URL's body included)."""
     tools: ToolSettings = field(default_factory=ToolSettings)
     mcp_servers: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """As written in the file; checked by ``mcp_config.parse_servers`` when servers start."""
@@ -153,6 +155,7 @@ _SCHEMA: dict[str, Any] = {
     "max_retries": int,
     "stdin_limit": int,
     "stdin_timeout": _NUM,
+    "attach_limit": int,
     "tools": {"dirs": list, "allow": list, "deny": list, "options": dict},
     "mcp_servers": dict,
     "hide_reasoning": bool,
@@ -349,7 +352,7 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
     )
     kwargs: dict[str, Any] = {}
     for key in ("max_steps", "idle_timeout", "request_timeout", "max_response_bytes",
-                "stdin_limit", "stdin_timeout"):
+                "stdin_limit", "stdin_timeout", "attach_limit"):
         if data.get(key) is not None:
             _positive(data[key], key, file)
             kwargs[key] = data[key]
@@ -419,6 +422,7 @@ def settings_as_dict(settings: Settings) -> dict[str, Any]:
         "max_retries": settings.max_retries,
         "stdin_limit": settings.stdin_limit,
         "stdin_timeout": settings.stdin_timeout,
+        "attach_limit": settings.attach_limit,
         "tools": {
             "dirs": list(settings.tools.dirs),
             "allow": list(settings.tools.allow),

@@ -7,6 +7,7 @@ types; nothing else in agentcli knows a wire format.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
@@ -54,6 +55,56 @@ class ToolCall:
         return value
 
 
+class Base64Text(str):
+    """Text with nothing in it a JSON encoder escapes (base64, a base64 data URL): a request body
+    copies it in as is rather than have the encoder scan it (``providers.media.json_body``)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class MediaPart:
+    """An image or PDF: attached by the user (``-a``, ``/attach``) or returned by a tool.
+
+    ``media_type``: image/png, image/jpeg, image/gif, image/webp or application/pdf (known
+    from the bytes, never the file name: ``inputs.attachments.sniff``);
+    ``name`` is what the user gave (a path, a URL, ``stdin``) or what the tool called it;
+    ``data`` the bytes (None only when a resumed session's blob is gone); ``url`` where it came
+    from when it was fetched (an API that takes URLs gets the URL instead of the bytes);
+    ``sha256`` and ``size`` of ``data``. The session store keeps the bytes once per ``sha256``
+    (a blob table), never inside the part."""
+
+    media_type: str
+    name: str
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    url: str | None = None
+    sha256: str = ""
+    size: int = 0
+    kind: Literal["media"] = "media"
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+    def describe(self) -> str:
+        """``cat.png (image/png, 12,345 bytes)``: what people are shown (never the bytes)."""
+        return f"{self.name} ({self.media_type}, {self.size:,} bytes)"
+
+    @functools.cached_property
+    def base64(self) -> Base64Text:
+        """The bytes as base64 text, made once (a tool loop sends the same part every step)."""
+        import binascii
+
+        return Base64Text(binascii.b2a_base64(self.data or b"", newline=False), "ascii")
+
+    @functools.cached_property
+    def data_url(self) -> Base64Text:
+        """``data:<media type>;base64,<the bytes>``, made once."""
+        import binascii
+
+        head = f"data:{self.media_type};base64,".encode("ascii")
+        return Base64Text(head + binascii.b2a_base64(self.data or b"", newline=False), "ascii")
+
 @dataclass(frozen=True)
 class FileSeen:
     """A file a tool result showed the model (``file_read``) or wrote (``edit``, ``write``):
@@ -70,11 +121,14 @@ class FileSeen:
 class ToolResult:
     """The outcome of one ToolCall: exactly one per call id goes back to the model.
     ``files``: what it showed of files or wrote (kept with the conversation, never sent)."""
+    ``media``: images and documents the tool returned besides its text (``content`` describes
+    them too, for APIs that take only text in tool results)."""
 
     call_id: str
     name: str
     content: str
     is_error: bool = False
+    media: tuple[MediaPart, ...] = ()
     kind: Literal["tool_result"] = "tool_result"
     files: tuple[FileSeen, ...] = ()
 
@@ -98,7 +152,7 @@ class ReasoningPart:
     kind: Literal["reasoning"] = "reasoning"
 
 
-Part = Union[TextPart, ToolCall, ToolResult, ReasoningPart]
+Part = Union[TextPart, ToolCall, ToolResult, ReasoningPart, MediaPart]
 Role = Literal["user", "assistant", "tool"]
 
 
@@ -106,7 +160,7 @@ Role = Literal["user", "assistant", "tool"]
 class Message:
     """One conversation entry.
 
-    - ``user``: TextParts.
+    - ``user``: TextParts and MediaParts (attachments).
     - ``assistant``: TextParts and/or ToolCalls, and the ReasoningParts that came with them, in
       the order the provider sent them. ``interrupted`` marks a reply cut short (Ctrl-C or a
       dropped stream); its text is kept so nothing received is lost.
@@ -134,6 +188,17 @@ class Message:
     @property
     def reasoning(self) -> tuple[ReasoningPart, ...]:
         return tuple(p for p in self.parts if isinstance(p, ReasoningPart))
+
+    @property
+    def media(self) -> tuple[MediaPart, ...]:
+        """Every image and document in the message: its own and its tool results'."""
+        out: list[MediaPart] = []
+        for p in self.parts:
+            if isinstance(p, MediaPart):
+                out.append(p)
+            elif isinstance(p, ToolResult):
+                out.extend(p.media)
+        return tuple(out)
 
     @classmethod
     def user(cls, text: str) -> Message:

@@ -43,6 +43,7 @@ class RunOptions:
     reasoning: str | None = None  # --reasoning LEVEL
     hide_reasoning: bool = False  # --hide-reasoning
     max_cost: float | None = None  # --max-cost USD (ask)
+    attach: tuple[str, ...] = ()  # -a PATH|URL|- (repeatable)
     continue_latest: bool = False  # -c: the latest saved conversation
     session: str | None = None  # --session ID (or a unique prefix)
     save: bool = True  # False: --no-save

@@ -21,6 +21,8 @@ background thread) answering
   ``srv.prompt_cache.min_tokens`` the smallest prefix counted as cached (1,024, as OpenAI's).
 - structured output (``response_format``, ``text.format``, ``output_config.format``, forced
   tools): what the APIs refuse, and ``conforming()`` replies: ``fake_structured.py``.
+- images and PDFs in all three, validated as the real APIs do (``fake_media.py``;
+  ``srv.media_seen`` lists what each request carried).
 
 The replies live in ``fake_replies.py`` (re-exported here) and their wire spelling in
 ``fake_wire.py``. Use in tests
@@ -96,6 +98,7 @@ from fake_replies import (CAPTIVE_PORTAL, Reply, conforming, drip, drop,  # noqa
                           reply_from_json, stall, stream_error, text, tool_calls, wrong_shape)
 from fake_anthropic import AnthropicState
 from fake_structured import anthropic_problem, conform, openai_problem
+from fake_media import Seen, anthropic_media_problem, chat_media_problem, responses_media_problem
 from fake_openai_rules import RESPONSES_PATH, PromptCache, chat_problem, responses_problem
 from fake_wire import (ANTHROPIC_PATH, OPENAI_PATH, anthropic_message, anthropic_tool_uses,
                        error_body, huge_pieces, null_content_error, openai_message, sse_error,
@@ -155,13 +158,17 @@ class _Handler(BaseHTTPRequestHandler):
                 and body.get("tools"):
             self._send_raw(200, b"", "text/event-stream; charset=utf-8", retry=None)
             return
+        seen = Seen()  # the attachments it carries (fake_media.py)
         if path == ANTHROPIC_PATH:
-            problem = owner.anthropic.refusal(body)
+            problem = owner.anthropic.refusal(body) or anthropic_media_problem(body, seen)
             refused = (400, error_body(path, error(400, problem))) if problem else \
                 anthropic_problem(body)
         else:
             refused = {OPENAI_PATH: chat_problem, RESPONSES_PATH: responses_problem}.get(
-                path, lambda b: None)(body) or openai_problem(path, body)
+                path, lambda b: None)(body) or (chat_media_problem if path == OPENAI_PATH
+                                                else responses_media_problem)(body, seen) \
+                or openai_problem(path, body)
+        owner.media_seen.append(seen)
         if refused:  # what the 2026 APIs answer HTTP 400 (consumes no scripted reply)
             self._send_json(*refused, retry=False)
             return
@@ -341,6 +348,9 @@ class FakeProviderServer:
     prompt_cache: PromptCache = field(default_factory=PromptCache)
     responses_api: bool = True
     """False: no ``/v1/responses`` (HTTP 404, as most compatible servers)."""
+    media_seen: list[list[tuple[str, str, int, Any]]] = field(default_factory=list)
+    """Per POST, the images and documents it carried (``fake_media.py``): (where, media type,
+    bytes, url)."""
 
     def __post_init__(self) -> None:
         self._queue: list[Reply] = []

@@ -11,6 +11,9 @@ Options (config ``tools.options.web_fetch``):
 A body is text only when its type says so and, decoded (gzip/deflate, then the charset), it has
 no NUL characters; anything else gets a one-line note instead of its bytes.
 
+``fetch_bytes`` is the same guard, redirects, timeout and decoding for agentcli's URL attachments
+(``-a URL``): the body as bytes, bounded by the caller's limit.
+
 SSRF guard: the host is resolved once; every address it resolves to must be public (IPv4-mapped,
 6to4, Teredo and NAT64 IPv6 addresses are judged by the IPv4 address inside), and the connection
 goes to that checked address (no second lookup, so a DNS answer that changes cannot slip past).
@@ -23,13 +26,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 import zlib
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import httpcore
 import httpx
 
 from agentcli.errors import ToolError
 
+T = TypeVar("T")
 DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_MAX_REDIRECTS = 5
 DEFAULT_TIMEOUT = 15.0
@@ -202,12 +206,19 @@ def _is_text(mime: str) -> bool:
             or mime.endswith("+xml") or mime.endswith("+json"))
 
 
-def run(url: str, context: Any = None) -> str:
-    options = getattr(context, "options", None) or {}
-    allow_private = options.get("allow_private", False) is True
-    max_bytes = int(options.get("max_bytes", DEFAULT_MAX_BYTES))
-    max_redirects = int(options.get("max_redirects", DEFAULT_MAX_REDIRECTS))
-    timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
+def _options(options: Any) -> tuple[bool, int, int, float]:
+    """(allow_private, max_bytes, max_redirects, timeout) from ``tools.options.web_fetch``."""
+    options = options or {}
+    return (options.get("allow_private", False) is True,
+            int(options.get("max_bytes", DEFAULT_MAX_BYTES)),
+            int(options.get("max_redirects", DEFAULT_MAX_REDIRECTS)),
+            float(options.get("timeout", DEFAULT_TIMEOUT)))
+
+
+def _get(url: str, options: Any, accept: bytes, read: Callable[[Any, str], T]) -> T:
+    """GET ``url`` through the guard, following redirects (each checked again); ``read`` gets
+    the final response and its URL."""
+    allow_private, _, max_redirects, timeout = _options(options)
     ext = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
     pool = httpcore.ConnectionPool(ssl_context=make_ssl_context(), max_connections=2,
                                    network_backend=GuardedBackend(allow_private))
@@ -216,9 +227,7 @@ def run(url: str, context: Any = None) -> str:
         with pool:
             for _ in range(max_redirects + 1):
                 headers = [(b"Host", current.netloc), (b"User-Agent", USER_AGENT.encode()),
-                           (b"Accept", b"text/html,application/xhtml+xml,text/plain;q=0.9,"
-                                       b"*/*;q=0.5"),
-                           (b"Accept-Encoding", b"gzip, deflate")]
+                           (b"Accept", accept), (b"Accept-Encoding", b"gzip, deflate")]
                 target = httpcore.URL(scheme=current.raw_scheme, host=current.raw_host,
                                       port=current.port, target=current.raw_path)
                 with pool.stream("GET", target, headers=headers, extensions=ext) as resp:
@@ -226,7 +235,7 @@ def run(url: str, context: Any = None) -> str:
                     if resp.status in (301, 302, 303, 307, 308) and location:
                         current = check_url(str(current.join(location)))
                         continue
-                    return _read(resp, str(current), max_bytes)
+                    return read(resp, str(current))
     except ToolError:
         raise
     except httpcore.TimeoutException:
@@ -234,6 +243,37 @@ def run(url: str, context: Any = None) -> str:
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as e:
         raise ToolError(f"cannot fetch {current}: {type(e).__name__}: {e}") from None
     raise ToolError(f"too many redirects (more than {max_redirects}); last URL {current}")
+
+
+def run(url: str, context: Any = None) -> str:
+    options = getattr(context, "options", None) or {}
+    max_bytes = _options(options)[1]
+    return _get(url, options, b"text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",
+                lambda resp, where: _read(resp, where, max_bytes))
+
+
+class TooLarge(ToolError):
+    """A body over the byte limit ``fetch_bytes`` was given (reading stopped there)."""
+
+
+def fetch_bytes(url: str, options: Any, max_bytes: int) -> tuple[str, str, bytes]:
+    """The body of ``url`` as bytes, through the same guard, redirects and timeouts as ``run``
+    (``options``: ``tools.options.web_fetch``), for agentcli's attachments: (the final URL, its
+    content type, the body after gzip/deflate decoding). ToolError for an HTTP error status;
+    TooLarge when the body is over ``max_bytes`` (never read further than that)."""
+
+    def read(resp: Any, where: str) -> tuple[str, str, bytes]:
+        if resp.status >= 400:
+            raise ToolError(f"HTTP {resp.status} from {where}")
+        decoder = _Decoder(_header(resp.headers, b"content-encoding").lower())
+        body = bytearray()
+        for chunk in resp.iter_stream():
+            body += decoder.feed(chunk, max_bytes + 1 - len(body))
+            if len(body) > max_bytes:
+                raise TooLarge(f"{where} is larger than {max_bytes:,} bytes")
+        return where, _header(resp.headers, b"content-type"), bytes(body)
+
+    return _get(url, options, b"*/*", read)
 
 
 def _read(resp: Any, url: str, max_bytes: int) -> str:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import AgentCliError, UsageError
-from ..messages import Message, TextPart, ToolCall, ToolDefinition, ToolResult
+from ..messages import MediaPart, Message, TextPart, ToolCall, ToolDefinition, ToolResult
 from .tokens import TokenCounter, utf8_len
 
 if TYPE_CHECKING:
@@ -44,6 +45,22 @@ MESSAGE_OVERHEAD = 4  # role and framing tokens per message (OpenAI documents 3,
 PART_OVERHEAD = 8  # a tool call's or a tool result's framing (type, id, name keys)
 REPLY_PRIMING = 3  # every reply is primed with <|start|>assistant<|message|>
 COUNT_VERSION = 1  # bump when the sizes above change: stored counts made with others are unused
+
+
+IMAGE_TOKENS = 1600  # Anthropic: about (width x height) / 750, scaled to at most ~1.15 MP
+PDF_PAGE_TOKENS = 3000  # a page's text and its image (Anthropic: 1,500-3,000 per page)
+PDF_BYTES_PER_PAGE = 100_000
+_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![s\w])")
+
+
+def media_tokens(p: MediaPart) -> int:
+    """What an image or PDF costs in the context window, roughly: an image ``IMAGE_TOKENS``; a
+    PDF ``PDF_PAGE_TOKENS`` per page (pages counted in the file, else one per
+    ``PDF_BYTES_PER_PAGE`` bytes)."""
+    if p.is_image:
+        return IMAGE_TOKENS
+    pages = len(_PDF_PAGE.findall(p.data)) if p.data else 0
+    return (pages or max(1, p.size // PDF_BYTES_PER_PAGE)) * PDF_PAGE_TOKENS
 
 
 def default_window(model: str | None) -> int | None:
@@ -128,6 +145,9 @@ class ContextFitter:
                 total += PART_OVERHEAD + count(p.name) + count(p.arguments)
             elif isinstance(p, ToolResult):
                 total += PART_OVERHEAD + MESSAGE_OVERHEAD + count(p.content)
+                total += sum(map(media_tokens, p.media))
+            elif isinstance(p, MediaPart):  # an estimate for every tokenizer
+                total += PART_OVERHEAD + media_tokens(p)
         return total
 
     def cost(self, message: Message) -> int:

@@ -18,11 +18,11 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
 from .. import __version__
-from .common import (ApiOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt, JsonlOpt,
-                     MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt, NoProjectInstructionsOpt,
-                     NoSaveOpt, NoStreamOpt, NoToolsOpt, ProviderOpt, ReasoningOpt, RoleOpt,
-                     SandboxOpt, SchemaOpt, SessionOpt,
-                     SystemOpt, ToolOpt, ToolsDirOpt, YesOpt, run_command)
+from .common import (ApiOpt, AttachOpt, BaseUrlOpt, ConfigOpt, ContinueOpt, HideReasoningOpt,
+                     JsonlOpt, MaxCostOpt, MaxStepsOpt, MaxTokensOpt, ModelOpt,
+                     NoProjectInstructionsOpt, NoSaveOpt, NoStreamOpt, NoToolsOpt, ProviderOpt,
+                     ReasoningOpt, RoleOpt, SandboxOpt, SchemaOpt, SessionOpt, SystemOpt, ToolOpt,
+                     ToolsDirOpt, YesOpt, run_command)
 from ..errors import AgentCliError, UsageError
 from ..ui.render import eprint, report_error
 
@@ -34,7 +34,8 @@ Exit codes (for scripts):
        match --schema (after one retry), the session store cannot be read
   2    usage or config: a bad flag or argument, a bad config file or tool manifest,
        a bad --schema, nothing to ask, no provider set up, an unknown session, tool
-       or role
+       or role, an attachment that is missing, not a regular file, too large or of
+       an unknown type, or that the provider cannot take
   130  interrupted (Ctrl-C)
 """
 
@@ -66,6 +67,7 @@ Examples:
   agentcli ask -y -t file_read "summarise README.md"   approve tool calls without asking
   agentcli ask -c "and the second one?"               continue the latest conversation
   git diff | agentcli ask --role reviewer             a named system prompt from the config
+  agentcli ask -a shot.png -a spec.pdf "does the screen match the spec?"
 
 \b
 Piped stdin (when stdin is not a terminal) is read up to `stdin_limit` (1 MiB) and sent with
@@ -79,6 +81,7 @@ Examples:
   agentcli chat
   agentcli chat -p anthropic --system "Answer tersely."
   cat notes.md | agentcli chat        the notes become context for your first message
+  agentcli chat -a diagram.png        the image goes with your first message (/attach: later)
   agentcli chat -c                    continue the latest conversation (--session ID: that one)
 Type /help inside the REPL for keys and slash commands.
 """
@@ -191,7 +194,7 @@ def _chat_main(opts) -> int:
     from ..runtime import load
 
     piped = None
-    if not sys.stdin.isatty():
+    if not sys.stdin.isatty() and "-" not in opts.attach:  # -a - reads stdin as an attachment
         piped = read_piped_stdin(load(opts), required=False)
     return run_chat(opts, piped_text=piped or None)
 
@@ -201,14 +204,16 @@ def _chat_main(opts) -> int:
 def _run_options(*, config: str | None = None, tool: list[str] | None = None,
                  tools_dir: list[str] | None = None, no_stream: bool = False,
                  continue_: bool = False, no_save: bool = False,
-                 no_project_instructions: bool = False, **flags: Any):
+                 no_project_instructions: bool = False,
+                 attach: list[str] | None = None, **flags: Any):
     """The ask/chat flags as RunOptions (``flags``: the ones named as RunOptions names them)."""
     from ..runtime import RunOptions, tool_names
 
     return RunOptions(config=config or None, tools=tool_names(tool or []),
                       tools_dirs=tuple(tools_dir or ()), stream=False if no_stream else None,
                       continue_latest=continue_, save=not no_save,
-                      project_instructions=not no_project_instructions, **flags)
+                      project_instructions=not no_project_instructions,
+                      attach=tuple(attach or ()), **flags)
 
 
 def build_app() -> typer.Typer:
@@ -264,7 +269,7 @@ def build_app() -> typer.Typer:
         hide_reasoning: bool = HideReasoningOpt, jsonl: bool = JsonlOpt,
         max_cost: Optional[float] = MaxCostOpt, sandbox: Optional[str] = SandboxOpt,
         no_project_instructions: bool = NoProjectInstructionsOpt,
-        schema: Optional[str] = SchemaOpt,
+        schema: Optional[str] = SchemaOpt, attach: Optional[List[str]] = AttachOpt,
     ) -> None:
         """Ask one question, print the answer, exit."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -273,7 +278,7 @@ def build_app() -> typer.Typer:
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
                             hide_reasoning=hide_reasoning, max_cost=max_cost, sandbox=sandbox,
-                            no_project_instructions=no_project_instructions)
+                            no_project_instructions=no_project_instructions, attach=attach)
 
         def body() -> int:
             from .ask import run_ask
@@ -295,6 +300,7 @@ def build_app() -> typer.Typer:
         api: Optional[str] = ApiOpt, reasoning: Optional[str] = ReasoningOpt,
         hide_reasoning: bool = HideReasoningOpt, sandbox: Optional[str] = SandboxOpt,
         no_project_instructions: bool = NoProjectInstructionsOpt,
+        attach: Optional[List[str]] = AttachOpt,
     ) -> None:
         """Open the interactive chat REPL."""
         opts = _run_options(config=config, provider=provider, model=model, base_url=base_url,
@@ -303,7 +309,7 @@ def build_app() -> typer.Typer:
                             max_tokens=max_tokens, continue_=continue_, session=session,
                             no_save=no_save, role=role, api=api, reasoning=reasoning,
                             hide_reasoning=hide_reasoning, sandbox=sandbox,
-                            no_project_instructions=no_project_instructions)
+                            no_project_instructions=no_project_instructions, attach=attach)
         run_command(lambda: _chat_main(opts))
 
     from .config import config_app

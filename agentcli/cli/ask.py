@@ -9,8 +9,9 @@ import sys
 from typing import Any
 
 from ..errors import EXIT_INTERRUPTED, EXIT_RUNTIME, AgentCliError, UsageError
-from ..inputs.stdin import compose_prompt, piped_share, read_piped_stdin
-from ..messages import AgentDone, Message
+from ..inputs import attachments
+from ..inputs.stdin import read_piped_stdin
+from ..messages import AgentDone
 from ..runtime import RunOptions
 from ..ui.render import stop_warning
 
@@ -29,9 +30,11 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
         from ..inputs.schema import load_schema
 
         checked = load_schema(schema)
-    piped = read_piped_stdin(settings, required=False,
-                             prompt_given=prompt not in (None, "-"))
-    text = compose_prompt(prompt, piped)
+    attached, piped = attachments.read_all(opts.attach, settings)  # bad input: exit 2, now
+    if "-" not in opts.attach:
+        piped = read_piped_stdin(settings, required=False,
+                                 prompt_given=prompt not in (None, "-") or bool(attached))
+    message, share = attachments.compose(prompt, piped, attached)
     profile = runtime.resolve(settings, opts, notice=notice)
     structured = runtime.structured_output(checked if schema is not None else None, profile)
     recorder = runtime.make_recorder(settings, opts, warn)
@@ -46,6 +49,8 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
 
             prompter = open_tty_prompter()
         profile = runtime.settled_profile(profile, resumed)
+        history = resumed.history if resumed is not None else []
+        attachments.check_sendable([*history, message], profile)  # before any model loads
         provider = runtime.make_provider(settings, profile, warn)
         model = getattr(provider, "model", None) or profile.model or ""
         limit = runtime.cost_limit(settings, opts, model)  # no price: a usage error, now
@@ -68,8 +73,7 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
             notice(runtime.resume_notice(resumed, profile.name, model, settings))
             for line in runtime.unanswered_notices(resumed):
                 notice(line)
-        done = drive(agent.run(Message.user(text),
-                               piped=piped_share(prompt, text) if piped else None), out.handle)
+        done = drive(agent.run(message, piped=share), out.handle)
     finally:
         if mcp is not None:
             mcp.close()  # every server process it started is gone after this

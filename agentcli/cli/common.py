@@ -87,6 +87,10 @@ HideReasoningOpt = typer.Option(False, "--hide-reasoning",
 NoStreamOpt = typer.Option(False, "--no-stream",
                            help="Wait for whole replies instead of streaming (servers that "
                                 "cannot stream tool calls).")
+AttachOpt = typer.Option(None, "--attach", "-a", metavar="PATH|URL|-",
+                         help="Attach a file, a URL or - (stdin) to the message (repeatable): "
+                              "png, jpeg, gif, webp and PDF go to the model as images and "
+                              "documents, text files as labelled blocks.")
 # scripts (ask)
 JsonlOpt = typer.Option(False, "--jsonl",
                         help="Print the run as JSON events, one per line, as they happen "

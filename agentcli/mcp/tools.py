@@ -3,7 +3,8 @@
 ``McpExecutor`` is the Executor for the tools of the configured MCP servers: it validates the
 arguments against the server's JSON Schema, asks the SAME approver as the plugins (the tool's
 default is ``ask``; ``tools.allow``/``tools.deny`` rules match the prefixed name, e.g.
-``time__*``), calls the server and turns its result into a capped ``ToolResult``. A server's
+``time__*``), calls the server and turns its result into a capped ``ToolResult`` (with the
+images and PDFs it returned as media: ``result_content``). A server's
 annotations (read-only, destructive, ...) are shown, never used to approve. ``ToolRouter`` sends
 each call to the plugin Executor or to it. ``McpRun`` is what ask/chat hold: the started servers
 of one run, closed at the end.
@@ -17,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..toolrun.executor import DEFAULT_OUTPUT_CAP, ToolOutcome, admit_call, cap_output, error_outcome
 from .client import McpCallError, McpHub, describe_error, start_hub
 from .config import SEPARATOR, parse_servers, pattern_server_names, prefixed_name
-from ..messages import ToolCall, ToolDefinition, ToolResult
+from ..messages import MediaPart, ToolCall, ToolDefinition, ToolResult
 
 Warn = Callable[[str], None]
 _HINTS = (("read_only_hint", "read-only"), ("destructive_hint", "destructive"),
@@ -69,20 +70,32 @@ def tool_from_mcp(server: str, tool: Any, output_cap: int | None) -> McpTool | N
                    server, tool.name, annotations, output_cap or DEFAULT_OUTPUT_CAP)
 
 
-def result_text(result: Any) -> str:
-    """Text content as is; images, audio and resources described in a note."""
+def result_content(result: Any, name: str = "tool",
+                   media_limit: int = 0) -> tuple[str, tuple[MediaPart, ...]]:
+    """The text the model reads, and the images and PDFs it gets as such where the API takes
+    them in tool results (``media_limit``: most bytes of one; 0 keeps none). Text content is
+    passed as is; every image, audio clip and resource is described in a note, which says
+    "not shown to the model" for what is not passed on (audio, other types, bytes that are
+    not what the server said they were, or more than ``media_limit``)."""
     parts: list[str] = []
+    media: list[MediaPart] = []
     for block in result.content or ():
         kind = getattr(block, "type", None)
         if kind == "text":
             parts.append(block.text)
         elif kind in ("image", "audio"):
             size = _b64_size(block.data)
-            parts.append(f"[{kind} result: {block.mime_type}, {size:,} bytes; not shown to "
-                         "the model]")
+            found = _media(block.data, block.mime_type, f"{name} {kind} {len(media) + 1}",
+                           media_limit) if kind == "image" else None
+            media.extend([found] if found else [])
+            parts.append(f"[{kind} result: {block.mime_type}, {size:,} bytes"
+                         + ("]" if found else "; not shown to the model]"))
         elif kind == "resource":
             res = block.resource
             body = getattr(res, "text", None)
+            found = None if body is not None else _media(
+                getattr(res, "blob", ""), res.mime_type, str(res.uri), media_limit)
+            media.extend([found] if found else [])
             what = (f"{len(body):,} characters of text" if body is not None
                     else f"{_b64_size(getattr(res, 'blob', '')):,} bytes")
             parts.append(f"[resource {res.uri} ({res.mime_type or 'unknown type'}): {what}]")
@@ -95,7 +108,32 @@ def result_text(result: Any) -> str:
         import json
 
         parts.append(json.dumps(result.structured_content, ensure_ascii=False, default=str))
-    return "\n".join(parts)
+    return "\n".join(parts), tuple(media)
+
+
+def result_text(result: Any) -> str:
+    """The text of a result (images and documents described in a note)."""
+    return result_content(result)[0]
+
+
+def _media(data: Any, mime_type: Any, name: str, limit: int) -> MediaPart | None:
+    """An image or PDF the server sent in base64, when its bytes are what it says they are and
+    no more than ``limit``; else None (it stays a note)."""
+    from ..inputs.attachments import media_part, sniff
+
+    if not isinstance(data, str) or _b64_size(data) > limit:
+        return None
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    kind = sniff(raw)
+    if kind is None or kind != {"image/jpg": "image/jpeg"}.get(mime_type, mime_type):
+        return None
+    return media_part(raw, kind, name)
 
 
 def _b64_size(data: str | None) -> int:
@@ -109,8 +147,12 @@ class McpExecutor:
     (KeyboardInterrupt aside, after the call was cancelled)."""
 
     def __init__(self, hub: McpHub, approver: Any, *, patterns: Sequence[str] = (),
-                 reserved: Sequence[str] = (), warn: Warn, progress: Any = None) -> None:
+                 reserved: Sequence[str] = (), warn: Warn, progress: Any = None,
+                 media_limit: int = 0) -> None:
         self.hub = hub
+        self.media_limit = media_limit
+        """Most bytes of one image or PDF a tool returns that goes to the model as such
+        (``attach_limit``; 0: none, they stay notes)."""
         self.approver = approver
         self.patterns = tuple(patterns)
         self.reserved = set(reserved)
@@ -183,9 +225,9 @@ class McpExecutor:
                 self.warn(f"MCP server '{tool.server}' did not answer {tool.name} within "
                           f"{st.spec.timeout:g} s; the call was cancelled (log: {st.log})")
             return error_outcome(call, f"MCP tool {tool.name} failed: {e}", verdict)
-        text = cap_output(result_text(result), tool.output_cap)
-        return ToolOutcome(ToolResult(call.id, call.name, text, is_error=bool(result.is_error)),
-                           verdict)
+        text, media = result_content(result, tool.name, self.media_limit)
+        return ToolOutcome(ToolResult(call.id, call.name, cap_output(text, tool.output_cap),
+                                      is_error=bool(result.is_error), media=media), verdict)
 
     def _call(self, tool: McpTool, args: dict[str, Any]) -> Any:
         """The server's result, its progress shown meanwhile (and gone before anything else
@@ -241,6 +283,7 @@ class McpRun:
     patterns: tuple[str, ...]
     warn: Warn
     progress: Any = None
+    media_limit: int = 0
 
     def route(self, plugins: Any, approver: Any) -> ToolRouter:
         if self.progress is None:
@@ -249,7 +292,8 @@ class McpRun:
             self.progress = ProgressLine()
         return ToolRouter(plugins, McpExecutor(self.hub, approver, patterns=self.patterns,
                                                reserved=list(getattr(plugins, "tools", {})),
-                                               warn=self.warn, progress=self.progress))
+                                               warn=self.warn, progress=self.progress,
+                                               media_limit=self.media_limit))
 
     def close(self) -> None:
         self.hub.close()
@@ -268,7 +312,8 @@ def start_for_run(settings: Any, patterns: tuple[str, ...], warn: Warn) -> McpRu
     if patterns:
         names = pattern_server_names(patterns, names)
     hub = start_hub([specs[n] for n in names], settings.data_dir)
-    return McpRun(hub, patterns, warn) if hub is not None else None
+    limit = int(getattr(settings, "attach_limit", 0) or 0)
+    return McpRun(hub, patterns, warn, media_limit=limit) if hub is not None else None
 
 
 def mcp_patterns(settings: Any, patterns: Sequence[str]) -> set[str]:

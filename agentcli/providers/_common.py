@@ -20,6 +20,7 @@ from ..config import DEFAULT_BASE_URL_ENV, DEFAULT_KEY_ENV, DEFAULT_MODELS
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
                       ProviderConnectionError, ProviderError, StreamInterruptedError, redact_url)
 from ..messages import Notice, ToolCall
+from .media import refusal_hint
 from ._transport import (PLACEHOLDER_KEY, Budget, CompressedReply, DeadlineExceeded,
                          ResponseTooLarge, TransportLimit, guarded_client, host_of,
                          resolve_api_key)
@@ -432,7 +433,11 @@ class SDKAdapter:
         if self.profile.temperature is not None:
             params["temperature"] = self.profile.temperature
         self.budget.start()  # request_timeout counts from here, the SDK's retries included
-        yield from (self._stream(params) if stream else self._complete(params))
+        try:
+            yield from (self._stream(params) if stream else self._complete(params))
+        except ProviderError as e:  # refused attachments: the hint names them
+            refusal_hint(e, messages)
+            raise
 
     def _raw(self, create: Callable[..., Any], params: dict[str, Any]) -> Any:
         """One non-streamed request through ``with_raw_response``: its HTTP response is checked

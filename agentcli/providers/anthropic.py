@@ -10,12 +10,13 @@ from typing import Any, Iterator, Sequence
 import anthropic as sdk
 
 from ..errors import ProviderError
-from ..messages import (Message, Part, ReasoningDelta, ReasoningPart, ResponseDone, StopReason,
-                        StreamEvent, TextDelta, TextPart, ToolCall, ToolDefinition, ToolResult,
-                        Usage)
+from ..messages import (MediaPart, Message, Part, ReasoningDelta, ReasoningPart, ResponseDone,
+                        StopReason, StreamEvent, TextDelta, TextPart, ToolCall, ToolDefinition,
+                        ToolResult, Usage)
 from ._common import SDKAdapter, parse_arguments
 from .anthropic_request import (add_cache_breakpoints, answer_items, merge_usage,
                                 reasoning_hint, structured_params, thinking_params, usage_of)
+from .media import anthropic_block, post_body
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_URL = "https://api.anthropic.com"
@@ -46,9 +47,11 @@ def _blocks(m: Message) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[dict[str, Any]] = []
     if m.role == "user":
         for p in m.parts:
-            if not isinstance(p, TextPart):
-                raise TypeError(f"a user message holds only TextParts, got {p!r}")
-            if p.text.strip():  # the API refuses blank text blocks
+            if isinstance(p, MediaPart):
+                blocks.append(anthropic_block(p))
+            elif not isinstance(p, TextPart):
+                raise TypeError(f"a user message holds only TextParts and MediaParts, got {p!r}")
+            elif p.text.strip():  # the API refuses blank text blocks
                 blocks.append({"type": "text", "text": p.text})
         return "user", blocks
     if m.role == "assistant":
@@ -74,7 +77,10 @@ def _blocks(m: Message) -> tuple[str, list[dict[str, Any]]]:
             if not isinstance(r, ToolResult):
                 raise TypeError(f"a tool message holds only ToolResults, got {r!r}")
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": r.call_id}
-            if r.content:  # optional in the API, and an empty string is refused
+            if r.media:  # text, then the tool's images and documents
+                text = [{"type": "text", "text": r.content}] if r.content.strip() else []
+                block["content"] = [*text, *(anthropic_block(p) for p in r.media)]
+            elif r.content:  # optional in the API, and an empty string is refused
                 block["content"] = r.content
             if r.is_error:
                 block["is_error"] = True
@@ -277,13 +283,11 @@ class AnthropicProvider(SDKAdapter):
         return notes
 
     def _stream(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
-        params = _sendable(params)
         blocks = _Blocks(self.model)
         usage: dict[str, int] = {}
         stop: str | None = None
         stopped = False
-        events = self.errors.iterate(
-            lambda: self.client.messages.create(**params, stream=True), blocks.text)
+        events = self.errors.iterate(lambda: self._open_stream(params), blocks.text)
         with closing(events):  # closing this generator early closes the HTTP response
             for ev in events:
                 kind = ev.type
@@ -311,6 +315,18 @@ class AnthropicProvider(SDKAdapter):
         if answer:  # shown like any reply text
             yield TextDelta(answer)
         yield _response(items, stop, usage)
+
+    def _open_stream(self, params: dict[str, Any]) -> Any:
+        """``messages.create(stream=True)``; a request with attachments is posted as the same
+        JSON with their base64 copied in rather than re-encoded (``media.json_body``)."""
+        body = post_body(self.client, {**params, "stream": True})
+        if "content" not in body:
+            return self.client.messages.create(**_sendable(params), stream=True)
+        from anthropic.types import Message as WireMessage
+        from anthropic.types import RawMessageStreamEvent
+
+        return self.client.post("/v1/messages", **body, cast_to=WireMessage, stream=True,
+                                stream_cls=sdk.Stream[RawMessageStreamEvent])
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
         params = _sendable(params)

@@ -14,6 +14,7 @@ from ..messages import (Message, Part, ResponseDone, StopReason, StreamEvent, Te
                         TextPart, ToolCall, ToolDefinition, ToolResult, Usage)
 from . import compat
 from ._common import SDKAdapter, parse_arguments
+from .media import chat_part, post_body, unsent_note, user_content
 
 OFFICIAL_HOST = "api.openai.com"
 DEFAULT_URL = "https://api.openai.com/v1"
@@ -23,12 +24,15 @@ _STOP_REASONS: dict[str, StopReason] = {"stop": "end_turn", "tool_calls": "tool_
                                         "content_filter": "content_filter"}
 
 
-def convert_messages(messages: Sequence[Message], system: str | None) -> list[dict[str, Any]]:
-    """Neutral history -> Chat Completions messages (system prompt first)."""
+def convert_messages(messages: Sequence[Message], system: str | None,
+                     urls: bool = False) -> list[dict[str, Any]]:
+    """Neutral history -> Chat Completions messages (system prompt first). ``urls``: the server
+    fetches image URLs itself (OpenAI's own API); else images go as data URLs."""
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for m in messages:
         if m.role == "user":
-            out.append({"role": "user", "content": _text_only(m)})
+            out.append({"role": "user",
+                        "content": user_content(m, lambda p: chat_part(p, urls), "text")})
         elif m.role == "assistant":
             out.append(_assistant(m))
         elif m.role == "tool":
@@ -36,17 +40,12 @@ def convert_messages(messages: Sequence[Message], system: str | None) -> list[di
                 if not isinstance(r, ToolResult):
                     raise TypeError(f"a tool message holds only ToolResults, got {r!r}")
                 content = f"Error: {r.content}" if r.is_error else r.content
+                if r.media:  # tool messages take only text
+                    content += "\n" + unsent_note(r.media)
                 out.append({"role": "tool", "tool_call_id": r.call_id, "content": content})
         else:
             raise ValueError(f"unknown message role {m.role!r}")
     return out
-
-
-def _text_only(m: Message) -> str:
-    for p in m.parts:
-        if not isinstance(p, TextPart):
-            raise TypeError(f"a {m.role} message holds only TextParts, got {p!r}")
-    return m.text
 
 
 def _assistant(m: Message) -> dict[str, Any]:
@@ -184,7 +183,7 @@ class OpenAIProvider(OpenAIAdapter):
     def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
                 system: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model,
-                                  "messages": convert_messages(messages, system)}
+                                  "messages": convert_messages(messages, system, self.official)}
         if tools:
             params["tools"] = convert_tools(compat.sendable(tools, self.official))
             # OpenAI's default, but llama-cpp-python's server takes a missing one as "none"
@@ -257,7 +256,8 @@ class OpenAIProvider(OpenAIAdapter):
         JSON already (``convert_messages``), which that transform leaves unchanged."""
         from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-        return self.client.post("/chat/completions", body={**params, "stream": True},
+        body = post_body(self.client, {**params, "stream": True})  # attachments: spliced in
+        return self.client.post("/chat/completions", **body,
                                 cast_to=ChatCompletion, options=request_options(),
                                 stream=True, stream_cls=sdk.Stream[ChatCompletionChunk])
 

@@ -24,6 +24,7 @@ from ..errors import ModelNotFoundError, ProviderError, StreamInterruptedError
 from ..messages import (Message, Notice, ReasoningDelta, ResponseDone, StopReason, StreamEvent,
                         TextDelta, TextPart, ToolCall, ToolDefinition)
 from ._common import first_refusal, one_line, refusal_of
+from .media import post_body
 from .openai_chat import OpenAIAdapter, request_options, usage_of
 from .responses_items import (WIRE, assemble, convert_input, convert_tools, message_text,
                               plain_item, reasoning_ids, summary_of)
@@ -224,8 +225,9 @@ class OpenAIResponsesProvider(OpenAIAdapter):
         and SSE parsing."""
         from openai.types.responses import Response, ResponseStreamEvent
 
-        return self.client.post("/responses", body={**params, "stream": True}, cast_to=Response,
-                                options=request_options(), stream=True,
+        body = post_body(self.client, {**params, "stream": True})  # attachments: spliced in
+        return self.client.post("/responses", **body,
+                                cast_to=Response, options=request_options(), stream=True,
                                 stream_cls=sdk.Stream[ResponseStreamEvent])
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from ..messages import (Message, Part, ReasoningPart, TextPart, ToolCall, ToolDefinition,
                         ToolResult)
 from ._common import parse_arguments
+from .media import responses_part, user_content
 
 WIRE = "openai_responses"
 
@@ -34,17 +35,18 @@ def convert_input(messages: Sequence[Message], model: str,
     items: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "user":
-            for p in m.parts:
-                if not isinstance(p, TextPart):
-                    raise TypeError(f"a user message holds only TextParts, got {p!r}")
-            items.append({"role": "user", "content": m.text})
+            items.append({"role": "user",
+                          "content": user_content(m, responses_part, "input_text")})
         elif m.role == "assistant":
             items.extend(_assistant_items(m, model, refused))
         elif m.role == "tool":
             for r in m.parts:
                 if not isinstance(r, ToolResult):
                     raise TypeError(f"a tool message holds only ToolResults, got {r!r}")
-                output = f"Error: {r.content}" if r.is_error else r.content
+                output: Any = f"Error: {r.content}" if r.is_error else r.content
+                if r.media:  # text, then the tool's images and documents
+                    output = [{"type": "input_text", "text": output},
+                              *(responses_part(p) for p in r.media)]
                 items.append({"type": "function_call_output", "call_id": r.call_id,
                               "output": output})
         else:

@@ -2,7 +2,9 @@
 
 The encoding is lossless (every field of every part, ASCII-escaped JSON so even a lone surrogate
 a hostile server sent survives the round trip), which is what makes a resumed conversation go out
-byte for byte as it went out before.
+byte for byte as it went out before. One exception, by design: an attachment's bytes
+(``MediaPart.data``) are not in the JSON; the store keeps them once per content hash in its blob
+table (``blobs`` gives them for a message) and puts them back when a conversation is resumed.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from ..messages import (FileSeen, Message, Part, ReasoningPart, TextPart, ToolCall, ToolResult,
-                        Usage)
+from ..messages import (FileSeen, MediaPart, Message, Part, ReasoningPart, TextPart, ToolCall,
+                        ToolResult, Usage)
 
 CRASHED = "cancelled: agentcli stopped before the tool finished (the result was never recorded)"
 """The result given to a call whose result never reached the store (kill -9 while it ran)."""
@@ -36,13 +38,37 @@ def parts_as_json(parts: Sequence[Part]) -> list[dict[str, Any]]:
                 item["is_error"] = True
             if p.files:  # which version of a file the model saw (never sent to a provider)
                 item["files"] = [[f.path, f.sha256] for f in p.files]
+            if p.media:
+                item["media"] = [_media_json(m) for m in p.media]
             out.append(item)
         elif isinstance(p, ReasoningPart):  # opaque: kept byte for byte (``data`` is a str)
             out.append({"kind": "reasoning", "provider": p.provider, "model": p.model,
                         "data": p.data, "text": p.text})
+        elif isinstance(p, MediaPart):
+            out.append(_media_json(p))
         else:
             raise TypeError(f"cannot store {p!r}")
     return out
+
+
+def _media_json(p: MediaPart) -> dict[str, Any]:
+    """An attachment without its bytes (those are in the blob table, under ``sha256``)."""
+    item: dict[str, Any] = {"kind": "media", "media_type": p.media_type, "name": p.name,
+                            "sha256": p.sha256, "size": p.size}
+    if p.url is not None:
+        item["url"] = p.url
+    return item
+
+
+def _media(item: dict[str, Any]) -> MediaPart:
+    return MediaPart(item["media_type"], item["name"], None, item.get("url"),
+                     item.get("sha256", ""), int(item.get("size", 0)))
+
+
+def blobs(message: Message) -> dict[str, tuple[str, bytes]]:
+    """sha256 -> (media type, bytes) of every attachment in ``message`` that has its bytes."""
+    return {p.sha256: (p.media_type, p.data) for p in message.media
+            if p.data is not None and p.sha256}
 
 
 def decode_many(text: str) -> list[tuple[Part, ...]]:
@@ -61,11 +87,14 @@ def _parts(items: list[dict[str, Any]]) -> tuple[Part, ...]:
         elif kind == "tool_result":
             parts.append(ToolResult(item["call_id"], item["name"], item["content"],
                                     bool(item.get("is_error")),
+                                    tuple(_media(m) for m in item.get("media") or ()),
                                     files=tuple(FileSeen(str(f[0]), str(f[1]))
                                                 for f in item.get("files") or ())))
         elif kind == "reasoning":
             parts.append(ReasoningPart(item["provider"], item["model"], item["data"],
                                        item.get("text", "")))
+        elif kind == "media":
+            parts.append(_media(item))
         else:
             raise ValueError(f"unknown stored part kind {kind!r}")
     return tuple(parts)
@@ -81,6 +110,8 @@ def searchable(message: Message) -> str:
             pieces.append(f"{p.name} {p.arguments}")
         elif isinstance(p, ToolResult):
             pieces.append(p.content)
+        elif isinstance(p, MediaPart):
+            pieces.append(p.name)
     return clean("\n".join(pieces))
 
 

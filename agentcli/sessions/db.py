@@ -88,6 +88,22 @@ COMMIT;
 held before (``before``, zlib-compressed UTF-8; NULL: the file did not exist) and what was
 written (``after``); ``undone``: when /undo restored it. Added in place like ``token_counts``
 (no schema version); deleted with its session."""
+_BLOBS = """
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY, media_type TEXT NOT NULL, size INTEGER NOT NULL,
+    data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS session_blobs (
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL, PRIMARY KEY (session_id, sha256)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_blobs_by_blob ON session_blobs (sha256);
+COMMIT;
+"""
+"""Attachments (images, PDFs), once per content hash however many messages and sessions hold
+them; ``session_blobs`` says which sessions use which, and a blob no session uses any more is
+deleted with the last of them (``Store.delete``). Added in place like ``token_counts``: an
+older agentcli ignores it, and a store without it (opened read-only) has no attachment bytes
+(a resumed conversation then says they are gone)."""
 MIGRATIONS: dict[int, str] = {
     2: """
 ALTER TABLE sessions ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
@@ -228,6 +244,8 @@ def prepare(conn: sqlite3.Connection, readonly: bool) -> tuple[bool, int]:
             _script(conn, _COUNTS)
         if "file_changes" not in tables:
             _script(conn, _CHANGES)
+        if "blobs" not in tables:
+            _script(conn, _BLOBS)
         if "messages_fts" not in tables:
             try:
                 _script(conn, _FTS)

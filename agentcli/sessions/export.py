@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from ..messages import Message, Part, ReasoningPart, TextPart, ToolCall, Usage
+from ..messages import MediaPart, Message, Part, ReasoningPart, TextPart, ToolCall, Usage
 from ..ui.render import sanitize
 from . import codec
 
@@ -65,7 +65,8 @@ def segments(title: str, meta: Sequence[str], system: str | None,
                          f" (with {entry.piped:,} characters of piped input)")
             if entry.unanswered:
                 label += f" (not answered: {entry.unanswered})"
-            lines += [f"## You{label}", "", m.text, ""]
+            lines += [f"## You{label}", "", *([m.text, ""] if m.text else []),
+                      *_attachment_lines(m.media)]
         elif m.role == "assistant":
             lines += ["## Assistant" + (" (interrupted)" if m.interrupted else ""), ""]
             for p in _merged(m.parts):
@@ -80,9 +81,17 @@ def segments(title: str, meta: Sequence[str], system: str | None,
         else:
             for r in m.tool_results:
                 label = " (error)" if r.is_error else ""
-                lines += [f"**tool result** `{r.name}`{label}", "", _fence(r.content), ""]
+                lines += [f"**tool result** `{r.name}`{label}", "", _fence(r.content), "",
+                          *_attachment_lines(r.media)]
     out.append(("markdown", "\n".join(lines)))
     return [(kind, sanitize(text)) for kind, text in out if kind == REASONING or text.strip()]
+
+
+def _attachment_lines(media: Sequence[MediaPart]) -> list[str]:
+    """Each attachment by name, type and size (never its bytes), with its URL if it had one."""
+    lines = [f"- attachment: {p.describe()}" + (f" from {p.url}" if p.url and p.url != p.name
+                                                 else "") for p in media]
+    return [*lines, ""] if lines else []
 
 
 def _merged(parts: Sequence[Part]) -> list[Part]:

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from ..errors import SessionStoreError, UsageError
 from ..messages import Message, Usage
-from . import codec
+from . import blobs, codec
 from .db import FILE_NAME, SCHEMA_VERSION, connect, describe_failure
 
 BUSY_TIMEOUT = 5.0
@@ -171,6 +171,7 @@ class Store:
                 (session_id, seq, turn, message.role, codec.encode_parts(message.parts), text,
                  int(message.interrupted), piped, provider, model, stop_reason,
                  *codec.usage_columns(usage), verdicts, now))
+            blobs.keep(db, session_id, message)
             user = message.role == "user"
             db.execute(
                 "UPDATE sessions SET updated = ?, messages = messages + 1, turns = turns + ?, "
@@ -180,7 +181,8 @@ class Store:
                 "title = CASE WHEN title = '' AND ? THEN ? ELSE title END WHERE id = ?",
                 (now, int(user), *codec.usage_columns(usage or Usage()),
                  provider, model, int(user), _opt(system), int(user),
-                 _title(message.text, piped), session_id))
+                 _title(message.text or " ".join(p.name for p in message.media), piped),
+                 session_id))
         return seq, turn
 
     def end_turn(self, session_id: str, turn: int, stop_reason: str, steps: int,
@@ -230,6 +232,8 @@ class Store:
             n = 0
             for sid in session_ids:
                 n += db.execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount
+            if n:
+                blobs.prune(db)  # attachments no other session holds go with them
             if n and self.fts:
                 db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
         if self.conn.execute("PRAGMA auto_vacuum").fetchone()[0]:
@@ -299,8 +303,9 @@ class Store:
                                  "session_id = ? AND dropped = 0 ORDER BY seq",
                                  (session_id,)).fetchall()
         all_parts = codec.decode_many("[" + ",".join(r[3] for r in rows) + "]")
-        return ([r[0] for r in rows],
-                [Message(r[1], parts, interrupted=bool(r[2])) for r, parts in zip(rows, all_parts)])
+        messages = [Message(r[1], parts, interrupted=bool(r[2]))
+                    for r, parts in zip(rows, all_parts)]
+        return [r[0] for r in rows], blobs.restore(self.conn, messages)
 
     def token_counts(self, session_id: str, key: str) -> dict[str, int]:
         """The counts kept for this session made with ``key`` (none in a store without them)."""

@@ -6,7 +6,8 @@
 Environment: DEMO_PIDFILE (append this pid, and the pid of a child it starts, one per line),
 DEMO_MARKER (a file that `slow` writes "started" and then "cancelled" into), DEMO_EXTRA (comma
 separated: ``escapes`` adds a tool whose description and title hold terminal escapes,
-``progress`` a tool that reports progress), DEMO_ESCAPEE (a file: at start the server
+``progress`` a tool that reports progress, ``media`` a tool ``document`` returning a PDF
+resource and a JPEG that claims to be a PNG), DEMO_ESCAPEE (a file: at start the server
 double-forks a daemon in a session of its own, which writes its pid there and sleeps).
 """
 
@@ -20,8 +21,8 @@ import sys
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import (AudioContent, EmbeddedResource, ImageContent, ResourceLink, TextContent,
-                       TextResourceContents, ToolAnnotations)
+from mcp_types import (AudioContent, BlobResourceContents, EmbeddedResource, ImageContent,
+                       ResourceLink, TextContent, TextResourceContents, ToolAnnotations)
 
 server = MCPServer("demo")
 
@@ -114,6 +115,18 @@ def _extras(names: set[str]) -> None:
             return "ok"
 
         server.tool(name="evil", title="Evil " + ESCAPES, description="Evil " + ESCAPES)(evil)
+    if "media" in names:
+        def document() -> list:
+            """A PDF report, and an image whose bytes are not what it claims."""
+            report = b"%PDF-1.4\n1 0 obj << /Type /Page >> endobj\n%%EOF\n"
+            jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\xff\xd9"
+            return [EmbeddedResource(type="resource", resource=BlobResourceContents(
+                        uri="file:///report.pdf", mime_type="application/pdf",
+                        blob=base64.b64encode(report).decode())),
+                    ImageContent(type="image", data=base64.b64encode(jpeg).decode(),
+                                 mime_type="image/png")]
+
+        server.tool(name="document")(document)
     if "progress" in names:
         async def steps(n: int, ctx: Context) -> str:
             """Reports progress n times (0.05 s apart), then answers."""

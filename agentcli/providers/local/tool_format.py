@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ...messages import Message, TextPart, ToolCall, ToolDefinition, ToolResult, loads_json
+from ...errors import UsageError
+from ...messages import (MediaPart, Message, TextPart, ToolCall, ToolDefinition, ToolResult,
+                         loads_json)
 
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"
@@ -100,6 +102,9 @@ def chat_messages(messages: Sequence[Message], system: str) -> list[dict[str, st
                 chunks.append(format_call(p))
             elif isinstance(p, ToolResult):
                 chunks.append(format_result(p))
+            elif isinstance(p, MediaPart):  # (ask and chat refuse it before any request)
+                raise UsageError(f"attachment {p.describe()}: the local model takes no images "
+                                 "or PDFs", hint="leave it out, or use another provider")
             else:  # pragma: no cover - a new part type must be handled here
                 raise TypeError(f"unknown message part {p!r}")
         if m.role == "assistant":

@@ -35,6 +35,9 @@ class Repl(Protocol):
     """The session recorder (``sessions.recorder.SessionRecorder``), None with --no-save: it
     renders the conversation's events; commands only read it (``session_id``, ``failed``)."""
     failed_text: str | None
+    failed_media: tuple[Any, ...]
+    attached: list[Any]
+    """Attachments (``inputs.attachments.Attachment``) waiting for the next message."""
     input: Input
     output: Output
     err: Console
@@ -48,6 +51,7 @@ class Repl(Protocol):
 
     def error(self, e: AgentCliError | str, hint: str | None = None) -> None: ...
 
-    def run_turn(self, text: str, *, piped: int | None = None) -> None: ...
+    def run_turn(self, text: str, *, piped: int | None = None,
+                 media: tuple[Any, ...] = ()) -> None: ...
 
     def switch(self, *, provider: str | None = None, model: str | None = None) -> None: ...

@@ -64,9 +64,14 @@ class ChatRepl:
             lambda settings, profile: runtime.make_provider(settings, profile, self.warn))
         self.guard = SigintGuard()
         self.failed_text: str | None = None  # a message the provider never answered (/retry)
+        self.failed_media: tuple[Any, ...] = ()  # ... and its attachments
         self._last_ctrl_c = 0.0
 
         self.settings = runtime.load(opts)
+        from ...inputs.attachments import read_all
+
+        self.attached, stdin_text = read_all(opts.attach, self.settings)  # for the first message
+        self.piped_text = stdin_text or piped_text
         self.profile = runtime.resolve(self.settings, opts, self.notice)
         self.tools = tools if tools is not None else runtime.select_tools(self.settings, opts,
                                                                           self.warn)
@@ -189,38 +194,46 @@ class ChatRepl:
             self.notice(f"piped input ({lines} line{'s' if lines != 1 else ''}, "
                         f"{len(self.piped_text):,} characters) will be sent with your first "
                         "message")
+        if self.attached:
+            self.notice("attached: " + "; ".join(a.describe() for a in self.attached)
+                        + " (sent with your first message)")
 
     def send(self, text: str) -> None:
-        piped = None
-        if self.piped_text:
-            from ...inputs.stdin import compose_prompt, piped_share
+        """The typed text, with the piped text and the attachments waiting for it; attachments
+        the provider cannot take are an error here, and keep waiting."""
+        from ...inputs.attachments import check_sendable, compose
 
-            composed = compose_prompt(text, self.piped_text)
-            piped, text = piped_share(text, composed), composed
-            self.piped_text = None
-        self.run_turn(text, piped=piped)
+        message, piped = compose(text, self.piped_text, self.attached)
+        check_sendable([*self.conversation.messages, message], self.profile)
+        self.piped_text = None
+        self.attached = []
+        self.run_turn(message, piped=piped)
 
-    def run_turn(self, text: str, *, piped: int | None = None) -> None:
-        """One user message through the agent, rendering its events as they come; what the turn
-        became is the agent's AgentDone, rendered once."""
+    def run_turn(self, text: str | Message, *, piped: int | None = None,
+                 media: tuple[Any, ...] = ()) -> None:
+        """One user message (its text, or the whole message) through the agent, rendering its
+        events as they come; what the turn became is the agent's AgentDone, rendered once."""
         from ...agent.loop import drive
+        from ...messages import TextPart
 
+        message = text if isinstance(text, Message) else \
+            Message("user", (*media, *([TextPart(text)] if text else [])))
         self.failed_text = None
         out = _TurnOutput(self)
         with self.guard.installed(), echo_off(self.tty_fd):
             try:
-                done = drive(self.agent.run(Message.user(text), piped=piped), out.handle)
+                done = drive(self.agent.run(message, piped=piped), out.handle)
             finally:
                 with self.guard.ignored():  # a second Ctrl-C must not cut the clean-up short
                     out.close()
         with self.guard.ignored():
-            self._report(done, text)
+            self._report(done, message)
             self.console.print()  # one blank line between a reply and the next prompt
 
-    def _report(self, done: AgentDone, text: str) -> None:
+    def _report(self, done: AgentDone, message: Message) -> None:
         """Tell the user, once, how the turn ended."""
-        if done.user_dropped:
-            self.failed_text = text  # /retry sends it again; it is in the input history too
+        if done.user_dropped:  # /retry sends it again; it is in the input history too
+            self.failed_text, self.failed_media = message.text, message.media
         if done.stop_reason == "error":
             self.error(done.error)
             if done.user_dropped:

@@ -38,7 +38,8 @@ def open_history(path: Path, warn: Any) -> History:
 
 
 class ReplCompleter(Completer):
-    """Slash commands; after one, its argument: provider names, tool names, models, paths."""
+    """Slash commands; after one, its argument: provider names, tool names, models, paths
+    (/save, /attach)."""
 
     def __init__(self, repl: ChatRepl) -> None:
         self.repl = repl
@@ -92,7 +93,7 @@ class ReplCompleter(Completer):
                         yield Completion(name, -len(text), display_meta=cmd.help)
             return
         command, _, arg = text.partition(" ")
-        if command == "/save":
+        if command in ("/save", "/attach"):
             yield from self._paths.get_completions(Document(arg, len(arg)), complete_event)
             return
         for choice in self._choices(command):

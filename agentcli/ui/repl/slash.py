@@ -184,16 +184,17 @@ def _tools(repl: ChatRepl, arg: str) -> None:
 def _retry(repl: ChatRepl, arg: str) -> None:
     conversation = repl.conversation
     i = conversation.last_user_index()
-    if repl.failed_text:  # the provider never answered it: it is not in the history
-        text = repl.failed_text
+    if repl.failed_text is not None:  # the provider never answered it: not in the history
+        text, media = repl.failed_text, repl.failed_media
     elif i is not None:
-        text = conversation.messages[i].text
+        text, media = conversation.messages[i].text, conversation.messages[i].media
         conversation.truncate(i)
     else:
         repl.notice("nothing to retry yet")
         return
-    repl.notice(f"retrying: {_preview(text)}")
-    repl.run_turn(text)
+    shown = _preview(text) or ", ".join(sanitize(p.name) for p in media)
+    repl.notice(f"retrying: {shown}")
+    repl.run_turn(text, media=media)  # its attachments go again, the same bytes
 
 
 def _forget(repl: ChatRepl, arg: str) -> None:
@@ -299,6 +300,18 @@ def _resume(repl: ChatRepl, arg: str) -> None:
     resume(repl, arg)
 
 
+def _attach(repl: ChatRepl, arg: str) -> None:
+    from .attach_commands import attach
+
+    attach(repl, arg)
+
+
+def _detach(repl: ChatRepl, arg: str) -> None:
+    from .attach_commands import detach
+
+    detach(repl, arg)
+
+
 def _role(repl: ChatRepl, arg: str) -> None:
     from .session_commands import set_role
 
@@ -327,6 +340,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(("/sessions",), "", "recent saved conversations", _sessions),
     Command(("/resume",), "ID", "continue a saved conversation here", _resume),
     Command(("/role",), "NAME", "use a role's system prompt (/role - drops it)", _role),
+    Command(("/attach",), "PATH|URL", "attach an image, PDF or text file to your next message "
+            "(alone: what is attached)", _attach),
+    Command(("/detach",), "", "drop the attachments waiting for your next message", _detach),
 )
 
 _BY_NAME = {name: cmd for cmd in COMMANDS for name in cmd.names}
