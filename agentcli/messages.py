@@ -120,9 +120,9 @@ class FileSeen:
 @dataclass(frozen=True)
 class ToolResult:
     """The outcome of one ToolCall: exactly one per call id goes back to the model.
-    ``files``: what it showed of files or wrote (kept with the conversation, never sent)."""
     ``media``: images and documents the tool returned besides its text (``content`` describes
-    them too, for APIs that take only text in tool results)."""
+    them too, for APIs that take only text in tool results). ``files``: what it showed of files
+    or wrote (kept with the conversation, never sent)."""
 
     call_id: str
     name: str
