@@ -106,15 +106,15 @@ class StreamFallback:
         self.whole_with_tools = False
 
     def stream(self, run: Run, messages: Sequence[Any], tools: Sequence[ToolDefinition], *,
-               system: str | None, stream: bool) -> Iterator[StreamEvent]:
-        """``run(messages, tools, system=, stream=)``'s events; a streamed request with tools
-        that the server refuses (before any event) is made again without streaming."""
+               system: str | None, stream: bool, **extra: Any) -> Iterator[StreamEvent]:
+        """``run(messages, tools, system=, stream=, **extra)``'s events; a streamed request with
+        tools that the server refuses (before any event) is made again without streaming."""
         if not (stream and tools) or self.whole_with_tools:
-            yield from run(messages, tools, system=system, stream=stream and not tools)
+            yield from run(messages, tools, system=system, stream=stream and not tools, **extra)
             return
         started = False
         try:
-            with closing(run(messages, tools, system=system, stream=True)) as events:
+            with closing(run(messages, tools, system=system, stream=True, **extra)) as events:
                 for event in events:
                     started = True
                     yield event
@@ -126,4 +126,4 @@ class StreamFallback:
         yield Notice(f"{self.who} cannot stream replies that may call tools: asked again "
                      "without streaming, as every request with tools will be in this run",
                      level="info")
-        yield from run(messages, tools, system=system, stream=False)
+        yield from run(messages, tools, system=system, stream=False, **extra)

@@ -174,11 +174,12 @@ class OpenAIProvider(OpenAIAdapter):
     _stream_options = True  # cleared on a server that refuses stream_options
 
     def stream(self, messages: Sequence[Message], tools: Sequence[ToolDefinition], *,
-               system: str | None = None, stream: bool = True) -> Iterator[StreamEvent]:
+               system: str | None = None, stream: bool = True,
+               output: Any = None) -> Iterator[StreamEvent]:
         if "fallback" not in vars(self):  # a server that cannot stream tool calls: once a run
             self.fallback = compat.StreamFallback(self.errors.who)
         return self.fallback.stream(super().stream, messages, tools, system=system,
-                                    stream=stream)
+                                    stream=stream, output=output)
 
     def _params(self, messages: Sequence[Message], tools: Sequence[ToolDefinition],
                 system: str | None) -> dict[str, Any]:

@@ -55,7 +55,8 @@ class LocalProvider:
         self._warn = warn or _stderr_warning
         self._warned: set[str] = set()
         if profile.reasoning is not None:
-            self._warn_once("reasoning", f"reasoning {profile.reasoning} is ignored: the local model has no reasoning setting")  # noqa: E501
+            self._warn_once(f"--reasoning {profile.reasoning} is ignored: the local model has no "
+                            "reasoning setting")
         self.name = profile.name
         self.profile = profile
         self.path = resolve_model_path(profile, settings)

@@ -217,11 +217,23 @@ def no_sigint() -> Iterator[None]:
     """Ctrl-C is held back while a frame is written or a chunk read and kept, so it never
     leaves half a frame on a pipe (the host would read the next one wrong); it is raised as
     soon as the frame is whole."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs signal handlers in the main thread only: nothing to hold here
+        return
+    # Not by blocking the signal: with other threads alive (an MCP client's event loop), the
+    # kernel hands a blocked signal to one of them and the handler still runs between the two
+    # halves. The main thread's handler is swapped for one that only notes it instead.
+    pending: list[Any] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(frame))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, old)
+    if pending:
+        if callable(old):
+            old(signal.SIGINT, pending[0])
+        elif old != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def interpreter_flags() -> list[str]:
