@@ -120,7 +120,7 @@ def select_tools(settings: Settings, opts: RunOptions, warn: Notice) -> dict[str
         return {}
     from .toolrun.manifest import load_tools
 
-    tools = load_tools(settings, extra_dirs=opts.tools_dirs, warn=warn)
+    tools = load_tools(settings, extra_dirs=opts.tools_dirs, warn=warn, write_cache=opts.save)
     if opts.tools:
         from .toolrun.approval import glob_match
 
@@ -152,7 +152,8 @@ def start_mcp(settings: Settings, opts: RunOptions, warn: Notice) -> McpRun | No
 
 def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
                   prompter: Prompter | None, mcp: McpRun | None = None) -> Executor:
-    """The plugin Executor; with MCP servers, a router over it and the MCP tools (one approver)."""
+    """The plugin Executor, its tool host already starting when a plugin is offered; with MCP
+    servers, a router over it and the MCP tools (one approver)."""
     from .toolrun.approval import build_approver
     from .toolrun.executor import Executor
     from .toolrun.sandbox import from_settings
@@ -160,6 +161,7 @@ def make_executor(settings: Settings, opts: RunOptions, tools: dict[str, Tool],
     approver = build_approver(settings, yes=opts.yes, prompter=prompter)
     executor = Executor(tools, approver, sandbox=from_settings(settings, warn=_warn),
                         roots=file_roots(settings))
+    executor.warm()  # the tool host boots while the provider loads
     return executor if mcp is None else mcp.route(executor, approver)  # type: ignore[return-value]
 
 

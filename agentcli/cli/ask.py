@@ -51,10 +51,10 @@ def run_ask(opts: RunOptions, prompt: str | None, *, json_out: bool = False,
         profile = runtime.settled_profile(profile, resumed)
         history = resumed.history if resumed is not None else []
         attachments.check_sendable([*history, message], profile)  # before any model loads
-        provider = runtime.make_provider(settings, profile, warn)
+        executor = runtime.make_executor(settings, opts, tools, prompter, mcp)  # its tool
+        provider = runtime.make_provider(settings, profile, warn)  # host boots meanwhile
         model = getattr(provider, "model", None) or profile.model or ""
         limit = runtime.cost_limit(settings, opts, model)  # no price: a usage error, now
-        executor = runtime.make_executor(settings, opts, tools, prompter, mcp)
         conversation = runtime.make_conversation(settings, opts, resumed, recorder, notice)
         agent = runtime.make_agent(settings, opts, provider, executor, conversation,
                                    profile=profile, recorder=recorder, limit=limit,

@@ -13,12 +13,13 @@ supervisor kills and reaps everything the tool started, including processes that
 ``setsid()`` or double-forked, before the call returns. On macOS only the worker's process
 group is killed (no subreaper there). The module is imported afresh in every call.
 
-Who forks them: the tool host, a small fresh Python interpreter that agentcli starts at the
-first call of a run and that dies with agentcli; it forks each call's supervisor
+Who forks them: the tool host, a small fresh Python interpreter that dies with agentcli;
+`ask` and `chat` start it in the background before their first request when a plugin is
+offered (``Executor.warm``), else the first call starts it. It forks each call's supervisor
 and worker ahead of time, so a small tool's call costs a few milliseconds
-(``bench/bench_tools.py``). Calls made before the host is up (the first one of a run), calls to
-a Tool whose ``load`` is a Python callable (tests, embedding code), and every call when no host
-can start, are forked from agentcli itself: the same guarantees, at the cost of two forks of a
+(``bench/bench_tools.py``). A call made when no host was started yet (the first one of a run
+that did not warm it), calls to a Tool whose ``load`` is a Python callable (tests, embedding
+code), and every call when no host can start, are forked from agentcli itself: the same guarantees, at the cost of two forks of a
 big process. Neither agentcli nor the host ever imports a plugin module (a built-in may
 ``preload`` agentcli's own dependencies into the host). Without ``fork`` (Windows) the call
 runs in a daemon thread of this process and a timeout is reported but cannot stop it.
@@ -153,6 +154,15 @@ class Executor:
             self._hosts = HostPool()
         return self._hosts
 
+    def warm(self) -> None:
+        """Start the tool host now, in the background, when a tool would run there (`ask` and
+        `chat` call this before their first request): it boots while agentcli loads the
+        provider and waits for the model, so the run's first call need not fork agentcli, nor
+        the second wait for the host. Without it, the first call starts the host."""
+        if hasattr(os, "fork") and any(isinstance(t.load, (FileEntry, ModuleEntry))
+                                       for t in self.tools.values()):
+            self.hosts.warm()
+
     def close(self) -> None:
         """Let the tool hosts go (they also exit on their own when agentcli does)."""
         if self._hosts is not None:
@@ -285,8 +295,8 @@ def _files(value: Any) -> tuple[FileSeen, ...]:
 def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any],
                        validator: Any = None) -> str | None:
     """None when ``args`` satisfy ``schema``, else a one-line description of the first problem.
-    ``validator``: a prepared jsonschema validator for ``schema`` (the Executor keeps one per
-    tool)."""
+    ``validator``: a prepared validator for ``schema`` (``make_validator``; the Executor keeps
+    one per tool)."""
     if validator is None:
         validator = make_validator(schema)
     errors = sorted(validator.iter_errors(args), key=lambda e: [str(p) for p in e.path])
@@ -299,6 +309,14 @@ def validate_arguments(args: dict[str, Any], schema: Mapping[str, Any],
 
 
 def make_validator(schema: Mapping[str, Any]) -> Any:
+    """A validator for ``schema`` (``iter_errors``): agentcli's own for the common subset
+    (``argcheck.py``: the same verdicts and messages, without jsonschema's import), else
+    jsonschema's."""
+    from .argcheck import compile_schema
+
+    lite = compile_schema(schema)
+    if lite is not None:
+        return lite
     import jsonschema
 
     return jsonschema.validators.validator_for(schema)(schema)

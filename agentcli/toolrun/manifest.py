@@ -49,10 +49,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..config import Settings
 from ..errors import ConfigError, PluginError
-from .executor import DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT, Tool
+from .executor import DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT, Tool, make_validator
 from ..messages import ToolDefinition
 from .host.job import Entry, FileEntry, ModuleEntry
 from .host.limits import DEFAULT_MEMORY_MB, DEFAULT_PROCESSES
+from .manifest_cache import ManifestCache
 
 ENTRY_POINT_GROUP = "agentcli.tools"
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -98,13 +99,14 @@ def builtin_tools_dir() -> Path | None:
 
 # --- manifests ----------------------------------------------------------------------------------
 
-def parse_manifest(path: Path, text: str | None = None, *, builtin: bool = False) -> dict[str, Any]:
+def parse_manifest(path: Path, text: str | None = None, *, builtin: bool = False,
+                   cache: ManifestCache | None = None) -> dict[str, Any]:
     """Read and check one manifest; PluginError names the file and the field.
 
     ``builtin``: our own shipped manifests skip the JSON-Schema meta-check (importing jsonschema
-    costs ~60 ms on every start; tests/test_plugins.py checks the built-ins fully instead)."""
-    import yaml
-
+    costs ~60 ms on every start; tests/test_plugins.py checks the built-ins fully instead).
+    ``cache``: what the same text parsed to before (``manifest_cache.py``): the YAML parse, and a
+    meta-check it passed, are skipped; every other check runs."""
     where = str(path)
     if text is None:
         try:
@@ -113,6 +115,12 @@ def parse_manifest(path: Path, text: str | None = None, *, builtin: bool = False
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise PluginError(f"{where}: cannot read manifest: {e}") from e
+    if cache is not None:
+        known = cache.get(text, schema_checked=not builtin)
+        if known is not None:
+            return check_manifest(known, where, check_schema=False)
+    import yaml
+
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
@@ -122,7 +130,10 @@ def parse_manifest(path: Path, text: str | None = None, *, builtin: bool = False
         raise PluginError(f"{where}: invalid YAML{at}: {problem}") from e
     if not isinstance(data, dict):
         raise PluginError(f"{where}: a manifest must be a mapping, got {type(data).__name__}")
-    return check_manifest(data, where, check_schema=not builtin)
+    checked = check_manifest(data, where, check_schema=not builtin)
+    if cache is not None:
+        cache.put(text, data, schema_checked=not builtin)
+    return checked
 
 
 def check_manifest(data: dict[str, Any], where: str, *, check_schema: bool = True
@@ -230,11 +241,11 @@ def _check_sandbox_keys(data: dict[str, Any], bad: Callable[[str, str], PluginEr
 
 def tool_from_manifest(path: Path, source: str, package: str | None = None,
                        all_options: Mapping[str, Mapping[str, Any]] | None = None, *,
-                       full_check: bool = False) -> Tool:
+                       full_check: bool = False, cache: ManifestCache | None = None) -> Tool:
     """A Tool for one manifest file (module not imported). ``package``: entry-point packages;
     ``all_options``: ``tools.options`` from config (the tool gets its own entry);
     ``full_check``: meta-check the schemas of built-ins too (`tools validate`)."""
-    data = parse_manifest(path, builtin=source == "builtin" and not full_check)
+    data = parse_manifest(path, builtin=source == "builtin" and not full_check, cache=cache)
     options = (all_options or {}).get(data["name"])
     module, function = data["entrypoint"].split(":")
     where = str(path)
@@ -278,7 +289,7 @@ def check_options(tool: Tool, config_file: str | None) -> None:
     """The tool's config options against its manifest's ``options`` schema; a ConfigError names
     the config file and the key (``tools.options.web_fetch.allow_private``)."""
     if not tool.options:
-        return  # nothing configured: nothing to check (and jsonschema stays unimported)
+        return  # nothing configured: nothing to check
     prefix = f"tools.options.{tool.name}"
     hint = f"see the options of `agentcli tools show {tool.name}`"
     schema = dict(tool.manifest.get("options") or {"type": "object", "properties": {}})
@@ -289,10 +300,8 @@ def check_options(tool: Tool, config_file: str | None) -> None:
                 known = ", ".join(sorted(declared)) or "none besides confirm"
                 raise ConfigError(f"unknown option '{key}' for tool {tool.name} (its options: "
                                   f"{known})", file=config_file, key=f"{prefix}.{key}", hint=hint)
-    import jsonschema
-
     try:
-        validator = jsonschema.validators.validator_for(schema)(schema)
+        validator = make_validator(schema)
         errors = sorted(validator.iter_errors(dict(tool.options)),
                         key=lambda e: list(map(str, e.path)))
     except Exception as e:  # noqa: BLE001 - e.g. a $ref to nothing: the manifest's fault
@@ -394,14 +403,17 @@ def manifest_files(settings: Settings, extra_dirs: Sequence[str] = (),
 
 
 def load_tools(settings: Settings, extra_dirs: Sequence[str] = (),
-               warn: Callable[[str], None] = _stderr_warn) -> dict[str, Tool]:
+               warn: Callable[[str], None] = _stderr_warn, *,
+               write_cache: bool = True) -> dict[str, Tool]:
     """Every tool from every source, manifests only; a broken manifest is a warning, a bad
-    option in the config a ConfigError."""
+    option in the config a ConfigError. The parsed manifests are cached in the data folder
+    (``manifest_cache.py``) unless ``write_cache`` is off or the config says ``save: false``."""
     tools: dict[str, Tool] = {}
     options = settings.tools.options
+    cache = ManifestCache(settings.data_dir, write=write_cache and settings.sessions.save)
     for label, path, package in manifest_files(settings, extra_dirs, warn):
         try:
-            tool = tool_from_manifest(path, label, package, options)
+            tool = tool_from_manifest(path, label, package, options, cache=cache)
         except PluginError as e:
             warn(f"skipped tool: {e.message}")
             continue
@@ -409,6 +421,7 @@ def load_tools(settings: Settings, extra_dirs: Sequence[str] = (),
             warn(clash_message(tool, tools[tool.name]))
             continue
         tools[tool.name] = tool
+    cache.save()
     file = str(settings.config_file) if settings.config_file else None
     for name in options:
         if name not in tools:

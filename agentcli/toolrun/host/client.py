@@ -16,8 +16,8 @@ environment and ``sys.path`` when they changed: the worker runs where and as age
 booting (the job waits in its pipe). When there is none - the first call of a run, or calls
 that overlap (`mcp serve` runs calls in threads) - it starts one for the next calls and returns
 None: the caller forks that call from agentcli itself rather than wait ~50 ms for an
-interpreter to boot, and a run that calls no tool starts no host. ``warm`` starts one ahead
-(and can wait for it). A host found dead before a job reaches it is replaced; one that dies
+interpreter to boot. ``warm`` starts one ahead (and can wait for it): `ask` and `chat` do
+that when a plugin is offered, so the host boots while the provider loads. A host found dead before a job reaches it is replaced; one that dies
 during a call (a tool killed it) makes that call an error result (``lost``; the call is never
 re-run, it may have had effects). A host that cannot start at all (no ``sys.executable``, a
 frozen app) marks the pool broken and every call is forked from agentcli: slower, equally
