@@ -1,11 +1,12 @@
 """MCP cost: (1) with two stdio servers configured, `agentcli ask` sends its first request at most
-0.5 s after the servers' own start-up time (they start in parallel, while the provider loads);
+0.3 s after the servers' own start-up time (they start in parallel, while the provider loads;
+issue 15's target, 0.5 s before it);
 (2) an MCP tool call through agentcli adds at most 5 ms over the server's own time.
 
 (1) S = the two test servers spawned together by this script, until both answered `initialize`
     (their own start-up, no agentcli); T0 = launch of `agentcli ask` to the first request at the
     fake provider with no server configured; T2 = the same with both servers configured.
-    Target: T2 - S <= 0.5 s.
+    Target: T2 - S <= 0.3 s.
 (2) Median round trip of a trivial tool (demo `add`): raw JSON-RPC over the pipes (the server's
     own time: its handler plus its transport), the SDK's Client, and agentcli's McpExecutor
     (validation, approval, the hop to the loop thread, result conversion). Target: agentcli
@@ -29,6 +30,7 @@ from pathlib import Path
 from _util import ROOT, agentcli_bin, verdict
 
 SERVER = [sys.executable, str(ROOT / "tests" / "mcp_servers" / "demo_server.py")]
+STARTUP_TARGET = 0.3  # seconds
 INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {},
     "clientInfo": {"name": "b", "version": "0"}}}
@@ -84,11 +86,11 @@ def startup(n: int) -> bool:
             t0.append(first_request_time(server, none))
             t2.append(first_request_time(server, two))
     s, a, b = (statistics.median(x) for x in (s_own, t0, t2))
-    ok = b - s <= 0.5
+    ok = b - s <= STARTUP_TARGET
     print(f"two servers' own start-up S (spawned together): {s:.3f} s")
     print(f"ask, first request, no servers  T0: {a:.3f} s")
     print(f"ask, first request, two servers T2: {b:.3f} s")
-    print(f"T2 - S = {b - s:.3f} s (target <= 0.5 s)  {verdict(ok)}")
+    print(f"T2 - S = {b - s:.3f} s (target <= {STARTUP_TARGET} s)  {verdict(ok)}")
     return ok
 
 

@@ -6,9 +6,10 @@ Scenarios (bench/README.md says why each exists):
 - ``oneshot`` one short streamed reply (openai to a pipe and in a terminal, openai through the
               Responses API and anthropic to a pipe); floor: a minimal script making the same
               SDK call (bench/floor_*.py);
-- ``render``  a long markdown reply (N and 4N words) in a terminal and to a pipe;
+- ``render``  a long markdown reply (N and 4N words) in a terminal and to a pipe, and N words
+              to a pipe as ``--jsonl`` events;
 - ``chain``   S and 4S tool calls in a row, every call approved (``--yes``); floor: a bare SDK
-              loop making the same calls (bench/floor_chain.py).
+              loop making the same calls (bench/floor_chain.py); and agentcli making 1 call.
 
 Every tool runs with HOME pointing at the bench's own folder (no user configuration leaks in),
 in an empty working folder, against the same server.
@@ -16,7 +17,9 @@ in an empty working folder, against the same server.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,8 @@ AGENTCLI = "agentcli"
 FLOOR = "SDK floor"
 SCENARIOS = ("cold", "oneshot", "render", "chain")
 TOOL_ORDER = (AGENTCLI, "agentcli --no-tools", FLOOR, "llm", "sgpt", "gptme")
+ONE_STEP = "1 step"
+"""One tool call, then the answer: against the one-shot with ``--no-tools``, what a call adds."""
 QUADRATIC = ("parses and renders the whole reply again on every chunk (quadratic, to a pipe "
              "too): measured on the {:,}-word terminal case only, to keep the run short")
 
@@ -73,6 +78,10 @@ class Plan:
         return self.steps, 4 * self.steps
 
 
+def jsonl_variant(words: int) -> str:
+    return f"{words:,} words, pipe, --jsonl"
+
+
 def base_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
     """A clean environment: no user keys, config or colour preferences."""
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
@@ -91,6 +100,22 @@ def agentcli_exe() -> str:
         raise SystemExit(f"agentcli is not installed beside {sys.executable} "
                          "(pip install -e . in this virtualenv)")
     return str(exe)
+
+
+def compile_bytecode() -> str:
+    """Compile agentcli's modules and its built-in tools to bytecode, as pip does when it
+    installs the wheel. An editable install compiles them at its first run, unless
+    ``PYTHONDONTWRITEBYTECODE`` is set (the bench sets it for every run it makes, so peers
+    write nothing): then every run would compile agentcli from source (~20-40 ms more) and
+    every tool call its module. Returns what was compiled (a line for the results)."""
+    spec = importlib.util.find_spec("agentcli")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"agentcli is not importable by {sys.executable}")
+    pkg = Path(list(spec.submodule_search_locations)[0])
+    folders = [pkg] + [d for d in (pkg / "_builtin_tools", pkg.parent / "tools") if d.is_dir()]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, folders)],
+                   stdout=subprocess.DEVNULL, check=True)
+    return ", ".join(str(d) for d in folders)
 
 
 def build(plan: Plan, url: str, home: Path, peers: list[Peer],
@@ -176,8 +201,14 @@ def build(plan: Plan, url: str, home: Path, peers: list[Peer],
                     peer("render", variant, "sgpt", ["--no-cache", prompt], tty=tty, **reply)
                 else:
                     skip("render", variant, "sgpt", QUADRATIC.format(small))
+        # the same reply as an event stream: one JSON object per text delta (issue 18)
+        add("render", jsonl_variant(small), AGENTCLI, [exe, "ask", "--jsonl", *oa,
+                                                       f"bench:words={small}"], **reply)
 
     if "chain" in scenarios:
+        one = dict(marker=FIRST_WORD.encode(), expect=b"done after 1 calls")
+        add("chain", ONE_STEP, AGENTCLI, [exe, "ask", "--yes", "--max-steps", "2", *oa,
+                                          "bench:chain=1"], **one)
         for n in plan.step_counts():
             prompt, variant = f"bench:chain={n}", f"{n} steps"
             done = dict(marker=FIRST_WORD.encode(), expect=f"done after {n} calls".encode())

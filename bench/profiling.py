@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cases import agentcli_exe, base_env  # noqa: E402
+from cases import agentcli_exe, base_env, compile_bytecode  # noqa: E402
 from measure import run  # noqa: E402
 from peers import default_cache  # noqa: E402
 from run import say, serve  # noqa: E402
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=None)
     args = ap.parse_args(argv)
     spy = py_spy(args.cache or default_cache())
+    compile_bytecode()
     exe, py = agentcli_exe(), sys.executable
     per_run = 1000 / args.rate / args.runs  # summed samples -> ms per run
     out = []

@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Callable
 
-from cases import AGENTCLI, FLOOR, TOOL_ORDER, Case, Plan, Skip
+from cases import AGENTCLI, FLOOR, ONE_STEP, TOOL_ORDER, Case, Plan, Skip, jsonl_variant
 from measure import Sample
 
 
@@ -111,6 +111,15 @@ def targets(st: dict[tuple[str, str, str], Stat], plan: Plan,
         Target("tool chain: per step above the bare SDK loop",
                diff_ms(per_step[AGENTCLI], per_step[FLOOR]), 5, "ms",
                detail=f"slope between {s1} and {s4} steps"),
+        Target(f"{s1}-step tool chain / the bare SDK loop",
+               ratio(wall("chain", f"{s1} steps", AGENTCLI), wall("chain", f"{s1} steps", FLOOR)),
+               1.0, "x", detail="what a run pays once, and its steps"),
+        Target("a 1-step tool call over the one-shot with `--no-tools`",
+               diff_ms(wall("chain", ONE_STEP, AGENTCLI), wall(*one, "agentcli --no-tools")), 60,
+               "ms", detail="one call, then the answer (two requests)"),
+        Target("offering tools: one-shot with tools / with `--no-tools`",
+               diff_ms(wall(*one, AGENTCLI), wall(*one, "agentcli --no-tools")), 10, "ms",
+               detail="no tool called"),
         Target("first word in a terminal after the same in a pipe",
                diff_ms(first("oneshot", "openai, terminal", AGENTCLI), first(*one, AGENTCLI)),
                10, "ms"),
@@ -123,6 +132,10 @@ def targets(st: dict[tuple[str, str, str], Stat], plan: Plan,
                at_most=False, detail=f"shell-gpt was stopped after {sgpt_killed:.0f} s: at "
                                      "least this" if sgpt_killed else ""),
     ]
+    out.append(Target(f"{small:,} words to a pipe: `--jsonl` / plain",
+                      ratio(wall("render", jsonl_variant(small), AGENTCLI),
+                            wall("render", f"{small:,} words, pipe", AGENTCLI)), 1.05, "x",
+                      detail="an event per text delta"))
     for where in ("terminal", "pipe"):
         out.append(Target(f"linear: {big:,} / {small:,} words, {where}",
                           ratio(wall("render", f"{big:,} words, {where}", AGENTCLI),
@@ -186,7 +199,9 @@ def summary_table(st: dict[tuple[str, str, str], Stat], plan: Plan, tools: list[
              ("peak RSS, one-shot", rss("oneshot", "openai, pipe")),
              (f"{small:,} words, terminal", cell("render", f"{small:,} words, terminal")),
              (f"{small:,} words, pipe", cell("render", f"{small:,} words, pipe")),
+             (f"{small:,} words, pipe, `--jsonl`", cell("render", jsonl_variant(small))),
              (f"{big:,} words, terminal", cell("render", f"{big:,} words, terminal")),
+             ("1-step tool chain", cell("chain", ONE_STEP)),
              (f"{s1}-step tool chain", cell("chain", f"{s1} steps")),
              (f"{s4}-step tool chain", cell("chain", f"{s4} steps")),
              (f"per tool step ({s1}→{s4})", slope)]

@@ -30,8 +30,10 @@ sys.path.insert(0, str(HERE))
 
 import peers as peer_mod  # noqa: E402
 import report  # noqa: E402
-from cases import AGENTCLI, FLOOR, SCENARIOS, TOOL_ORDER, Case, Plan, Skip, build  # noqa: E402
+from cases import (AGENTCLI, FLOOR, SCENARIOS, TOOL_ORDER, Case, Plan, Skip, build,  # noqa: E402
+                   compile_bytecode)
 from measure import Sample, run  # noqa: E402
+from side import kept_block  # noqa: E402
 
 SDKS = ("openai", "anthropic", "tiktoken", "llama_cpp", "mcp")
 NOTABLE = ("yaml", "rich", "markdown_it", "pygments", "prompt_toolkit", "pydantic", "jsonschema",
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cache = args.cache or peer_mod.default_cache()
     peers = [peer_mod.install(p, cache, log=say) for p in wanted]
+    compiled = compile_bytecode()
     started = time.time()
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="agentcli-bench-") as tmp, serve() as url:
@@ -126,10 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     tools = [t for t in TOOL_ORDER if any(k[2] == t for k in st)]
     tgts = report.targets(st, plan, imports)
     text = render(st, cases, skips, tgts, imports, notable, plan, runs, peers, tools,
-                  (started, load_start, load_end), args.quick)
+                  (started, load_start, load_end), args.quick, compiled)
     print(text)
     if out and out != "-":
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        side = kept_block(Path(out))  # bench/side.py's reports stay
+        Path(out).write_text(text + "\n" + (f"\n{side}\n" if side else ""), encoding="utf-8")
         say(f"written to {out}")
     ours = [k for k, s in st.items() if s.errors and k[2] in (AGENTCLI, FLOOR,
                                                              "agentcli --no-tools")]
@@ -234,7 +238,7 @@ def machine(load: tuple[float, tuple, tuple]) -> list[str]:
 
 
 def render(st, cases, skips, tgts, imports, notable, plan: Plan, runs: int, peers, tools, load,
-           quick: bool) -> str:
+           quick: bool, compiled: str = "") -> str:
     busy = max(load[1][0], load[2][0]) > 0.5 * (os.cpu_count() or 1)
     lines = ["# Benchmark results", "",
              "Written by `python bench/run.py` (bench/README.md says what each case does). "
@@ -248,6 +252,8 @@ def render(st, cases, skips, tgts, imports, notable, plan: Plan, runs: int, peer
                   "count): the numbers are noisy. Rerun on a quiet machine.**", ""]
     lines += ["## Machine", ""] + [f"- {x}" for x in machine(load)]
     lines += [f"- versions: {', '.join(versions(peers))}"]
+    if compiled:
+        lines += [f"- bytecode compiled first, as a wheel install has it: {compiled}"]
     lines += [f"- note: {p.spec.name}: {n}" for p in peers for n in p.notes]
     lines += ["", "## Summary", "", report.summary_table(st, plan, tools), "",
               "## Targets", "", "| target | measured | limit | verdict | note |",

@@ -40,7 +40,11 @@ def test_quick_bench_runs_every_scenario_and_writes_the_table(tmp_path):
                    "one-shot through Responses / SDK floor (openai responses, pipe)",
                    "peak RSS, one-shot", "tool chain: per step above the bare SDK loop",
                    "first word in a terminal after the same in a pipe",
-                   "500 words: terminal / `ask` to a pipe", "linear: 2,000 / 500 words, pipe"):
+                   "500 words: terminal / `ask` to a pipe", "linear: 2,000 / 500 words, pipe",
+                   "3-step tool chain / the bare SDK loop",
+                   "a 1-step tool call over the one-shot with `--no-tools`",
+                   "offering tools: one-shot with tools / with `--no-tools`",
+                   "500 words to a pipe: `--jsonl` / plain"):
         assert target in rows, target
         assert ("PASS" in rows[target]) or ("FAIL" in rows[target]), rows[target]
     assert "cold start imports no SDK" in text and "none imported" in text

@@ -273,3 +273,20 @@ def test_a_command_has_a_private_loopback_where_namespaces_exist(backend, worksp
     assert ("LOOPBACK-OK" in r.content) == (backend != "landlock-no-userns"), r.content
     if backend == "landlock-no-userns":  # no namespace: no socket at all
         assert "Address family not supported" in r.content
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_a_working_folder_holding_a_hidden_one_gets_no_new_top_level_file_under_landlock(
+        backend, workspace):
+    # README "Limits of the walls": Landlock cannot take a folder out of a writable one, so the
+    # rule is split around it, and the working folder's own level gets no new names.
+    home = workspace / "home"
+    (home / "proj").mkdir()
+    (home / "notes.txt").write_text("old\n")
+    os.chdir(home)
+    r = sh(backend, "echo new > new.txt; echo more >> notes.txt; echo deep > proj/deep.txt; "
+                    "cat .ssh/id_ed25519")
+    assert (home / "notes.txt").read_text() == "old\nmore\n", r.content
+    assert (home / "proj" / "deep.txt").read_text() == "deep\n", r.content
+    assert (home / "new.txt").exists() == (backend == "bwrap"), r.content
+    assert "PRIVATE-KEY-BYTES" not in r.content

@@ -319,7 +319,10 @@ def make_validator(schema: Mapping[str, Any]) -> Any:
         return lite
     import jsonschema
 
-    return jsonschema.validators.validator_for(schema)(schema)
+    # an unknown $schema dialect: the latest draft, as jsonschema does today (without its
+    # deprecation warning, which says it will raise one day)
+    latest = jsonschema.validators.validator_for({})
+    return jsonschema.validators.validator_for(schema, default=latest)(schema)
 
 
 def error_outcome(call: ToolCall, message: str, verdict: Any = None) -> ToolOutcome:

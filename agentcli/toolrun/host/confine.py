@@ -111,10 +111,68 @@ def secret_name(name: str) -> bool:
 
 # --- confining this process --------------------------------------------------------------------
 
-def confine_self(policy: Policy, tmp: str) -> list[str]:
+class Prepared:
+    """A worker's Landlock ruleset, built before its job came for the policy the tool host's last
+    call had (``prepare``): when the job brings that same policy, confining the worker is only
+    enforcing it (~0.1 ms instead of ~2 ms of opening folders). It holds a descriptor until
+    ``take`` or ``close``; a job with another policy gets its own ruleset as ever."""
+
+    def __init__(self, policy: Policy, tmp: str, fd: int) -> None:
+        self.policy, self.tmp, self._fd = policy, tmp, fd
+
+    def take(self, policy: Policy, tmp: str, netns: bool) -> int | None:
+        """The ruleset's descriptor when it was built for exactly this policy and temp folder
+        (and no network namespace was made, which would change the TCP rules); else None, and
+        the descriptor is closed."""
+        fd, self._fd = self._fd, None
+        if fd is not None and not netns and policy == self.policy and tmp == self.tmp:
+            return fd
+        if fd is not None:
+            os.close(fd)
+        return None
+
+    def close(self) -> None:
+        self.take(self.policy, "", True)
+
+
+def prepare(wire: Mapping[str, Any] | None, tmp: str) -> Prepared | None:
+    """The ruleset ``confine_self`` would build for the policy ``wire`` in temp folder ``tmp``,
+    built now; None when there is none to build ahead: no policy, one the worker does not
+    confine itself by, one that would get namespaces (its TCP rules depend on whether they can
+    be made), no Landlock, or a step that failed (the call then builds it, and says why)."""
+    policy = Policy.from_wire(wire)
+    if policy is None or policy.mode == "off" or not policy.confine_self or \
+            _wants_namespaces(policy) or not sys.platform.startswith("linux"):
+        return None
+    version = landlock.abi()
+    if version < 1:
+        return None
+    try:
+        fd, _ = landlock.build(_rules(policy, tmp), version=version,
+                               deny_tcp=not policy.network)
+    except OSError:
+        return None
+    return Prepared(policy, tmp, fd)
+
+
+def _rules(policy: Policy, tmp: str) -> list[tuple[str, int]]:
+    return landlock.rules_for(read=["/"], write=[*policy.write, tmp],
+                              hidden=[*policy.hide, "/dev"], exposed=policy.read)
+
+
+def confine_self(policy: Policy, tmp: str, prepared: Prepared | None = None) -> list[str]:
     """Confine this process (and what it will start) by ``policy``; ``tmp`` is its private temp
-    folder (writable). Must run single-threaded. Returns notes on walls that could not be
+    folder (writable). Must run single-threaded. ``prepared``: a ruleset built ahead
+    (``prepare``), used when it is this policy's. Returns notes on walls that could not be
     built but are covered otherwise; raises SandboxError when a wall is missing."""
+    try:
+        return _confine(policy, tmp, prepared)
+    finally:
+        if prepared is not None:
+            prepared.close()
+
+
+def _confine(policy: Policy, tmp: str, prepared: Prepared | None) -> list[str]:
     if not sys.platform.startswith("linux"):
         raise SandboxError(f"no sandbox on {sys.platform}")
     notes: list[str] = []
@@ -122,12 +180,13 @@ def confine_self(policy: Policy, tmp: str) -> list[str]:
     version = landlock.abi()
     if version < 1:
         raise SandboxError("this kernel has no Landlock (Linux 5.13+)")
-    rules = landlock.rules_for(
-        read=["/"], write=[*policy.write, tmp],
-        hidden=[*policy.hide, "/dev"], exposed=policy.read)
+    ready = prepared.take(policy, tmp, netns) if prepared is not None else None
     try:
-        landlock.restrict_self(rules, version=version,
-                               deny_tcp=not policy.network and not netns)
+        if ready is not None:
+            landlock.enforce(ready)
+        else:
+            landlock.restrict_self(_rules(policy, tmp), version=version,
+                                   deny_tcp=not policy.network and not netns)
     except OSError as e:
         raise SandboxError(str(e)) from None
     if not policy.network:
@@ -150,7 +209,7 @@ def _namespaces(policy: Policy, notes: list[str]) -> bool:
     one where the seccomp filter can refuse every socket instead (cheaper: a new network
     namespace costs 1-4 ms, mostly bringing its loopback up). Capabilities are dropped either
     way."""
-    wanted = not policy.network and (not policy.confine_self or not seccomp.supported())
+    wanted = _wants_namespaces(policy)
     uid, gid = os.geteuid(), os.getegid()
     if wanted and policy.userns and _unshare(_CLONE_NEWUSER | _CLONE_NEWNET):
         try:
@@ -166,6 +225,10 @@ def _namespaces(policy: Policy, notes: list[str]) -> bool:
     if wanted:
         notes.append("no user namespace")
     return False
+
+
+def _wants_namespaces(policy: Policy) -> bool:
+    return not policy.network and (not policy.confine_self or not seccomp.supported())
 
 
 def _unshare(flags: int) -> bool:

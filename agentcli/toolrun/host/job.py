@@ -173,6 +173,8 @@ class CallJob:
     cap: int
     ahead: Any = None
     """``limits.prepare()``'s work, when the worker did it before its job came."""
+    walls: Any = None
+    """``confine.prepare()``'s ruleset, when the worker built one before its job came."""
 
     def __call__(self) -> list[str]:
         """Only ever called in a worker process: the limits and the sandbox are applied to the
@@ -180,8 +182,8 @@ class CallJob:
         from .limits import Limits
 
         limits = Limits.from_wire(self.context.limits)
-        try:
-            _enter(self.context, limits, self.ahead)  # its temp folder: removed by the supervisor
+        try:  # its temp folder: removed by the supervisor
+            _enter(self.context, limits, self.ahead, self.walls)
         except OSError as e:
             return ["error", f"the tool was not run: the sandbox could not be set up: {e}"]
         try:
@@ -215,19 +217,23 @@ class CallJob:
         return ["ok", cap_output(to_text(value), self.cap)]
 
 
-def _enter(context: ToolContext, limits: Any, ahead: Any) -> str | None:
-    """Apply the call's limits, then its sandbox when the worker confines itself; returns the
-    private temp folder it may write (None without a sandbox)."""
+def _enter(context: ToolContext, limits: Any, ahead: Any, walls: Any = None) -> str | None:
+    """Apply the call's limits, then its sandbox when the worker confines itself (``walls``: a
+    ruleset built ahead, used only if it is this policy's); returns the private temp folder it
+    may write (None without a sandbox)."""
     from .confine import Policy, confine_self
     from .limits import apply, private_tmp
 
+    policy = Policy.from_wire(context.sandbox)
+    confined = policy is not None and policy.mode != "off" and policy.confine_self
+    if walls is not None and not confined:
+        walls.close()
     if limits is not None:
         apply(limits, ahead)
-    policy = Policy.from_wire(context.sandbox)
-    if policy is None or policy.mode == "off" or not policy.confine_self:
+    if policy is None or not confined:
         return None
     tmp = private_tmp()
-    confine_self(policy, tmp)
+    confine_self(policy, tmp, walls)
     import tempfile
 
     tempfile.tempdir = None  # a plugin's tempfile uses the new TMPDIR
@@ -307,13 +313,25 @@ def job_to_wire(job: CallJob | CheckJob) -> dict[str, Any] | None:
 class WireJob:
     """The job of a worker forked before its call (the tool host's spare): read its JSON from
     ``JOB_FD``, take agentcli's folder (and environment and ``sys.path`` when they came along),
-    then run it. EOF instead of a job: the spare was discarded, it just exits."""
+    then run it. EOF instead of a job: the spare was discarded, it just exits. ``expect``: the
+    sandbox policy (wire form) of the host's last call, whose Landlock ruleset the worker builds
+    while it waits (the next call of a run most often has the same one)."""
+
+    expect: Any = None
 
     def __call__(self) -> Any:
         from .frames import JOB_FD, read_frame
-        from .limits import prepare
+        from .limits import prepare, private_tmp
 
         ahead = prepare()  # before the job comes: off the call's clock
+        walls = None
+        if self.expect:
+            from .confine import prepare as build_walls
+
+            try:
+                walls = build_walls(self.expect, private_tmp())
+            except OSError:
+                walls = None  # the call makes its temp folder, or says why it cannot
         frame = read_frame(JOB_FD)
         os.close(JOB_FD)
         if frame is None:
@@ -325,10 +343,14 @@ class WireJob:
         if "path" in data:
             sys.path[:] = data["path"]
         os.chdir(data["cwd"])
-        return job_from_wire(data, ahead)()
+        job = job_from_wire(data, ahead, walls)
+        if walls is not None and isinstance(job, CheckJob):
+            walls.close()
+        return job()
 
 
-def job_from_wire(data: Mapping[str, Any], ahead: Any = None) -> CallJob | CheckJob:
+def job_from_wire(data: Mapping[str, Any], ahead: Any = None,
+                  walls: Any = None) -> CallJob | CheckJob:
     """The inverse of ``job_to_wire``, in the tool host (no plugin code is imported here)."""
     spec = data["entry"]
     entry: Entry = (FileEntry(spec["file"], spec["function"], spec["where"]) if "file" in spec
@@ -341,4 +363,4 @@ def job_from_wire(data: Mapping[str, Any], ahead: Any = None) -> CallJob | Check
                           output_cap=int(ctx.get("output_cap") or 0),
                           writable=tuple(ctx.get("writable") or ()),
                           expected=MappingProxyType(dict(ctx.get("expected") or {})))
-    return CallJob(entry, dict(data["args"]), context, int(data["cap"]), ahead)
+    return CallJob(entry, dict(data["args"]), context, int(data["cap"]), ahead, walls)

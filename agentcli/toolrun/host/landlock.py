@@ -95,6 +95,15 @@ def restrict_self(rules: Iterable[tuple[str, int]], *, version: int, deny_tcp: b
     """Apply a ruleset made of ``rules`` (path, rights) to this process (and what it starts):
     afterwards only what the rules grant is allowed. ``deny_tcp``: no TCP connect or bind
     (ABI 4+). Also sets no_new_privs. Returns the number of rules added; raises LandlockError."""
+    ruleset, added = build(rules, version=version, deny_tcp=deny_tcp)
+    enforce(ruleset)
+    return added
+
+
+def build(rules: Iterable[tuple[str, int]], *, version: int, deny_tcp: bool) -> tuple[int, int]:
+    """``restrict_self``'s first half: the ruleset (its descriptor, which the caller owns and
+    ``enforce`` closes) and the number of rules in it. A worker builds it before its job comes
+    (``confine.prepare``); each rule holds its folder from then on, as it would from the call."""
     libc, nums = _libc(), _numbers()
     if libc is None or nums is None or version < 1:
         raise LandlockError("this kernel has no Landlock")
@@ -106,14 +115,24 @@ def restrict_self(rules: Iterable[tuple[str, int]], *, version: int, deny_tcp: b
     if ruleset < 0:
         raise LandlockError(_why("cannot create a Landlock ruleset"))
     try:
-        added = 0
-        for path, rights in rules:
-            added += _add(libc, nums[1], ruleset, path, rights & fs)
+        added = sum(_add(libc, nums[1], ruleset, path, rights & fs) for path, rights in rules)
+    except BaseException:
+        os.close(ruleset)
+        raise
+    return ruleset, added
+
+
+def enforce(ruleset: int) -> None:
+    """``restrict_self``'s second half: no_new_privs, then the ruleset on this process for good
+    (the descriptor is closed either way)."""
+    libc, nums = _libc(), _numbers()
+    try:
+        if libc is None or nums is None:
+            raise LandlockError("this kernel has no Landlock")
         if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise LandlockError(_why("cannot set no_new_privs"))
         if libc.syscall(nums[2], ruleset, ctypes.c_uint32(0)) != 0:
             raise LandlockError(_why("cannot enforce the Landlock ruleset"))
-        return added
     finally:
         os.close(ruleset)
 
