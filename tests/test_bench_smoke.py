@@ -24,13 +24,17 @@ bench_reply, make_reply = bench_server.bench_reply, bench_server.make_reply
 @pytest.mark.pty
 def test_quick_bench_runs_every_scenario_and_writes_the_table(tmp_path):
     out = tmp_path / "results.md"
+    side = ("<!-- side.py: begin -->\n## Other benchmarks\n\nbench_cache.py: 93.2% read"
+            "\n<!-- side.py: end -->")
+    out.write_text(f"# old results\n\n{side}\n")  # bench/side.py's part survives a rerun
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC"))}
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out",
                            str(out)], capture_output=True, text=True, timeout=600, env=env,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     text = out.read_text()
-    assert "Quick mode" in text
+    assert "Quick mode" in text and "# old results" not in text
+    assert text.rstrip().endswith(side)
     for heading in ("### cold", "### oneshot", "### render", "### chain"):
         assert heading in text
     assert "failed" not in text.split("## Skipped")[0]
@@ -92,3 +96,20 @@ def test_long_reply_has_the_asked_size_and_its_markers():
     assert 4800 <= len(text.split()) <= 5300
     assert text.startswith(FIRST_WORD) and text.rstrip().endswith(END_MARK + ".")
     assert "```python" in text and "## Section" in text and "- " in text
+
+
+def test_side_bench_report_replaces_its_own_part_and_keeps_the_rest(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_side", ROOT / "bench" / "side.py")
+    side = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(side)  # type: ignore[union-attr]
+    first = side.block([("cache", 0, "reads 93.2%", 12.0), ("attach", 1, "2.0x base64", 9.0)],
+                       "abc1234")
+    assert "| `bench_cache.py` |" in first and "| PASS |" in first and "| FAIL |" in first
+    once = side.splice("# Benchmark results\n\n## Targets\nrows\n", first)
+    second = side.block([("cache", 0, "reads 94.0%", 12.0)], "def5678")
+    twice = side.splice(once, second)
+    assert twice.startswith("# Benchmark results\n\n## Targets\nrows\n")
+    assert "94.0%" in twice and "93.2%" not in twice and twice.count("Other benchmarks") == 1
+    path = tmp_path / "r.md"
+    path.write_text(twice)
+    assert side.kept_block(path) == second
