@@ -27,8 +27,8 @@ from pathlib import Path
 
 from _util import agentcli_bin, median_run, median_run_cpu, verdict
 
-from agentcli.messages import (AgentDone, HistoryAppended, Message, TextPart, ToolCall,
-                               ToolResult, Usage)
+from agentcli.agent.conversation import Conversation
+from agentcli.messages import AgentDone, Message, TextPart, ToolCall, ToolResult, Usage
 from agentcli.sessions.recorder import SessionRecorder
 from agentcli.sessions.store import Header, new_id, open_store
 
@@ -48,13 +48,15 @@ def turn_messages(i: int) -> list[tuple[Message, Usage | None]]:
 
 def bench_turn_writes(data: Path, turns: int) -> float:
     recorder = SessionRecorder(data, lambda line: sys.exit(f"warning: {line}"))
+    conversation = Conversation(system="Be brief.")
+    recorder.attach(conversation)  # as ask and chat do: the recorder renders its events
     times = []
     for i in range(turns):
         start = time.perf_counter()
-        recorder.begin_turn(provider="openai", model="gpt-4o", system="Be brief.")
+        conversation.begin_turn("openai", "gpt-4o")
         for message, usage in turn_messages(i):
-            recorder.handle(HistoryAppended(message, usage, "end_turn" if usage else None))
-        recorder.handle(AgentDone("end_turn", Usage.reported(2200, 110), 2))
+            conversation.append(message, usage=usage, stop_reason="end_turn" if usage else None)
+        conversation.end_turn(AgentDone("end_turn", Usage.reported(2200, 110), 2))
         times.append(time.perf_counter() - start)
     recorder.close()
     return statistics.median(times) * 1000
@@ -80,6 +82,7 @@ import sys, time
 from pathlib import Path
 from agentcli.config import ProviderProfile, Settings
 from agentcli.agent.context import make_fitter
+from agentcli.agent.conversation import Conversation
 from agentcli.messages import AgentDone, Message, ToolDefinition, Usage
 from agentcli.sessions.recorder import SessionRecorder
 model, ptype, mode = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -91,14 +94,16 @@ if warm:
     fitter_for().counter.count("load the tokenizer first")
 start, cpu = time.perf_counter(), time.process_time()
 recorder = SessionRecorder(Path(sys.argv[1]), print)
-resumed = recorder.resume(None)
+resumed = recorder.load(None)
+conversation = Conversation.resumed(resumed)
+recorder.attach(conversation, resumed)
 fitter = fitter_for()
 recorder.link(fitter)  # as ask/chat do: the counts kept with the conversation, if any
 sent, _ = fitter([*resumed.history, Message.user("next")], tools, "Be brief.")
 elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
 assert len(sent) < len(resumed.history), "the session should need trimming"
 if mode == "save":  # a run's end: the counts it made are kept (what a chat's turn end does)
-    recorder.handle(AgentDone("end_turn", Usage(), 1))
+    conversation.end_turn(AgentDone("end_turn", Usage(), 1))
 recorder.close()
 counter = fitter.counter
 print(elapsed, cpu, counter.label,

@@ -113,3 +113,14 @@ def test_side_bench_report_replaces_its_own_part_and_keeps_the_rest(tmp_path):
     path = tmp_path / "r.md"
     path.write_text(twice)
     assert side.kept_block(path) == second
+
+
+def test_session_bench_runs_against_the_current_recorder(tmp_path):
+    # bench/side.py runs it; it drives the conversation and the recorder the way ask does
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_sessions.py"),
+                           "--turns-written", "3", "--sessions", "30", "--resume-turns", "400",
+                           "-n", "1"], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "turn write (4 messages + turn record)" in proc.stdout, proc.stdout
+    assert "resume 400 turns" in proc.stdout, proc.stdout
