@@ -5,7 +5,7 @@ Two measurements, best of N (the machine is shared: the best run is the least di
 
 1. **In process, exact**: the work agentcli does for the attachment before the bytes leave:
    reading and typing the file (with its sha256), building the request (base64, data URL) and
-   its JSON body (the base64 spliced in: ``providers.media.json_body``), for Chat Completions,
+   its JSON body (the base64 spliced in: ``providers.media.json_pieces``), for Chat Completions,
    the Responses API and Anthropic; and, apart, the session store's one write of the blob.
 2. **End to end**: `agentcli ask` (the installed binary, a child process) against the loopback
    fake, with and without ``-a``: CPU time of the agentcli process (its own work) and wall
