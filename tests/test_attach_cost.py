@@ -15,9 +15,10 @@ import pytest
 
 from agentcli.config import ProviderProfile, load_settings
 from agentcli.inputs import attachments
+from agentcli.messages import Message, TextPart
 from agentcli.providers.base import create_provider
 from agentcli.providers.media import plain, post_body
-from fake_server import text
+from fake_server import error, text
 from media_kit import last_user, pdf, png, write
 from test_attach_wire import ask
 
@@ -94,15 +95,48 @@ def test_a_large_attachment_is_hashed_while_it_is_encoded_and_encoded_once(monke
 
 
 @pytest.mark.parametrize("kind,api", WIRES)
-def test_a_large_attachment_arrives_whole(fake_server, big, kind, api):
+def test_a_large_attachment_arrives_whole_and_again_on_a_retry(fake_server, big, kind, api):
     """The pieces reach the server as one JSON body of the right length, the bytes intact
-    (the fake decodes and checks them, as the APIs do)."""
-    fake_server.script(text("seen"))
+    (the fake decodes and checks them, as the APIs do); the SDK's retry after a 503 sends
+    them all again."""
+    fake_server.script(error(503), text("seen"))
     result = ask(fake_server, "-a", "big.pdf", "-a", "big.png", "what?", provider=kind, api=api)
     assert result.exit_code == 0, result.output
-    request = fake_server.requests[0]
+    assert len(fake_server.requests) == 2
+    assert fake_server.requests[0]["raw"] == fake_server.requests[1]["raw"]
+    request = fake_server.requests[1]
     assert int(request["headers"]["content-length"]) == len(request["raw"])
-    assert [(t, n) for _, t, n, _ in fake_server.media_seen[0]] == [
+    assert [(t, n) for _, t, n, _ in fake_server.media_seen[-1]] == [
         ("application/pdf", len(BIG_PDF)), ("image/png", len(BIG_PNG))]
     content = last_user(request["body"], "input" if api == "responses" else "messages")
     assert base64.b64encode(BIG_PDF).decode() in json.dumps(content)
+
+
+@pytest.mark.parametrize("kind,api", WIRES)
+def test_a_request_the_sdk_encodes_itself_carries_the_base64_as_text(fake_server, kind, api):
+    """A non-streamed request (a compatible server that cannot stream with tools) goes through
+    the SDK's own encoder: the base64 is text there, the same bytes arrive."""
+    base = fake_server.openai_base_url if kind == "openai" else fake_server.anthropic_base_url
+    provider = create_provider(ProviderProfile(name=kind, type=kind, model="test-model",
+                                               base_url=base, api=api or "auto"),
+                               load_settings())
+    part = attachments.typed("big.pdf", BIG_PDF).media
+    fake_server.script(text("seen"))
+    list(provider.stream([Message("user", (part, TextPart("what?")))], [], stream=False))
+    assert fake_server.requests[0]["body"].get("stream") in (None, False)
+    assert [(t, n) for _, t, n, _ in fake_server.media_seen[0]] == [
+        ("application/pdf", len(BIG_PDF))]
+
+
+def test_an_sdk_without_raw_content_gets_the_body_with_text():
+    """An SDK whose ``post`` takes no ``content=``: the body, its base64 as text."""
+    class Client:
+        def post(self, path, *, cast_to, body=None, options=None):
+            raise AssertionError("not called")
+
+    part = attachments.typed("big.pdf", BIG_PDF).media
+    body = {"messages": [{"role": "user", "content": [{"type": "base64", "data": part.base64}]}]}
+    sent = post_body(Client(), body, {"headers": {"x": "1"}})
+    assert sent == {"body": {"messages": [{"role": "user", "content": [
+        {"type": "base64", "data": base64.b64encode(BIG_PDF).decode()}]}]},
+        "options": {"headers": {"x": "1"}}}
