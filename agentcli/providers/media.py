@@ -179,11 +179,11 @@ def post_body(client: Any, body: dict[str, Any], options: Any = None) -> dict[st
     import inspect
 
     options = dict(options or {})
-    if "content" not in inspect.signature(client.post).parameters:
-        return {"body": plain(body), "options": options}
     pieces = json_pieces(body)
     if pieces is None:
         return {"body": body, "options": options}
+    if "content" not in inspect.signature(client.post).parameters:
+        return {"body": plain(body), "options": options}
     length = str(sum(len(p) for p in pieces))
     return {"content": pieces,
             "options": {**options, "headers": {**(options.get("headers") or {}),
