@@ -55,11 +55,19 @@ class ToolCall:
         return value
 
 
-class Base64Text(str):
-    """Text with nothing in it a JSON encoder escapes (base64, a base64 data URL): a request body
-    copies it in as is rather than have the encoder scan it (``providers.media.json_body``)."""
+@dataclass(frozen=True)
+class Base64Text:
+    """Base64 text in a request (the base64 of an attachment, or its data URL): ``head`` (e.g.
+    ``data:image/png;base64,``, or nothing) then ``encoded``, kept as the ASCII bytes the
+    encoder made. A request body copies those bytes in as they are, once
+    (``providers.media.json_pieces``); ``str()`` makes the text, for the rare body an SDK
+    encodes itself (``providers.media.plain``)."""
 
-    __slots__ = ()
+    head: bytes
+    encoded: bytes = field(repr=False)
+
+    def __str__(self) -> str:
+        return str(self.head + self.encoded, "ascii")
 
 
 @dataclass(frozen=True)
@@ -91,19 +99,24 @@ class MediaPart:
         return f"{self.name} ({self.media_type}, {self.size:,} bytes)"
 
     @functools.cached_property
+    def encoded(self) -> bytes:
+        """The bytes' base64 (ASCII bytes), made once: every request of a tool loop, and both of
+        its spellings (``base64``, ``data_url``), share it. ``inputs.attachments.media_part``
+        makes it while the bytes are hashed."""
+        import binascii
+
+        return binascii.b2a_base64(self.data or b"", newline=False)
+
+    @property
     def base64(self) -> Base64Text:
-        """The bytes as base64 text, made once (a tool loop sends the same part every step)."""
-        import binascii
+        """The bytes as base64 text."""
+        return Base64Text(b"", self.encoded)
 
-        return Base64Text(binascii.b2a_base64(self.data or b"", newline=False), "ascii")
-
-    @functools.cached_property
+    @property
     def data_url(self) -> Base64Text:
-        """``data:<media type>;base64,<the bytes>``, made once."""
-        import binascii
+        """``data:<media type>;base64,<the bytes>``."""
+        return Base64Text(f"data:{self.media_type};base64,".encode("ascii"), self.encoded)
 
-        head = f"data:{self.media_type};base64,".encode("ascii")
-        return Base64Text(head + binascii.b2a_base64(self.data or b"", newline=False), "ascii")
 
 @dataclass(frozen=True)
 class FileSeen:

@@ -278,7 +278,8 @@ def test_openai_itself_gets_image_urls_on_chat_completions_but_pdf_bytes():
     sent = convert_messages([Message("user", (part, doc, TextPart("x")))], None, urls=True)
     assert sent[0]["content"][0] == {"type": "image_url",
                                      "image_url": {"url": "https://example.com/a.png"}}
-    assert sent[0]["content"][1]["file"]["file_data"].startswith("data:application/pdf;base64,")
+    assert str(sent[0]["content"][1]["file"]["file_data"]) == \
+        f"data:application/pdf;base64,{b64(PDF)}"
 
 
 def test_a_private_address_is_refused_and_a_missing_url_is_bad_input(fake_server, web, tmp_path):
@@ -334,19 +335,22 @@ def test_the_spliced_body_is_the_same_json(fake_server, files):
     """A request with attachments is posted as JSON whose base64 was copied in, not re-encoded:
     the same document, with the SDKs' content type, on all three wires."""
     from agentcli.inputs.attachments import media_part
-    from agentcli.providers.media import json_body
+    from agentcli.providers.media import json_pieces, plain
 
     part = media_part(PNG, "image/png", "dot.png")
     body = {"model": "m", "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": part.data_url}},
         {"type": "text", "text": 'quotes " \\ \u00e9 \U0001f600 "agentcli-media-x-0"'}]}],
         "n": 1.5, "ok": True, "none": None}
-    assert json.loads(json_body(body)) == json.loads(json.dumps(body))
-    assert json_body({"model": "m", "messages": [{"role": "user", "content": "hi"}]}) is None
+    assert json.loads(b"".join(json_pieces(body))) == json.loads(json.dumps(plain(body)))
+    assert json_pieces({"model": "m", "messages": [{"role": "user", "content": "hi"}]}) is None
     fake_server.script(text("1"), text("2"), text("3"))
     assert ask(fake_server, "-a", "dot.png", "hi").exit_code == 0
     assert ask(fake_server, "-a", "dot.png", "hi", api="responses").exit_code == 0
     assert ask(fake_server, "-a", "dot.png", "hi", provider="anthropic").exit_code == 0
     assert [r["headers"]["content-type"] for r in fake_server.requests] == \
         ["application/json"] * 3
+    # sent in pieces, as one body of a known length (never chunked: some servers refuse that)
+    assert all(int(r["headers"]["content-length"]) == len(r["raw"]) and
+               "transfer-encoding" not in r["headers"] for r in fake_server.requests)
     assert all(b64(PNG) in r["raw"].decode() for r in fake_server.requests)

@@ -20,7 +20,7 @@ from ..config import DEFAULT_BASE_URL_ENV, DEFAULT_KEY_ENV, DEFAULT_MODELS
 from ..errors import (AgentCliError, AuthenticationError, IdleTimeoutError, ModelNotFoundError,
                       ProviderConnectionError, ProviderError, StreamInterruptedError, redact_url)
 from ..messages import Notice, ToolCall
-from .media import refusal_hint
+from .media import plain, refusal_hint
 from ._transport import (PLACEHOLDER_KEY, Budget, CompressedReply, DeadlineExceeded,
                          ResponseTooLarge, TransportLimit, guarded_client, host_of,
                          resolve_api_key)
@@ -442,7 +442,7 @@ class SDKAdapter:
     def _raw(self, create: Callable[..., Any], params: dict[str, Any]) -> Any:
         """One non-streamed request through ``with_raw_response``: its HTTP response is checked
         (JSON at all?) before the SDK parses it. Returns (parsed, http response)."""
-        raw = self.errors.call(lambda: create(**params))
+        raw = self.errors.call(lambda: create(**plain(params)))
         http = raw.http_response
         odd = self.errors.not_json(http)
         if odd is not None:

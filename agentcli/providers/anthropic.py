@@ -16,7 +16,7 @@ from ..messages import (MediaPart, Message, Part, ReasoningDelta, ReasoningPart,
 from ._common import SDKAdapter, parse_arguments
 from .anthropic_request import (add_cache_breakpoints, answer_items, merge_usage,
                                 reasoning_hint, structured_params, thinking_params, usage_of)
-from .media import anthropic_block, post_body
+from .media import anthropic_block, plain, post_body
 
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_URL = "https://api.anthropic.com"
@@ -318,10 +318,10 @@ class AnthropicProvider(SDKAdapter):
 
     def _open_stream(self, params: dict[str, Any]) -> Any:
         """``messages.create(stream=True)``; a request with attachments is posted as the same
-        JSON with their base64 copied in rather than re-encoded (``media.json_body``)."""
+        JSON with their base64 copied in rather than re-encoded (``media.json_pieces``)."""
         body = post_body(self.client, {**params, "stream": True})
         if "content" not in body:
-            return self.client.messages.create(**_sendable(params), stream=True)
+            return self.client.messages.create(**_sendable(plain(params)), stream=True)
         from anthropic.types import Message as WireMessage
         from anthropic.types import RawMessageStreamEvent
 

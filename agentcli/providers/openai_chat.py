@@ -257,9 +257,8 @@ class OpenAIProvider(OpenAIAdapter):
         JSON already (``convert_messages``), which that transform leaves unchanged."""
         from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-        body = post_body(self.client, {**params, "stream": True})  # attachments: spliced in
-        return self.client.post("/chat/completions", **body,
-                                cast_to=ChatCompletion, options=request_options(),
+        body = post_body(self.client, {**params, "stream": True}, request_options())
+        return self.client.post("/chat/completions", **body, cast_to=ChatCompletion,
                                 stream=True, stream_cls=sdk.Stream[ChatCompletionChunk])
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:

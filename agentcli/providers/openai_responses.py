@@ -225,9 +225,8 @@ class OpenAIResponsesProvider(OpenAIAdapter):
         and SSE parsing."""
         from openai.types.responses import Response, ResponseStreamEvent
 
-        body = post_body(self.client, {**params, "stream": True})  # attachments: spliced in
-        return self.client.post("/responses", **body,
-                                cast_to=Response, options=request_options(), stream=True,
+        body = post_body(self.client, {**params, "stream": True}, request_options())
+        return self.client.post("/responses", **body, cast_to=Response, stream=True,
                                 stream_cls=sdk.Stream[ResponseStreamEvent])
 
     def _complete(self, params: dict[str, Any]) -> Iterator[StreamEvent]:
