@@ -26,6 +26,7 @@ from typing import IO, Any, AsyncIterator, Callable, Optional, Sequence
 
 from ..errors import AgentCliError, redact_url
 from .config import ServerSpec, log_dir, log_path
+from .sdk import connect, load_sdk
 
 MAX_TOOL_PAGES = 50
 PROGRESS_POLL = 0.1  # seconds: how often a waiting call looks for news (and for Ctrl-C)
@@ -170,7 +171,8 @@ class McpHub:
         import anyio
 
         try:
-            self._sdk = await anyio.to_thread.run_sync(_sdk)
+            http = any(st.spec.url for st in self.servers.values())
+            self._sdk = await anyio.to_thread.run_sync(load_sdk, http)
         except Exception as e:  # noqa: BLE001 - every server reports it
             self._sdk_error = e
         finally:
@@ -251,10 +253,8 @@ class McpHub:
                 transport = stdio_transport(process, errlog,
                                             lambda text: setattr(st, "problem", text),
                                             lambda code: setattr(st, "exit_code", code))
-            client = sdk.Client(transport, mode="legacy", cache=None,
-                                client_info=sdk.Implementation(name=self._client_name,
-                                                               version=_version()))
-            yield await stack.enter_async_context(client)
+            info = sdk.Implementation(name=self._client_name, version=_version())
+            yield await stack.enter_async_context(connect(sdk, transport, info))
 
     async def _list_tools(self, client: Any) -> list[Any]:
         tools: list[Any] = []
@@ -366,24 +366,6 @@ def _new_event() -> Any:
     import anyio
 
     return anyio.Event()
-
-
-def _sdk() -> Any:
-    """Every SDK name the hub uses, imported in one worker thread."""
-    from types import SimpleNamespace
-
-    import httpx2
-    import mcp_types
-    from mcp.client.client import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
-    from mcp.shared.exceptions import MCPError
-    from mcp.shared.message import SessionMessage  # noqa: F401 - for the stdio transport
-
-    return SimpleNamespace(Client=Client, Implementation=mcp_types.Implementation,
-                           MCPError=MCPError, CONNECTION_CLOSED=mcp_types.CONNECTION_CLOSED,
-                           httpx=httpx2, http_client=create_mcp_http_client,
-                           streamable_http_client=streamable_http_client)
 
 
 def _version() -> str:
