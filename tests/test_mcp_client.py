@@ -304,3 +304,38 @@ def test_a_missing_command_is_still_named(tmp_path):
         h.wait()
         assert h.servers["m"].error == ("cannot run no-such-mcp-server-anywhere: No such file "
                                         "or directory")
+
+
+def test_every_server_process_is_started_before_the_sdk_begins_to_load(tmp_path, monkeypatch):
+    """The SDK's import is CPU work under the GIL: begun first, it slowed the thread spawning
+    the servers, which are the longest wait of a start. Each server process exists before it."""
+    import agentcli.mcp.client as hub_module
+
+    marker = str(tmp_path / "marker")  # an argument the demo server ignores: finds its processes
+
+    def started() -> int:
+        mine = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            mine += ppid == os.getpid() and marker.encode() in argv
+        return mine
+
+    seen: list[int] = []
+    real = hub_module.load_sdk
+
+    def load_sdk(http: bool = False):
+        seen.append(started())
+        return real(http)
+
+    monkeypatch.setattr(hub_module, "load_sdk", load_sdk)
+    specs = parse_servers({"a": demo(args=[*DEMO, marker]), "b": demo(args=[*DEMO, marker])})
+    with McpHub(list(specs.values()), tmp_path) as h:
+        h.wait()
+        assert [st.status for st in h.servers.values()] == ["ready", "ready"]
+    assert seen == [2]

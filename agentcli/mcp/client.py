@@ -32,6 +32,7 @@ MAX_TOOL_PAGES = 50
 PROGRESS_POLL = 0.1  # seconds: how often a waiting call looks for news (and for Ctrl-C)
 CANCEL_WAIT = 2.0  # seconds a Ctrl-C waits for the cancellation notice to go out
 CLOSE_WAIT = 5.0
+SPAWN_WAIT = 1.0  # seconds ``start`` waits for the server processes to be started
 
 
 Progress = Callable[[float, Optional[float], Optional[str]], None]
@@ -60,6 +61,8 @@ class ServerState:
     started_in: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     """Set when the server is ready or has failed to start."""
+    spawned: threading.Event = field(default_factory=threading.Event)
+    """Set once its process was started (or could not be; at once for a URL server)."""
     stop: Any = None  # anyio.Event, made in the loop
 
 
@@ -109,9 +112,11 @@ class McpHub:
         self._quiet_sdk_logging()
         self._portal = self._stack.enter_context(start_blocking_portal(name="agentcli-mcp"))
         self._sdk_loaded = self._portal.call(_new_event)
-        self._tasks.append(self._portal.start_task_soon(self._load_sdk))
         for st in self.servers.values():
             self._tasks.append(self._portal.start_task_soon(self._run_server, st))
+        for st in self.servers.values():  # no other thread of ours competes for the GIL meanwhile
+            st.spawned.wait(SPAWN_WAIT)
+        self._tasks.append(self._portal.start_task_soon(self._load_sdk))
         return self
 
     def wait(self) -> None:
@@ -217,6 +222,7 @@ class McpHub:
             if st.status == "ready":
                 st.status = "stopped"
             st.client = None
+            st.spawned.set()
             st.done.set()
 
     @asynccontextmanager
@@ -224,6 +230,7 @@ class McpHub:
         spec = st.spec.resolved()
         async with AsyncExitStack() as stack:
             if spec.url:
+                st.spawned.set()
                 sdk = await self.sdk()
                 http = await stack.enter_async_context(sdk.http_client(
                     headers=dict(spec.headers) or None,
@@ -242,6 +249,8 @@ class McpHub:
                 except OSError as e:
                     raise McpCallError(f"cannot run {spec.command}: "
                                        f"{e.strerror or e}") from e
+                finally:
+                    st.spawned.set()
                 try:
                     sdk = await self.sdk()
                 except BaseException:  # a timeout while the SDK loads: the process must go
