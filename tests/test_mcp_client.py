@@ -339,3 +339,21 @@ def test_every_server_process_is_started_before_the_sdk_begins_to_load(tmp_path,
         h.wait()
         assert [st.status for st in h.servers.values()] == ["ready", "ready"]
     assert seen == [2]
+
+
+def test_an_sdk_that_moved_its_client_parts_gets_its_own_client_and_works(tmp_path, monkeypatch):
+    # the client half is built from SDK modules outside its documented API; a release that
+    # moves them must not break MCP: the SDK's own Client is used instead
+    from agentcli.mcp import sdk as sdk_mod
+
+    def moved() -> None:
+        raise ImportError("cannot import name 'run_input_required_driver'")
+
+    monkeypatch.setattr(sdk_mod, "_client_half", moved)
+    assert sdk_mod.load_sdk().Client is not None
+    specs = parse_servers({"demo": demo()})
+    with McpHub(list(specs.values()), tmp_path) as h:
+        h.wait()
+        assert h.servers["demo"].status == "ready", h.servers["demo"].error
+        result = call(executor(h, yes=True), "demo__add", {"a": 2, "b": 3})
+    assert not result.result.is_error and "5" in result.result.content, result

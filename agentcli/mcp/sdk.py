@@ -66,22 +66,17 @@ def _rest_of_package(module: ModuleType, spec: Any) -> Callable[[str], Any]:
 
 def load_sdk(http: bool = False) -> SimpleNamespace:
     """Every SDK name the hub uses; the Streamable HTTP transport's (httpx2 and all) only with
-    ``http`` (a URL server is configured)."""
-    client_only_import()
-    import mcp_types
-    from mcp.client._input_required import DEFAULT_INPUT_REQUIRED_MAX_ROUNDS, \
-        run_input_required_driver
-    from mcp.client.session import ClientRequestContext, ClientSession
-    from mcp.shared.exceptions import MCPError
-    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-    from mcp.shared.message import SessionMessage  # noqa: F401 - for the stdio transport
+    ``http`` (a URL server is configured). The client half is made of SDK modules that are not
+    its documented API (``ClientSession`` over ``JSONRPCDispatcher``, the input-required
+    driver): an SDK release that moves them gets the SDK's own ``Client`` instead (``connect``
+    uses it), slower to import but the same protocol."""
+    try:
+        sdk = _client_half()
+    except (ImportError, AttributeError):
+        from mcp.client.client import Client
 
-    sdk = SimpleNamespace(types=mcp_types, Implementation=mcp_types.Implementation,
-                          MCPError=MCPError, CONNECTION_CLOSED=mcp_types.CONNECTION_CLOSED,
-                          ClientSession=ClientSession, JSONRPCDispatcher=JSONRPCDispatcher,
-                          ClientRequestContext=ClientRequestContext,
-                          drive_input_required=run_input_required_driver,
-                          max_input_rounds=DEFAULT_INPUT_REQUIRED_MAX_ROUNDS)
+        sdk = _common_names()
+        sdk.Client = Client
     if http:
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
@@ -89,6 +84,31 @@ def load_sdk(http: bool = False) -> SimpleNamespace:
 
         sdk.httpx, sdk.http_client = httpx2, create_mcp_http_client
         sdk.streamable_http_client = streamable_http_client
+    return sdk
+
+
+def _common_names() -> SimpleNamespace:
+    import mcp_types
+    from mcp.shared.exceptions import MCPError
+    from mcp.shared.message import SessionMessage  # noqa: F401 - for the stdio transport
+
+    return SimpleNamespace(types=mcp_types, Implementation=mcp_types.Implementation,
+                           MCPError=MCPError, CONNECTION_CLOSED=mcp_types.CONNECTION_CLOSED,
+                           Client=None)
+
+
+def _client_half() -> SimpleNamespace:
+    client_only_import()
+    from mcp.client._input_required import DEFAULT_INPUT_REQUIRED_MAX_ROUNDS, \
+        run_input_required_driver
+    from mcp.client.session import ClientRequestContext, ClientSession
+    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+
+    sdk = _common_names()
+    sdk.__dict__.update(ClientSession=ClientSession, JSONRPCDispatcher=JSONRPCDispatcher,
+                        ClientRequestContext=ClientRequestContext,
+                        drive_input_required=run_input_required_driver,
+                        max_input_rounds=DEFAULT_INPUT_REQUIRED_MAX_ROUNDS)
     return sdk
 
 
@@ -134,6 +154,11 @@ async def connect(sdk: SimpleNamespace, transport: Any, client_info: Any
                   ) -> AsyncIterator[Session]:
     """The initialized session over ``transport`` (an async context manager of the read and
     write streams), closed with it."""
+    if sdk.Client is not None:  # the SDK's own client (load_sdk)
+        async with sdk.Client(transport, mode="legacy", cache=None,
+                              client_info=client_info) as client:
+            yield client
+        return
     async with AsyncExitStack() as stack:
         read_stream, write_stream = await stack.enter_async_context(transport)
         session = sdk.ClientSession(dispatcher=sdk.JSONRPCDispatcher(read_stream, write_stream),
