@@ -141,6 +141,41 @@ def test_servers_start_only_when_tools_from_them_can_be_used(fake_server, tmp_pa
     assert unknown.returncode == 2 and "unknown tool: nosuch__tool" in unknown.stderr
 
 
+SERVER_HALF = ("mcp.server", "mcp.client.client", "mcp.client.streamable_http", "starlette",
+               "sse_starlette", "uvicorn")
+
+
+def test_ask_imports_only_the_client_half_of_the_sdk(fake_server, tmp_path):
+    """`import mcp` would import the SDK's server side too (MCPServer, starlette, uvicorn: about
+    half of the SDK's import cost, paid while the servers boot on the same cores). A stdio server
+    is started, listed and called with the client half alone (no HTTP transport either), and the
+    rest of the SDK still imports afterwards in the same process."""
+    cfg = write_config(tmp_path, {"demo": demo()})
+    fake_server.script(tool_calls(("demo__add", {"a": 2, "b": 3})), text("The sum is 5."))
+    code = ("import sys\n"
+            "sys.argv = ['agentcli', 'ask', '--config', %r, '-p', 'openai', '--base-url', %r,\n"
+            "            '-m', 'test-model', '-y', 'add']\n"
+            "from agentcli.__main__ import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith(%r))\n"
+            "print('SERVER_HALF=' + ','.join(loaded))\n"
+            "from mcp import Client, ClientSession\n"
+            "from mcp.server.mcpserver import MCPServer\n"
+            "from mcp.client import Transport\n"
+            "print('REST=' + ','.join(x.__name__ for x in (Client, ClientSession, MCPServer)))\n"
+            % (str(cfg), fake_server.openai_base_url, SERVER_HALF))
+    r = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"},
+                       start_new_session=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "The sum is 5." in r.stdout
+    results = [m["content"] for m in fake_server.requests[1]["body"]["messages"]
+               if m["role"] == "tool"]
+    assert results == ["5"]
+    assert "SERVER_HALF=\n" in r.stdout, r.stdout
+    assert "REST=Client,ClientSession,MCPServer\n" in r.stdout, r.stdout
+
+
 def wait_until_started(proc: subprocess.Popen, marker: Path) -> None:
     """Until the demo server's `slow` tool has begun (it writes "started" in ``marker``)."""
     deadline = time.monotonic() + 30

@@ -304,3 +304,56 @@ def test_a_missing_command_is_still_named(tmp_path):
         h.wait()
         assert h.servers["m"].error == ("cannot run no-such-mcp-server-anywhere: No such file "
                                         "or directory")
+
+
+def test_every_server_process_is_started_before_the_sdk_begins_to_load(tmp_path, monkeypatch):
+    """The SDK's import is CPU work under the GIL: begun first, it slowed the thread spawning
+    the servers, which are the longest wait of a start. Each server process exists before it."""
+    import agentcli.mcp.client as hub_module
+
+    marker = str(tmp_path / "marker")  # an argument the demo server ignores: finds its processes
+
+    def started() -> int:
+        mine = 0
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            mine += ppid == os.getpid() and marker.encode() in argv
+        return mine
+
+    seen: list[int] = []
+    real = hub_module.load_sdk
+
+    def load_sdk(http: bool = False):
+        seen.append(started())
+        return real(http)
+
+    monkeypatch.setattr(hub_module, "load_sdk", load_sdk)
+    specs = parse_servers({"a": demo(args=[*DEMO, marker]), "b": demo(args=[*DEMO, marker])})
+    with McpHub(list(specs.values()), tmp_path) as h:
+        h.wait()
+        assert [st.status for st in h.servers.values()] == ["ready", "ready"]
+    assert seen == [2]
+
+
+def test_an_sdk_that_moved_its_client_parts_gets_its_own_client_and_works(tmp_path, monkeypatch):
+    # the client half is built from SDK modules outside its documented API; a release that
+    # moves them must not break MCP: the SDK's own Client is used instead
+    from agentcli.mcp import sdk as sdk_mod
+
+    def moved() -> None:
+        raise ImportError("cannot import name 'run_input_required_driver'")
+
+    monkeypatch.setattr(sdk_mod, "_client_half", moved)
+    assert sdk_mod.load_sdk().Client is not None
+    specs = parse_servers({"demo": demo()})
+    with McpHub(list(specs.values()), tmp_path) as h:
+        h.wait()
+        assert h.servers["demo"].status == "ready", h.servers["demo"].error
+        result = call(executor(h, yes=True), "demo__add", {"a": 2, "b": 3})
+    assert not result.result.is_error and "5" in result.result.content, result

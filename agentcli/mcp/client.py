@@ -26,11 +26,13 @@ from typing import IO, Any, AsyncIterator, Callable, Optional, Sequence
 
 from ..errors import AgentCliError, redact_url
 from .config import ServerSpec, log_dir, log_path
+from .sdk import connect, load_sdk
 
 MAX_TOOL_PAGES = 50
 PROGRESS_POLL = 0.1  # seconds: how often a waiting call looks for news (and for Ctrl-C)
 CANCEL_WAIT = 2.0  # seconds a Ctrl-C waits for the cancellation notice to go out
 CLOSE_WAIT = 5.0
+SPAWN_WAIT = 1.0  # seconds ``start`` waits for the server processes to be started
 
 
 Progress = Callable[[float, Optional[float], Optional[str]], None]
@@ -59,6 +61,8 @@ class ServerState:
     started_in: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     """Set when the server is ready or has failed to start."""
+    spawned: threading.Event = field(default_factory=threading.Event)
+    """Set once its process was started (or could not be; at once for a URL server)."""
     stop: Any = None  # anyio.Event, made in the loop
 
 
@@ -108,9 +112,11 @@ class McpHub:
         self._quiet_sdk_logging()
         self._portal = self._stack.enter_context(start_blocking_portal(name="agentcli-mcp"))
         self._sdk_loaded = self._portal.call(_new_event)
-        self._tasks.append(self._portal.start_task_soon(self._load_sdk))
         for st in self.servers.values():
             self._tasks.append(self._portal.start_task_soon(self._run_server, st))
+        for st in self.servers.values():  # no other thread of ours competes for the GIL meanwhile
+            st.spawned.wait(SPAWN_WAIT)
+        self._tasks.append(self._portal.start_task_soon(self._load_sdk))
         return self
 
     def wait(self) -> None:
@@ -170,7 +176,8 @@ class McpHub:
         import anyio
 
         try:
-            self._sdk = await anyio.to_thread.run_sync(_sdk)
+            http = any(st.spec.url for st in self.servers.values())
+            self._sdk = await anyio.to_thread.run_sync(load_sdk, http)
         except Exception as e:  # noqa: BLE001 - every server reports it
             self._sdk_error = e
         finally:
@@ -215,6 +222,7 @@ class McpHub:
             if st.status == "ready":
                 st.status = "stopped"
             st.client = None
+            st.spawned.set()
             st.done.set()
 
     @asynccontextmanager
@@ -222,6 +230,7 @@ class McpHub:
         spec = st.spec.resolved()
         async with AsyncExitStack() as stack:
             if spec.url:
+                st.spawned.set()
                 sdk = await self.sdk()
                 http = await stack.enter_async_context(sdk.http_client(
                     headers=dict(spec.headers) or None,
@@ -240,6 +249,8 @@ class McpHub:
                 except OSError as e:
                     raise McpCallError(f"cannot run {spec.command}: "
                                        f"{e.strerror or e}") from e
+                finally:
+                    st.spawned.set()
                 try:
                     sdk = await self.sdk()
                 except BaseException:  # a timeout while the SDK loads: the process must go
@@ -251,10 +262,8 @@ class McpHub:
                 transport = stdio_transport(process, errlog,
                                             lambda text: setattr(st, "problem", text),
                                             lambda code: setattr(st, "exit_code", code))
-            client = sdk.Client(transport, mode="legacy", cache=None,
-                                client_info=sdk.Implementation(name=self._client_name,
-                                                               version=_version()))
-            yield await stack.enter_async_context(client)
+            info = sdk.Implementation(name=self._client_name, version=_version())
+            yield await stack.enter_async_context(connect(sdk, transport, info))
 
     async def _list_tools(self, client: Any) -> list[Any]:
         tools: list[Any] = []
@@ -366,24 +375,6 @@ def _new_event() -> Any:
     import anyio
 
     return anyio.Event()
-
-
-def _sdk() -> Any:
-    """Every SDK name the hub uses, imported in one worker thread."""
-    from types import SimpleNamespace
-
-    import httpx2
-    import mcp_types
-    from mcp.client.client import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
-    from mcp.shared.exceptions import MCPError
-    from mcp.shared.message import SessionMessage  # noqa: F401 - for the stdio transport
-
-    return SimpleNamespace(Client=Client, Implementation=mcp_types.Implementation,
-                           MCPError=MCPError, CONNECTION_CLOSED=mcp_types.CONNECTION_CLOSED,
-                           httpx=httpx2, http_client=create_mcp_http_client,
-                           streamable_http_client=streamable_http_client)
 
 
 def _version() -> str:
