@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cases import compile_bytecode  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 BEGIN = "<!-- side.py: begin -->"
 END = "<!-- side.py: end -->"
@@ -89,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in SCRIPTS]
     if unknown:
         ap.error(f"unknown script(s): {', '.join(unknown)}; choose from {', '.join(SCRIPTS)}")
+    # as a wheel install has it (PYTHONDONTWRITEBYTECODE would leave every run compiling
+    # agentcli from source): see cases.compile_bytecode
+    compile_bytecode()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip() or "unknown"
     results = []
