@@ -169,3 +169,19 @@ def test_reasoning_streams_as_events_unless_hidden(monkeypatch):
         kinds = [json.loads(line)["type"] for line in buf.getvalue().splitlines()]
         assert ("reasoning" in kinds) is show
         assert json.loads(buf.getvalue().splitlines()[-1])["reasoning"] == "let me think"
+
+
+def test_streamed_text_events_are_the_same_json_as_every_other_event():
+    # --jsonl writes text and reasoning deltas without the generic encoder (one per chunk of a
+    # long reply): the lines must be byte for byte what json_text makes, hostile text included
+    from agentcli.ui.json_output import json_text, text_event
+
+    for sample in ("", "plain words ", 'quote " and \\ backslash', "new\nline\ttab\r",
+                 "\x1b]52;c;ZXZpbA==\x07 osc", "\x9b31m c1 \x85 nel", "bidi \u202e\u2066 x",
+                 "line sep \u2028\u2029", "nul \x00 and \x7f del", "emoji 😀 and 中文",
+                 "\ud800 lone surrogate"):
+        for kind in ("text", "reasoning"):
+            line = text_event(kind, sample)
+            assert line == json_text({"type": kind, "text": sample}), repr(sample)
+            assert json.loads(line) == {"type": kind, "text": sample}
+            assert not any(c in line for c in "\x1b\x9b\x85\u202e\u2028\x07\x00")

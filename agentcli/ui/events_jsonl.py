@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from ..messages import (AgentDone, AgentEvent, HistoryAppended, Notice, ReasoningDelta,
                         ResponseDone, TextDelta, ToolCallReady, ToolResultReady)
-from .json_output import json_text, schema_fields
+from .json_output import json_text, schema_fields, text_event
 
 VERSION = 1
 
@@ -53,10 +53,13 @@ class JsonlOutput:
         self.closed = False
 
     def emit(self, payload: dict[str, Any]) -> None:
+        self._write(json_text(payload))
+
+    def _write(self, line: str) -> None:
         if self.closed:
             return
         try:
-            self.file.write(json_text(payload) + "\n")
+            self.file.write(line + "\n")
             self.file.flush()
         except (BrokenPipeError, ValueError) as e:  # ValueError: write to a closed file
             self.closed = True
@@ -68,10 +71,10 @@ class JsonlOutput:
 
     def handle(self, event: AgentEvent) -> None:
         if isinstance(event, TextDelta):
-            self.emit({"type": "text", "text": event.text})
+            self._write(text_event("text", event.text))
         elif isinstance(event, ReasoningDelta):
             if self.show_reasoning:  # --hide-reasoning: none (``done`` still carries it)
-                self.emit({"type": "reasoning", "text": event.text})
+                self._write(text_event("reasoning", event.text))
         elif isinstance(event, ToolCallReady):
             call = event.call
             try:

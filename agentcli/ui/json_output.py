@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from ..messages import AgentDone
@@ -14,7 +15,17 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e
 
 def json_text(payload: Any, indent: int | None = None) -> str:
     """``json_line``'s escaping, for any JSON value (``sessions`` exports and listings)."""
-    text = json.dumps(payload, ensure_ascii=False, indent=indent)
+    return _escape_unsafe(json.dumps(payload, ensure_ascii=False, indent=indent))
+
+
+def text_event(kind: str, text: str) -> str:
+    """``json_text({"type": kind, "text": text})``, exactly, made without the generic encoder:
+    ``--jsonl`` writes one per streamed delta (thousands in a long reply). ``kind`` is one of
+    agentcli's own plain ASCII event names."""
+    return _escape_unsafe(f'{{"type": "{kind}", "text": {encode_basestring(text)}}}')
+
+
+def _escape_unsafe(text: str) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
