@@ -4,25 +4,13 @@ restores it with its diff (or refuses and shows the conflict), /forget is the ol
 
 from __future__ import annotations
 
-import pytest
-
 from agentcli.config import load_settings
 from agentcli.toolrun.manifest import load_tools
 from fake_server import text, tool_calls
+from test_edit_approval import work  # noqa: F401 - the fixture
 from test_repl import chat, user_texts  # noqa: F401 - the fixture
 
-__all__ = ["chat"]
-
-
-@pytest.fixture
-def work(tmp_path, monkeypatch):
-    # a folder of its own: the sandbox hides the data folder (AGENTCLI_HOME, in tmp_path), and
-    # a working folder holding a hidden one can get no new file at its top level
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "notes.txt").write_text("alpha\nbeta\ngamma\n")
-    monkeypatch.chdir(work)
-    return work
+__all__ = ["chat", "work"]
 
 
 def builtins():
